@@ -1,0 +1,559 @@
+import type { FieldErrors } from '../field-errors.js';
+import { deepEqual, type KubeObject } from '../object.js';
+import type { ResourceType } from '../resource-type.js';
+import { labelSelectorToString } from '../selectors.js';
+import { age, humanDuration } from '../time.js';
+import { ageColumn, col, nameColumn, orNone } from './columns.js';
+import { defaultPodSpec, qosClass, validatePodSpec } from './pod-spec.js';
+
+/** The core ("" group, v1) kinds. */
+const core = { group: '', version: 'v1', status: false, generation: false, nameRule: 'subdomain' as const };
+
+// biome-ignore lint/suspicious/noExplicitAny: untyped status JSON
+type J = Record<string, any>;
+
+/** READY, STATUS and RESTARTS of a pod as kubectl prints them (printers.go printPod). */
+export function podSummary(p: KubeObject): { ready: string; status: string; restarts: string } {
+  const st: J = p.status ?? {};
+  const containers = (p.spec?.containers ?? []) as J[];
+  let reason: string = st.reason || st.phase || 'Pending';
+  let restarts = 0;
+  let lastRestart = 0;
+  let readyCount = 0;
+  let initializing = false;
+  const inits = (st.initContainerStatuses ?? []) as J[];
+  const nInit = (p.spec?.initContainers ?? []).length;
+  for (let i = 0; i < inits.length; i++) {
+    const c = inits[i];
+    restarts += c.restartCount ?? 0;
+    const t = c.state?.terminated;
+    const w = c.state?.waiting;
+    if (t && t.exitCode === 0) continue;
+    if (c.started && c.state?.running) continue;
+    if (t) reason = t.reason ? `Init:${t.reason}` : t.signal ? `Init:Signal:${t.signal}` : `Init:ExitCode:${t.exitCode}`;
+    else if (w?.reason && w.reason !== 'PodInitializing') reason = `Init:${w.reason}`;
+    else reason = `Init:${i}/${nInit}`;
+    initializing = true;
+    break;
+  }
+  const statuses = (st.containerStatuses ?? []) as J[];
+  if (!initializing) {
+    let hasRunning = false;
+    for (let i = statuses.length - 1; i >= 0; i--) {
+      const c = statuses[i];
+      restarts += c.restartCount ?? 0;
+      const lt = c.lastState?.terminated?.finishedAt;
+      if (lt) lastRestart = Math.max(lastRestart, Date.parse(lt));
+      const w = c.state?.waiting;
+      const t = c.state?.terminated;
+      if (w?.reason) reason = w.reason;
+      else if (t?.reason) reason = t.reason;
+      else if (t) reason = t.signal ? `Signal:${t.signal}` : `ExitCode:${t.exitCode}`;
+      else if (c.ready && c.state?.running) {
+        hasRunning = true;
+        readyCount++;
+      }
+    }
+    if (reason === 'Completed' && hasRunning) reason = st.conditions?.some((c: J) => c.type === 'Ready' && c.status === 'True') ? 'Running' : 'NotReady';
+  }
+  if (p.metadata.deletionTimestamp) reason = st.reason === 'NodeLost' ? 'Unknown' : 'Terminating';
+  const restartText = lastRestart ? `${restarts} (${humanDuration(Date.now() - lastRestart)} ago)` : String(restarts);
+  return { ready: `${readyCount}/${containers.length}`, status: reason, restarts: restartText };
+}
+
+const pods: ResourceType = {
+  ...core,
+  kind: 'Pod',
+  plural: 'pods',
+  singular: 'pod',
+  namespaced: true,
+  shortNames: ['po'],
+  categories: ['all'],
+  storage: 'core/pods',
+  status: true,
+  defaults: (o) => defaultPodSpec(o.spec),
+  prepareForCreate: (o) => {
+    o.status = { phase: 'Pending', qosClass: qosClass(o.spec) };
+  },
+  validate: (o, errs) => validatePodSpec(o.spec, 'spec', errs),
+  validateUpdate: (o, old, errs) => {
+    // Only images, activeDeadlineSeconds and added tolerations may change on a pod's spec.
+    const strip = (s: J | undefined) => {
+      const c: J = structuredClone(s ?? {});
+      for (const x of [...(c.containers ?? []), ...(c.initContainers ?? [])]) delete x.image;
+      delete c.activeDeadlineSeconds;
+      delete c.tolerations;
+      delete c.terminationGracePeriodSeconds;
+      return c;
+    };
+    if (!deepEqual(strip(o.spec), strip(old.spec))) {
+      errs.forbidden(
+        'spec',
+        'pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)',
+      );
+    }
+  },
+  gracePeriod: (o, requested) => {
+    if (!o.spec?.nodeName) return 0;
+    if (o.status?.phase === 'Succeeded' || o.status?.phase === 'Failed') return 0;
+    return requested ?? o.spec?.terminationGracePeriodSeconds ?? 30;
+  },
+  fields: {
+    'spec.nodeName': (o) => o.spec?.nodeName ?? '',
+    'spec.restartPolicy': (o) => o.spec?.restartPolicy ?? '',
+    'spec.schedulerName': (o) => o.spec?.schedulerName ?? '',
+    'spec.serviceAccountName': (o) => o.spec?.serviceAccountName ?? '',
+    'spec.hostNetwork': (o) => String(!!o.spec?.hostNetwork),
+    'status.phase': (o) => o.status?.phase ?? '',
+    'status.podIP': (o) => o.status?.podIP ?? '',
+    'status.nominatedNodeName': (o) => o.status?.nominatedNodeName ?? '',
+  },
+  columns: [
+    nameColumn,
+    col('Ready', (o) => podSummary(o).ready, { description: 'The aggregate readiness state of this pod for accepting traffic.' }),
+    col('Status', (o) => podSummary(o).status, { description: 'The aggregate status of the containers in this pod.' }),
+    col('Restarts', (o) => podSummary(o).restarts, { description: 'The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.' }),
+    ageColumn,
+    col('IP', (o) => orNone(o.status?.podIP), { wide: true }),
+    col('Node', (o) => orNone(o.spec?.nodeName), { wide: true }),
+    col('Nominated Node', (o) => orNone(o.status?.nominatedNodeName), { wide: true }),
+    col('Readiness Gates', (o) => (o.spec?.readinessGates?.length ? `${o.spec.readinessGates.length}` : '<none>'), { wide: true }),
+  ],
+};
+
+function servicePorts(o: KubeObject): string {
+  const ports = (o.spec?.ports ?? []) as J[];
+  if (!ports.length) return '<none>';
+  return ports.map((p) => (p.nodePort ? `${p.port}:${p.nodePort}/${p.protocol ?? 'TCP'}` : `${p.port}/${p.protocol ?? 'TCP'}`)).join(',');
+}
+
+function externalIp(o: KubeObject): string {
+  const t = o.spec?.type ?? 'ClusterIP';
+  const ext = (o.spec?.externalIPs ?? []) as string[];
+  if (t === 'ExternalName') return o.spec?.externalName ?? '<none>';
+  if (t === 'LoadBalancer') {
+    const ing = ((o.status?.loadBalancer?.ingress ?? []) as J[]).map((i) => i.ip || i.hostname);
+    const all = [...ing, ...ext];
+    return all.length ? all.join(',') : '<pending>';
+  }
+  return ext.length ? ext.join(',') : '<none>';
+}
+
+const serviceTypes = ['ClusterIP', 'ExternalName', 'LoadBalancer', 'NodePort'];
+
+const services: ResourceType = {
+  ...core,
+  kind: 'Service',
+  plural: 'services',
+  singular: 'service',
+  namespaced: true,
+  shortNames: ['svc'],
+  categories: ['all'],
+  storage: 'core/services',
+  status: true,
+  nameRule: 'label',
+  defaults: (o) => {
+    o.spec ??= {};
+    const s = o.spec;
+    s.type ??= 'ClusterIP';
+    s.sessionAffinity ??= 'None';
+    if (s.type !== 'ExternalName') {
+      s.internalTrafficPolicy ??= 'Cluster';
+      s.ipFamilyPolicy ??= 'SingleStack';
+      s.ipFamilies ??= ['IPv4'];
+    }
+    if ((s.type === 'NodePort' || s.type === 'LoadBalancer') && !s.externalTrafficPolicy) s.externalTrafficPolicy = 'Cluster';
+    for (const p of (s.ports ?? []) as J[]) {
+      if (!p || typeof p !== 'object') continue;
+      p.protocol ??= 'TCP';
+      p.targetPort ??= p.port;
+    }
+  },
+  prepareForCreate: (o) => {
+    o.status = { loadBalancer: {} };
+  },
+  validate: (o, errs) => {
+    const s = o.spec ?? {};
+    if (!serviceTypes.includes(s.type)) errs.notSupported('spec.type', s.type, serviceTypes);
+    const ports = (s.ports ?? []) as J[];
+    if (s.type === 'ExternalName') {
+      if (!s.externalName) errs.required('spec.externalName');
+    } else if (!ports.length && s.clusterIP !== 'None') errs.required('spec.ports');
+    const names = new Set<string>();
+    ports.forEach((p, i) => {
+      const f = `spec.ports[${i}]`;
+      if (!Number.isInteger(p?.port) || p.port < 1 || p.port > 65535) errs.invalid(`${f}.port`, p?.port, 'must be between 1 and 65535, inclusive');
+      if (ports.length > 1 && !p?.name) errs.required(`${f}.name`);
+      if (p?.name) {
+        if (names.has(p.name)) errs.duplicate(`${f}.name`, p.name);
+        names.add(p.name);
+      }
+      if (p?.protocol && !['TCP', 'UDP', 'SCTP'].includes(p.protocol)) errs.notSupported(`${f}.protocol`, p.protocol, ['SCTP', 'TCP', 'UDP']);
+      if (typeof p?.targetPort === 'number' && (p.targetPort < 1 || p.targetPort > 65535)) {
+        errs.invalid(`${f}.targetPort`, p.targetPort, 'must be between 1 and 65535, inclusive');
+      }
+      if (p?.nodePort !== undefined && (!Number.isInteger(p.nodePort) || p.nodePort < 1 || p.nodePort > 65535)) {
+        errs.invalid(`${f}.nodePort`, p.nodePort, 'must be between 1 and 65535, inclusive');
+      }
+    });
+    if (s.selector !== undefined && (typeof s.selector !== 'object' || Array.isArray(s.selector))) errs.invalid('spec.selector', s.selector, 'must be a map');
+  },
+  validateUpdate: (o, old, errs) => {
+    const was = old.spec?.clusterIP;
+    if (was && was !== '' && o.spec?.clusterIP !== was && old.spec?.type !== 'ExternalName' && o.spec?.type !== 'ExternalName') {
+      errs.immutable('spec.clusterIP', o.spec?.clusterIP ?? '');
+    }
+  },
+  columns: [
+    nameColumn,
+    col('Type', (o) => o.spec?.type ?? 'ClusterIP'),
+    col('Cluster-IP', (o) => orNone(o.spec?.clusterIP)),
+    col('External-IP', externalIp),
+    col('Port(s)', servicePorts),
+    ageColumn,
+    col('Selector', (o) => (o.spec?.selector ? Object.entries(o.spec.selector).map(([k, v]) => `${k}=${v}`).join(',') || '<none>' : '<none>'), { wide: true }),
+  ],
+};
+
+function formatEndpoints(o: KubeObject): string {
+  const out: string[] = [];
+  let total = 0;
+  for (const s of (o.subsets ?? []) as J[]) {
+    for (const a of (s.addresses ?? []) as J[]) {
+      for (const p of (s.ports?.length ? s.ports : [{}]) as J[]) {
+        total++;
+        if (out.length < 3) out.push(p.port ? `${a.ip}:${p.port}` : a.ip);
+      }
+    }
+  }
+  if (!total) return '<none>';
+  return total > 3 ? `${out.join(',')} + ${total - 3} more...` : out.join(',');
+}
+
+const endpoints: ResourceType = {
+  ...core,
+  kind: 'Endpoints',
+  plural: 'endpoints',
+  singular: 'endpoints',
+  namespaced: true,
+  shortNames: ['ep'],
+  storage: 'core/endpoints',
+  columns: [nameColumn, col('Endpoints', formatEndpoints), ageColumn],
+};
+
+const dataKey = /^[-._a-zA-Z0-9]+$/;
+function validateDataKeys(o: KubeObject, errs: FieldErrors): void {
+  for (const field of ['data', 'binaryData', 'stringData']) {
+    const d = o[field];
+    if (d === undefined || d === null) continue;
+    if (typeof d !== 'object' || Array.isArray(d)) {
+      errs.invalid(field, d, 'must be a map');
+      continue;
+    }
+    for (const k of Object.keys(d)) {
+      if (!dataKey.test(k) || k.length > 253) {
+        errs.invalid(`${field}[${k}]`, k, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')");
+      }
+    }
+  }
+}
+
+function immutableData(o: KubeObject, old: KubeObject, errs: FieldErrors): void {
+  if (old.immutable === true) {
+    if (!deepEqual(o.data, old.data)) errs.forbidden('data', 'field is immutable when `immutable` is set');
+    if (!deepEqual(o.binaryData, old.binaryData)) errs.forbidden('binaryData', 'field is immutable when `immutable` is set');
+    if (o.immutable !== true) errs.forbidden('immutable', 'field is immutable when `immutable` is set');
+  }
+}
+
+const configmaps: ResourceType = {
+  ...core,
+  kind: 'ConfigMap',
+  plural: 'configmaps',
+  singular: 'configmap',
+  namespaced: true,
+  shortNames: ['cm'],
+  storage: 'core/configmaps',
+  validate: (o, errs) => {
+    validateDataKeys(o, errs);
+    for (const [k, v] of Object.entries((o.data ?? {}) as J)) if (typeof v !== 'string') errs.invalid(`data[${k}]`, v, 'must be a string');
+  },
+  validateUpdate: immutableData,
+  columns: [nameColumn, col('Data', (o) => Object.keys(o.data ?? {}).length + Object.keys(o.binaryData ?? {}).length, { type: 'integer' }), ageColumn],
+};
+
+const secrets: ResourceType = {
+  ...core,
+  kind: 'Secret',
+  plural: 'secrets',
+  singular: 'secret',
+  namespaced: true,
+  storage: 'core/secrets',
+  defaults: (o) => {
+    o.type ??= 'Opaque';
+    // stringData is write-only: merged into data, never stored.
+    if (o.stringData && typeof o.stringData === 'object') {
+      o.data ??= {};
+      for (const [k, v] of Object.entries(o.stringData as J)) o.data[k] = Buffer.from(String(v)).toString('base64');
+      delete o.stringData;
+    }
+  },
+  validate: (o, errs) => {
+    validateDataKeys(o, errs);
+    for (const [k, v] of Object.entries((o.data ?? {}) as J)) {
+      if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) errs.invalid(`data[${k}]`, '<secret contents redacted>', 'must be base64-encoded');
+    }
+  },
+  validateUpdate: (o, old, errs) => {
+    immutableData(o, old, errs);
+    if (o.type !== old.type) errs.immutable('type', o.type);
+  },
+  fields: { type: (o) => o.type ?? '' },
+  columns: [nameColumn, col('Type', (o) => o.type ?? ''), col('Data', (o) => Object.keys(o.data ?? {}).length, { type: 'integer' }), ageColumn],
+};
+
+const serviceaccounts: ResourceType = {
+  ...core,
+  kind: 'ServiceAccount',
+  plural: 'serviceaccounts',
+  singular: 'serviceaccount',
+  namespaced: true,
+  shortNames: ['sa'],
+  storage: 'core/serviceaccounts',
+  columns: [nameColumn, col('Secrets', (o) => (o.secrets ?? []).length, { type: 'integer' }), ageColumn],
+};
+
+function eventObject(o: KubeObject): string {
+  const io = o.involvedObject ?? {};
+  return `${String(io.kind ?? '').toLowerCase()}/${io.name ?? ''}`;
+}
+function lastSeen(o: KubeObject): string {
+  const t = o.series?.lastObservedTime ?? o.lastTimestamp ?? o.eventTime ?? o.firstTimestamp ?? o.metadata.creationTimestamp;
+  return age(t);
+}
+
+const events: ResourceType = {
+  ...core,
+  kind: 'Event',
+  plural: 'events',
+  singular: 'event',
+  namespaced: true,
+  shortNames: ['ev'],
+  storage: 'core/events',
+  validate: (o, errs) => {
+    const ns = o.involvedObject?.namespace;
+    if (ns && o.metadata.namespace && ns !== o.metadata.namespace) errs.invalid('involvedObject.namespace', ns, 'does not match event.namespace');
+  },
+  fields: {
+    'involvedObject.kind': (o) => o.involvedObject?.kind ?? '',
+    'involvedObject.namespace': (o) => o.involvedObject?.namespace ?? '',
+    'involvedObject.name': (o) => o.involvedObject?.name ?? '',
+    'involvedObject.uid': (o) => o.involvedObject?.uid ?? '',
+    'involvedObject.apiVersion': (o) => o.involvedObject?.apiVersion ?? '',
+    'involvedObject.resourceVersion': (o) => o.involvedObject?.resourceVersion ?? '',
+    'involvedObject.fieldPath': (o) => o.involvedObject?.fieldPath ?? '',
+    reason: (o) => o.reason ?? '',
+    reportingComponent: (o) => o.reportingComponent ?? '',
+    source: (o) => o.source?.component ?? '',
+    type: (o) => o.type ?? '',
+  },
+  columns: [
+    col('Last Seen', lastSeen),
+    col('Type', (o) => o.type ?? ''),
+    col('Reason', (o) => o.reason ?? ''),
+    col('Object', eventObject),
+    col('Subobject', (o) => o.involvedObject?.fieldPath ?? '', { wide: true }),
+    col('Source', (o) => [o.source?.component ?? o.reportingComponent, o.source?.host].filter(Boolean).join(', '), { wide: true }),
+    col('Message', (o) => String(o.message ?? '').trim()),
+    col('First Seen', (o) => age(o.firstTimestamp ?? o.eventTime ?? o.metadata.creationTimestamp), { wide: true }),
+    col('Count', (o) => o.series?.count ?? o.count ?? 1, { wide: true, type: 'integer' }),
+    { ...nameColumn, priority: 1 },
+  ],
+};
+
+function nodeStatus(o: KubeObject): string {
+  const ready = ((o.status?.conditions ?? []) as J[]).find((c) => c.type === 'Ready');
+  const parts = [ready?.status === 'True' ? 'Ready' : ready ? 'NotReady' : 'Unknown'];
+  if (o.spec?.unschedulable) parts.push('SchedulingDisabled');
+  return parts.join(',');
+}
+function nodeAddress(o: KubeObject, type: string): string {
+  return ((o.status?.addresses ?? []) as J[]).find((a) => a.type === type)?.address ?? '<none>';
+}
+
+const nodes: ResourceType = {
+  ...core,
+  kind: 'Node',
+  plural: 'nodes',
+  singular: 'node',
+  namespaced: false,
+  shortNames: ['no'],
+  storage: 'core/nodes',
+  status: true,
+  keepStatusOnCreate: true,
+  fields: { 'spec.unschedulable': (o) => String(!!o.spec?.unschedulable) },
+  columns: [
+    nameColumn,
+    col('Status', nodeStatus),
+    col('Roles', (o) => Object.keys(o.metadata.labels ?? {}).filter((k) => k.startsWith('node-role.kubernetes.io/')).map((k) => k.slice(24)).join(',') || '<none>'),
+    ageColumn,
+    col('Version', (o) => o.status?.nodeInfo?.kubeletVersion ?? ''),
+    col('Internal-IP', (o) => nodeAddress(o, 'InternalIP'), { wide: true }),
+    col('External-IP', (o) => nodeAddress(o, 'ExternalIP'), { wide: true }),
+    col('OS-Image', (o) => o.status?.nodeInfo?.osImage ?? '<unknown>', { wide: true }),
+    col('Kernel-Version', (o) => o.status?.nodeInfo?.kernelVersion ?? '<unknown>', { wide: true }),
+    col('Container-Runtime', (o) => o.status?.nodeInfo?.containerRuntimeVersion ?? '<unknown>', { wide: true }),
+  ],
+};
+
+const namespaces: ResourceType = {
+  ...core,
+  kind: 'Namespace',
+  plural: 'namespaces',
+  singular: 'namespace',
+  namespaced: false,
+  shortNames: ['ns'],
+  storage: 'core/namespaces',
+  status: true,
+  nameRule: 'label',
+  defaults: (o) => {
+    o.metadata.labels = { ...(o.metadata.labels ?? {}), 'kubernetes.io/metadata.name': o.metadata.name ?? '' };
+  },
+  prepareForCreate: (o) => {
+    o.spec = { finalizers: ['kubernetes'] };
+    o.status = { phase: 'Active' };
+  },
+  systemFinalizers: (o) => o.spec?.finalizers ?? [],
+  markDeleting: (o) => {
+    o.status = { ...(o.status ?? {}), phase: 'Terminating' };
+  },
+  fields: { 'status.phase': (o) => o.status?.phase ?? '' },
+  columns: [nameColumn, col('Status', (o) => o.status?.phase ?? ''), ageColumn],
+};
+
+const accessModes: Record<string, string> = { ReadWriteOnce: 'RWO', ReadOnlyMany: 'ROX', ReadWriteMany: 'RWX', ReadWriteOncePod: 'RWOP' };
+const modes = (o: KubeObject, path: 'spec' | 'status') => ((o[path]?.accessModes ?? []) as string[]).map((m) => accessModes[m] ?? m).join(',');
+
+const persistentvolumes: ResourceType = {
+  ...core,
+  kind: 'PersistentVolume',
+  plural: 'persistentvolumes',
+  singular: 'persistentvolume',
+  namespaced: false,
+  shortNames: ['pv'],
+  storage: 'core/persistentvolumes',
+  status: true,
+  defaults: (o) => {
+    o.spec ??= {};
+    o.spec.persistentVolumeReclaimPolicy ??= 'Retain';
+    o.spec.volumeMode ??= 'Filesystem';
+  },
+  prepareForCreate: (o) => {
+    o.status = { phase: 'Pending' };
+  },
+  validate: (o, errs) => {
+    if (!o.spec?.capacity?.storage) errs.required('spec.capacity.storage');
+    if (!o.spec?.accessModes?.length) errs.required('spec.accessModes');
+  },
+  columns: [
+    nameColumn,
+    col('Capacity', (o) => o.spec?.capacity?.storage ?? ''),
+    col('Access Modes', (o) => modes(o, 'spec')),
+    col('Reclaim Policy', (o) => o.spec?.persistentVolumeReclaimPolicy ?? ''),
+    col('Status', (o) => o.status?.phase ?? ''),
+    col('Claim', (o) => (o.spec?.claimRef ? `${o.spec.claimRef.namespace}/${o.spec.claimRef.name}` : '')),
+    col('StorageClass', (o) => o.spec?.storageClassName ?? ''),
+    col('VolumeAttributesClass', (o) => orNone(o.spec?.volumeAttributesClassName)),
+    col('Reason', (o) => o.status?.reason ?? ''),
+    ageColumn,
+    col('VolumeMode', (o) => o.spec?.volumeMode ?? 'Filesystem', { wide: true }),
+  ],
+};
+
+const persistentvolumeclaims: ResourceType = {
+  ...core,
+  kind: 'PersistentVolumeClaim',
+  plural: 'persistentvolumeclaims',
+  singular: 'persistentvolumeclaim',
+  namespaced: true,
+  shortNames: ['pvc'],
+  storage: 'core/persistentvolumeclaims',
+  status: true,
+  defaults: (o) => {
+    o.spec ??= {};
+    o.spec.volumeMode ??= 'Filesystem';
+  },
+  prepareForCreate: (o) => {
+    o.status = { phase: 'Pending' };
+  },
+  validate: (o, errs) => {
+    if (!o.spec?.accessModes?.length) errs.required('spec.accessModes', 'at least 1 access mode is required');
+    if (!o.spec?.resources?.requests?.storage) errs.required('spec.resources[storage]');
+  },
+  columns: [
+    nameColumn,
+    col('Status', (o) => o.status?.phase ?? ''),
+    col('Volume', (o) => o.spec?.volumeName ?? ''),
+    col('Capacity', (o) => o.status?.capacity?.storage ?? ''),
+    col('Access Modes', (o) => modes(o, 'status')),
+    col('StorageClass', (o) => o.spec?.storageClassName ?? ''),
+    col('VolumeAttributesClass', (o) => orNone(o.spec?.volumeAttributesClassName)),
+    ageColumn,
+    col('VolumeMode', (o) => o.spec?.volumeMode ?? 'Filesystem', { wide: true }),
+  ],
+};
+
+const resourcequotas: ResourceType = {
+  ...core,
+  kind: 'ResourceQuota',
+  plural: 'resourcequotas',
+  singular: 'resourcequota',
+  namespaced: true,
+  shortNames: ['quota'],
+  storage: 'core/resourcequotas',
+  status: true,
+  columns: [
+    nameColumn,
+    ageColumn,
+    col('Request', (o) =>
+      Object.keys(o.spec?.hard ?? {})
+        .filter((k) => !k.startsWith('limits.'))
+        .map((k) => `${k}: ${o.status?.used?.[k] ?? 0}/${o.spec.hard[k]}`)
+        .join(', '),
+    ),
+    col('Limit', (o) =>
+      Object.keys(o.spec?.hard ?? {})
+        .filter((k) => k.startsWith('limits.'))
+        .map((k) => `${k}: ${o.status?.used?.[k] ?? 0}/${o.spec.hard[k]}`)
+        .join(', '),
+    ),
+  ],
+};
+
+const limitranges: ResourceType = {
+  ...core,
+  kind: 'LimitRange',
+  plural: 'limitranges',
+  singular: 'limitrange',
+  namespaced: true,
+  shortNames: ['limits'],
+  storage: 'core/limitranges',
+  columns: [nameColumn, col('Created At', (o) => o.metadata.creationTimestamp ?? '')],
+};
+
+export const coreKinds: ResourceType[] = [
+  pods,
+  services,
+  endpoints,
+  configmaps,
+  secrets,
+  serviceaccounts,
+  events,
+  nodes,
+  namespaces,
+  persistentvolumes,
+  persistentvolumeclaims,
+  resourcequotas,
+  limitranges,
+];
+

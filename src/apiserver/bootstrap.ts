@@ -1,0 +1,33 @@
+import type { KubeObject } from '../api/object.js';
+import type { Registry } from '../api/registry.js';
+import { isCode } from '../observe/errors.js';
+import { immortalNamespaces } from './admission/namespace-lifecycle.js';
+import type { ObjectStore } from './object-store.js';
+
+/**
+ * Objects every cluster has from its first start: the system namespaces and the `kubernetes`
+ * Service with Endpoints pointing at this API server. Idempotent.
+ */
+export async function bootstrap(registry: Registry, store: ObjectStore, host: string, port: number): Promise<void> {
+  const ensure = async (group: string, plural: string, ns: string | undefined, obj: KubeObject) => {
+    const rt = registry.mustLookup(group, 'v1', plural);
+    try {
+      await store.create(rt, ns, obj);
+    } catch (err) {
+      if (!isCode(err, 'AlreadyExists')) throw err;
+    }
+  };
+  for (const name of immortalNamespaces) await ensure('', 'namespaces', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  await ensure('', 'services', 'default', {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'kubernetes', namespace: 'default', labels: { component: 'apiserver', provider: 'kubernetes' } },
+    spec: { type: 'ClusterIP', clusterIP: '10.96.0.1', clusterIPs: ['10.96.0.1'], ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: port }] },
+  });
+  await ensure('', 'endpoints', 'default', {
+    apiVersion: 'v1',
+    kind: 'Endpoints',
+    metadata: { name: 'kubernetes', namespace: 'default' },
+    subsets: [{ addresses: [{ ip: host }], ports: [{ name: 'https', port, protocol: 'TCP' }] }],
+  });
+}

@@ -1,0 +1,272 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isPlainObject, type KubeObject } from '../api/object.js';
+import { strategicMergePatch } from '../api/patch/strategic-merge-patch.js';
+import { jsonPatch } from '../api/patch/json-patch.js';
+import { mergePatch } from '../api/patch/merge-patch.js';
+import type { Registry } from '../api/registry.js';
+import { groupVersion, type ResourceType } from '../api/resource-type.js';
+import { parseFieldSelector, parseLabelSelector } from '../api/selectors.js';
+import { KubicleError } from '../observe/errors.js';
+import { decodeObject, decodeDocument, duplicateJsonKeys, mediaType, readBody } from './body.js';
+import type { FieldChecker } from './field-validation.js';
+import { negotiate, type Rendering } from './negotiate.js';
+import { checkFieldSelector, type DeleteOptions, type ObjectStore, type Selection } from './object-store.js';
+import type { ResourceRequest } from './request-info.js';
+import { sendJson } from './respond.js';
+import { applyScale, toScale } from './scale.js';
+import { type IncludeObject, tableContentType, toTable } from './table.js';
+import { serveWatch } from './watch-handler.js';
+import type { WatchCache } from './watch-cache.js';
+
+/**
+ * The resource verbs over HTTP: get, list, watch, create, update, patch, delete and
+ * deletecollection, with the status, scale and finalize subresources. Bodies are decoded and
+ * checked here; semantics live in ObjectStore.
+ */
+type Validation = 'Strict' | 'Warn' | 'Ignore';
+
+export class ResourceHandler {
+  constructor(
+    private readonly registry: Registry,
+    private readonly store: ObjectStore,
+    private readonly cache: WatchCache,
+    private readonly fields: FieldChecker,
+  ) {}
+
+  async handle(req: IncomingMessage, res: ServerResponse, r: ResourceRequest, q: URLSearchParams): Promise<void> {
+    const rt = this.registry.lookup(r.group, r.version, r.resource);
+    if (!rt || (r.namespace !== undefined && !rt.namespaced)) throw new KubicleError('NotFound', 'the server could not find the requested resource');
+    const sub = r.subresource;
+    if (sub && !(sub === 'status' && rt.status) && !(sub === 'scale' && rt.scale) && !(sub === 'finalize' && rt.plural === 'namespaces' && rt.group === '')) {
+      throw new KubicleError('NotFound', 'the server could not find the requested resource');
+    }
+    const ns = rt.namespaced ? r.namespace : undefined;
+    const m = req.method ?? 'GET';
+    if (rt.namespaced && r.name && !ns) throw new KubicleError('NotFound', 'the server could not find the requested resource');
+    if (m === 'GET') {
+      const rendering = negotiate(req);
+      if (q.get('watch') === 'true' || q.get('watch') === '1') return this.watch(req, res, rt, ns, r.name, q, rendering);
+      if (!r.name) return this.list(res, rt, ns, q, rendering);
+      const obj = await this.store.get(rt, ns, r.name, q.get('resourceVersion') ?? undefined);
+      if (sub === 'scale') return sendJson(res, 200, toScale(rt, obj));
+      return this.render(res, 200, rt, obj, rendering, q);
+    }
+    const dryRun = parseDryRun(q);
+    if (m === 'POST') {
+      if (r.name) throw new KubicleError('MethodNotAllowed', `the server does not allow this method on the requested resource`);
+      const { obj, warnings } = await this.decodeFor(req, rt, q, true);
+      const created = await this.store.create(rt, ns, obj, { dryRun });
+      return sendJson(res, 201, created, 'application/json', warnings);
+    }
+    if (m === 'PUT') {
+      if (!r.name) throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
+      if (sub === 'scale') {
+        const scale = decodeObject(await readBody(req), mediaType(req)) as KubeObject;
+        const out = await this.store.update(rt, ns, r.name, (cur) => applyScale(rt, cur, scale), { dryRun });
+        return sendJson(res, 200, toScale(rt, out));
+      }
+      const { obj, warnings } = await this.decodeFor(req, rt, q, true);
+      const mutate =
+        sub === 'finalize'
+          ? (cur: KubeObject) => {
+              cur.spec = { ...(cur.spec ?? {}), finalizers: obj.spec?.finalizers ?? [] };
+              if (obj.metadata?.resourceVersion) cur.metadata.resourceVersion = obj.metadata.resourceVersion;
+              return cur;
+            }
+          : () => obj;
+      const out = await this.store.update(rt, ns, r.name, mutate, { dryRun, subresource: sub === 'status' ? 'status' : undefined });
+      return sendJson(res, 200, out, 'application/json', warnings);
+    }
+    if (m === 'PATCH') {
+      if (!r.name) throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
+      return this.patch(req, res, rt, ns, r.name, sub, q, dryRun);
+    }
+    if (m === 'DELETE') {
+      const opts = await this.deleteOptions(req, q, dryRun);
+      if (!r.name) {
+        const sel = selection(rt, q);
+        const items = await this.store.deleteCollection(rt, ns, sel, opts);
+        return sendJson(res, 200, { kind: `${rt.kind}List`, apiVersion: groupVersion(rt), metadata: {}, items });
+      }
+      const { obj, gone } = await this.store.delete(rt, ns, r.name, opts);
+      return sendJson(res, gone ? 200 : 202, obj);
+    }
+    throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
+  }
+
+  private render(res: ServerResponse, code: number, rt: ResourceType, obj: KubeObject, rendering: Rendering, q: URLSearchParams): void {
+    if (rendering.as === 'table') {
+      return sendJson(res, code, toTable(rt, [obj], { version: rendering.version, include: includeObject(q), resourceVersion: obj.metadata.resourceVersion }), tableContentType(rendering.version));
+    }
+    sendJson(res, code, obj);
+  }
+
+  private async list(res: ServerResponse, rt: ResourceType, ns: string | undefined, q: URLSearchParams, rendering: Rendering): Promise<void> {
+    const sel = selection(rt, q);
+    const limit = q.get('limit') ? Number(q.get('limit')) : undefined;
+    if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) throw new KubicleError('BadRequest', `invalid limit: ${q.get('limit')}`);
+    const out = await this.store.list(rt, ns, {
+      ...sel,
+      limit,
+      continueToken: q.get('continue') || undefined,
+      resourceVersion: q.get('resourceVersion') ?? undefined,
+      resourceVersionMatch: q.get('resourceVersionMatch') ?? undefined,
+    });
+    if (rendering.as === 'table') {
+      return sendJson(
+        res,
+        200,
+        toTable(rt, out.items, { version: rendering.version, include: includeObject(q), resourceVersion: out.resourceVersion, continueToken: out.continueToken }),
+        tableContentType(rendering.version),
+      );
+    }
+    sendJson(res, 200, {
+      kind: `${rt.kind}List`,
+      apiVersion: groupVersion(rt),
+      metadata: { resourceVersion: out.resourceVersion, ...(out.continueToken ? { continue: out.continueToken } : {}) },
+      items: out.items,
+    });
+  }
+
+  private async watch(req: IncomingMessage, res: ServerResponse, rt: ResourceType, ns: string | undefined, name: string | undefined, q: URLSearchParams, rendering: Rendering) {
+    if (q.get('sendInitialEvents') === 'true') throw new KubicleError('BadRequest', 'sendInitialEvents is not supported by this server; list, then watch from the list resourceVersion');
+    const sel = selection(rt, q);
+    const t = q.get('timeoutSeconds');
+    await serveWatch(req, res, rt, this.store, this.cache, {
+      ...sel,
+      namespace: ns,
+      name,
+      resourceVersion: q.get('resourceVersion') ?? undefined,
+      timeoutSeconds: t ? Number(t) : undefined,
+      bookmarks: q.get('allowWatchBookmarks') === 'true',
+      rendering,
+      include: includeObject(q),
+    });
+  }
+
+  private async patch(req: IncomingMessage, res: ServerResponse, rt: ResourceType, ns: string | undefined, name: string, sub: string | undefined, q: URLSearchParams, dryRun: boolean) {
+    const type = mediaType(req);
+    const raw = await readBody(req);
+    let apply: (target: unknown) => unknown;
+    if (type === 'application/json-patch+json') {
+      const ops = decodeDocument(raw, type);
+      apply = (t) => jsonPatch(t, ops);
+    } else if (type === 'application/merge-patch+json') {
+      const doc = decodeObject(raw, type);
+      apply = (t) => mergePatch(t, doc);
+    } else if (type === 'application/strategic-merge-patch+json') {
+      const doc = decodeObject(raw, type);
+      apply = (t) => strategicMergePatch(t, doc);
+    } else {
+      throw new KubicleError(
+        'UnsupportedMediaType',
+        type === 'application/apply-patch+yaml'
+          ? 'server-side apply is not supported by this server yet: use client-side apply (kubectl apply without --server-side)'
+          : `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json`,
+      );
+    }
+    const validation = fieldValidation(q);
+    let warnings: string[] = [];
+    if (sub === 'scale') {
+      const out = await this.store.update(rt, ns, name, (cur) => applyScale(rt, cur, apply(toScale(rt, cur)) as KubeObject), { dryRun });
+      return sendJson(res, 200, toScale(rt, out));
+    }
+    const out = await this.store.update(
+      rt,
+      ns,
+      name,
+      (cur) => {
+        const next = apply(cur);
+        if (!isPlainObject(next)) throw new KubicleError('BadRequest', 'the patch did not produce an object');
+        warnings = this.checkFields(rt, next as KubeObject, validation);
+        return next as KubeObject;
+      },
+      { dryRun, subresource: sub === 'status' ? 'status' : undefined },
+    );
+    sendJson(res, 200, out, 'application/json', warnings);
+  }
+
+  /** Decodes a full object body for `rt`, checking its kind, version and (per fieldValidation) its fields. */
+  private async decodeFor(req: IncomingMessage, rt: ResourceType, q: URLSearchParams, requireKind: boolean): Promise<{ obj: KubeObject; warnings: string[] }> {
+    const type = mediaType(req);
+    if (type !== 'application/json' && type !== 'application/yaml' && type !== '*/*') {
+      throw new KubicleError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`);
+    }
+    const raw = await readBody(req);
+    const doc = decodeObject(raw, type);
+    const validation = fieldValidation(q);
+    const warnings: string[] = [];
+    if (validation !== 'Ignore' && type === 'application/json') {
+      const dups = duplicateJsonKeys(raw.toString('utf8'));
+      if (dups.length) {
+        const msgs = dups.map((d) => `duplicate field "${d}"`);
+        if (validation === 'Strict') throw new KubicleError('BadRequest', `strict decoding error: ${msgs.join(', ')}`);
+        warnings.push(...msgs);
+      }
+    }
+    if (requireKind) {
+      if (!doc.kind) throw new KubicleError('BadRequest', `Object 'Kind' is missing in '${raw.toString('utf8').slice(0, 200)}'`);
+      const gv = groupVersion(rt);
+      if (doc.apiVersion !== gv || doc.kind !== rt.kind) {
+        const other = this.registry.byApiVersionKind(String(doc.apiVersion), String(doc.kind));
+        if (!other && doc.kind === rt.kind) throw new KubicleError('BadRequest', `the API version in the data (${String(doc.apiVersion)}) does not match the expected API version (${gv})`);
+        throw new KubicleError('BadRequest', `the object provided is unrecognized (must be of type ${rt.kind}): ${String(doc.kind)} in version "${String(doc.apiVersion)}" cannot be handled as a ${rt.kind}`);
+      }
+    }
+    if (doc.metadata === undefined) doc.metadata = {};
+    if (!isPlainObject(doc.metadata)) throw new KubicleError('BadRequest', `${rt.kind} in version "${rt.version}" cannot be handled as a ${rt.kind}: metadata must be an object`);
+    warnings.push(...this.checkFields(rt, doc as KubeObject, validation));
+    return { obj: doc as KubeObject, warnings };
+  }
+
+  private checkFields(rt: ResourceType, obj: KubeObject, validation: Validation): string[] {
+    if (validation === 'Ignore') return [];
+    const unknown = this.fields.unknownFields(rt, obj);
+    if (!unknown.length) return [];
+    const msgs = unknown.map((f) => `unknown field "${f}"`);
+    if (validation === 'Strict') throw new KubicleError('BadRequest', `strict decoding error: ${msgs.join(', ')}`);
+    return msgs;
+  }
+
+  private async deleteOptions(req: IncomingMessage, q: URLSearchParams, dryRun: boolean): Promise<DeleteOptions> {
+    const raw = await readBody(req);
+    const body: Record<string, unknown> = raw.length && raw.toString().trim() ? decodeObject(raw, 'application/json') : {};
+    const grace = q.get('gracePeriodSeconds') ?? body.gracePeriodSeconds;
+    const policy = (q.get('propagationPolicy') ?? body.propagationPolicy) as DeleteOptions['propagationPolicy'] | undefined;
+    if (policy && !['Orphan', 'Background', 'Foreground'].includes(policy)) {
+      throw new KubicleError('Invalid', `DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan"`);
+    }
+    let propagation = policy;
+    if (!propagation && (q.get('orphanDependents') === 'true' || body.orphanDependents === true)) propagation = 'Orphan';
+    const dry = dryRun || (Array.isArray(body.dryRun) && body.dryRun.includes('All'));
+    return {
+      dryRun: dry,
+      gracePeriodSeconds: grace === undefined || grace === null ? undefined : Number(grace),
+      propagationPolicy: propagation,
+      preconditions: body.preconditions as DeleteOptions['preconditions'],
+    };
+  }
+}
+
+function selection(rt: ResourceType, q: URLSearchParams): Selection {
+  const fields = parseFieldSelector(q.get('fieldSelector'));
+  checkFieldSelector(rt, fields);
+  return { labels: parseLabelSelector(q.get('labelSelector')), fields };
+}
+
+function parseDryRun(q: URLSearchParams): boolean {
+  const v = q.getAll('dryRun');
+  for (const x of v) if (x !== 'All') throw new KubicleError('BadRequest', `Invalid dryRun value "${x}": supported values: "All"`);
+  return v.length > 0;
+}
+
+function fieldValidation(q: URLSearchParams): Validation {
+  const v = q.get('fieldValidation') ?? 'Warn';
+  if (v !== 'Strict' && v !== 'Warn' && v !== 'Ignore') throw new KubicleError('BadRequest', `fieldValidation must be one of Ignore, Warn or Strict, got ${v}`);
+  return v;
+}
+
+function includeObject(q: URLSearchParams): IncludeObject {
+  const v = q.get('includeObject');
+  return v === 'None' || v === 'Object' ? v : 'Metadata';
+}

@@ -1,0 +1,218 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from '../api/registry.js';
+import { KubicleError } from '../observe/errors.js';
+import type { Logger } from '../observe/log.js';
+import { Registry as MetricsRegistry } from '../observe/metrics.js';
+import type { Backend } from '../storage/backend.js';
+import { NamespaceLifecycle } from './admission/namespace-lifecycle.js';
+import { Authenticator, type UserInfo } from './authn.js';
+import { bootstrap } from './bootstrap.js';
+import { runCompactor } from './compactor.js';
+import { aggregated, aggregatedContentType, apiGroup, apiGroupList, apiResourceList, apiVersions } from './discovery.js';
+import { SchemaFieldChecker } from './field-validation.js';
+import { ObjectStore } from './object-store.js';
+import { openapiV2ContentType, openapiV2Protobuf, openapiV3Document, openapiV3Index } from './openapi.js';
+import { ensurePki, type Pki } from './pki.js';
+import { parseResourcePath } from './request-info.js';
+import { ResourceHandler } from './resource-handler.js';
+import { sendError, sendJson } from './respond.js';
+import { kubeVersion, versionInfo } from './version.js';
+import { WatchCache } from './watch-cache.js';
+
+/**
+ * The Kubernetes-compatible API server: HTTPS, authentication, discovery, OpenAPI, health,
+ * metrics and the resource handlers, over one Backend. `run` serves until the signal aborts.
+ */
+export interface ApiServerOptions {
+  backend: Backend;
+  registry: Registry;
+  /** Where the PKI lives (ca, serving and admin certificates). */
+  pkiDir: string;
+  host: string;
+  port: number;
+  /** Extra names and addresses for the serving certificate. */
+  sans?: string[];
+  log: Logger;
+  /** Contents of a static token file (token,user,uid,"groups"). */
+  tokenFile?: string;
+  compactIntervalMs?: number;
+}
+
+export class ApiServer {
+  readonly ready: Promise<void>;
+  private markReady!: () => void;
+  /** A token for in-process clients (controllers), like upstream's loopback client. */
+  readonly loopbackToken = randomBytes(32).toString('hex');
+  readonly metrics = new MetricsRegistry();
+  private pki?: Pki;
+  private server?: https.Server;
+  private readonly authn = new Authenticator();
+  private readonly cache: WatchCache;
+  private readonly store: ObjectStore;
+  private readonly handler: ResourceHandler;
+  private readonly requests = this.metrics.counter('apiserver_request_total', 'Requests by verb, resource and HTTP code.');
+  private readonly latency = this.metrics.histogram('apiserver_request_duration_seconds', 'Request latency by verb and resource.');
+  private isReady = false;
+
+  constructor(private readonly opts: ApiServerOptions) {
+    this.ready = new Promise((r) => {
+      this.markReady = r;
+    });
+    const lifecycle = new NamespaceLifecycle(opts.registry);
+    this.store = new ObjectStore(opts.backend, [lifecycle]);
+    lifecycle.bind(this.store);
+    this.cache = new WatchCache(opts.backend, opts.log);
+    this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker());
+    this.authn.addToken(this.loopbackToken, { name: 'system:apiserver', groups: ['system:masters'] });
+    if (opts.tokenFile) this.authn.loadTokenFile(opts.tokenFile);
+    this.metrics.gauge('apiserver_registered_watchers', 'Watchers served from the watch cache.').set({}, () => this.cache.watchers);
+  }
+
+  get url(): string {
+    const a = this.server?.address() as AddressInfo | undefined;
+    return `https://${this.opts.host}:${a?.port ?? this.opts.port}`;
+  }
+
+  get credentials(): Pki {
+    if (!this.pki) throw new Error('not started');
+    return this.pki;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const log = this.opts.log;
+    this.pki = await ensurePki(this.opts.pkiDir, ['127.0.0.1', 'localhost', this.opts.host, ...(this.opts.sans ?? []), 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc']);
+    await this.cache.start();
+    await bootstrap(this.opts.registry, this.store, this.opts.host, this.opts.port);
+    const server = https.createServer(
+      { key: this.pki.serving.key, cert: this.pki.serving.cert, ca: this.pki.ca.cert, requestCert: true, rejectUnauthorized: false },
+      (req, res) => void this.serve(req, res),
+    );
+    // Watches are long-lived: no request timeout; idle keep-alive connections close after a while.
+    server.requestTimeout = 0;
+    server.headersTimeout = 60_000;
+    server.keepAliveTimeout = 65_000;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.host, () => resolve());
+    });
+    const compactor = runCompactor(this.opts.backend, log, signal, this.opts.compactIntervalMs);
+    this.isReady = true;
+    log.info('apiserver serving', { url: this.url });
+    this.markReady();
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    this.isReady = false;
+    this.cache.stop();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await compactor;
+    log.info('apiserver stopped');
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const url = new URL(req.url ?? '/', 'https://localhost');
+    const r = safeParse(url.pathname);
+    const verb = verbOf(req.method ?? 'GET', r?.name, url.searchParams);
+    const resource = r?.resource ?? url.pathname.split('/')[1] ?? '';
+    let user: UserInfo | undefined;
+    try {
+      user = this.authn.authenticate(req);
+      await this.route(req, res, url);
+    } catch (err) {
+      const status = sendError(res, err, r ? { name: r.name, kind: r.resource, group: r.group } : undefined);
+      if (status.code >= 500) this.opts.log.error('request failed', { method: req.method, path: url.pathname, err });
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const code = String(res.statusCode);
+      this.requests.inc({ verb, resource, code });
+      if (verb !== 'WATCH') this.latency.observe({ verb, resource }, seconds);
+      const line = { method: req.method, path: url.pathname, user: user?.name, code: res.statusCode, ms: Math.round(seconds * 1000) };
+      if (req.method === 'GET') this.opts.log.debug('request', line);
+      else this.opts.log.info('request', line);
+    }
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const p = url.pathname.replace(/\/+$/, '') || '/';
+    const registry = this.opts.registry;
+    const accept = String(req.headers.accept ?? '');
+    const wantsAggregated = (version: string) => accept.includes(`g=apidiscovery.k8s.io;v=${version};as=APIGroupDiscoveryList`);
+    const discoveryVersion = wantsAggregated('v2') ? 'v2' : wantsAggregated('v2beta1') ? 'v2beta1' : undefined;
+    if (req.method !== 'GET' && !p.startsWith('/api')) throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
+    switch (p) {
+      case '/version':
+        return sendJson(res, 200, versionInfo());
+      case '/healthz':
+      case '/livez':
+      case '/readyz': {
+        const ok = p !== '/readyz' || this.isReady;
+        res.writeHead(ok ? 200 : 500, { 'Content-Type': 'text/plain; charset=utf-8' });
+        res.end(ok ? 'ok' : 'not ready');
+        return;
+      }
+      case '/metrics':
+        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
+        res.end(this.metrics.render());
+        return;
+      case '/api':
+        if (discoveryVersion) return sendJson(res, 200, aggregated(registry, true, discoveryVersion), aggregatedContentType(discoveryVersion));
+        return sendJson(res, 200, apiVersions(`${this.opts.host}:${this.opts.port}`));
+      case '/apis':
+        if (discoveryVersion) return sendJson(res, 200, aggregated(registry, false, discoveryVersion), aggregatedContentType(discoveryVersion));
+        return sendJson(res, 200, apiGroupList(registry));
+      case '/openapi/v2': {
+        if (accept.includes('protobuf')) {
+          const body = openapiV2Protobuf('Kubicle', kubeVersion.gitVersion);
+          res.writeHead(200, { 'Content-Type': openapiV2ContentType, 'Content-Length': String(body.length) });
+          res.end(body);
+          return;
+        }
+        return sendJson(res, 200, { swagger: '2.0', info: { title: 'Kubicle', version: kubeVersion.gitVersion }, paths: {}, definitions: {} });
+      }
+      case '/openapi/v3':
+        return sendJson(res, 200, openapiV3Index(registry, kubeVersion.gitVersion));
+    }
+    if (p.startsWith('/openapi/v3/')) {
+      const parts = p.slice('/openapi/v3/'.length).split('/');
+      const [group, version] = parts[0] === 'api' ? ['', parts[1]] : [parts[1], parts[2]];
+      const doc = openapiV3Document(registry, group, version, kubeVersion.gitVersion);
+      if (!doc) throw new KubicleError('NotFound', 'the server could not find the requested resource');
+      return sendJson(res, 200, doc);
+    }
+    const parts = p.split('/').filter(Boolean);
+    if (parts[0] === 'api' && parts.length === 2) {
+      const list = apiResourceList(registry, '', parts[1]);
+      if (list) return sendJson(res, 200, list);
+    }
+    if (parts[0] === 'apis' && parts.length === 2) {
+      const g = apiGroup(registry, parts[1]);
+      if (g) return sendJson(res, 200, g);
+    }
+    if (parts[0] === 'apis' && parts.length === 3) {
+      const list = apiResourceList(registry, parts[1], parts[2]);
+      if (list) return sendJson(res, 200, list);
+    }
+    const rr = parseResourcePath(p);
+    if (rr) return this.handler.handle(req, res, rr, url.searchParams);
+    throw new KubicleError('NotFound', 'the server could not find the requested resource');
+  }
+}
+
+function safeParse(p: string) {
+  try {
+    return parseResourcePath(p);
+  } catch {
+    return undefined;
+  }
+}
+
+function verbOf(method: string, name: string | undefined, q: URLSearchParams): string {
+  if (method === 'GET') return q.get('watch') === 'true' || q.get('watch') === '1' ? 'WATCH' : name ? 'GET' : 'LIST';
+  if (method === 'DELETE' && !name) return 'DELETECOLLECTION';
+  return method === 'PUT' ? 'UPDATE' : method;
+}
+

@@ -1,0 +1,52 @@
+import { parseArgs } from 'node:util';
+
+/**
+ * The one configuration schema: each option's flag, environment variable, default and help
+ * derive from its entry here, so no flag is copied by hand.
+ */
+interface Option {
+  type: 'string' | 'boolean';
+  default: string | boolean;
+  env: string;
+  help: string;
+}
+
+export const schema = {
+  'data-dir': { type: 'string', default: '.kubicle', env: 'KUBICLE_DATA_DIR', help: 'directory for the store, certificates and kubeconfig' },
+  store: { type: 'string', default: 'sqlite', env: 'KUBICLE_STORE', help: '"sqlite" (a file in the data dir) or etcd://host:port[/prefix]' },
+  host: { type: 'string', default: '127.0.0.1', env: 'KUBICLE_HOST', help: 'address the API server listens on' },
+  port: { type: 'string', default: '6443', env: 'KUBICLE_PORT', help: 'port the API server listens on (0: any free port)' },
+  'token-file': { type: 'string', default: '', env: 'KUBICLE_TOKEN_FILE', help: 'static bearer tokens, one token,user,uid,"groups" per line' },
+  'log-level': { type: 'string', default: 'info', env: 'KUBICLE_LOG_LEVEL', help: 'debug, info, warn or error' },
+  help: { type: 'boolean', default: false, env: '', help: 'show this help' },
+} satisfies Record<string, Option>;
+
+export type Config = { [K in keyof typeof schema]: (typeof schema)[K]['default'] extends boolean ? boolean : string };
+
+export function parseConfig(argv: string[]): { config: Config; positionals: string[] } {
+  const options = Object.fromEntries(Object.entries(schema).map(([k, o]) => [k, { type: o.type }])) as NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
+  const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  const config = {} as Record<string, string | boolean>;
+  for (const [k, o] of Object.entries(schema) as [string, Option][]) {
+    const fromFlag = (values as Record<string, string | boolean | undefined>)[k];
+    const fromEnv = o.env ? process.env[o.env] : undefined;
+    config[k] = fromFlag ?? (fromEnv !== undefined ? (o.type === 'boolean' ? fromEnv === 'true' : fromEnv) : o.default);
+  }
+  return { config: config as Config, positionals };
+}
+
+export function usage(): string {
+  const lines = Object.entries(schema as Record<string, Option>).map(
+    ([k, o]) => `  --${k.padEnd(12)} ${o.help}${o.default !== '' && o.type !== 'boolean' ? ` (default ${o.default})` : ''}${o.env ? ` [$${o.env}]` : ''}`,
+  );
+  return `usage: kubicle <command> [flags]
+
+commands:
+  up                 run the API server and controllers in the foreground
+  store compact      compact the store's history to its current revision (server stopped)
+  version            print the version
+
+flags:
+${lines.join('\n')}
+`;
+}

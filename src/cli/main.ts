@@ -1,0 +1,55 @@
+import { createLogger } from '../observe/log.js';
+import { versionInfo } from '../apiserver/version.js';
+import { parseConfig, usage } from './config.js';
+import { openStore } from './store.js';
+import { up } from './up.js';
+import path from 'node:path';
+
+/** The `kubicle` command: parses the configuration and runs one role or tool. */
+async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseConfig>;
+  try {
+    parsed = parseConfig(argv);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${usage()}`);
+    return 2;
+  }
+  const { config, positionals } = parsed;
+  if (config.help || positionals.length === 0) {
+    process.stdout.write(usage());
+    return config.help ? 0 : 2;
+  }
+  process.env.KUBICLE_LOG_LEVEL = config['log-level'];
+  const log = createLogger({ pid: process.pid });
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  switch (positionals.join(' ')) {
+    case 'up':
+      await up(config, log, ac.signal);
+      return 0;
+    case 'store compact': {
+      const backend = openStore(config.store, path.resolve(config['data-dir']));
+      const rev = await backend.currentRevision();
+      await backend.compact(rev);
+      await backend.close();
+      process.stdout.write(`compacted to revision ${rev}\n`);
+      return 0;
+    }
+    case 'version':
+      process.stdout.write(`${JSON.stringify(versionInfo(), null, 2)}\n`);
+      return 0;
+    default:
+      process.stderr.write(`unknown command: ${positionals.join(' ')}\n\n${usage()}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`kubicle: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
