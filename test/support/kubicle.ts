@@ -1,0 +1,117 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './etcd.js';
+
+/**
+ * Runs the real `kubicle up` as a child process for end-to-end tests, and stock kubectl
+ * binaries against it (each with a fresh discovery cache directory).
+ */
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const bin = path.join(repo, 'bin/kubicle.js');
+
+export interface Kubicle {
+  dataDir: string;
+  kubeconfig: string;
+  url: string;
+  port: number;
+  /** Admin client credentials (PEM). */
+  creds(): Promise<{ ca: string; cert: string; key: string }>;
+  /** SIGTERM and wait. */
+  stop(): Promise<void>;
+  /** SIGKILL and wait. */
+  kill(): Promise<void>;
+  /** Starts again on the same data dir, store and port. */
+  start(): Promise<void>;
+  logs(): string;
+}
+
+export async function startKubicle(opts: { store?: string; env?: Record<string, string> } = {}): Promise<Kubicle> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kubicle-e2e-'));
+  const port = await freePort();
+  let proc: ChildProcess | undefined;
+  let out = '';
+  const args = ['up', '--data-dir', dataDir, '--port', String(port), '--store', opts.store ?? 'sqlite', '--log-level', 'warn'];
+  const k: Kubicle = {
+    dataDir,
+    kubeconfig: path.join(dataDir, 'kubeconfig'),
+    url: `https://127.0.0.1:${port}`,
+    port,
+    async creds() {
+      const pki = path.join(dataDir, 'pki');
+      return { ca: await readFile(path.join(pki, 'ca.crt'), 'utf8'), cert: await readFile(path.join(pki, 'admin.crt'), 'utf8'), key: await readFile(path.join(pki, 'admin.key'), 'utf8') };
+    },
+    async start() {
+      proc = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+      proc.stdout?.on('data', (d) => {
+        out += d;
+      });
+      proc.stderr?.on('data', (d) => {
+        out += d;
+      });
+      const deadline = Date.now() + 30_000;
+      while (!out.includes('Kubicle is up')) {
+        if (proc.exitCode !== null) throw new Error(`kubicle exited ${proc.exitCode}: ${out}`);
+        if (Date.now() > deadline) throw new Error(`kubicle did not start: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async stop() {
+      if (!proc || proc.exitCode !== null) return;
+      const p = proc;
+      p.kill('SIGTERM');
+      await new Promise((r) => p.once('exit', r));
+    },
+    async kill() {
+      if (!proc || proc.exitCode !== null) return;
+      const p = proc;
+      p.kill('SIGKILL');
+      await new Promise((r) => p.once('exit', r));
+    },
+    logs: () => out,
+  };
+  await k.start();
+  return k;
+}
+
+export async function cleanup(k: Kubicle): Promise<void> {
+  await k.stop();
+  await rm(k.dataDir, { recursive: true, force: true });
+}
+
+export const kubectlVersions = ['1.27', '1.28', '1.29', '1.30', '1.31', '1.32', '1.33'];
+
+export function kubectlPath(version: string): string {
+  const p = `/usr/lib/google-cloud-sdk/bin/kubectl.${version}`;
+  return existsSync(p) ? p : 'kubectl';
+}
+
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A kubectl of one version bound to a cluster, with its own fresh discovery cache. */
+export async function kubectlFor(k: Kubicle, version: string): Promise<(args: string[], opts?: { input?: string; env?: Record<string, string>; timeoutMs?: number }) => Promise<Result>> {
+  const cache = await mkdtemp(path.join(os.tmpdir(), `kubectl-cache-${version}-`));
+  const exe = kubectlPath(version);
+  return (args, opts = {}) =>
+    new Promise((resolve) => {
+      const child = execFile(
+        exe,
+        [`--cache-dir=${cache}`, ...args],
+        { env: { ...process.env, KUBECONFIG: k.kubeconfig, ...opts.env }, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code as number) : 1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
+      if (opts.input !== undefined) {
+        child.stdin?.end(opts.input);
+      }
+    });
+}
