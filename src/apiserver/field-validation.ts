@@ -7,11 +7,15 @@ import { groupVersion, type ResourceType } from '../api/resource-type.js';
  * from the generated field schema. Paths read like upstream's: spec.containers[0].foo.
  */
 export interface FieldChecker {
-  unknownFields(rt: ResourceType, obj: KubeObject): string[];
+  /**
+   * Removes the fields the kind does not have from `obj` (upstream drops them when decoding
+   * built-in kinds) and returns their paths, so the caller can refuse (Strict) or warn.
+   */
+  pruneUnknown(rt: ResourceType, obj: KubeObject): string[];
 }
 
 export class SchemaFieldChecker implements FieldChecker {
-  unknownFields(rt: ResourceType, obj: KubeObject): string[] {
+  pruneUnknown(rt: ResourceType, obj: KubeObject): string[] {
     const type = kindTypes[`${groupVersion(rt)}/${rt.kind}`];
     if (!type) return [];
     const out: string[] = [];
@@ -21,7 +25,7 @@ export class SchemaFieldChecker implements FieldChecker {
 }
 
 function walk(value: unknown, type: string, path: string, out: string[]): void {
-  if (value === null || value === undefined || out.length > 20) return;
+  if (value === null || value === undefined) return;
   if (type.startsWith('[]')) {
     if (Array.isArray(value)) value.forEach((v, i) => walk(v, type.slice(2), `${path}[${i}]`, out));
     return;
@@ -35,7 +39,9 @@ function walk(value: unknown, type: string, path: string, out: string[]): void {
   for (const [k, v] of Object.entries(value)) {
     const p = path ? `${path}.${k}` : k;
     const t = fields[k];
-    if (t === undefined) out.push(p);
-    else if (t) walk(v, t, p, out);
+    if (t === undefined) {
+      out.push(p);
+      delete value[k];
+    } else if (t) walk(v, t, p, out);
   }
 }

@@ -220,9 +220,8 @@ export class ResourceHandler {
   }
 
   private checkFields(rt: ResourceType, obj: KubeObject, validation: Validation): string[] {
-    if (validation === 'Ignore') return [];
-    const unknown = this.fields.unknownFields(rt, obj);
-    if (!unknown.length) return [];
+    const unknown = this.fields.pruneUnknown(rt, obj);
+    if (!unknown.length || validation === 'Ignore') return [];
     const msgs = unknown.map((f) => `unknown field "${f}"`);
     if (validation === 'Strict') throw new KubicleError('BadRequest', `strict decoding error: ${msgs.join(', ')}`);
     return msgs;
