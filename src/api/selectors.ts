@@ -14,7 +14,7 @@ export type LabelSelector = LabelRequirement[];
 
 export function parseLabelSelector(text: string | null | undefined): LabelSelector {
   const reqs: LabelSelector = [];
-  if (!text || !text.trim()) return reqs;
+  if (!text?.trim()) return reqs;
   // Split on commas that are not inside parentheses.
   const parts: string[] = [];
   let depth = 0;
@@ -99,7 +99,7 @@ export interface FieldRequirement {
 }
 
 export function parseFieldSelector(text: string | null | undefined): FieldRequirement[] {
-  if (!text || !text.trim()) return [];
+  if (!text?.trim()) return [];
   const out: FieldRequirement[] = [];
   for (const raw of splitUnescaped(text, ',')) {
     const m = raw.trim().match(/^([^=!]+?)\s*(==|=|!=)\s*(.*)$/);

@@ -27,7 +27,11 @@ export class SchemaFieldChecker implements FieldChecker {
 function walk(value: unknown, type: string, path: string, out: string[]): void {
   if (value === null || value === undefined) return;
   if (type.startsWith('[]')) {
-    if (Array.isArray(value)) value.forEach((v, i) => walk(v, type.slice(2), `${path}[${i}]`, out));
+    if (Array.isArray(value)) {
+      value.forEach((v, i) => {
+        walk(v, type.slice(2), `${path}[${i}]`, out);
+      });
+    }
     return;
   }
   if (type.startsWith('{}')) {

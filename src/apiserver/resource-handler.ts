@@ -96,9 +96,8 @@ export class ResourceHandler {
 
   private render(res: ServerResponse, code: number, rt: ResourceType, obj: KubeObject, rendering: Rendering, q: URLSearchParams): void {
     if (rendering.as === 'table') {
-      return sendJson(res, code, toTable(rt, [obj], { version: rendering.version, include: includeObject(q), resourceVersion: obj.metadata.resourceVersion }), tableContentType(rendering.version));
-    }
-    sendJson(res, code, obj);
+      sendJson(res, code, toTable(rt, [obj], { version: rendering.version, include: includeObject(q), resourceVersion: obj.metadata.resourceVersion }), tableContentType(rendering.version));
+    } else sendJson(res, code, obj);
   }
 
   private async list(res: ServerResponse, rt: ResourceType, ns: string | undefined, q: URLSearchParams, rendering: Rendering): Promise<void> {

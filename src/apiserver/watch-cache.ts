@@ -40,7 +40,7 @@ export function decodeEvent(ev: WatchEvent): CachedEvent {
     key: ev.kv.key,
     revision: ev.kv.modRevision,
     object: parse(ev.kv.value, ev.kv.modRevision),
-    prev: ev.prev && ev.prev.value.length ? parse(ev.prev.value, ev.prev.modRevision) : undefined,
+    prev: ev.prev?.value.length ? parse(ev.prev.value, ev.prev.modRevision) : undefined,
   };
 }
 

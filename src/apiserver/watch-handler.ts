@@ -37,7 +37,7 @@ export async function serveWatch(
 ): Promise<void> {
   const prefix = p.name ? keyFor(rt, p.namespace, p.name) : prefixFor(rt, p.namespace);
   const version = p.rendering.as === 'table' ? p.rendering.version : '';
-  const contentType = p.rendering.as === 'table' ? 'application/json;as=Table;v=' + version + ';g=meta.k8s.io' : 'application/json';
+  const contentType = p.rendering.as === 'table' ? `application/json;as=Table;v=${version};g=meta.k8s.io` : 'application/json';
   let sentColumns = false;
   let lastRv = p.resourceVersion && p.resourceVersion !== '0' ? p.resourceVersion : '0';
   const encodingKey = `${groupVersion(rt)}|${version}|${p.include}`;

@@ -17,6 +17,7 @@ export const schema = {
   host: { type: 'string', default: '127.0.0.1', env: 'KUBICLE_HOST', help: 'address the API server listens on' },
   port: { type: 'string', default: '6443', env: 'KUBICLE_PORT', help: 'port the API server listens on (0: any free port)' },
   'token-file': { type: 'string', default: '', env: 'KUBICLE_TOKEN_FILE', help: 'static bearer tokens, one token,user,uid,"groups" per line' },
+  'compact-interval': { type: 'string', default: '300', env: 'KUBICLE_COMPACT_INTERVAL', help: 'seconds between store compactions (history kept about this long)' },
   'log-level': { type: 'string', default: 'info', env: 'KUBICLE_LOG_LEVEL', help: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, env: '', help: 'show this help' },
 } satisfies Record<string, Option>;

@@ -22,9 +22,18 @@ async function main(argv: string[]): Promise<number> {
   process.env.KUBICLE_LOG_LEVEL = config['log-level'];
   const log = createLogger({ pid: process.pid });
   const ac = new AbortController();
-  const stop = () => ac.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const stop = (signal: string) => {
+    if (ac.signal.aborted) return;
+    log.info('shutting down', { signal });
+    ac.abort();
+    // A clean stop takes milliseconds; never hang on a stuck connection.
+    setTimeout(() => {
+      log.error('shutdown took over 10 s, exiting');
+      process.exit(1);
+    }, 10_000).unref();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
   switch (positionals.join(' ')) {
     case 'up':
       await up(config, log, ac.signal);

@@ -26,6 +26,7 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
     port: Number(config.port),
     log: log.with({ component: 'apiserver' }),
     tokenFile: config['token-file'] ? await readFile(config['token-file'], 'utf8') : undefined,
+    compactIntervalMs: Number(config['compact-interval']) * 1000,
   });
   const serving = server.run(signal);
   await Promise.race([server.ready, serving]);

@@ -229,7 +229,7 @@ describe('every kubectl version from 1.27 to 1.33', () => {
       assert.equal(a.code, 0, a.stderr);
       const g = await kc(['get', 'cm', 'settings', '-n', ns, '-o', 'jsonpath={.data.mode}']);
       assert.equal(g.stdout, 'two');
-      const bad = await kc(['create', '-f', '-'], { input: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: ' + ns + '}\nbogus: 1\n' });
+      const bad = await kc(['create', '-f', '-'], { input: `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: ${ns}}\nbogus: 1\n` });
       assert.notEqual(bad.code, 0, 'unknown fields are refused under default (Strict) validation');
       assert.match(bad.stderr, /unknown field "bogus"/);
     });

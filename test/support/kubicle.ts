@@ -29,12 +29,12 @@ export interface Kubicle {
   logs(): string;
 }
 
-export async function startKubicle(opts: { store?: string; env?: Record<string, string> } = {}): Promise<Kubicle> {
+export async function startKubicle(opts: { store?: string; env?: Record<string, string>; args?: string[] } = {}): Promise<Kubicle> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kubicle-e2e-'));
   const port = await freePort();
   let proc: ChildProcess | undefined;
   let out = '';
-  const args = ['up', '--data-dir', dataDir, '--port', String(port), '--store', opts.store ?? 'sqlite', '--log-level', 'warn'];
+  const args = ['up', '--data-dir', dataDir, '--port', String(port), '--store', opts.store ?? 'sqlite', '--log-level', 'warn', ...(opts.args ?? [])];
   const k: Kubicle = {
     dataDir,
     kubeconfig: path.join(dataDir, 'kubeconfig'),
@@ -45,6 +45,7 @@ export async function startKubicle(opts: { store?: string; env?: Record<string, 
       return { ca: await readFile(path.join(pki, 'ca.crt'), 'utf8'), cert: await readFile(path.join(pki, 'admin.crt'), 'utf8'), key: await readFile(path.join(pki, 'admin.key'), 'utf8') };
     },
     async start() {
+      out = '';
       proc = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
       proc.stdout?.on('data', (d) => {
         out += d;
@@ -62,8 +63,14 @@ export async function startKubicle(opts: { store?: string; env?: Record<string, 
     async stop() {
       if (!proc || proc.exitCode !== null) return;
       const p = proc;
+      const exited = new Promise((r) => p.once('exit', r));
       p.kill('SIGTERM');
-      await new Promise((r) => p.once('exit', r));
+      const t = setTimeout(() => {
+        out += '\n[harness] no exit 10 s after SIGTERM: SIGKILL\n';
+        p.kill('SIGKILL');
+      }, 10_000);
+      await exited;
+      clearTimeout(t);
     },
     async kill() {
       if (!proc || proc.exitCode !== null) return;

@@ -1,6 +1,5 @@
 import type { KubeObject } from '../object.js';
 import type { ResourceType } from '../resource-type.js';
-import { labelSelectorToString } from '../selectors.js';
 import { ageColumn, col, nameColumn, num, workloadWideColumns } from './columns.js';
 import { defaultPodSpec, validateTemplate } from './pod-spec.js';
 import { immutableSelector, validateReplicas, validateSelector } from './workload-rules.js';

@@ -1,7 +1,6 @@
 import type { FieldErrors } from '../field-errors.js';
 import { deepEqual, type KubeObject } from '../object.js';
 import type { ResourceType } from '../resource-type.js';
-import { labelSelectorToString } from '../selectors.js';
 import { age, humanDuration } from '../time.js';
 import { ageColumn, col, nameColumn, orNone } from './columns.js';
 import { defaultPodSpec, qosClass, validatePodSpec } from './pod-spec.js';
