@@ -16,6 +16,8 @@ export interface UserInfo {
 
 export class Authenticator {
   private readonly tokens = new Map<string, UserInfo>();
+  /** The certificate user of each TLS connection, read once per connection rather than per request. */
+  private readonly certUsers = new WeakMap<TLSSocket, UserInfo | null>();
 
   addToken(token: string, user: UserInfo): void {
     this.tokens.set(token, user);
@@ -40,13 +42,19 @@ export class Authenticator {
       throw new KubicleError('Unauthorized', 'Unauthorized');
     }
     const socket = req.socket as TLSSocket;
-    if (socket.authorized) {
-      const peer = socket.getPeerCertificate();
-      if (peer?.subject) {
-        const u = userFromSubject(peer.subject as { CN?: string; O?: string });
-        if (u.name) return { name: u.name, groups: [...new Set([...u.groups, 'system:authenticated'])] };
+    let user = this.certUsers.get(socket);
+    if (user === undefined) {
+      user = null;
+      if (socket.authorized) {
+        const peer = socket.getPeerCertificate();
+        if (peer?.subject) {
+          const u = userFromSubject(peer.subject as { CN?: string; O?: string });
+          if (u.name) user = { name: u.name, groups: [...new Set([...u.groups, 'system:authenticated'])] };
+        }
       }
+      this.certUsers.set(socket, user);
     }
+    if (user) return user;
     throw new KubicleError('Unauthorized', 'Unauthorized');
   }
 }

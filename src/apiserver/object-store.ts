@@ -51,6 +51,8 @@ export interface ListOutcome {
 }
 
 const nameChars = 'bcdfghjklmnpqrstvwxz2456789';
+/** Keys read from the store per round trip when listing. */
+const readPage = 1000;
 
 export function notFound(rt: ResourceType, name: string): KubicleError {
   return new KubicleError('NotFound', `${qualifiedResource(rt)} "${name}" not found`);
@@ -146,7 +148,9 @@ export class ObjectStore {
     let readAt = revision;
     try {
       for (;;) {
-        const page = await this.backend.list(prefix, { revision: readAt || undefined, startKey: start, limit: limit ? Math.max(limit - items.length, 1) * 2 : 0 });
+        // Read in pages at one revision: a store's single response has a size cap (etcd's gRPC).
+        const pageSize = limit ? Math.min(Math.max(limit - items.length, 1) * 2, readPage) : readPage;
+        const page = await this.backend.list(prefix, { revision: readAt || undefined, startKey: start, limit: pageSize });
         readAt = page.revision;
         more = page.more;
         for (const kv of page.items) {
@@ -158,7 +162,7 @@ export class ObjectStore {
             break;
           }
         }
-        if (!limit || items.length >= limit || !page.more) break;
+        if ((limit && items.length >= limit) || !page.more) break;
         start = `${lastKey}\0`;
       }
     } catch (err) {

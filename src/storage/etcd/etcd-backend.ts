@@ -24,7 +24,8 @@ export class EtcdBackend implements Backend {
   private closed = false;
 
   constructor(opts: EtcdBackendOptions) {
-    const o: IOptions = { hosts: opts.endpoints, dialTimeout: 5000 };
+    // Large ranges are paged by callers, but one page of big objects can pass gRPC's 4 MiB default.
+    const o: IOptions = { hosts: opts.endpoints, dialTimeout: 5000, grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024 } };
     if (opts.auth) o.auth = opts.auth;
     this.client = new Etcd3(o);
     this.root = opts.root ?? '';

@@ -34,6 +34,8 @@ export class SqliteBackend implements Backend {
   private compacted = 0;
   private closed = false;
   private readonly stmt: Record<string, Database.Statement>;
+  /** One compiled transaction wrapper, reused for every write. */
+  private readonly txn: Database.Transaction<(fn: () => WatchEvent) => WatchEvent>;
 
   constructor(readonly path: string) {
     this.db = new Database(path);
@@ -55,6 +57,7 @@ export class SqliteBackend implements Backend {
       CREATE UNIQUE INDEX IF NOT EXISTS kv_name_prev ON kv (name, prev_revision);
       CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
     `);
+    this.txn = this.db.transaction((fn: () => WatchEvent) => fn());
     const c = this.db.prepare(`SELECT v FROM meta WHERE k = 'compacted'`).get() as { v: number } | undefined;
     this.compacted = c?.v ?? 0;
     this.stmt = {
@@ -188,7 +191,7 @@ export class SqliteBackend implements Backend {
   /** Runs one write transaction, then tells watchers of its event, in commit order. */
   private write(fn: () => WatchEvent): WatchEvent {
     this.ensureOpen();
-    const ev = this.db.transaction(fn).immediate();
+    const ev = this.txn.immediate(fn);
     for (const s of this.subscribers) if (ev.kv.key.startsWith(s.prefix)) s.listener.event(ev);
     return ev;
   }
