@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { isPlainObject } from '../api/object.js';
 import { KubicleError } from '../observe/errors.js';
+import { decodeKubernetesProtobuf, protobufMediaType } from './protobuf/decode.js';
 
 /** Request bodies: bounded reading and decoding of JSON and YAML. */
 export const maxBodyBytes = 3 * 1024 * 1024;
@@ -34,6 +35,7 @@ export function mediaType(req: IncomingMessage): string {
 
 /** Decodes a JSON (or, for YAML media types, YAML) document. Duplicate JSON keys are reported for strict validation. */
 export function decodeDocument(raw: Buffer, type: string): unknown {
+  if (type === protobufMediaType) return decodeKubernetesProtobuf(raw);
   const text = raw.toString('utf8');
   if (!text.trim()) throw new KubicleError('BadRequest', 'the body of the request was empty');
   if (type.includes('yaml')) {

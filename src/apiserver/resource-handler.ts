@@ -9,6 +9,7 @@ import { parseFieldSelector, parseLabelSelector } from '../api/selectors.js';
 import { KubicleError } from '../observe/errors.js';
 import { decodeObject, decodeDocument, duplicateJsonKeys, mediaType, readBody } from './body.js';
 import type { FieldChecker } from './field-validation.js';
+import { protobufMediaType } from './protobuf/decode.js';
 import { negotiate, type Rendering } from './negotiate.js';
 import { checkFieldSelector, type DeleteOptions, type ObjectStore, type Selection } from './object-store.js';
 import type { ResourceRequest } from './request-info.js';
@@ -188,8 +189,11 @@ export class ResourceHandler {
   /** Decodes a full object body for `rt`, checking its kind, version and (per fieldValidation) its fields. */
   private async decodeFor(req: IncomingMessage, rt: ResourceType, q: URLSearchParams, requireKind: boolean): Promise<{ obj: KubeObject; warnings: string[] }> {
     const type = mediaType(req);
-    if (type !== 'application/json' && type !== 'application/yaml' && type !== '*/*') {
-      throw new KubicleError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`);
+    if (type !== 'application/json' && type !== 'application/yaml' && type !== protobufMediaType && type !== '*/*') {
+      throw new KubicleError(
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, ${protobufMediaType}`,
+      );
     }
     const raw = await readBody(req);
     const doc = decodeObject(raw, type);
@@ -228,7 +232,8 @@ export class ResourceHandler {
 
   private async deleteOptions(req: IncomingMessage, q: URLSearchParams, dryRun: boolean): Promise<DeleteOptions> {
     const raw = await readBody(req);
-    const body: Record<string, unknown> = raw.length && raw.toString().trim() ? decodeObject(raw, 'application/json') : {};
+    const type = mediaType(req);
+    const body: Record<string, unknown> = raw.length && raw.toString().trim() ? decodeObject(raw, type === protobufMediaType ? type : 'application/json') : {};
     const grace = q.get('gracePeriodSeconds') ?? body.gracePeriodSeconds;
     const policy = (q.get('propagationPolicy') ?? body.propagationPolicy) as DeleteOptions['propagationPolicy'] | undefined;
     if (policy && !['Orphan', 'Background', 'Foreground'].includes(policy)) {

@@ -1,0 +1,41 @@
+import { KubicleError } from '../../observe/errors.js';
+
+/** Protocol-buffers wire format: a cursor over one message's bytes. */
+export type WireValue = { wire: 0; n: bigint } | { wire: 2; bytes: Buffer } | { wire: 1 | 5; bytes: Buffer };
+
+export function* fields(buf: Buffer): Generator<{ field: number; value: WireValue }> {
+  let i = 0;
+  const varint = (): bigint => {
+    let r = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (i >= buf.length) throw new KubicleError('BadRequest', 'protobuf: truncated varint');
+      const b = buf[i++];
+      r |= BigInt(b & 0x7f) << shift;
+      if (!(b & 0x80)) return r;
+      shift += 7n;
+      if (shift > 70n) throw new KubicleError('BadRequest', 'protobuf: varint too long');
+    }
+  };
+  while (i < buf.length) {
+    const key = varint();
+    const field = Number(key >> 3n);
+    const wire = Number(key & 7n);
+    if (wire === 0) yield { field, value: { wire: 0, n: varint() } };
+    else if (wire === 2) {
+      const len = Number(varint());
+      if (i + len > buf.length) throw new KubicleError('BadRequest', 'protobuf: length beyond the message');
+      yield { field, value: { wire: 2, bytes: buf.subarray(i, i + len) } };
+      i += len;
+    } else if (wire === 1 || wire === 5) {
+      const len = wire === 1 ? 8 : 4;
+      yield { field, value: { wire, bytes: buf.subarray(i, i + len) } };
+      i += len;
+    } else throw new KubicleError('BadRequest', `protobuf: unsupported wire type ${wire}`);
+  }
+}
+
+/** A varint as a signed 64-bit value, as a JS number (Kubernetes' int64 fields fit in 2^53). */
+export function signed(n: bigint): number {
+  return Number(BigInt.asIntN(64, n));
+}
