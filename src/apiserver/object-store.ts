@@ -113,14 +113,17 @@ export class ObjectStore {
     private readonly admission: Admission[] = [],
   ) {}
 
+  /**
+   * Reads one object. resourceVersion unset or "0": the latest. "N": not older than N (the
+   * latest, as long as the store has reached N; else TooNew, like upstream's 504).
+   */
   async get(rt: ResourceType, ns: string | undefined, name: string, resourceVersion?: string): Promise<KubeObject> {
-    const rv = resourceVersion && resourceVersion !== '0' ? parseRv(resourceVersion) : undefined;
-    let kv = await this.backend.get(keyFor(rt, ns, name));
-    // A "not older than" read: the latest is fine if it is at least that fresh.
-    if (kv && rv && kv.modRevision < rv && rv > (await this.backend.currentRevision())) {
-      throw new KubicleError('TooNew', `Too large resource version: ${rv}, current: ${await this.backend.currentRevision()}`);
+    if (resourceVersion && resourceVersion !== '0') {
+      const rv = parseRv(resourceVersion);
+      const current = await this.backend.currentRevision();
+      if (rv > current) throw new KubicleError('TooNew', `Too large resource version: ${rv}, current: ${current}`);
     }
-    if (!kv && rv) kv = null;
+    const kv = await this.backend.get(keyFor(rt, ns, name));
     if (!kv) throw notFound(rt, name);
     return present(rt, decode(kv));
   }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
+import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from '../api/registry.js';
 import { KubicleError } from '../observe/errors.js';
@@ -73,7 +74,8 @@ export class ApiServer {
 
   get url(): string {
     const a = this.server?.address() as AddressInfo | undefined;
-    return `https://${this.opts.host}:${a?.port ?? this.opts.port}`;
+    const host = this.opts.host === '0.0.0.0' || this.opts.host === '::' ? '127.0.0.1' : this.opts.host;
+    return `https://${host.includes(':') ? `[${host}]` : host}:${a?.port ?? this.opts.port}`;
   }
 
   get credentials(): Pki {
@@ -83,7 +85,7 @@ export class ApiServer {
 
   async run(signal: AbortSignal): Promise<void> {
     const log = this.opts.log;
-    this.pki = await ensurePki(this.opts.pkiDir, ['127.0.0.1', 'localhost', this.opts.host, ...(this.opts.sans ?? []), 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc']);
+    this.pki = await ensurePki(this.opts.pkiDir, servingNames(this.opts.host, this.opts.sans ?? []));
     await this.cache.start();
     await bootstrap(this.opts.registry, this.store, this.opts.host, this.opts.port);
     const server = https.createServer(
@@ -200,6 +202,16 @@ export class ApiServer {
     if (rr) return this.handler.handle(req, res, rr, url.searchParams);
     throw new KubicleError('NotFound', 'the server could not find the requested resource');
   }
+}
+
+/** Names and addresses the serving certificate covers: every address this server can be reached at. */
+function servingNames(host: string, extra: string[]): string[] {
+  const names = ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', ...extra];
+  if (host === '0.0.0.0' || host === '::') {
+    for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) names.push(a.address);
+    names.push(os.hostname());
+  } else names.push(host);
+  return [...new Set(names)];
 }
 
 function safeParse(p: string) {
