@@ -29,6 +29,20 @@ const pod = (name: string) =>
     spec: { containers: [{ name: 'c', image: 'registry.local/busybox:1.36', resources: { requests: { cpu: '10m' } } }] },
   });
 
+/** Records the create, get and list figures of one side (API or floor) under shared keys. */
+function record(out: Map<string, string>, one: { latencies: number[]; wallMs: number }, many: { latencies: number[]; wallMs: number }, gets: number[], lists: number[], listNote = ''): void {
+  const s1 = summary(one.latencies);
+  const sm = summary(many.latencies);
+  const sg = summary(gets);
+  out.set('create1', `${f1((N_CREATE_1 / one.wallMs) * 1000)}/s p50 ${f1(s1.p50)} ms p99 ${f1(s1.p99)} ms`);
+  out.set('create32', `${f1((N_CREATE / many.wallMs) * 1000)}/s p50 ${f1(sm.p50)} ms p99 ${f1(sm.p99)} ms`);
+  out.set('create32rate', String((N_CREATE / many.wallMs) * 1000));
+  out.set('create1p50', String(s1.p50));
+  out.set('get', `p50 ${f1(sg.p50)} ms p99 ${f1(sg.p99)} ms`);
+  out.set('list', `${f1(summary(lists).p50)} ms${listNote}`);
+  out.set('listms', String(summary(lists).p50));
+}
+
 interface Row {
   what: string;
   api: string;
@@ -100,16 +114,7 @@ async function rawFloors(b: Backend, rows: Map<string, string>): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
   w.cancel();
-  const s1 = summary(one.latencies);
-  const sm = summary(many.latencies);
-  rows.set('create1', `${f1((N_CREATE_1 / one.wallMs) * 1000)}/s p50 ${f1(s1.p50)} ms p99 ${f1(s1.p99)} ms`);
-  rows.set('create32', `${f1((N_CREATE / many.wallMs) * 1000)}/s p50 ${f1(sm.p50)} ms p99 ${f1(sm.p99)} ms`);
-  rows.set('create32rate', String((N_CREATE / many.wallMs) * 1000));
-  rows.set('create1p50', String(s1.p50));
-  const sg = summary(gets.latencies);
-  rows.set('get', `p50 ${f1(sg.p50)} ms p99 ${f1(sg.p99)} ms`);
-  rows.set('list', `${f1(summary(lists).p50)} ms`);
-  rows.set('listms', String(summary(lists).p50));
+  record(rows, one, many, gets.latencies, lists);
   const sw = summary(got);
   rows.set('watch', `1 watcher p50 ${f1(sw.p50)} ms p99 ${f1(sw.p99)} ms`);
 }
@@ -121,14 +126,6 @@ async function apiFigures(k: Kubicle, out: Map<string, string>): Promise<void> {
   const one = await load(N_CREATE_1, 1, (i) => must(c.call('POST', P, pod(`one-${i}`)), 201).then(() => {}));
   const many = await load(N_CREATE, 32, (i) => must(c.call('POST', P, pod(`many-${i}`)), 201).then(() => {}));
   const gets = await load(2000, 8, (i) => must(c.call('GET', `${P}/many-${i % N_CREATE}`), 200).then(() => {}));
-  const s1 = summary(one.latencies);
-  const sm = summary(many.latencies);
-  out.set('create1', `${f1((N_CREATE_1 / one.wallMs) * 1000)}/s p50 ${f1(s1.p50)} ms p99 ${f1(s1.p99)} ms`);
-  out.set('create32', `${f1((N_CREATE / many.wallMs) * 1000)}/s p50 ${f1(sm.p50)} ms p99 ${f1(sm.p99)} ms`);
-  out.set('create32rate', String((N_CREATE / many.wallMs) * 1000));
-  out.set('create1p50', String(s1.p50));
-  const sg = summary(gets.latencies);
-  out.set('get', `p50 ${f1(sg.p50)} ms p99 ${f1(sg.p99)} ms`);
   // Top up to N_LIST pods in one namespace, then time full lists of them.
   const have = N_CREATE + N_CREATE_1;
   if (have < N_LIST) await load(N_LIST - have, 32, (i) => must(c.call('POST', P, pod(`fill-${i}`)), 201).then(() => {}));
@@ -141,8 +138,7 @@ async function apiFigures(k: Kubicle, out: Map<string, string>): Promise<void> {
     const n = (JSON.parse(text).items as unknown[]).length;
     if (n < N_LIST) throw new Error(`list returned ${n}`);
   }
-  out.set('list', `${f1(summary(lists).p50)} ms (${Math.max(N_LIST, have)} pods)`);
-  out.set('listms', String(summary(lists).p50));
+  record(out, one, many, gets.latencies, lists, ` (${Math.max(N_LIST, have)} pods)`);
   c.agent.destroy();
 
   // Watch delivery: N_WATCHERS watch streams (each its own connection), then timed writes.

@@ -502,6 +502,15 @@ const persistentvolumeclaims: ResourceType = {
   ],
 };
 
+/** "pods: 1/10, requests.cpu: 0/2": used over hard, for either the limits.* entries or the others. */
+function quotaUsage(o: KubeObject, limits: boolean): string {
+  const hard: Record<string, string> = o.spec?.hard ?? {};
+  return Object.keys(hard)
+    .filter((k) => k.startsWith('limits.') === limits)
+    .map((k) => `${k}: ${o.status?.used?.[k] ?? 0}/${hard[k]}`)
+    .join(', ');
+}
+
 const resourcequotas: ResourceType = {
   ...core,
   kind: 'ResourceQuota',
@@ -514,18 +523,8 @@ const resourcequotas: ResourceType = {
   columns: [
     nameColumn,
     ageColumn,
-    col('Request', (o) =>
-      Object.keys(o.spec?.hard ?? {})
-        .filter((k) => !k.startsWith('limits.'))
-        .map((k) => `${k}: ${o.status?.used?.[k] ?? 0}/${o.spec.hard[k]}`)
-        .join(', '),
-    ),
-    col('Limit', (o) =>
-      Object.keys(o.spec?.hard ?? {})
-        .filter((k) => k.startsWith('limits.'))
-        .map((k) => `${k}: ${o.status?.used?.[k] ?? 0}/${o.spec.hard[k]}`)
-        .join(', '),
-    ),
+    col('Request', (o) => quotaUsage(o, false)),
+    col('Limit', (o) => quotaUsage(o, true)),
   ],
 };
 
