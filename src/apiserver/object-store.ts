@@ -182,8 +182,9 @@ export class ObjectStore {
     return out;
   }
 
+  /** Creates an object. Takes ownership of `body` (it is completed in place and returned). */
   async create(rt: ResourceType, ns: string | undefined, body: KubeObject, opts: WriteOptions = {}): Promise<KubeObject> {
-    const obj = deepClone(body);
+    const obj = body;
     const meta = obj.metadata;
     if (rt.namespaced) {
       if (meta.namespace && ns && meta.namespace !== ns) {

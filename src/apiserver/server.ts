@@ -53,6 +53,7 @@ export class ApiServer {
   private readonly authn = new Authenticator();
   private readonly cache: WatchCache;
   private readonly store: ObjectStore;
+  private readonly lifecycle: NamespaceLifecycle;
   private readonly handler: ResourceHandler;
   private readonly requests = this.metrics.counter('apiserver_request_total', 'Requests by verb, resource and HTTP code.');
   private readonly latency = this.metrics.histogram('apiserver_request_duration_seconds', 'Request latency by verb and resource.');
@@ -62,9 +63,8 @@ export class ApiServer {
     this.ready = new Promise((r) => {
       this.markReady = r;
     });
-    const lifecycle = new NamespaceLifecycle(opts.registry);
-    this.store = new ObjectStore(opts.backend, [lifecycle]);
-    lifecycle.bind(this.store);
+    this.lifecycle = new NamespaceLifecycle(opts.registry);
+    this.store = new ObjectStore(opts.backend, [this.lifecycle]);
     this.cache = new WatchCache(opts.backend, opts.log);
     this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker());
     this.authn.addToken(this.loopbackToken, { name: 'system:apiserver', groups: ['system:masters'] });
@@ -87,6 +87,7 @@ export class ApiServer {
     const log = this.opts.log;
     this.pki = await ensurePki(this.opts.pkiDir, servingNames(this.opts.host, this.opts.sans ?? []));
     await this.cache.start();
+    await this.lifecycle.bind(this.store, this.cache);
     await bootstrap(this.opts.registry, this.store, this.opts.host, this.opts.port);
     const server = https.createServer(
       { key: this.pki.serving.key, cert: this.pki.serving.cert, ca: this.pki.ca.cert, requestCert: true, rejectUnauthorized: false },

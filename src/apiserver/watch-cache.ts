@@ -140,6 +140,7 @@ export class WatchCache {
    * rejects with Gone when the store has compacted the revision).
    */
   async subscribe(prefix: string, afterRevision: number, fn: Subscriber, onError: (err: Error) => void): Promise<() => void> {
+    if (this.stopped) throw new KubicleError('Unavailable', 'server shutting down');
     if (afterRevision < this.oldest) {
       const w = await this.backend.watch(prefix, afterRevision, { event: (ev) => fn(decodeEvent(ev)), error: onError });
       return () => w.cancel();

@@ -76,7 +76,6 @@ export class SqliteBackend implements Backend {
       insert: this.db.prepare(`
         INSERT INTO kv (name, created, deleted, create_revision, prev_revision, value, old_value)
         VALUES (@name, @created, @deleted, @create_revision, @prev_revision, @value, @old_value)`),
-      fixCreateRevision: this.db.prepare(`UPDATE kv SET create_revision = id WHERE id = ?`),
       after: this.db.prepare(`SELECT * FROM kv WHERE name >= ? AND name < ? AND id > ? ORDER BY id LIMIT 1000`),
       compactRows: this.db.prepare(`
         DELETE FROM kv WHERE id <= @rev AND (
@@ -132,11 +131,11 @@ export class SqliteBackend implements Backend {
     const ev = this.write(() => {
       const latest = this.stmt.latest.get(key) as Row | undefined;
       if (latest && !latest.deleted) throw new KubicleError('AlreadyExists', `key ${key} already exists`);
+      // create_revision 0 on a creating row means "this row's own id" (see createRevisionOf): no second statement.
       const id = Number(
         this.stmt.insert.run({ name: key, created: 1, deleted: 0, create_revision: 0, prev_revision: latest?.id ?? 0, value: Buffer.from(value), old_value: null })
           .lastInsertRowid,
       );
-      this.stmt.fixCreateRevision.run(id);
       const kv: KeyValue = { key, value, createRevision: id, modRevision: id };
       return { type: 'put', kv } satisfies WatchEvent;
     });
@@ -153,13 +152,13 @@ export class SqliteBackend implements Backend {
           name: key,
           created: 0,
           deleted: 0,
-          create_revision: latest.create_revision,
+          create_revision: createRevisionOf(latest),
           prev_revision: latest.id,
           value: Buffer.from(value),
           old_value: latest.value,
         }).lastInsertRowid,
       );
-      return { type: 'put', kv: { key, value, createRevision: latest.create_revision, modRevision: id }, prev: toKv(latest) } satisfies WatchEvent;
+      return { type: 'put', kv: { key, value, createRevision: createRevisionOf(latest), modRevision: id }, prev: toKv(latest) } satisfies WatchEvent;
     });
     return ev.kv;
   }
@@ -176,7 +175,7 @@ export class SqliteBackend implements Backend {
           name: key,
           created: 0,
           deleted: 1,
-          create_revision: latest.create_revision,
+          create_revision: createRevisionOf(latest),
           prev_revision: latest.id,
           value: latest.value,
           old_value: latest.value,
@@ -238,13 +237,17 @@ export class SqliteBackend implements Backend {
   }
 }
 
+function createRevisionOf(row: Row): number {
+  return row.create_revision || row.id;
+}
+
 function toKv(row: Row): KeyValue {
-  return { key: row.name, value: row.value, createRevision: row.create_revision, modRevision: row.id };
+  return { key: row.name, value: row.value, createRevision: createRevisionOf(row), modRevision: row.id };
 }
 
 function rowEvent(row: Row): WatchEvent {
   const kv = toKv(row);
   if (row.deleted) return { type: 'delete', kv, prev: { ...kv, modRevision: row.prev_revision } };
   if (row.created) return { type: 'put', kv };
-  return { type: 'put', kv, prev: { key: row.name, value: row.old_value ?? Buffer.alloc(0), createRevision: row.create_revision, modRevision: row.prev_revision } };
+  return { type: 'put', kv, prev: { key: row.name, value: row.old_value ?? Buffer.alloc(0), createRevision: kv.createRevision, modRevision: row.prev_revision } };
 }
