@@ -49,11 +49,6 @@ export class Registry {
     return this.all.filter((rt) => rt.group === group && rt.version === version);
   }
 
-  /** Every version of the resource stored as `storage`. */
-  versionsOf(storage: string): ResourceType[] {
-    return this.all.filter((rt) => rt.storage === storage);
-  }
-
   mustLookup(group: string, version: string, plural: string): ResourceType {
     const rt = this.lookup(group, version, plural);
     if (!rt) throw new KubicleError('NotFound', 'the server could not find the requested resource');
