@@ -1,21 +1,29 @@
+import { Informer } from '../client/informer.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
-import { listWatch } from '../client/list-watch.js';
+import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 
 /**
  * Namespace controller: a namespace being deleted has its contents deleted (every namespaced
  * resource discovery lists), and once nothing is left its `kubernetes` finalizer is removed
- * through /finalize, which lets the API server delete it.
+ * through /finalize, which lets the API server delete it. Keys are namespace names; a namespace
+ * with contents left is looked at again a second later.
  */
 export class NamespaceController {
-  private readonly busy = new Set<string>();
-  private readonly again = new Set<string>();
+  private readonly queue = new WorkQueue();
+  private readonly namespaces: Informer;
 
   constructor(
     private readonly client: KubeClient,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.namespaces = new Informer(client, '/api/v1/namespaces', log);
+    const consider = (ns: Obj) => {
+      if (ns.metadata?.deletionTimestamp) this.queue.add(ns.metadata.name);
+    };
+    this.namespaces.on({ add: consider, update: (_, ns) => consider(ns) });
+  }
 
   private async namespacedResources(): Promise<{ group: string; version: string; plural: string }[]> {
     const out: { group: string; version: string; plural: string }[] = [];
@@ -40,59 +48,32 @@ export class NamespaceController {
     return out;
   }
 
+  /** Deletes the namespace's contents; finalizes it when empty, else looks again later. */
   private async sync(name: string): Promise<void> {
-    if (this.busy.has(name)) {
-      this.again.add(name);
-      return;
-    }
-    this.busy.add(name);
+    let ns: Obj;
     try {
-      for (;;) {
-        this.again.delete(name);
-        const done = await this.cleanup(name);
-        if (done && !this.again.has(name)) return;
-        if (!done) await new Promise((r) => setTimeout(r, 1000));
-      }
+      ns = await this.client.get(resourcePath({ version: 'v1', plural: 'namespaces', name }));
     } catch (err) {
-      if (!isCode(err, 'NotFound')) this.log.warn('namespace cleanup failed', { namespace: name, err });
-    } finally {
-      this.busy.delete(name);
+      if (isCode(err, 'NotFound')) return;
+      throw err;
     }
-  }
-
-  /** One pass: delete contents; finalize when empty. Resolves true when nothing is left to wait for. */
-  private async cleanup(name: string): Promise<boolean> {
-    const ns = await this.client.get(resourcePath({ version: 'v1', plural: 'namespaces', name }));
-    if (!ns.metadata?.deletionTimestamp || !(ns.spec?.finalizers ?? []).includes('kubernetes')) return true;
+    if (!ns.metadata?.deletionTimestamp || !(ns.spec?.finalizers ?? []).includes('kubernetes')) return;
     let remaining = 0;
     for (const r of await this.namespacedResources()) {
       const path = resourcePath({ ...r, namespace: name });
       await this.client.delete(path, { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: 'Background' });
-      const left = await this.client.get(`${path}?limit=1`);
-      remaining += (left.items ?? []).length;
+      remaining += ((await this.client.get(`${path}?limit=1`)).items ?? []).length;
     }
-    if (remaining > 0) return false;
+    if (remaining > 0) {
+      this.queue.addAfter(name, 1000);
+      return;
+    }
     ns.spec.finalizers = (ns.spec.finalizers as string[]).filter((f) => f !== 'kubernetes');
     await this.client.update(resourcePath({ version: 'v1', plural: 'namespaces', name, subresource: 'finalize' }), ns);
     this.log.info('namespace finalized', { namespace: name });
-    return true;
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    const consider = (ns: Obj) => {
-      if (ns.metadata?.deletionTimestamp) void this.sync(ns.metadata.name);
-    };
-    await listWatch(
-      this.client,
-      '/api/v1/namespaces',
-      {
-        onSync: (items) => items.forEach(consider),
-        onEvent: (ev) => {
-          if (ev.type !== 'DELETED') consider(ev.object);
-        },
-      },
-      this.log,
-      signal,
-    );
+    await Promise.all([this.namespaces.run(signal), this.queue.run(2, (name) => this.sync(name), signal, (name, err) => this.log.warn('namespace cleanup failed', { namespace: name, err }))]);
   }
 }

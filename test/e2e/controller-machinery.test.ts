@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Informer } from '../../src/client/informer.js';
+import { KubeClient, type Obj } from '../../src/client/kube-client.js';
+import { LeaderElector } from '../../src/client/leader-election.js';
+import { silentLogger } from '../../src/observe/log.js';
+import { cm, rawClient } from '../support/http.js';
+import { cleanup, type Kubicle, startKubicle } from '../support/kubicle.js';
+
+/** client/'s controller machinery against a real kubicle: the informer and leader election. */
+let k: Kubicle;
+let client: KubeClient;
+before(async () => {
+  k = await startKubicle({ args: ['--compact-interval', '1'] });
+  const { ca, cert, key } = await k.creds();
+  client = new KubeClient({ server: k.url, caPem: ca, certPem: cert, keyPem: key });
+});
+after(async () => {
+  client.close();
+  await cleanup(k);
+});
+
+async function until(pred: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('Informer', () => {
+  it('reports adds, updates and deletes, and after a 410 relist reports what changed meanwhile', async () => {
+    let api = await rawClient(k);
+    const NS = '/api/v1/namespaces/default/configmaps';
+    const seen: string[] = [];
+    const ac = new AbortController();
+    let inf = new Informer(client, NS, silentLogger);
+    const watchEvents = (i: Informer) =>
+      i.on({
+        add: (o: Obj) => seen.push(`add ${o.metadata.name}`),
+        update: (_: Obj, o: Obj) => seen.push(`update ${o.metadata.name} ${o.data?.k}`),
+        delete: (o: Obj) => seen.push(`delete ${o.metadata.name}`),
+      });
+    watchEvents(inf);
+    const running = inf.run(ac.signal);
+    await inf.synced;
+    await api.call('POST', NS, cm('i1'));
+    await until(() => seen.includes('add i1'), 'add');
+    await api.call('PATCH', `${NS}/i1`, '{"data":{"k":"v2"}}', { 'Content-Type': 'application/merge-patch+json' });
+    await until(() => seen.includes('update i1 v2'), 'update');
+    await api.call('POST', NS, cm('i2'));
+    await api.call('DELETE', `${NS}/i2`);
+    await until(() => seen.includes('delete i2'), 'delete');
+    assert.deepEqual(
+      inf.list().map((o) => o.metadata.name),
+      ['i1'],
+    );
+
+    await api.call('POST', NS, cm('i4'));
+    await until(() => seen.includes('add i4'), 'add i4');
+
+    // The informer stops; the store moves on, the server restarts (its watch cache starts anew)
+    // and compacts past the informer's version; the informer then resumes and must relist.
+    ac.abort();
+    await running;
+    for (const n of ['x1', 'x2']) await api.call('POST', '/api/v1/namespaces/kube-public/configmaps', cm(n, 'kube-public'));
+    api.close();
+    await k.stop();
+    await k.start();
+    api = await rawClient(k);
+    await api.call('POST', NS, cm('i3'));
+    await api.call('PATCH', `${NS}/i1`, '{"data":{"k":"v3"}}', { 'Content-Type': 'application/merge-patch+json' });
+    await api.call('DELETE', `${NS}/i4`);
+    await new Promise((r) => setTimeout(r, 2500));
+    const stale = await api.call('GET', `${NS}?watch=true&resourceVersion=${inf.resourceVersion}&timeoutSeconds=1`);
+    assert.match(stale.text, /"code":410/, 'the informer version is compacted');
+    const ac2 = new AbortController();
+    const resumed = inf.run(ac2.signal);
+    await until(() => seen.includes('add i3') && seen.includes('update i1 v3') && seen.includes('delete i4'), 'relist', 20_000);
+    assert.deepEqual(inf.list().map((o) => o.metadata.name).sort(), ['i1', 'i3']);
+    ac2.abort();
+    await resumed;
+    inf = undefined as unknown as Informer;
+    api.close();
+  });
+});
+
+describe('LeaderElector', () => {
+  const cfg = { namespace: 'kube-system', name: 'test-lock', leaseDurationMs: 1500, renewDeadlineMs: 1000, retryPeriodMs: 150 };
+
+  it('one leader at a time; a clean stop hands over at once; an expired holder is replaced', async () => {
+    const leading = new Map<string, boolean>();
+    let overlap = false;
+    const candidate = (identity: string) => {
+      const ac = new AbortController();
+      const done = new LeaderElector(client, { ...cfg, identity }, silentLogger).run(ac.signal, async (signal) => {
+        leading.set(identity, true);
+        if ([...leading.values()].filter(Boolean).length > 1) overlap = true;
+        await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+        leading.set(identity, false);
+      });
+      return { ac, done };
+    };
+    const a = candidate('a');
+    const b = candidate('b');
+    await until(() => [...leading.values()].some(Boolean), 'a leader');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal([...leading.values()].filter(Boolean).length, 1);
+    const [first, second] = leading.get('a') ? [a, b] : [b, a];
+    const secondId = first === a ? 'b' : 'a';
+    const stoppedAt = Date.now();
+    first.ac.abort();
+    await first.done;
+    await until(() => leading.get(secondId) === true, 'handover');
+    assert.ok(Date.now() - stoppedAt < 1000, 'a released lease is taken without waiting for expiry');
+    second.ac.abort();
+    await second.done;
+    assert.equal(overlap, false, 'never two leaders at once');
+
+    // A holder that stopped renewing (a crash) is replaced only after its lease expires.
+    const lease = await client.get('/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/test-lock');
+    lease.spec = { ...lease.spec, holderIdentity: 'ghost', leaseDurationSeconds: 2, renewTime: new Date().toISOString().replace('Z', '000Z') };
+    await client.update('/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/test-lock', lease);
+    const c = candidate('c');
+    const start = Date.now();
+    await until(() => leading.get('c') === true, 'takeover after expiry');
+    assert.ok(Date.now() - start >= 1500, 'not before the ghost lease expired');
+    const after = await client.get('/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/test-lock');
+    assert.equal(after.spec.holderIdentity, 'c');
+    assert.ok(after.spec.leaseTransitions >= 2);
+    c.ac.abort();
+    await c.done;
+  });
+});
