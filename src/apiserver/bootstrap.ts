@@ -17,7 +17,7 @@ export async function bootstrap(registry: Registry, store: ObjectStore, host: st
       if (!isCode(err, 'AlreadyExists')) throw err;
     }
   };
-  for (const name of immortalNamespaces) await ensure('', 'namespaces', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  for (const name of [...immortalNamespaces, 'kube-node-lease']) await ensure('', 'namespaces', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   await ensure('', 'services', 'default', {
     apiVersion: 'v1',
     kind: 'Service',

@@ -229,7 +229,7 @@ export class ObjectStore {
     ns: string | undefined,
     name: string,
     mutate: (current: KubeObject) => KubeObject | Promise<KubeObject>,
-    opts: WriteOptions & { subresource?: string } = {},
+    opts: WriteOptions & { subresource?: string; allowSpecChange?: boolean } = {},
   ): Promise<KubeObject> {
     const key = keyFor(rt, ns, name);
     for (let attempt = 0; ; attempt++) {
@@ -239,7 +239,7 @@ export class ObjectStore {
       const proposed = await mutate(deepClone(current));
       const pinned = proposed.metadata?.resourceVersion;
       if (pinned && pinned !== current.metadata.resourceVersion) throw conflict(rt, name);
-      const next = this.prepareUpdate(rt, proposed, current, opts.subresource);
+      const next = this.prepareUpdate(rt, proposed, current, opts.subresource, opts.allowSpecChange);
       if (deepEqual(next, current)) return current;
       if (opts.dryRun) return next;
       try {
@@ -260,7 +260,8 @@ export class ObjectStore {
     }
   }
 
-  private prepareUpdate(rt: ResourceType, proposed: KubeObject, old: KubeObject, subresource?: string): KubeObject {
+  /** `trusted`: the change comes from the server itself (pods/binding), past kind update rules. */
+  private prepareUpdate(rt: ResourceType, proposed: KubeObject, old: KubeObject, subresource?: string, trusted = false): KubeObject {
     if (!proposed || typeof proposed !== 'object' || typeof proposed.metadata !== 'object' || proposed.metadata === null) {
       throw new KubicleError('BadRequest', 'the object provided is unrecognized (must be an object with metadata)');
     }
@@ -308,7 +309,7 @@ export class ObjectStore {
       }
     }
     this.validate(rt, next, errs);
-    if (subresource !== 'status') rt.validateUpdate?.(next, old, errs);
+    if (subresource !== 'status' && !trusted) rt.validateUpdate?.(next, old, errs);
     errs.throwIfAny(qualifiedKind(rt), name);
     return next;
   }

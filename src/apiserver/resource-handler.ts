@@ -38,7 +38,14 @@ export class ResourceHandler {
     const rt = this.registry.lookup(r.group, r.version, r.resource);
     if (!rt || (r.namespace !== undefined && !rt.namespaced)) throw new KubicleError('NotFound', 'the server could not find the requested resource');
     const sub = r.subresource;
-    if (sub && !(sub === 'status' && rt.status) && !(sub === 'scale' && rt.scale) && !(sub === 'finalize' && rt.plural === 'namespaces' && rt.group === '')) {
+    const isPods = rt.plural === 'pods' && rt.group === '';
+    if (
+      sub &&
+      !(sub === 'status' && rt.status) &&
+      !(sub === 'scale' && rt.scale) &&
+      !(sub === 'finalize' && rt.plural === 'namespaces' && rt.group === '') &&
+      !(sub === 'binding' && isPods)
+    ) {
       throw new KubicleError('NotFound', 'the server could not find the requested resource');
     }
     const ns = rt.namespaced ? r.namespace : undefined;
@@ -54,6 +61,7 @@ export class ResourceHandler {
     }
     const dryRun = parseDryRun(q);
     if (m === 'POST') {
+      if (r.name && sub === 'binding') return this.bind(req, res, rt, ns!, r.name, dryRun);
       if (r.name) throw new KubicleError('MethodNotAllowed', `the server does not allow this method on the requested resource`);
       const { obj, warnings } = await this.decodeFor(req, rt, q, true);
       const created = await this.store.create(rt, ns, obj, { dryRun });
@@ -93,6 +101,33 @@ export class ResourceHandler {
       return sendJson(res, gone ? 200 : 202, obj);
     }
     throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
+  }
+
+  /**
+   * pods/binding: assigns an unassigned pod to a node (what a scheduler does). A pod already
+   * assigned gets 409 like upstream.
+   */
+  private async bind(req: IncomingMessage, res: ServerResponse, rt: ResourceType, ns: string, name: string, dryRun: boolean): Promise<void> {
+    const binding = decodeObject(await readBody(req), mediaType(req)) as KubeObject;
+    if (binding.kind !== 'Binding') throw new KubicleError('BadRequest', `the object provided is unrecognized (must be of type Binding): ${String(binding.kind)}`);
+    const node = binding.target?.name;
+    if (!node || (binding.target?.kind && binding.target.kind !== 'Node')) {
+      throw new KubicleError('Invalid', `Binding "${name}" is invalid: target.name: Required value`, { causes: [{ reason: 'FieldValueRequired', field: 'target.name', message: 'Required value' }] });
+    }
+    if (binding.metadata?.name && binding.metadata.name !== name) throw new KubicleError('BadRequest', `the name of the object (${binding.metadata.name}) does not match the name on the URL (${name})`);
+    await this.store.update(
+      rt,
+      ns,
+      name,
+      (pod) => {
+        if (pod.metadata.deletionTimestamp) throw new KubicleError('Conflict', `pod ${name} is being deleted, cannot be assigned to a host`);
+        if (pod.spec?.nodeName) throw new KubicleError('Conflict', `pod ${name} is already assigned to node "${pod.spec.nodeName}"`);
+        pod.spec.nodeName = node;
+        return pod;
+      },
+      { dryRun, allowSpecChange: true },
+    );
+    sendJson(res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
   }
 
   private render(res: ServerResponse, code: number, rt: ResourceType, obj: KubeObject, rendering: Rendering, q: URLSearchParams): void {

@@ -18,6 +18,9 @@ export const schema = {
   port: { type: 'string', default: '6443', env: 'KUBICLE_PORT', help: 'port the API server listens on (0: any free port)' },
   'token-file': { type: 'string', default: '', env: 'KUBICLE_TOKEN_FILE', help: 'static bearer tokens, one token,user,uid,"groups" per line' },
   'compact-interval': { type: 'string', default: '300', env: 'KUBICLE_COMPACT_INTERVAL', help: 'seconds between store compactions (history kept about this long)' },
+  'simulate-nodes': { type: 'string', default: '0', env: 'KUBICLE_SIMULATE_NODES', help: 'with up: also run this many simulated nodes (they run nothing)' },
+  'node-prefix': { type: 'string', default: 'sim-node', env: 'KUBICLE_NODE_PREFIX', help: 'name prefix of simulated nodes (<prefix>-0, <prefix>-1, …)' },
+  kubeconfig: { type: 'string', default: '', env: 'KUBECONFIG', help: 'for simulate: the cluster to join (default <data-dir>/kubeconfig)' },
   'log-level': { type: 'string', default: 'info', env: 'KUBICLE_LOG_LEVEL', help: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, env: '', help: 'show this help' },
 } satisfies Record<string, Option>;
@@ -43,7 +46,8 @@ export function usage(): string {
   return `usage: kubicle <command> [flags]
 
 commands:
-  up                 run the API server and controllers in the foreground
+  up                 run the API server, controllers and scheduler in the foreground
+  simulate nodes N   register N simulated nodes (they run nothing) and play their kubelets
   store compact      compact the store's history to its current revision (server stopped)
   version            print the version
 

@@ -3,6 +3,9 @@ import { versionInfo } from '../apiserver/version.js';
 import { parseConfig, usage } from './config.js';
 import { openStore } from './store.js';
 import { up } from './up.js';
+import { KubeClient } from '../client/kube-client.js';
+import { loadKubeconfig } from '../client/kubeconfig.js';
+import { NodeSimulator } from '../kubelet/node-simulator.js';
 import path from 'node:path';
 
 /** The `kubicle` command: parses the configuration and runs one role or tool. */
@@ -44,6 +47,16 @@ async function main(argv: string[]): Promise<number> {
       await backend.compact(rev);
       await backend.close();
       process.stdout.write(`compacted to revision ${rev}\n`);
+      return 0;
+    }
+    case `simulate nodes ${positionals[2]}`: {
+      const count = Number(positionals[2]);
+      if (!Number.isInteger(count) || count < 1) throw new Error('simulate nodes N: N must be a positive integer');
+      const file = config.kubeconfig || path.join(path.resolve(config['data-dir']), 'kubeconfig');
+      const client = new KubeClient(await loadKubeconfig(file));
+      process.stdout.write(`simulating ${count} nodes in the cluster of ${file} (they run nothing); Ctrl-C stops\n`);
+      await new NodeSimulator(client, { count, prefix: config['node-prefix'] }, log.with({ component: 'node-simulator' })).run(ac.signal);
+      client.close();
       return 0;
     }
     case 'version':

@@ -1,11 +1,15 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { builtinRegistry } from '../api/registry.js';
 import { renderKubeconfig } from '../apiserver/kubeconfig.js';
 import { ApiServer } from '../apiserver/server.js';
 import { KubeClient } from '../client/kube-client.js';
+import { LeaderElector } from '../client/leader-election.js';
 import { NamespaceController } from '../controllers/namespace.js';
 import { ServiceAccountController } from '../controllers/serviceaccount.js';
+import { NodeSimulator } from '../kubelet/node-simulator.js';
+import { Scheduler } from '../scheduler/scheduler.js';
 import type { Logger } from '../observe/log.js';
 import type { Config } from './config.js';
 import { openStore } from './store.js';
@@ -38,10 +42,17 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
     { mode: 0o600 },
   );
   const client = new KubeClient({ server: server.url, caPem: pki.ca.cert, token: server.loopbackToken });
+  const identity = `${os.hostname()}_${process.pid}`;
   const controllers = [
     new NamespaceController(client, log.with({ component: 'namespace-controller' })).run(signal),
     new ServiceAccountController(client, log.with({ component: 'serviceaccount-controller' })).run(signal),
+    // Like upstream, the scheduler runs only while it holds its lease, so replicas can stand by.
+    new LeaderElector(client, { namespace: 'kube-system', name: 'kube-scheduler', identity }, log.with({ component: 'leader-election' })).run(signal, (leading) =>
+      new Scheduler(client, log.with({ component: 'scheduler' })).run(leading),
+    ),
   ];
+  const simulated = Number(config['simulate-nodes']);
+  if (simulated > 0) controllers.push(new NodeSimulator(client, { count: simulated, prefix: config['node-prefix'] }, log.with({ component: 'node-simulator' })).run(signal));
   process.stdout.write(
     `Kubicle is up: ${server.url} (store: ${config.store === 'sqlite' ? path.join(dataDir, 'store.db') : config.store.replace(/password=[^&]*/, 'password=***')})\n` +
       `kubeconfig: ${kubeconfig}\n\n  export KUBECONFIG=${kubeconfig}\n  kubectl get namespaces\n\nCtrl-C stops it; objects are kept.\n`,

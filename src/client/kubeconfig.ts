@@ -1,0 +1,22 @@
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
+import { KubicleError } from '../observe/errors.js';
+import type { ClientConfig } from './kube-client.js';
+
+/** The current context of a kubeconfig file as a client configuration (inline data only). */
+export async function loadKubeconfig(file: string): Promise<ClientConfig> {
+  // biome-ignore lint/suspicious/noExplicitAny: kubeconfig is untyped YAML
+  const doc: any = parse(await readFile(file, 'utf8'));
+  const ctx = (doc?.contexts ?? []).find((c: { name: string }) => c.name === doc['current-context'])?.context;
+  const cluster = (doc?.clusters ?? []).find((c: { name: string }) => c.name === ctx?.cluster)?.cluster;
+  const user = (doc?.users ?? []).find((u: { name: string }) => u.name === ctx?.user)?.user ?? {};
+  if (!cluster?.server) throw new KubicleError('BadRequest', `kubeconfig ${file}: no cluster for the current context`);
+  const b64 = (s?: string) => (s ? Buffer.from(s, 'base64').toString() : undefined);
+  return {
+    server: cluster.server,
+    caPem: b64(cluster['certificate-authority-data']) ?? '',
+    certPem: b64(user['client-certificate-data']),
+    keyPem: b64(user['client-key-data']),
+    token: user.token,
+  };
+}

@@ -1,0 +1,221 @@
+import { randomBytes } from 'node:crypto';
+import { bytes, milliCpu } from '../api/quantity.js';
+import { Informer, objectKey } from '../client/informer.js';
+import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
+import { WorkQueue } from '../client/work-queue.js';
+import { isCode } from '../observe/errors.js';
+import type { Logger } from '../observe/log.js';
+import type { FilterPlugin, NodeInfo, ScorePlugin } from './framework.js';
+import { nodeAffinity, nodeAffinityPreferred } from './plugins/node-affinity.js';
+import { nodeName, nodeUnschedulable } from './plugins/node-basics.js';
+import { leastAllocated, nodeResourcesFit } from './plugins/node-resources-fit.js';
+import { podRequests } from './plugins/pod-requests.js';
+import { taintToleration } from './plugins/taint-toleration.js';
+
+/**
+ * The default scheduler: one pod at a time, run every filter over every node, score the nodes
+ * left, bind to the best through pods/binding. A pod that fits nowhere gets a FailedScheduling
+ * event and a PodScheduled=False condition in upstream's words, and is retried when nodes change.
+ * Placements are assumed at once, so a burst of pods does not overcommit a node before the
+ * informer sees the bindings.
+ */
+export const defaultFilters: FilterPlugin[] = [nodeUnschedulable, nodeName, nodeAffinity, taintToleration, nodeResourcesFit];
+export const defaultScores: ScorePlugin[] = [leastAllocated, nodeAffinityPreferred];
+
+export interface SchedulerOptions {
+  name?: string;
+  filters?: FilterPlugin[];
+  scores?: ScorePlugin[];
+}
+
+export class Scheduler {
+  private readonly pods: Informer;
+  private readonly nodes: Informer;
+  private readonly queue = new WorkQueue(100, 10_000);
+  /** Pod key -> node name, for bindings the informer has not shown yet. */
+  private readonly assumed = new Map<string, string>();
+  /** Pods that fit nowhere, retried when a node appears or changes. */
+  private readonly unschedulable = new Set<string>();
+  private readonly lastFailure = new Map<string, string>();
+  private readonly binding = new Set<Promise<void>>();
+  private readonly name: string;
+  private readonly filters: FilterPlugin[];
+  private readonly scores: ScorePlugin[];
+  scheduled = 0;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly log: Logger,
+    opts: SchedulerOptions = {},
+  ) {
+    this.name = opts.name ?? 'default-scheduler';
+    this.filters = opts.filters ?? defaultFilters;
+    this.scores = opts.scores ?? defaultScores;
+    this.pods = new Informer(client, '/api/v1/pods', log);
+    this.nodes = new Informer(client, '/api/v1/nodes', log);
+    const consider = (pod: Obj) => {
+      const key = objectKey(pod);
+      if (pod.spec?.nodeName) {
+        this.assumed.delete(key);
+        this.unschedulable.delete(key);
+        return;
+      }
+      if (this.mine(pod)) this.queue.add(key);
+    };
+    this.pods.on({
+      add: consider,
+      update: (_, pod) => consider(pod),
+      delete: (pod) => {
+        const key = objectKey(pod);
+        this.assumed.delete(key);
+        this.unschedulable.delete(key);
+        this.lastFailure.delete(key);
+      },
+    });
+    const retryAll = () => {
+      for (const key of this.unschedulable) this.queue.add(key);
+    };
+    this.nodes.on({ add: retryAll, update: retryAll });
+  }
+
+  private mine(pod: Obj): boolean {
+    return (pod.spec?.schedulerName ?? 'default-scheduler') === this.name && !pod.metadata?.deletionTimestamp && !['Succeeded', 'Failed'].includes(pod.status?.phase);
+  }
+
+  /** The cluster as the scheduler sees it: nodes with the pods bound or assumed on them. */
+  private snapshot(): NodeInfo[] {
+    const infos = new Map<string, NodeInfo>();
+    for (const node of this.nodes.list()) {
+      const a = node.status?.allocatable ?? node.status?.capacity ?? {};
+      infos.set(node.metadata.name, {
+        node,
+        pods: [],
+        requested: { cpu: 0, memory: 0, pods: 0 },
+        allocatable: { cpu: milliCpu(a.cpu ?? 0), memory: bytes(a.memory ?? 0), pods: Number(a.pods ?? 110) },
+      });
+    }
+    const place = (pod: Obj, nodeName: string) => {
+      const info = infos.get(nodeName);
+      if (!info) return;
+      const r = podRequests(pod);
+      info.pods.push(pod);
+      info.requested.cpu += r.cpu;
+      info.requested.memory += r.memory;
+      info.requested.pods += 1;
+    };
+    for (const pod of this.pods.list()) {
+      if (['Succeeded', 'Failed'].includes(pod.status?.phase)) continue;
+      const node = pod.spec?.nodeName ?? this.assumed.get(objectKey(pod));
+      if (node) place(pod, node);
+    }
+    return [...infos.values()];
+  }
+
+  private async scheduleOne(key: string): Promise<void> {
+    const pod = this.pods.get(key);
+    if (!pod || pod.spec?.nodeName || this.assumed.has(key) || !this.mine(pod)) return;
+    const nodes = this.snapshot();
+    const reasons = new Map<string, number>();
+    const feasible = nodes.filter((n) => {
+      for (const f of this.filters) {
+        const why = f.filter(pod, n);
+        if (why) {
+          reasons.set(why, (reasons.get(why) ?? 0) + 1);
+          return false;
+        }
+      }
+      return true;
+    });
+    if (!feasible.length) {
+      const detail = [...reasons].sort((a, b) => a[0].localeCompare(b[0])).map(([why, n]) => `${n} ${why}`);
+      const message = `0/${nodes.length} nodes are available${detail.length ? `: ${detail.join(', ')}` : ''}.`;
+      this.unschedulable.add(key);
+      await this.reportUnschedulable(pod, message);
+      return;
+    }
+    let best = feasible[0];
+    let bestScore = -1;
+    for (const n of feasible) {
+      // A little noise breaks ties between equal nodes, spreading a burst.
+      const s = this.scores.reduce((sum, p) => sum + p.weight * p.score(pod, n), 0) + Math.random() * 1e-3;
+      if (s > bestScore) {
+        best = n;
+        bestScore = s;
+      }
+    }
+    const nodeName = best.node.metadata.name;
+    this.assumed.set(key, nodeName);
+    // The binding cycle runs on its own: the next pod is placed meanwhile against the assumption.
+    const binding = this.bind(pod, key, nodeName).finally(() => this.binding.delete(binding));
+    this.binding.add(binding);
+  }
+
+  private async bind(pod: Obj, key: string, nodeName: string): Promise<void> {
+    try {
+      await this.client.create(`${resourcePath({ version: 'v1', plural: 'pods', namespace: pod.metadata.namespace, name: pod.metadata.name })}/binding`, {
+        apiVersion: 'v1',
+        kind: 'Binding',
+        metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace },
+        target: { apiVersion: 'v1', kind: 'Node', name: nodeName },
+      });
+    } catch (err) {
+      this.assumed.delete(key);
+      // Bound meanwhile, or gone: nothing left to do. Otherwise try the pod again later.
+      if (!isCode(err, 'Conflict') && !isCode(err, 'NotFound')) {
+        this.log.warn('binding failed', { pod: key, node: nodeName, err });
+        this.queue.addRateLimited(key);
+      }
+      return;
+    }
+    this.scheduled++;
+    this.unschedulable.delete(key);
+    this.lastFailure.delete(key);
+    await this.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${nodeName}`);
+  }
+
+  private async reportUnschedulable(pod: Obj, message: string): Promise<void> {
+    const key = objectKey(pod);
+    if (this.lastFailure.get(key) === message) return;
+    this.lastFailure.set(key, message);
+    await this.event(pod, 'Warning', 'FailedScheduling', message);
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    try {
+      await this.client.patch(
+        `${resourcePath({ version: 'v1', plural: 'pods', namespace: pod.metadata.namespace, name: pod.metadata.name })}/status`,
+        { status: { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: now, lastProbeTime: null }] } },
+        'application/strategic-merge-patch+json',
+      );
+    } catch (err) {
+      if (!isCode(err, 'NotFound')) throw err;
+    }
+  }
+
+  private async event(pod: Obj, type: string, reason: string, message: string): Promise<void> {
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    try {
+      await this.client.create(resourcePath({ version: 'v1', plural: 'events', namespace: pod.metadata.namespace }), {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { name: `${pod.metadata.name}.${randomBytes(8).toString('hex')}`, namespace: pod.metadata.namespace },
+        involvedObject: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, namespace: pod.metadata.namespace, uid: pod.metadata.uid, resourceVersion: pod.metadata.resourceVersion },
+        reason,
+        message,
+        type,
+        source: { component: this.name },
+        reportingComponent: this.name,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      });
+    } catch (err) {
+      this.log.warn('could not record event', { reason, err });
+    }
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const informers = [this.pods.run(signal), this.nodes.run(signal)];
+    await Promise.race([Promise.all([this.pods.synced, this.nodes.synced]), Promise.all(informers)]);
+    await Promise.all([...informers, this.queue.run(1, (key) => this.scheduleOne(key), signal, (key, err) => this.log.warn('scheduling failed', { pod: key, err }))]);
+    await Promise.allSettled([...this.binding]);
+  }
+}
