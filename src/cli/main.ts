@@ -6,6 +6,7 @@ import { up } from './up.js';
 import { KubeClient } from '../client/kube-client.js';
 import { loadKubeconfig } from '../client/kubeconfig.js';
 import { NodeSimulator } from '../kubelet/node-simulator.js';
+import { setMaxListeners } from 'node:events';
 import path from 'node:path';
 
 /** The `kubicle` command: parses the configuration and runs one role or tool. */
@@ -25,6 +26,8 @@ async function main(argv: string[]): Promise<number> {
   process.env.KUBICLE_LOG_LEVEL = config['log-level'];
   const log = createLogger({ pid: process.pid });
   const ac = new AbortController();
+  // Every informer, queue and timer of every component listens on this one signal.
+  setMaxListeners(0, ac.signal);
   const stop = (signal: string) => {
     if (ac.signal.aborted) return;
     log.info('shutting down', { signal });

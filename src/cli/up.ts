@@ -1,11 +1,16 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import { builtinRegistry } from '../api/registry.js';
 import { renderKubeconfig } from '../apiserver/kubeconfig.js';
 import { ApiServer } from '../apiserver/server.js';
 import { KubeClient } from '../client/kube-client.js';
+import { InformerFactory } from '../client/informer-factory.js';
 import { LeaderElector } from '../client/leader-election.js';
+import { DeploymentController } from '../controllers/deployment.js';
+import { GarbageCollector } from '../controllers/garbage-collector.js';
+import { ReplicaSetController } from '../controllers/replicaset.js';
 import { NamespaceController } from '../controllers/namespace.js';
 import { ServiceAccountController } from '../controllers/serviceaccount.js';
 import { NodeSimulator } from '../kubelet/node-simulator.js';
@@ -43,7 +48,20 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
   );
   const client = new KubeClient({ server: server.url, caPem: pki.ca.cert, token: server.loopbackToken });
   const identity = `${os.hostname()}_${process.pid}`;
+  const controllerLog = log.with({ component: 'controller-manager' });
   const controllers = [
+    // Like upstream's controller manager: the workload controllers run while holding their lease.
+    new LeaderElector(client, { namespace: 'kube-system', name: 'kube-controller-manager', identity }, log.with({ component: 'leader-election' })).run(signal, async (leading) => {
+      setMaxListeners(0, leading);
+      const informers = new InformerFactory(client, controllerLog);
+      const running = [
+        new ReplicaSetController(client, informers, controllerLog.with({ controller: 'replicaset' })).run(leading),
+        new DeploymentController(client, informers, controllerLog.with({ controller: 'deployment' })).run(leading),
+        new GarbageCollector(client, informers, controllerLog.with({ controller: 'garbage-collector' })).run(leading),
+      ];
+      informers.start(leading);
+      await Promise.all([...running, informers.stopped()]);
+    }),
     new NamespaceController(client, log.with({ component: 'namespace-controller' })).run(signal),
     new ServiceAccountController(client, log.with({ component: 'serviceaccount-controller' })).run(signal),
     // Like upstream, the scheduler runs only while it holds its lease, so replicas can stand by.

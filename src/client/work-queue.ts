@@ -1,3 +1,5 @@
+import { isCode } from '../observe/errors.js';
+
 /**
  * A work queue of keys, as controllers use it: a key waiting is held once however often it is
  * added; a key being processed is not handed to a second worker, and if it is added meanwhile
@@ -86,7 +88,8 @@ export class WorkQueue {
 
   /**
    * Runs `workers` loops handing keys to `sync` until the signal aborts. A key whose sync
-   * throws is retried with back-off; one that succeeds is forgotten.
+   * throws is retried with back-off; one that succeeds is forgotten. A Conflict (a write from a
+   * stale cache) is retried without being reported: it is how optimistic concurrency works.
    */
   async run(workers: number, sync: (key: string) => Promise<void>, signal: AbortSignal, onError?: (key: string, err: unknown) => void): Promise<void> {
     signal.addEventListener('abort', () => this.shutDown(), { once: true });
@@ -97,7 +100,7 @@ export class WorkQueue {
             await sync(key);
             this.forget(key);
           } catch (err) {
-            onError?.(key, err);
+            if (!isCode(err, 'Conflict')) onError?.(key, err);
             this.addRateLimited(key);
           } finally {
             this.done(key);

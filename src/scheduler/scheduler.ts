@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { bytes, milliCpu } from '../api/quantity.js';
+import { recordEvent } from '../client/event-recorder.js';
 import { Informer, objectKey } from '../client/informer.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { WorkQueue } from '../client/work-queue.js';
@@ -191,25 +191,7 @@ export class Scheduler {
   }
 
   private async event(pod: Obj, type: string, reason: string, message: string): Promise<void> {
-    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-    try {
-      await this.client.create(resourcePath({ version: 'v1', plural: 'events', namespace: pod.metadata.namespace }), {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { name: `${pod.metadata.name}.${randomBytes(8).toString('hex')}`, namespace: pod.metadata.namespace },
-        involvedObject: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, namespace: pod.metadata.namespace, uid: pod.metadata.uid, resourceVersion: pod.metadata.resourceVersion },
-        reason,
-        message,
-        type,
-        source: { component: this.name },
-        reportingComponent: this.name,
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      });
-    } catch (err) {
-      this.log.warn('could not record event', { reason, err });
-    }
+    await recordEvent(this.client, pod, 'v1', 'Pod', this.name, type, reason, message).catch((err) => this.log.warn('could not record event', { reason, err }));
   }
 
   async run(signal: AbortSignal): Promise<void> {
