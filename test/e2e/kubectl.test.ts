@@ -10,7 +10,8 @@ import { cleanup, type Kubicle, kubectlFor, kubectlPath, kubectlVersions, startK
 let k: Kubicle;
 let tmp: string;
 before(async () => {
-  k = await startKubicle();
+  // Simulated nodes: the Deployment used below really rolls out and becomes Available.
+  k = await startKubicle({ args: ['--simulate-nodes', '2'] });
   tmp = await mkdtemp(path.join(os.tmpdir(), 'kubectl-e2e-'));
 });
 after(async () => {
@@ -85,7 +86,7 @@ for (const version of ['1.27', '1.33']) {
     it('get in every output format', async () => {
       const wide = await ok(['get', 'deploy', '-n', ns, '-o', 'wide']);
       assert.match(wide, /NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE\s+CONTAINERS\s+IMAGES\s+SELECTOR/);
-      assert.match(wide, /web\s+0\/3\s+0\s+0\s+\S+\s+web\s+nginx:1.26\s+app=web/);
+      assert.match(wide, /web\s+\d\/3\s+\d\s+\d\s+\S+\s+web\s+nginx:1.26\s+app=web/);
       assert.match(await ok(['get', 'deploy', 'web', '-n', ns, '-o', 'yaml']), /kind: Deployment[\s\S]*replicas: 3/);
       assert.equal(await ok(['get', 'deploy', '-n', ns, '-o', 'name']), 'deployment.apps/web\n');
       assert.equal(await ok(['get', 'deploy', 'web', '-n', ns, '-o', 'jsonpath={.metadata.labels.app}']), 'web');
@@ -174,11 +175,8 @@ for (const version of ['1.27', '1.33']) {
     });
 
     it('wait --for=condition and --for=delete; delete waits', async () => {
-      const cond = { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'ok', lastUpdateTime: '2026-01-01T00:00:00Z', lastTransitionTime: '2026-01-01T00:00:00Z' };
-      const waiter = kc(['wait', '--for=condition=Available', 'deploy/web', '-n', ns, '--timeout=20s']);
-      await new Promise((r) => setTimeout(r, 500));
-      await ok(['patch', 'deploy', 'web', '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { observedGeneration: 99, conditions: [cond] } })]);
-      const w = await waiter;
+      // The deployment controller sets Available once the pods on the simulated nodes are ready.
+      const w = await kc(['wait', '--for=condition=Available', 'deploy/web', '-n', ns, '--timeout=30s']);
       assert.equal(w.code, 0, w.stderr);
       assert.match(w.stdout, /condition met/);
       const del = kc(['wait', '--for=delete', 'cm/a-cm', '-n', ns, '--timeout=20s']);
