@@ -8,7 +8,9 @@ import { ApiServer } from '../apiserver/server.js';
 import { KubeClient } from '../client/kube-client.js';
 import { InformerFactory } from '../client/informer-factory.js';
 import { LeaderElector } from '../client/leader-election.js';
+import { CronJobController } from '../controllers/cronjob.js';
 import { DeploymentController } from '../controllers/deployment.js';
+import { JobController } from '../controllers/job.js';
 import { GarbageCollector } from '../controllers/garbage-collector.js';
 import { ReplicaSetController } from '../controllers/replicaset.js';
 import { NamespaceController } from '../controllers/namespace.js';
@@ -58,6 +60,8 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
         new ReplicaSetController(client, informers, controllerLog.with({ controller: 'replicaset' })).run(leading),
         new DeploymentController(client, informers, controllerLog.with({ controller: 'deployment' })).run(leading),
         new GarbageCollector(client, informers, controllerLog.with({ controller: 'garbage-collector' })).run(leading),
+        new JobController(client, informers, controllerLog.with({ controller: 'job' })).run(leading),
+        new CronJobController(client, informers, controllerLog.with({ controller: 'cronjob' })).run(leading),
       ];
       informers.start(leading);
       await Promise.all([...running, informers.stopped()]);

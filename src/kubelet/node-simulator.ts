@@ -7,8 +7,9 @@ import type { Logger } from '../observe/log.js';
 /**
  * A NODE SIMULATOR, not a kubelet: it registers N nodes that run nothing, keeps their Leases
  * fresh, and plays the kubelet's part for pods bound to them: Running and Ready at once; pods
- * whose restartPolicy is not Always (Job pods) succeed after a while, or fail with the exit code
- * in annotation kubicle.io/simulated-exit-code; pods being deleted are finished off. Controllers
+ * whose restartPolicy is not Always (Job pods) succeed after a second (or the seconds in
+ * annotation kubicle.io/simulated-runtime-seconds), or fail with the exit code in annotation
+ * kubicle.io/simulated-exit-code; pods being deleted are finished off. Controllers
  * and the scheduler can be tested and benchmarked at scale with it (like kwok), and users can try
  * capacity (`kubicle simulate nodes N`).
  */
@@ -183,10 +184,19 @@ export class NodeSimulator {
           containerStatuses,
         },
       });
-      if (runsToCompletion) this.queue.addAfter(key, this.opts.runMs ?? 1000);
+      if (runsToCompletion) {
+        const seconds = Number(pod.metadata.annotations?.['kubicle.io/simulated-runtime-seconds']);
+        this.queue.addAfter(key, Number.isFinite(seconds) ? seconds * 1000 : (this.opts.runMs ?? 1000));
+      }
       return;
     }
     if (runsToCompletion) {
+      const runFor = Number(pod.metadata.annotations?.['kubicle.io/simulated-runtime-seconds']);
+      const started = Date.parse(pod.status?.startTime ?? '');
+      if (Number.isFinite(runFor) && Number.isFinite(started) && Date.now() < started + runFor * 1000) {
+        this.queue.addAfter(key, started + runFor * 1000 - Date.now() + 50);
+        return;
+      }
       const exitCode = Number(pod.metadata.annotations?.['kubicle.io/simulated-exit-code'] ?? 0);
       const terminated = { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt: pod.status?.startTime ?? now, finishedAt: now, containerID: `simulated://${pod.metadata.uid}` };
       const notReady = (type: string) => ({ type, status: 'False', reason: 'PodCompleted', lastProbeTime: null, lastTransitionTime: now });

@@ -108,9 +108,15 @@ describe('every served resource', () => {
       await watch.opened;
       const patched = await api.call('PATCH', `${base}/${name}`, '{"metadata":{"labels":{"swept":"yes"}}}', { 'Content-Type': 'application/merge-patch+json' });
       assert.equal(patched.status, 200, `${id} patch: ${patched.text}`);
-      const current = patched.json;
-      current.metadata.annotations = { updated: 'yes' };
-      const put = await api.call('PUT', `${base}/${name}`, JSON.stringify(current));
+      // Read-modify-write, retried on 409: controllers may write the object meanwhile.
+      let put = { status: 0, text: '', json: {} as { metadata: { annotations: Record<string, string> } } };
+      let current = patched.json;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        current.metadata.annotations = { ...(current.metadata.annotations ?? {}), updated: 'yes' };
+        put = await api.call('PUT', `${base}/${name}`, JSON.stringify(current));
+        if (put.status !== 409) break;
+        current = (await api.call('GET', `${base}/${name}`)).json;
+      }
       assert.equal(put.status, 200, `${id} update: ${put.text}`);
       assert.equal(put.json.metadata.annotations.updated, 'yes');
       await watch.until(() => watch.events.filter((e) => e.type === 'MODIFIED').length >= 2);

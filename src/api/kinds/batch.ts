@@ -1,3 +1,4 @@
+import { parseSchedule } from '../cron.js';
 import type { KubeObject } from '../object.js';
 import type { ResourceType } from '../resource-type.js';
 import { age, humanDuration } from '../time.js';
@@ -105,17 +106,16 @@ const jobs: ResourceType = {
   ],
 };
 
-const cronField = /^(\*|\?|[0-9A-Za-z]+([-/,][0-9A-Za-z*]+)*)(\/[0-9]+)?$/;
 export function validCronSchedule(s: unknown): boolean {
   if (typeof s !== 'string') return false;
-  let text = s.trim();
-  const tz = text.match(/^(CRON_TZ|TZ)=\S+\s+(.*)$/);
-  if (tz) return false; // upstream forbids TZ in the schedule; use spec.timeZone
-  if (/^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$/.test(text)) return true;
-  if (/^@every\s+\S+$/.test(text)) return true;
-  text = text.replace(/\s+/g, ' ');
-  const fields = text.split(' ');
-  return fields.length === 5 && fields.every((f) => cronField.test(f));
+  // Upstream forbids TZ in the schedule; spec.timeZone says it.
+  if (/^(CRON_TZ|TZ)=/.test(s.trim())) return false;
+  try {
+    parseSchedule(s);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const cronjobs: ResourceType = {
