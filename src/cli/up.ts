@@ -9,6 +9,7 @@ import { KubeClient } from '../client/kube-client.js';
 import { InformerFactory } from '../client/informer-factory.js';
 import { LeaderElector } from '../client/leader-election.js';
 import { CronJobController } from '../controllers/cronjob.js';
+import { DaemonSetController } from '../controllers/daemonset.js';
 import { DeploymentController } from '../controllers/deployment.js';
 import { JobController } from '../controllers/job.js';
 import { GarbageCollector } from '../controllers/garbage-collector.js';
@@ -61,6 +62,7 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
         new DeploymentController(client, informers, controllerLog.with({ controller: 'deployment' })).run(leading),
         new GarbageCollector(client, informers, controllerLog.with({ controller: 'garbage-collector' })).run(leading),
         new JobController(client, informers, controllerLog.with({ controller: 'job' })).run(leading),
+        new DaemonSetController(client, informers, controllerLog.with({ controller: 'daemonset' })).run(leading),
         new CronJobController(client, informers, controllerLog.with({ controller: 'cronjob' })).run(leading),
       ];
       informers.start(leading);

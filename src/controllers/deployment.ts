@@ -8,6 +8,7 @@ import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { controllerRef, isActivePod, ownerReferenceTo } from './owner.js';
+import { podTemplateHash } from './revisions.js';
 
 /**
  * Deployment controller: one ReplicaSet per pod template (named by its pod-template-hash), the
@@ -18,30 +19,6 @@ import { controllerRef, isActivePod, ownerReferenceTo } from './owner.js';
  */
 const REVISION = 'deployment.kubernetes.io/revision';
 const HASH = 'pod-template-hash';
-const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
-
-/** Key-sorted JSON, so a template's hash does not depend on field order. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object') {
-    return `{${Object.keys(v)
-      .filter((k) => (v as Obj)[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Obj)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
-
-/** FNV-1a (32 bit) of the template and collision count, rendered in upstream's safe alphabet. */
-export function podTemplateHash(template: Obj, collisionCount = 0): string {
-  let h = 0x811c9dc5;
-  for (const ch of Buffer.from(canonical(template) + (collisionCount ? String(collisionCount) : ''))) {
-    h ^= ch;
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return [...String(h)].map((c) => alphabet[c.charCodeAt(0) % alphabet.length]).join('');
-}
 
 function withoutHash(template: Obj | undefined): Obj {
   const t = structuredClone(template ?? {});
