@@ -14,6 +14,7 @@ import { DeploymentController } from '../controllers/deployment.js';
 import { JobController } from '../controllers/job.js';
 import { GarbageCollector } from '../controllers/garbage-collector.js';
 import { ReplicaSetController } from '../controllers/replicaset.js';
+import { StatefulSetController } from '../controllers/statefulset.js';
 import { NamespaceController } from '../controllers/namespace.js';
 import { ServiceAccountController } from '../controllers/serviceaccount.js';
 import { NodeSimulator } from '../kubelet/node-simulator.js';
@@ -63,6 +64,7 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
         new GarbageCollector(client, informers, controllerLog.with({ controller: 'garbage-collector' })).run(leading),
         new JobController(client, informers, controllerLog.with({ controller: 'job' })).run(leading),
         new DaemonSetController(client, informers, controllerLog.with({ controller: 'daemonset' })).run(leading),
+        new StatefulSetController(client, informers, controllerLog.with({ controller: 'statefulset' })).run(leading),
         new CronJobController(client, informers, controllerLog.with({ controller: 'cronjob' })).run(leading),
       ];
       informers.start(leading);
