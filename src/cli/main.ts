@@ -58,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
       const file = config.kubeconfig || path.join(path.resolve(config['data-dir']), 'kubeconfig');
       const client = new KubeClient(await loadKubeconfig(file));
       process.stdout.write(`simulating ${count} nodes in the cluster of ${file} (they run nothing); Ctrl-C stops\n`);
-      await new NodeSimulator(client, { count, prefix: config['node-prefix'] }, log.with({ component: 'node-simulator' })).run(ac.signal);
+      await new NodeSimulator(client, { count, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 }, log.with({ component: 'node-simulator' })).run(ac.signal);
       client.close();
       return 0;
     }

@@ -13,6 +13,7 @@ import { DaemonSetController } from '../controllers/daemonset.js';
 import { DeploymentController } from '../controllers/deployment.js';
 import { JobController } from '../controllers/job.js';
 import { GarbageCollector } from '../controllers/garbage-collector.js';
+import { NodeLifecycleController } from '../controllers/node-lifecycle.js';
 import { ReplicaSetController } from '../controllers/replicaset.js';
 import { StatefulSetController } from '../controllers/statefulset.js';
 import { NamespaceController } from '../controllers/namespace.js';
@@ -65,6 +66,7 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
         new JobController(client, informers, controllerLog.with({ controller: 'job' })).run(leading),
         new DaemonSetController(client, informers, controllerLog.with({ controller: 'daemonset' })).run(leading),
         new StatefulSetController(client, informers, controllerLog.with({ controller: 'statefulset' })).run(leading),
+        new NodeLifecycleController(client, informers, controllerLog.with({ controller: 'node-lifecycle' }), { gracePeriodMs: Number(config['node-monitor-grace-period']) * 1000 }).run(leading),
         new CronJobController(client, informers, controllerLog.with({ controller: 'cronjob' })).run(leading),
       ];
       informers.start(leading);
@@ -78,7 +80,7 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
     ),
   ];
   const simulated = Number(config['simulate-nodes']);
-  if (simulated > 0) controllers.push(new NodeSimulator(client, { count: simulated, prefix: config['node-prefix'] }, log.with({ component: 'node-simulator' })).run(signal));
+  if (simulated > 0) controllers.push(new NodeSimulator(client, { count: simulated, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 }, log.with({ component: 'node-simulator' })).run(signal));
   process.stdout.write(
     `Kubicle is up: ${server.url} (store: ${config.store === 'sqlite' ? path.join(dataDir, 'store.db') : config.store.replace(/password=[^&]*/, 'password=***')})\n` +
       `kubeconfig: ${kubeconfig}\n\n  export KUBECONFIG=${kubeconfig}\n  kubectl get namespaces\n\nCtrl-C stops it; objects are kept.\n`,

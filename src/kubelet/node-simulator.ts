@@ -113,7 +113,20 @@ export class NodeSimulator {
     this.log.info('simulated nodes registered', { count: this.names.length });
   }
 
+  private beats = 0;
+
+  /** Renews each node's Lease; every fifth beat (and the first) also posts Ready, as a kubelet's status update does. */
   private async heartbeat(): Promise<void> {
+    if (this.beats++ % 5 === 0) {
+      const now = stamp();
+      await Promise.all(
+        this.names.map((name) =>
+          this.client
+            .patch(`/api/v1/nodes/${name}/status`, { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'simulated node is ready', lastHeartbeatTime: now }] } }, 'application/strategic-merge-patch+json')
+            .catch(() => {}),
+        ),
+      );
+    }
     const now = new Date().toISOString().replace('Z', '000Z').replace(/(\.\d{6})\d*Z$/, '$1Z');
     const path = resourcePath({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: 'kube-node-lease' });
     await Promise.all(

@@ -51,8 +51,8 @@ describe('DaemonSet', () => {
       await eventually(async () => (await podsOf('app=agent')).every((p) => p.spec.containers[0].image === 'busybox:1'), 'undone');
     } finally {
       extra.kill('SIGTERM');
-      // Nothing marks a node NotReady when its heartbeats stop yet (node lifecycle is still to
-      // come), so the node of the stopped simulator is removed by hand.
+      // With the default 40 s grace period the stopped simulator's node would still look Ready
+      // to the StatefulSet below, so it is removed at once.
       await ok(['delete', 'node', 'late-0']);
       await ok(['label', 'node', 'sim-node-0', 'kubernetes.io/os=linux', '--overwrite']);
     }
