@@ -12,7 +12,10 @@ function subresources(rt: ResourceType): { name: string; kind: string; group: st
   if (rt.status) out.push({ name: 'status', kind: rt.kind, group: rt.group, version: rt.version, verbs: ['get', 'patch', 'update'] });
   if (rt.scale) out.push({ name: 'scale', kind: 'Scale', group: 'autoscaling', version: 'v1', verbs: ['get', 'patch', 'update'] });
   if (rt.plural === 'namespaces' && rt.group === '') out.push({ name: 'finalize', kind: 'Namespace', group: '', version: 'v1', verbs: ['update'] });
-  if (rt.plural === 'pods' && rt.group === '') out.push({ name: 'binding', kind: 'Binding', group: '', version: 'v1', verbs: ['create'] });
+  if (rt.plural === 'pods' && rt.group === '') {
+    out.push({ name: 'binding', kind: 'Binding', group: '', version: 'v1', verbs: ['create'] });
+    out.push({ name: 'eviction', kind: 'Eviction', group: 'policy', version: 'v1', verbs: ['create'] });
+  }
   return out;
 }
 

@@ -8,6 +8,7 @@ import { groupVersion, type ResourceType } from '../api/resource-type.js';
 import { parseFieldSelector, parseLabelSelector } from '../api/selectors.js';
 import { KubicleError } from '../observe/errors.js';
 import { decodeObject, decodeDocument, duplicateJsonKeys, mediaType, readBody } from './body.js';
+import type { Evictor } from './eviction.js';
 import type { FieldChecker } from './field-validation.js';
 import { protobufMediaType } from './protobuf/decode.js';
 import { negotiate, type Rendering } from './negotiate.js';
@@ -32,6 +33,7 @@ export class ResourceHandler {
     private readonly store: ObjectStore,
     private readonly cache: WatchCache,
     private readonly fields: FieldChecker,
+    private readonly evictor: Evictor,
   ) {}
 
   async handle(req: IncomingMessage, res: ServerResponse, r: ResourceRequest, q: URLSearchParams): Promise<void> {
@@ -44,7 +46,8 @@ export class ResourceHandler {
       !(sub === 'status' && rt.status) &&
       !(sub === 'scale' && rt.scale) &&
       !(sub === 'finalize' && rt.plural === 'namespaces' && rt.group === '') &&
-      !(sub === 'binding' && isPods)
+      !(sub === 'binding' && isPods) &&
+      !(sub === 'eviction' && isPods)
     ) {
       throw new KubicleError('NotFound', 'the server could not find the requested resource');
     }
@@ -62,6 +65,10 @@ export class ResourceHandler {
     const dryRun = parseDryRun(q);
     if (m === 'POST') {
       if (r.name && sub === 'binding') return this.bind(req, res, rt, ns!, r.name, dryRun);
+      if (r.name && sub === 'eviction') {
+        await this.evictor.evict(rt, ns!, r.name, decodeObject(await readBody(req), mediaType(req)) as KubeObject);
+        return sendJson(res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
+      }
       if (r.name) throw new KubicleError('MethodNotAllowed', `the server does not allow this method on the requested resource`);
       const { obj, warnings } = await this.decodeFor(req, rt, q, true);
       const created = await this.store.create(rt, ns, obj, { dryRun });

@@ -14,6 +14,7 @@ import { Authenticator, type UserInfo } from './authn.js';
 import { bootstrap } from './bootstrap.js';
 import { runCompactor } from './compactor.js';
 import { aggregated, aggregatedContentType, apiGroup, apiGroupList, apiResourceList, apiVersions } from './discovery.js';
+import { Evictor } from './eviction.js';
 import { SchemaFieldChecker } from './field-validation.js';
 import { ObjectStore } from './object-store.js';
 import { openapiV2ContentType, openapiV2Protobuf, openapiV3Document, openapiV3Index } from './openapi.js';
@@ -67,7 +68,7 @@ export class ApiServer {
     this.lifecycle = new NamespaceLifecycle(opts.registry);
     this.store = new ObjectStore(opts.backend, [this.lifecycle, new DefaultTolerationSeconds()]);
     this.cache = new WatchCache(opts.backend, opts.log);
-    this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker());
+    this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker(), new Evictor(opts.registry, this.store));
     this.authn.addToken(this.loopbackToken, { name: 'system:apiserver', groups: ['system:masters'] });
     if (opts.tokenFile) this.authn.loadTokenFile(opts.tokenFile);
     this.metrics.gauge('apiserver_registered_watchers', 'Watchers served from the watch cache.').set({}, () => this.cache.watchers);

@@ -29,6 +29,7 @@ const table: Record<KubicleError['code'], { code: number; reason: string }> = {
   UnsupportedMediaType: { code: 415, reason: 'UnsupportedMediaType' },
   TooLarge: { code: 413, reason: 'RequestEntityTooLarge' },
   Timeout: { code: 504, reason: 'Timeout' },
+  TooManyRequests: { code: 429, reason: 'TooManyRequests' },
   TooNew: { code: 504, reason: 'Timeout' },
   Unsupported: { code: 405, reason: 'MethodNotAllowed' },
   Unavailable: { code: 503, reason: 'ServiceUnavailable' },

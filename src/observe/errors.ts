@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'UnsupportedMediaType'
   | 'TooLarge'
   | 'Timeout'
+  | 'TooManyRequests'
   | 'TooNew'
   | 'Unsupported'
   | 'Unavailable'

@@ -10,6 +10,7 @@ import { nodeAffinity, nodeAffinityPreferred } from './plugins/node-affinity.js'
 import { nodeName, nodeUnschedulable } from './plugins/node-basics.js';
 import { leastAllocated, nodeResourcesFit } from './plugins/node-resources-fit.js';
 import { podRequests } from './plugins/pod-requests.js';
+import { defaultSpread } from './plugins/spread.js';
 import { taintToleration } from './plugins/taint-toleration.js';
 
 /**
@@ -20,7 +21,7 @@ import { taintToleration } from './plugins/taint-toleration.js';
  * informer sees the bindings.
  */
 export const defaultFilters: FilterPlugin[] = [nodeUnschedulable, nodeName, nodeAffinity, taintToleration, nodeResourcesFit];
-export const defaultScores: ScorePlugin[] = [leastAllocated, nodeAffinityPreferred];
+export const defaultScores: ScorePlugin[] = [leastAllocated, nodeAffinityPreferred, defaultSpread];
 
 export interface SchedulerOptions {
   name?: string;

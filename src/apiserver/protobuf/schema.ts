@@ -157,6 +157,7 @@ const defs: Record<string, string[]> = {
   JobTemplateSpec: ['1 metadata ObjectMeta', '2 spec JobSpec'],
 
   // scheduling, policy, networking
+  Eviction: ['1 metadata ObjectMeta', '2 deleteOptions *DeleteOptions'],
   PriorityClass: ['1 metadata ObjectMeta', '2 value *int32', '3 globalDefault bool', '4 description string', '5 preemptionPolicy *string'],
   PodDisruptionBudget: ['1 metadata ObjectMeta', '2 spec PodDisruptionBudgetSpec', '3 status -'],
   PodDisruptionBudgetSpec: ['1 minAvailable *IntOrString', '2 selector *LabelSelector', '3 maxUnavailable *IntOrString', '4 unhealthyPodEvictionPolicy *string'],
@@ -227,5 +228,6 @@ export const kindMessages: Record<string, string> = {
   'policy/v1/PodDisruptionBudget': 'PodDisruptionBudget',
   'networking.k8s.io/v1/Ingress': 'Ingress',
   'meta.k8s.io/v1/DeleteOptions': 'DeleteOptions',
+  'policy/v1/Eviction': 'Eviction',
   'v1/DeleteOptions': 'DeleteOptions',
 };
