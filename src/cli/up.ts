@@ -12,6 +12,8 @@ import { CronJobController } from '../controllers/cronjob.js';
 import { DaemonSetController } from '../controllers/daemonset.js';
 import { DeploymentController } from '../controllers/deployment.js';
 import { DisruptionController } from '../controllers/disruption.js';
+import { EndpointsController } from '../controllers/endpoints.js';
+import { EndpointSliceController } from '../controllers/endpointslice.js';
 import { JobController } from '../controllers/job.js';
 import { GarbageCollector } from '../controllers/garbage-collector.js';
 import { NodeLifecycleController } from '../controllers/node-lifecycle.js';
@@ -68,6 +70,8 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
         new DaemonSetController(client, informers, controllerLog.with({ controller: 'daemonset' })).run(leading),
         new StatefulSetController(client, informers, controllerLog.with({ controller: 'statefulset' })).run(leading),
         new DisruptionController(client, informers, controllerLog.with({ controller: 'disruption' })).run(leading),
+        new EndpointsController(client, informers, controllerLog.with({ controller: 'endpoints' })).run(leading),
+        new EndpointSliceController(client, informers, controllerLog.with({ controller: 'endpointslice' })).run(leading),
         new NodeLifecycleController(client, informers, controllerLog.with({ controller: 'node-lifecycle' }), { gracePeriodMs: Number(config['node-monitor-grace-period']) * 1000 }).run(leading),
         new CronJobController(client, informers, controllerLog.with({ controller: 'cronjob' })).run(leading),
       ];
