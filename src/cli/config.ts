@@ -20,6 +20,7 @@ export const schema = {
   'compact-interval': { type: 'string', default: '300', env: 'KUBICLE_COMPACT_INTERVAL', help: 'seconds between store compactions (history kept about this long)' },
   'node-monitor-grace-period': { type: 'string', default: '40', env: 'KUBICLE_NODE_MONITOR_GRACE_PERIOD', help: 'seconds without a node heartbeat before it is unreachable' },
   'node-heartbeat-interval': { type: 'string', default: '10', env: 'KUBICLE_NODE_HEARTBEAT_INTERVAL', help: 'seconds between simulated nodes\' heartbeats' },
+  controllers: { type: 'string', default: 'all', env: 'KUBICLE_CONTROLLERS', help: '"all": controllers and scheduler run in-process; "none": a bare API server' },
   'simulate-nodes': { type: 'string', default: '0', env: 'KUBICLE_SIMULATE_NODES', help: 'with up: also run this many simulated nodes (they run nothing)' },
   'node-prefix': { type: 'string', default: 'sim-node', env: 'KUBICLE_NODE_PREFIX', help: 'name prefix of simulated nodes (<prefix>-0, <prefix>-1, …)' },
   kubeconfig: { type: 'string', default: '', env: 'KUBECONFIG', help: 'for simulate: the cluster to join (default <data-dir>/kubeconfig)' },

@@ -1,30 +1,13 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { setMaxListeners } from 'node:events';
-import os from 'node:os';
 import path from 'node:path';
 import { builtinRegistry } from '../api/registry.js';
 import { renderKubeconfig } from '../apiserver/kubeconfig.js';
 import { ApiServer } from '../apiserver/server.js';
 import { KubeClient } from '../client/kube-client.js';
-import { InformerFactory } from '../client/informer-factory.js';
-import { LeaderElector } from '../client/leader-election.js';
-import { CronJobController } from '../controllers/cronjob.js';
-import { DaemonSetController } from '../controllers/daemonset.js';
-import { DeploymentController } from '../controllers/deployment.js';
-import { DisruptionController } from '../controllers/disruption.js';
-import { EndpointsController } from '../controllers/endpoints.js';
-import { EndpointSliceController } from '../controllers/endpointslice.js';
-import { JobController } from '../controllers/job.js';
-import { GarbageCollector } from '../controllers/garbage-collector.js';
-import { NodeLifecycleController } from '../controllers/node-lifecycle.js';
-import { ReplicaSetController } from '../controllers/replicaset.js';
-import { StatefulSetController } from '../controllers/statefulset.js';
-import { NamespaceController } from '../controllers/namespace.js';
-import { ServiceAccountController } from '../controllers/serviceaccount.js';
 import { NodeSimulator } from '../kubelet/node-simulator.js';
-import { Scheduler } from '../scheduler/scheduler.js';
 import type { Logger } from '../observe/log.js';
 import type { Config } from './config.js';
+import { runCoreControllers, runWorkloadControllers } from './control-plane.js';
 import { openStore } from './store.js';
 
 /**
@@ -55,35 +38,10 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
     { mode: 0o600 },
   );
   const client = new KubeClient({ server: server.url, caPem: pki.ca.cert, token: server.loopbackToken });
-  const identity = `${os.hostname()}_${process.pid}`;
-  const controllerLog = log.with({ component: 'controller-manager' });
+  if (config.controllers !== 'all' && config.controllers !== 'none') throw new Error(`--controllers must be "all" or "none", not ${JSON.stringify(config.controllers)}`);
   const controllers = [
-    // Like upstream's controller manager: the workload controllers run while holding their lease.
-    new LeaderElector(client, { namespace: 'kube-system', name: 'kube-controller-manager', identity }, log.with({ component: 'leader-election' })).run(signal, async (leading) => {
-      setMaxListeners(0, leading);
-      const informers = new InformerFactory(client, controllerLog);
-      const running = [
-        new ReplicaSetController(client, informers, controllerLog.with({ controller: 'replicaset' })).run(leading),
-        new DeploymentController(client, informers, controllerLog.with({ controller: 'deployment' })).run(leading),
-        new GarbageCollector(client, informers, controllerLog.with({ controller: 'garbage-collector' })).run(leading),
-        new JobController(client, informers, controllerLog.with({ controller: 'job' })).run(leading),
-        new DaemonSetController(client, informers, controllerLog.with({ controller: 'daemonset' })).run(leading),
-        new StatefulSetController(client, informers, controllerLog.with({ controller: 'statefulset' })).run(leading),
-        new DisruptionController(client, informers, controllerLog.with({ controller: 'disruption' })).run(leading),
-        new EndpointsController(client, informers, controllerLog.with({ controller: 'endpoints' })).run(leading),
-        new EndpointSliceController(client, informers, controllerLog.with({ controller: 'endpointslice' })).run(leading),
-        new NodeLifecycleController(client, informers, controllerLog.with({ controller: 'node-lifecycle' }), { gracePeriodMs: Number(config['node-monitor-grace-period']) * 1000 }).run(leading),
-        new CronJobController(client, informers, controllerLog.with({ controller: 'cronjob' })).run(leading),
-      ];
-      informers.start(leading);
-      await Promise.all([...running, informers.stopped()]);
-    }),
-    new NamespaceController(client, log.with({ component: 'namespace-controller' })).run(signal),
-    new ServiceAccountController(client, log.with({ component: 'serviceaccount-controller' })).run(signal),
-    // Like upstream, the scheduler runs only while it holds its lease, so replicas can stand by.
-    new LeaderElector(client, { namespace: 'kube-system', name: 'kube-scheduler', identity }, log.with({ component: 'leader-election' })).run(signal, (leading) =>
-      new Scheduler(client, log.with({ component: 'scheduler' })).run(leading),
-    ),
+    ...runCoreControllers(client, log, signal),
+    ...(config.controllers === 'all' ? runWorkloadControllers(client, log, signal, { nodeGracePeriodMs: Number(config['node-monitor-grace-period']) * 1000 }) : []),
   ];
   const simulated = Number(config['simulate-nodes']);
   if (simulated > 0) controllers.push(new NodeSimulator(client, { count: simulated, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 }, log.with({ component: 'node-simulator' })).run(signal));

@@ -9,7 +9,8 @@ let api: Awaited<ReturnType<typeof rawClient>>;
 const CM = '/api/v1/namespaces/default/configmaps';
 
 before(async () => {
-  k = await startKubicle({ env: { KUBICLE_BOOKMARK_INTERVAL_MS: '300' } });
+  // A bare API server: these tests write status and scale by hand, as no controller may meanwhile.
+  k = await startKubicle({ env: { KUBICLE_BOOKMARK_INTERVAL_MS: '300' }, args: ['--controllers', 'none'] });
   api = await rawClient(k);
 });
 after(async () => {
@@ -279,6 +280,7 @@ describe('writes', () => {
 
 describe('namespaces', () => {
   it('Active, Terminating, contents deleted, gone; the default service account appears', async () => {
+    // The namespace and service-account controllers run even with --controllers none.
     assert.equal((await api.call('POST', '/api/v1/namespaces', JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'doomed' } }))).status, 201);
     const deadline = Date.now() + 10_000;
     while ((await api.call('GET', '/api/v1/namespaces/doomed/serviceaccounts/default')).status !== 200) {
