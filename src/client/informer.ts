@@ -20,6 +20,8 @@ export function objectKey(obj: Obj): string {
 
 export class Informer {
   private readonly items = new Map<string, Obj>();
+  /** The same objects by namespace, so a controller's sync reads its namespace, not the cluster. */
+  private readonly byNamespace = new Map<string, Map<string, Obj>>();
   private readonly handlers: InformerHandlers[] = [];
   private rv = '';
   private markSynced!: () => void;
@@ -47,6 +49,27 @@ export class Informer {
     return [...this.items.values()];
   }
 
+  /** The objects of one namespace. */
+  listNamespace(ns: string): Obj[] {
+    return [...(this.byNamespace.get(ns)?.values() ?? [])];
+  }
+
+  private put(key: string, obj: Obj): void {
+    this.items.set(key, obj);
+    const ns = obj.metadata?.namespace ?? '';
+    let m = this.byNamespace.get(ns);
+    if (!m) this.byNamespace.set(ns, (m = new Map()));
+    m.set(key, obj);
+  }
+
+  private remove(key: string, obj: Obj): void {
+    this.items.delete(key);
+    const ns = obj.metadata?.namespace ?? '';
+    const m = this.byNamespace.get(ns);
+    m?.delete(key);
+    if (m && !m.size) this.byNamespace.delete(ns);
+  }
+
   get resourceVersion(): string {
     return this.rv;
   }
@@ -69,13 +92,13 @@ export class Informer {
       const key = objectKey(obj);
       seen.add(key);
       const old = this.items.get(key);
-      this.items.set(key, obj);
+      this.put(key, obj);
       if (!old) this.emit('add', obj);
       else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.emit('update', old, obj);
     }
-    for (const [key, old] of this.items) {
+    for (const [key, old] of [...this.items]) {
       if (!seen.has(key)) {
-        this.items.delete(key);
+        this.remove(key, old);
         this.emit('delete', old);
       }
     }
@@ -106,10 +129,10 @@ export class Informer {
             const key = objectKey(ev.object);
             const old = this.items.get(key);
             if (ev.type === 'DELETED') {
-              this.items.delete(key);
+              this.remove(key, ev.object);
               this.emit('delete', ev.object);
             } else {
-              this.items.set(key, ev.object);
+              this.put(key, ev.object);
               if (old) this.emit('update', old, ev.object);
               else this.emit('add', ev.object);
             }

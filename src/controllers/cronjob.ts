@@ -48,7 +48,7 @@ export class CronJobController {
     const ns = cj.metadata.namespace;
     const tz = cj.spec?.timeZone || 'UTC';
     const schedule = parseSchedule(cj.spec.schedule);
-    let jobs = this.jobs.list().filter((j) => j.metadata.namespace === ns && controllerRef(j)?.uid === cj.metadata.uid);
+    let jobs = this.jobs.listNamespace(ns).filter((j) => controllerRef(j)?.uid === cj.metadata.uid);
     const running = () => jobs.filter((j) => !finished(j, 'Complete') && !finished(j, 'Failed'));
     const status: Obj = { ...(cj.status ?? {}) };
     const now = Date.now();

@@ -64,9 +64,9 @@ export class DaemonSetController {
     if (!ds || ds.metadata.deletionTimestamp) return;
     const ns = ds.metadata.namespace;
     const podsPath = resourcePath({ version: 'v1', plural: 'pods', namespace: ns });
-    const revisions = this.revisions.list().filter((r) => r.metadata.namespace === ns && controllerRef(r)?.uid === ds.metadata.uid);
+    const revisions = this.revisions.listNamespace(ns).filter((r) => controllerRef(r)?.uid === ds.metadata.uid);
     const rev = await ensureRevision(this.client, ds, 'apps/v1', 'DaemonSet', ds.spec.template, revisions);
-    const mine = this.pods.list().filter((p) => p.metadata.namespace === ns && controllerRef(p)?.uid === ds.metadata.uid && isActivePod(p));
+    const mine = this.pods.listNamespace(ns).filter((p) => controllerRef(p)?.uid === ds.metadata.uid && isActivePod(p));
     const byNode = new Map<string, Obj[]>();
     for (const p of mine) {
       const node = p.spec?.nodeName ?? p.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms?.[0]?.matchFields?.[0]?.values?.[0];

@@ -1,5 +1,4 @@
 import { deepEqual } from '../api/object.js';
-import { labelSelectorToString, matchesLabels, parseLabelSelector } from '../api/selectors.js';
 import { recordEvent } from '../client/event-recorder.js';
 import { type Informer, objectKey } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
@@ -7,7 +6,7 @@ import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.j
 import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import { controllerRef, isActivePod, ownerReferenceTo } from './owner.js';
+import { controllerRef, isActivePod, ownerReferenceTo, selectorMatches } from './owner.js';
 import { podTemplateHash } from './revisions.js';
 
 /**
@@ -75,8 +74,7 @@ export class DeploymentController {
   }
 
   private selects(d: Obj, obj: Obj): boolean {
-    const sel = labelSelectorToString(d.spec?.selector);
-    return !!sel && matchesLabels(parseLabelSelector(sel), obj.metadata?.labels ?? {});
+    return selectorMatches(d.spec?.selector, obj.metadata?.labels);
   }
 
   private rsPath(ns: string, name?: string, subresource?: string): string {
@@ -113,8 +111,8 @@ export class DeploymentController {
     const ns = d.metadata.namespace;
     // The ReplicaSets this deployment controls, adopting matching orphans.
     let sets: Obj[] = [];
-    for (const rs of this.sets.list()) {
-      if (rs.metadata.namespace !== ns || rs.metadata.deletionTimestamp) continue;
+    for (const rs of this.sets.listNamespace(ns)) {
+      if (rs.metadata.deletionTimestamp) continue;
       const ref = controllerRef(rs);
       if (ref?.uid === d.metadata.uid) sets.push(rs);
       else if (!ref && this.selects(d, rs)) {
@@ -195,7 +193,7 @@ export class DeploymentController {
         }
       }
       const oldUids = new Set(old.map((rs) => rs.metadata.uid));
-      const oldPodsLeft = this.pods.list().some((p) => oldUids.has(controllerRef(p)?.uid) && isActivePod(p));
+      const oldPodsLeft = this.pods.listNamespace(d.metadata.namespace).some((p) => oldUids.has(controllerRef(p)?.uid) && isActivePod(p));
       if (!changed && !oldPodsLeft && (newRS.spec?.replicas ?? 0) !== replicas) {
         await this.scale(d, newRS, replicas);
         changed = true;

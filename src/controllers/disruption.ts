@@ -1,11 +1,10 @@
-import { labelSelectorToString, matchesLabels, parseLabelSelector } from '../api/selectors.js';
 import { type Informer, objectKey } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import { controllerRef, isPodReady } from './owner.js';
+import { controllerRef, isPodReady, selectorMatches } from './owner.js';
 
 /**
  * Disruption controller: keeps each PodDisruptionBudget's status — how many matching pods are
@@ -49,15 +48,14 @@ export class DisruptionController {
   }
 
   private selects(pdb: Obj, pod: Obj): boolean {
-    const sel = labelSelectorToString(pdb.spec?.selector);
-    return !!sel && matchesLabels(parseLabelSelector(sel), pod.metadata?.labels ?? {});
+    return selectorMatches(pdb.spec?.selector, pod.metadata?.labels);
   }
 
   private async sync(key: string): Promise<void> {
     const pdb = this.pdbs.get(key);
     if (!pdb || pdb.metadata.deletionTimestamp) return;
     const ns = pdb.metadata.namespace;
-    const pods = this.pods.list().filter((p) => p.metadata.namespace === ns && this.selects(pdb, p));
+    const pods = this.pods.listNamespace(ns).filter((p) => this.selects(pdb, p));
     // Expected pods: the replicas of the controllers owning them; pods without one count themselves.
     const controllers = new Map<string, number>();
     let unowned = 0;

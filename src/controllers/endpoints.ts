@@ -48,7 +48,7 @@ export class EndpointsController {
     if (!serviceSelector(svc)) return; // Endpoints of selector-less Services are the user's.
     const publishAll = !!svc.spec?.publishNotReadyAddresses;
     const subsets = new Map<string, Obj>();
-    for (const b of backendsOf(svc, this.pods.list())) {
+    for (const b of backendsOf(svc, this.pods.listNamespace(ns))) {
       if (b.terminating && !publishAll) continue;
       const portKey = JSON.stringify(b.ports);
       let subset = subsets.get(portKey);

@@ -43,7 +43,7 @@ export class EndpointSliceController {
     if (!svc || !serviceSelector(svc)) return; // gone: the garbage collector removes owned slices
     const ns = svc.metadata.namespace;
     const base = resourcePath({ group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', namespace: ns });
-    const backends = backendsOf(svc, this.pods.list());
+    const backends = backendsOf(svc, this.pods.listNamespace(ns));
     const ports = (backends[0]?.ports ?? []).map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, protocol: p.protocol }));
     const endpoints = backends.map((b) => ({
       addresses: [b.ip],
@@ -54,7 +54,7 @@ export class EndpointSliceController {
     const chunks: Obj[][] = [];
     for (let i = 0; i < endpoints.length; i += perSlice) chunks.push(endpoints.slice(i, i + perSlice));
     if (!chunks.length) chunks.push([]);
-    const existing = this.slices.list().filter((s) => s.metadata.namespace === ns && s.metadata.labels?.[SERVICE] === svc.metadata.name && s.metadata.labels?.[MANAGER] === ME);
+    const existing = this.slices.listNamespace(ns).filter((s) => s.metadata.labels?.[SERVICE] === svc.metadata.name && s.metadata.labels?.[MANAGER] === ME);
     const labels = { ...(svc.metadata.labels ?? {}), [SERVICE]: svc.metadata.name, [MANAGER]: ME };
     for (let i = 0; i < chunks.length; i++) {
       const body = { addressType: 'IPv4', endpoints: chunks[i], ports };

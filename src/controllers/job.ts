@@ -99,7 +99,7 @@ export class JobController {
     const ns = job.metadata.namespace;
     const finished = condition(job, 'Complete') ?? condition(job, 'Failed');
     if (finished) return this.expire(job, finished);
-    const mine = this.pods.list().filter((p) => p.metadata.namespace === ns && controllerRef(p)?.uid === job.metadata.uid);
+    const mine = this.pods.listNamespace(ns).filter((p) => controllerRef(p)?.uid === job.metadata.uid);
     const active = mine.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
     const succeededPods = mine.filter((p) => p.status?.phase === 'Succeeded');
     const failedPods = mine.filter((p) => p.status?.phase === 'Failed');
@@ -191,7 +191,7 @@ export class JobController {
     if (status.failed > 0) {
       // Upstream's back-off between replacements of failed pods: base × 2^(failures-1), at most 6 min.
       const delay = Math.min(backoffBaseMs * 2 ** (status.failed - 1), 360_000);
-      const lastFailure = Math.max(0, ...this.pods.list().filter((p) => controllerRef(p)?.uid === job.metadata.uid && p.status?.phase === 'Failed').map((p) => Date.parse(p.status?.containerStatuses?.[0]?.state?.terminated?.finishedAt ?? p.metadata.creationTimestamp)));
+      const lastFailure = Math.max(0, ...this.pods.listNamespace(job.metadata.namespace).filter((p) => controllerRef(p)?.uid === job.metadata.uid && p.status?.phase === 'Failed').map((p) => Date.parse(p.status?.containerStatuses?.[0]?.state?.terminated?.finishedAt ?? p.metadata.creationTimestamp)));
       const wait = lastFailure + delay - Date.now();
       if (wait > 0) {
         this.queue.addAfter(key, wait);

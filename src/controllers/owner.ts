@@ -1,3 +1,4 @@
+import { type LabelSelector, labelSelectorToString, matchesLabels, parseLabelSelector } from '../api/selectors.js';
 import type { Obj } from '../client/kube-client.js';
 
 /** Owner references as the workload controllers use them. */
@@ -23,4 +24,22 @@ export function isPodAvailable(pod: Obj, minReadySeconds: number, now = Date.now
 
 export function isActivePod(pod: Obj): boolean {
   return !pod.metadata?.deletionTimestamp && pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed';
+}
+
+const parsedSelectors = new WeakMap<Obj, LabelSelector>();
+
+/**
+ * Whether a metav1.LabelSelector selects these labels. An empty or missing selector selects
+ * nothing. Parsed once per selector object: controllers test one selector against every pod of
+ * a namespace on each sync.
+ */
+export function selectorMatches(selector: Obj | undefined, labels: Record<string, string> | undefined): boolean {
+  if (!selector) return false;
+  let parsed = parsedSelectors.get(selector);
+  if (!parsed) {
+    const text = labelSelectorToString(selector);
+    parsed = text ? parseLabelSelector(text) : [];
+    parsedSelectors.set(selector, parsed);
+  }
+  return parsed.length > 0 && matchesLabels(parsed, labels ?? {});
 }

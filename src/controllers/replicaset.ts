@@ -1,4 +1,3 @@
-import { labelSelectorToString, matchesLabels, parseLabelSelector } from '../api/selectors.js';
 import { type Informer, objectKey } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -6,7 +5,7 @@ import { WorkQueue } from '../client/work-queue.js';
 import { recordEvent } from '../client/event-recorder.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import { controllerRef, isActivePod, isPodAvailable, isPodReady, ownerReferenceTo } from './owner.js';
+import { controllerRef, isActivePod, isPodAvailable, isPodReady, ownerReferenceTo, selectorMatches } from './owner.js';
 
 /**
  * ReplicaSet controller: keeps `spec.replicas` active pods of the template, adopts matching
@@ -48,8 +47,7 @@ export class ReplicaSetController {
   }
 
   private selects(rs: Obj, pod: Obj): boolean {
-    const sel = labelSelectorToString(rs.spec?.selector);
-    return !!sel && matchesLabels(parseLabelSelector(sel), pod.metadata?.labels ?? {});
+    return selectorMatches(rs.spec?.selector, pod.metadata?.labels);
   }
 
   private satisfied(key: string): boolean {
@@ -63,8 +61,7 @@ export class ReplicaSetController {
     const ns = rs.metadata.namespace;
     const podsPath = resourcePath({ version: 'v1', plural: 'pods', namespace: ns });
     const mine: Obj[] = [];
-    for (const pod of this.pods.list()) {
-      if (pod.metadata.namespace !== ns) continue;
+    for (const pod of this.pods.listNamespace(ns)) {
       const ref = controllerRef(pod);
       if (ref?.uid === rs.metadata.uid) {
         if (this.selects(rs, pod)) mine.push(pod);
@@ -120,7 +117,7 @@ export class ReplicaSetController {
         await this.event(rs, 'Warning', 'FailedCreate', `Error creating: ${(failed[0] as PromiseRejectedResult).reason?.message}`);
         throw (failed[0] as PromiseRejectedResult).reason;
       }
-      for (const r of results) if (r.status === 'fulfilled') await this.event(rs, 'Normal', 'SuccessfulCreate', `Created pod: ${r.value.metadata.name}`);
+      await Promise.all(results.map((r) => (r.status === 'fulfilled' ? this.event(rs, 'Normal', 'SuccessfulCreate', `Created pod: ${r.value.metadata.name}`) : undefined)));
     }
   }
 

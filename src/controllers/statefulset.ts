@@ -121,12 +121,12 @@ export class StatefulSetController {
     const sts = this.sets.get(key);
     if (!sts || sts.metadata.deletionTimestamp) return;
     const ns = sts.metadata.namespace;
-    const revisions = this.revisions.list().filter((r) => r.metadata.namespace === ns && controllerRef(r)?.uid === sts.metadata.uid);
+    const revisions = this.revisions.listNamespace(ns).filter((r) => controllerRef(r)?.uid === sts.metadata.uid);
     const update = await ensureRevision(this.client, sts, 'apps/v1', 'StatefulSet', sts.spec.template, revisions);
     const replicas = sts.spec.replicas ?? 1;
     const parallel = sts.spec.podManagementPolicy === 'Parallel';
     const pods = new Map<number, Obj>();
-    for (const p of this.pods.list()) if (p.metadata.namespace === ns && controllerRef(p)?.uid === sts.metadata.uid) pods.set(ordinalOf(sts, p), p);
+    for (const p of this.pods.listNamespace(ns)) if (controllerRef(p)?.uid === sts.metadata.uid) pods.set(ordinalOf(sts, p), p);
     const healthy = (p: Obj | undefined) => !!p && !p.metadata.deletionTimestamp && p.status?.phase === 'Running' && isPodReady(p);
     // Failed pods are replaced.
     for (const [, p] of pods) if (p.status?.phase === 'Failed' && !p.metadata.deletionTimestamp) await this.deletePod(sts, p, false);

@@ -11,6 +11,8 @@ export interface NodeInfo {
   pods: Obj[];
   /** Sums of the requests of those pods: milli-CPU, memory bytes, pod count. */
   requested: { cpu: number; memory: number; pods: number };
+  /** Pods on the node per controlling owner uid, for spreading. */
+  owners: Map<string, number>;
   allocatable: { cpu: number; memory: number; pods: number };
 }
 

@@ -10,7 +10,7 @@ import { nodeAffinity, nodeAffinityPreferred } from './plugins/node-affinity.js'
 import { nodeName, nodeUnschedulable } from './plugins/node-basics.js';
 import { leastAllocated, nodeResourcesFit } from './plugins/node-resources-fit.js';
 import { podRequests } from './plugins/pod-requests.js';
-import { defaultSpread } from './plugins/spread.js';
+import { defaultSpread, ownerUid } from './plugins/spread.js';
 import { taintToleration } from './plugins/taint-toleration.js';
 
 /**
@@ -33,8 +33,10 @@ export class Scheduler {
   private readonly pods: Informer;
   private readonly nodes: Informer;
   private readonly queue = new WorkQueue(100, 10_000);
-  /** Pod key -> node name, for bindings the informer has not shown yet. */
-  private readonly assumed = new Map<string, string>();
+  /** The cluster view, kept up to date from informer events and assumptions (never rebuilt per pod). */
+  private readonly infos = new Map<string, NodeInfo>();
+  /** Pods counted on a node: bound, or assumed while their binding is under way. */
+  private readonly placed = new Map<string, { node: string; pod: Obj; cpu: number; memory: number }>();
   /** Pods that fit nowhere, retried when a node appears or changes. */
   private readonly unschedulable = new Set<string>();
   private readonly lastFailure = new Map<string, string>();
@@ -56,8 +58,12 @@ export class Scheduler {
     this.nodes = new Informer(client, '/api/v1/nodes', log);
     const consider = (pod: Obj) => {
       const key = objectKey(pod);
+      if (pod.metadata?.deletionTimestamp || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') {
+        this.unplace(key);
+        return;
+      }
       if (pod.spec?.nodeName) {
-        this.assumed.delete(key);
+        this.place(key, pod, pod.spec.nodeName);
         this.unschedulable.delete(key);
         return;
       }
@@ -68,7 +74,7 @@ export class Scheduler {
       update: (_, pod) => consider(pod),
       delete: (pod) => {
         const key = objectKey(pod);
-        this.assumed.delete(key);
+        this.unplace(key);
         this.unschedulable.delete(key);
         this.lastFailure.delete(key);
       },
@@ -76,46 +82,73 @@ export class Scheduler {
     const retryAll = () => {
       for (const key of this.unschedulable) this.queue.add(key);
     };
-    this.nodes.on({ add: retryAll, update: retryAll });
+    this.nodes.on({
+      add: (node) => {
+        this.upsertNode(node);
+        retryAll();
+      },
+      update: (_, node) => {
+        this.upsertNode(node);
+        retryAll();
+      },
+      delete: (node) => this.infos.delete(node.metadata.name),
+    });
+  }
+
+  private upsertNode(node: Obj): void {
+    const a = node.status?.allocatable ?? node.status?.capacity ?? {};
+    const allocatable = { cpu: milliCpu(a.cpu ?? 0), memory: bytes(a.memory ?? 0), pods: Number(a.pods ?? 110) };
+    const info = this.infos.get(node.metadata.name);
+    if (info) {
+      info.node = node;
+      info.allocatable = allocatable;
+      return;
+    }
+    const fresh: NodeInfo = { node, pods: [], requested: { cpu: 0, memory: 0, pods: 0 }, allocatable, owners: new Map() };
+    this.infos.set(node.metadata.name, fresh);
+    // Pods seen before their node: count them now.
+    for (const p of this.placed.values()) if (p.node === node.metadata.name) this.count(fresh, p, 1);
+  }
+
+  private count(info: NodeInfo, p: { pod: Obj; cpu: number; memory: number }, sign: 1 | -1): void {
+    if (sign > 0) info.pods.push(p.pod);
+    else info.pods.splice(info.pods.indexOf(p.pod), 1);
+    info.requested.cpu += sign * p.cpu;
+    info.requested.memory += sign * p.memory;
+    info.requested.pods += sign;
+    const owner = ownerUid(p.pod);
+    if (owner) {
+      const n = (info.owners.get(owner) ?? 0) + sign;
+      if (n > 0) info.owners.set(owner, n);
+      else info.owners.delete(owner);
+    }
+  }
+
+  private place(key: string, pod: Obj, node: string): void {
+    this.unplace(key);
+    const r = podRequests(pod);
+    const p = { node, pod, cpu: r.cpu, memory: r.memory };
+    this.placed.set(key, p);
+    const info = this.infos.get(node);
+    if (info) this.count(info, p, 1);
+  }
+
+  private unplace(key: string): void {
+    const p = this.placed.get(key);
+    if (!p) return;
+    this.placed.delete(key);
+    const info = this.infos.get(p.node);
+    if (info) this.count(info, p, -1);
   }
 
   private mine(pod: Obj): boolean {
     return (pod.spec?.schedulerName ?? 'default-scheduler') === this.name && !pod.metadata?.deletionTimestamp && !['Succeeded', 'Failed'].includes(pod.status?.phase);
   }
 
-  /** The cluster as the scheduler sees it: nodes with the pods bound or assumed on them. */
-  private snapshot(): NodeInfo[] {
-    const infos = new Map<string, NodeInfo>();
-    for (const node of this.nodes.list()) {
-      const a = node.status?.allocatable ?? node.status?.capacity ?? {};
-      infos.set(node.metadata.name, {
-        node,
-        pods: [],
-        requested: { cpu: 0, memory: 0, pods: 0 },
-        allocatable: { cpu: milliCpu(a.cpu ?? 0), memory: bytes(a.memory ?? 0), pods: Number(a.pods ?? 110) },
-      });
-    }
-    const place = (pod: Obj, nodeName: string) => {
-      const info = infos.get(nodeName);
-      if (!info) return;
-      const r = podRequests(pod);
-      info.pods.push(pod);
-      info.requested.cpu += r.cpu;
-      info.requested.memory += r.memory;
-      info.requested.pods += 1;
-    };
-    for (const pod of this.pods.list()) {
-      if (['Succeeded', 'Failed'].includes(pod.status?.phase)) continue;
-      const node = pod.spec?.nodeName ?? this.assumed.get(objectKey(pod));
-      if (node) place(pod, node);
-    }
-    return [...infos.values()];
-  }
-
   private async scheduleOne(key: string): Promise<void> {
     const pod = this.pods.get(key);
-    if (!pod || pod.spec?.nodeName || this.assumed.has(key) || !this.mine(pod)) return;
-    const nodes = this.snapshot();
+    if (!pod || pod.spec?.nodeName || this.placed.has(key) || !this.mine(pod)) return;
+    const nodes = [...this.infos.values()];
     const reasons = new Map<string, number>();
     const feasible = nodes.filter((n) => {
       for (const f of this.filters) {
@@ -145,7 +178,7 @@ export class Scheduler {
       }
     }
     const nodeName = best.node.metadata.name;
-    this.assumed.set(key, nodeName);
+    this.place(key, pod, nodeName);
     // The binding cycle runs on its own: the next pod is placed meanwhile against the assumption.
     const binding = this.bind(pod, key, nodeName).finally(() => this.binding.delete(binding));
     this.binding.add(binding);
@@ -160,7 +193,7 @@ export class Scheduler {
         target: { apiVersion: 'v1', kind: 'Node', name: nodeName },
       });
     } catch (err) {
-      this.assumed.delete(key);
+      this.unplace(key);
       // Bound meanwhile, or gone: nothing left to do. Otherwise try the pod again later.
       if (!isCode(err, 'Conflict') && !isCode(err, 'NotFound')) {
         this.log.warn('binding failed', { pod: key, node: nodeName, err });

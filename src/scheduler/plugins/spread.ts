@@ -5,7 +5,7 @@ import type { ScorePlugin } from '../framework.js';
  * Default spreading (upstream's system-default topology spread by hostname): prefer the node
  * with the fewest pods of the same controller, so replicas do not pile up on one node.
  */
-function ownerUid(pod: Obj): string | undefined {
+export function ownerUid(pod: Obj): string | undefined {
   return (pod.metadata?.ownerReferences ?? []).find((r: Obj) => r.controller)?.uid;
 }
 
@@ -15,7 +15,7 @@ export const defaultSpread: ScorePlugin = {
   score(pod, n) {
     const uid = ownerUid(pod);
     if (!uid) return 0;
-    const same = n.pods.filter((p) => ownerUid(p) === uid).length;
+    const same = n.owners.get(uid) ?? 0;
     return 100 / (1 + same);
   },
 };
