@@ -6,7 +6,7 @@ import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.j
 import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import { controllerRef, ownerReferenceTo } from './owner.js';
+import { controllerRef, ownerReferenceTo, requeueOwner } from './owner.js';
 
 /**
  * CronJob controller: at each scheduled minute (in spec.timeZone) creates a Job named
@@ -31,11 +31,7 @@ export class CronJobController {
     this.cronjobs = informers.for('/apis/batch/v1/cronjobs');
     this.jobs = informers.for('/apis/batch/v1/jobs');
     this.cronjobs.on({ add: (c) => this.queue.add(objectKey(c)), update: (_, c) => this.queue.add(objectKey(c)) });
-    const jobChanged = (job: Obj) => {
-      const ref = controllerRef(job);
-      if (ref?.kind === 'CronJob') this.queue.add(`${job.metadata.namespace}/${ref.name}`);
-    };
-    this.jobs.on({ add: jobChanged, update: (_, j) => jobChanged(j), delete: jobChanged });
+    this.jobs.on(requeueOwner('CronJob', this.queue));
   }
 
   private jobsPath(ns: string, name?: string): string {

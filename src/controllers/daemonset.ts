@@ -6,7 +6,7 @@ import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.j
 import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import { controllerRef, isActivePod, isPodAvailable, isPodReady, ownerReferenceTo } from './owner.js';
+import { controllerRef, isActivePod, isPodAvailable, isPodReady, ownerReferenceTo, requeueOwner } from './owner.js';
 import { ensureRevision, REVISION_HASH, trimRevisions } from './revisions.js';
 
 /**
@@ -45,11 +45,7 @@ export class DaemonSetController {
     };
     this.sets.on({ add: (d) => this.queue.add(objectKey(d)), update: (_, d) => this.queue.add(objectKey(d)) });
     this.nodes.on({ add: all, update: all, delete: all });
-    const podChanged = (pod: Obj) => {
-      const ref = controllerRef(pod);
-      if (ref?.kind === 'DaemonSet') this.queue.add(`${pod.metadata.namespace}/${ref.name}`);
-    };
-    this.pods.on({ add: podChanged, update: (_, p) => podChanged(p), delete: podChanged });
+    this.pods.on(requeueOwner('DaemonSet', this.queue));
   }
 
   private podTemplateFor(ds: Obj): Obj {

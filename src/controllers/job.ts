@@ -5,7 +5,7 @@ import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.j
 import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import { controllerRef, isPodReady, ownerReferenceTo } from './owner.js';
+import { controllerRef, isPodReady, ownerReferenceTo, requeueOwner } from './owner.js';
 
 /**
  * Job controller: runs pods until `completions` succeed (NonIndexed) or every index
@@ -68,11 +68,7 @@ export class JobController {
     this.jobs = informers.for('/apis/batch/v1/jobs');
     this.pods = informers.for('/api/v1/pods');
     this.jobs.on({ add: (j) => this.queue.add(objectKey(j)), update: (_, j) => this.queue.add(objectKey(j)) });
-    const podChanged = (pod: Obj) => {
-      const ref = controllerRef(pod);
-      if (ref?.kind === 'Job') this.queue.add(`${pod.metadata.namespace}/${ref.name}`);
-    };
-    this.pods.on({ add: podChanged, update: (_, p) => podChanged(p), delete: podChanged });
+    this.pods.on(requeueOwner('Job', this.queue));
   }
 
   private podsPath(ns: string, name?: string): string {

@@ -1,4 +1,5 @@
 import { type LabelSelector, labelSelectorToString, matchesLabels, parseLabelSelector } from '../api/selectors.js';
+import type { InformerHandlers } from '../client/informer.js';
 import type { Obj } from '../client/kube-client.js';
 
 /** Owner references as the workload controllers use them. */
@@ -42,4 +43,13 @@ export function selectorMatches(selector: Obj | undefined, labels: Record<string
     parsedSelectors.set(selector, parsed);
   }
   return parsed.length > 0 && matchesLabels(parsed, labels ?? {});
+}
+
+/** Informer handlers that queue the namespace/name of an object's controlling owner of `kind`. */
+export function requeueOwner(kind: string, queue: { add(key: string): void }): InformerHandlers {
+  const changed = (obj: Obj) => {
+    const ref = controllerRef(obj);
+    if (ref?.kind === kind) queue.add(`${obj.metadata.namespace}/${ref.name}`);
+  };
+  return { add: changed, update: (_, obj) => changed(obj), delete: changed };
 }

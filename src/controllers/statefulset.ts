@@ -5,7 +5,7 @@ import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.j
 import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import { controllerRef, isPodAvailable, isPodReady, ownerReferenceTo } from './owner.js';
+import { controllerRef, isPodAvailable, isPodReady, ownerReferenceTo, requeueOwner } from './owner.js';
 import { ensureRevision, REVISION_HASH, trimRevisions } from './revisions.js';
 
 /**
@@ -37,11 +37,7 @@ export class StatefulSetController {
     this.pods = informers.for('/api/v1/pods');
     this.revisions = informers.for('/apis/apps/v1/controllerrevisions');
     this.sets.on({ add: (s) => this.queue.add(objectKey(s)), update: (_, s) => this.queue.add(objectKey(s)) });
-    const podChanged = (pod: Obj) => {
-      const ref = controllerRef(pod);
-      if (ref?.kind === 'StatefulSet') this.queue.add(`${pod.metadata.namespace}/${ref.name}`);
-    };
-    this.pods.on({ add: podChanged, update: (_, p) => podChanged(p), delete: podChanged });
+    this.pods.on(requeueOwner('StatefulSet', this.queue));
   }
 
   private path(ns: string, plural: string, name?: string): string {

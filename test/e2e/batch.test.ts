@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { cleanup, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
+import { cleanup, kubectlFor, type Kubicle, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 /** Jobs and CronJobs on simulated nodes, driven by stock kubectl 1.33. */
 let k: Kubicle;
 let kc: Awaited<ReturnType<typeof kubectlFor>>;
-const ok = async (args: string[], input?: string) => {
-  const r = await kc(args, input === undefined ? undefined : { input });
-  assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-};
+const ok = (args: string[], input?: string) => mustSucceed(kc)(args, input);
 const job = (name: string, spec: Record<string, unknown>, annotations: Record<string, string> = {}) =>
   JSON.stringify({
     apiVersion: 'batch/v1',

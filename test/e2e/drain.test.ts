@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { rawClient } from '../support/http.js';
-import { cleanup, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
+import { cleanup, kubectlFor, type Kubicle, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 /** kubectl drain evicts through pods/eviction and respects PodDisruptionBudgets. */
 let k: Kubicle;
@@ -16,11 +16,7 @@ it('drain waits for a budget and proceeds once it allows', async () => {
   for (const version of ['1.27', '1.33']) {
     const kc = await kubectlFor(k, version);
     const ns = `drain${version.replace('.', '')}`;
-    const ok = async (args: string[], input?: string) => {
-      const r = await kc(args, input === undefined ? undefined : { input });
-      assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-      return r.stdout;
-    };
+    const ok = mustSucceed(kc);
     await ok(['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }));
     await ok(['create', 'deployment', 'web', '-n', ns, '--image=nginx', '--replicas=3']);
     await ok(['rollout', 'status', 'deploy/web', '-n', ns, '--timeout=30s']);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { cleanup, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, kubectlFor, type Kubicle, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 /** Services get Endpoints and EndpointSlices that follow their pods' readiness. */
 let k: Kubicle;
@@ -11,21 +11,10 @@ after(async () => {
   await cleanup(k);
 });
 
-async function eventually(check: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 it('endpoints and slices track ready pods; describe shows them on 1.27 and 1.33', async () => {
   const kc = await kubectlFor(k, '1.33');
-  const ok = async (args: string[], input?: string) => {
-    const r = await kc(args, input === undefined ? undefined : { input });
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const ok = mustSucceed(kc);
   const deploy = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' }, spec: { replicas: 2, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'c', image: 'nginx', ports: [{ name: 'http', containerPort: 8080 }] }] } } } };
   await ok(['apply', '-f', '-'], JSON.stringify(deploy));
   await ok(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ name: 'web', port: 80, targetPort: 'http' }] } }));

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { cleanup, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, kubectlFor, type Kubicle, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 /** A node that stops heartbeating turns NotReady; its pods are evicted and rescheduled. */
 let k: Kubicle;
@@ -14,21 +14,10 @@ after(async () => {
   await cleanup(k);
 });
 
-async function eventually(check: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 it('evicts pods from a silent node after their toleration and reschedules them', async () => {
   const kc = await kubectlFor(k, '1.33');
-  const ok = async (args: string[], input?: string) => {
-    const r = await kc(args, input === undefined ? undefined : { input });
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const ok = mustSucceed(kc);
   const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/kubicle.js');
   const flaky = spawn(process.execPath, [bin, 'simulate', 'nodes', '1', '--kubeconfig', k.kubeconfig, '--node-prefix', 'flaky', '--node-heartbeat-interval', '0.3', '--log-level', 'warn'], { stdio: 'ignore' });
   try {

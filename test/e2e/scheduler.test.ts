@@ -4,16 +4,12 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { rawClient } from '../support/http.js';
-import { cleanup, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
+import { cleanup, kubectlFor, type Kubicle, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 /** The scheduler and the node simulator, driven with stock kubectl. */
 let k: Kubicle;
 let kc: Awaited<ReturnType<typeof kubectlFor>>;
-const ok = async (args: string[], input?: string) => {
-  const r = await kc(args, input === undefined ? undefined : { input });
-  assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-};
+const ok = (args: string[], input?: string) => mustSucceed(kc)(args, input);
 
 before(async () => {
   k = await startKubicle({ args: ['--simulate-nodes', '3'] });

@@ -4,23 +4,12 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { rawClient } from '../support/http.js';
-import { cleanup, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, kubectlFor, type Kubicle, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 /** DaemonSets and StatefulSets on simulated nodes, driven by stock kubectl 1.33. */
 let k: Kubicle;
 let kc: Awaited<ReturnType<typeof kubectlFor>>;
-const ok = async (args: string[], input?: string) => {
-  const r = await kc(args, input === undefined ? undefined : { input });
-  assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-};
-async function eventually(check: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const ok = (args: string[], input?: string) => mustSucceed(kc)(args, input);
 const podsOf = async (selector: string) => JSON.parse(await ok(['get', 'pods', '-l', selector, '-o', 'json'])).items as { metadata: { name: string }; spec: { nodeName: string; containers: { image: string }[] } }[];
 
 before(async () => {

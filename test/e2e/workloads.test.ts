@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { cleanup, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, kubectlFor, type Kubicle, startKubicle } from '../support/kubicle.js';
 
 /** Deployments, ReplicaSets and the garbage collector on simulated nodes, driven by stock kubectl. */
 let k: Kubicle;
@@ -11,13 +11,6 @@ after(async () => {
   await cleanup(k);
 });
 
-async function eventually(check: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 for (const version of ['1.27', '1.33']) {
   describe(`kubectl ${version}: deployments`, () => {

@@ -122,3 +122,21 @@ export async function kubectlFor(k: Kubicle, version: string): Promise<(args: st
       }
     });
 }
+
+/** Polls `check` until it holds, or fails naming `what`. */
+export async function eventually(check: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A kubectl that must succeed: resolves its stdout, fails the test with its stderr otherwise. */
+export function mustSucceed(kc: Awaited<ReturnType<typeof kubectlFor>>, extra: string[] = []) {
+  return async (args: string[], input?: string): Promise<string> => {
+    const r = await kc([...args, ...extra], input === undefined ? undefined : { input });
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+    return r.stdout;
+  };
+}
