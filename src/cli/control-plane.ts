@@ -10,6 +10,7 @@ import { DisruptionController } from '../controllers/disruption.js';
 import { EndpointsController } from '../controllers/endpoints.js';
 import { EndpointSliceController } from '../controllers/endpointslice.js';
 import { GarbageCollector } from '../controllers/garbage-collector.js';
+import { HorizontalController } from '../controllers/horizontal.js';
 import { JobController } from '../controllers/job.js';
 import { NamespaceController } from '../controllers/namespace.js';
 import { NodeLifecycleController } from '../controllers/node-lifecycle.js';
@@ -52,6 +53,7 @@ export function runWorkloadControllers(client: KubeClient, log: Logger, signal: 
         new DisruptionController(client, informers, of('disruption')).run(leading),
         new EndpointsController(client, informers, of('endpoints')).run(leading),
         new EndpointSliceController(client, informers, of('endpointslice')).run(leading),
+        new HorizontalController(client, informers, of('horizontal-pod-autoscaler')).run(leading),
         new NodeLifecycleController(client, informers, of('node-lifecycle'), { gracePeriodMs: opts.nodeGracePeriodMs }).run(leading),
       ];
       informers.start(leading);

@@ -1,3 +1,4 @@
+import { bytes, milliCpu } from '../api/quantity.js';
 import { Informer, objectKey } from '../client/informer.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { WorkQueue } from '../client/work-queue.js';
@@ -115,6 +116,44 @@ export class NodeSimulator {
 
   private beats = 0;
 
+  /**
+   * Usage as metrics.k8s.io reports it. A pod's simulated usage comes from its annotations
+   * kubicle.io/simulated-cpu and kubicle.io/simulated-memory (set them to drive an HPA); only
+   * such pods get PodMetrics, and each node gets NodeMetrics summing them.
+   */
+  private async publishMetrics(): Promise<void> {
+    const now = stamp();
+    const mine = new Set(this.names);
+    const perNode = new Map<string, { cpu: number; memory: number }>(this.names.map((n) => [n, { cpu: 0, memory: 0 }]));
+    const writes: Promise<unknown>[] = [];
+    for (const pod of this.pods.list()) {
+      const a = pod.metadata.annotations ?? {};
+      if (!mine.has(pod.spec?.nodeName) || pod.status?.phase !== 'Running' || (a['kubicle.io/simulated-cpu'] === undefined && a['kubicle.io/simulated-memory'] === undefined)) continue;
+      const cpu = milliCpu(a['kubicle.io/simulated-cpu'] ?? '0');
+      const memory = bytes(a['kubicle.io/simulated-memory'] ?? '0');
+      const node = perNode.get(pod.spec.nodeName)!;
+      node.cpu += cpu;
+      node.memory += memory;
+      const containers = (pod.spec.containers ?? []).map((c: Obj, i: number) => ({ name: c.name, usage: i === 0 ? { cpu: `${cpu}m`, memory: `${Math.round(memory / 1024)}Ki` } : { cpu: '0', memory: '0' } }));
+      writes.push(this.upsert(`/apis/metrics.k8s.io/v1beta1/namespaces/${pod.metadata.namespace}/pods`, pod.metadata.name, { apiVersion: 'metrics.k8s.io/v1beta1', kind: 'PodMetrics', metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace, labels: pod.metadata.labels }, timestamp: now, window: '10s', containers }));
+    }
+    if (this.beats % 5 === 1) {
+      for (const [name, u] of perNode) {
+        writes.push(this.upsert('/apis/metrics.k8s.io/v1beta1/nodes', name, { apiVersion: 'metrics.k8s.io/v1beta1', kind: 'NodeMetrics', metadata: { name }, timestamp: now, window: '10s', usage: { cpu: `${u.cpu}m`, memory: `${Math.round(u.memory / 1024)}Ki` } }));
+      }
+    }
+    await Promise.allSettled(writes);
+  }
+
+  private async upsert(collection: string, name: string, obj: Obj): Promise<void> {
+    try {
+      await this.client.patch(`${collection}/${name}`, { metadata: { labels: obj.metadata.labels ?? null }, timestamp: obj.timestamp, window: obj.window, ...(obj.containers ? { containers: obj.containers } : { usage: obj.usage }) });
+    } catch (err) {
+      if (!isCode(err, 'NotFound')) throw err;
+      await this.client.create(collection, obj).catch(() => {});
+    }
+  }
+
   /** Renews each node's Lease; every fifth beat (and the first) also posts Ready, as a kubelet's status update does. */
   private async heartbeat(): Promise<void> {
     if (this.beats++ % 5 === 0) {
@@ -229,8 +268,10 @@ export class NodeSimulator {
 
   async run(signal: AbortSignal): Promise<void> {
     await this.register();
-    await this.heartbeat().catch((err) => this.log.warn('node heartbeat failed', { err }));
-    const beat = setInterval(() => void this.heartbeat().catch((err) => this.log.warn('node heartbeat failed', { err })), this.opts.heartbeatMs ?? 10_000);
+    const tick = () =>
+      Promise.all([this.heartbeat(), this.publishMetrics()]).catch((err) => this.log.warn('node heartbeat failed', { err }));
+    await tick();
+    const beat = setInterval(() => void tick(), this.opts.heartbeatMs ?? 10_000);
     this.timers.add(beat);
     signal.addEventListener('abort', () => {
       for (const t of this.timers) clearInterval(t);

@@ -59,6 +59,8 @@ const samples: Record<string, Record<string, unknown>> = {
   'autoscaling/v2/horizontalpodautoscalers': { spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'd' }, maxReplicas: 3 } },
   'autoscaling/v1/horizontalpodautoscalers': { spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'd' }, maxReplicas: 3, targetCPUUtilizationPercentage: 50 } },
   'scheduling.k8s.io/v1/priorityclasses': { value: 1000 },
+  'metrics.k8s.io/v1beta1/pods': { timestamp: '2026-11-23T00:00:00Z', window: '10s', containers: [{ name: 'c', usage: { cpu: '5m', memory: '1Mi' } }] },
+  'metrics.k8s.io/v1beta1/nodes': { timestamp: '2026-11-23T00:00:00Z', window: '10s', usage: { cpu: '5m', memory: '1Mi' } },
   'events.k8s.io/v1/events': { eventTime: '2026-11-23T00:00:00.000000Z', reportingController: 'test', reportingInstance: 'test-1', action: 'Test', reason: 'Tested', regarding: { kind: 'Pod', name: 'x', namespace: 'sweep' }, note: 'n', type: 'Normal' },
 };
 

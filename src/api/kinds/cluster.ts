@@ -397,6 +397,43 @@ const eventsV1: ResourceType = {
   ],
 };
 
+/**
+ * metrics.k8s.io/v1beta1 (what kubectl top and the HPA read): usage samples written by the
+ * kubelets (the node simulator, for now) and served like any object.
+ */
+const usageCells = (o: KubeObject) => {
+  const sum = { cpu: 0, memory: 0 };
+  for (const c of (o.containers ?? []) as J[]) {
+    sum.cpu += Number.parseFloat(String(c.usage?.cpu ?? '0')) || 0;
+    sum.memory += Number.parseFloat(String(c.usage?.memory ?? '0')) || 0;
+  }
+  return sum;
+};
+
+const podMetrics: ResourceType = {
+  ...base,
+  group: 'metrics.k8s.io',
+  version: 'v1beta1',
+  kind: 'PodMetrics',
+  plural: 'pods',
+  singular: '',
+  namespaced: true,
+  storage: 'metrics.k8s.io/pods',
+  columns: [nameColumn, col('CPU', (o) => usageCells(o).cpu), ageColumn],
+};
+
+const nodeMetrics: ResourceType = {
+  ...base,
+  group: 'metrics.k8s.io',
+  version: 'v1beta1',
+  kind: 'NodeMetrics',
+  plural: 'nodes',
+  singular: '',
+  namespaced: false,
+  storage: 'metrics.k8s.io/nodes',
+  columns: [nameColumn, col('CPU', (o) => String(o.usage?.cpu ?? '')), col('Memory', (o) => String(o.usage?.memory ?? '')), ageColumn],
+};
+
 export const clusterKinds: ResourceType[] = [
   leases,
   endpointslices,
@@ -410,5 +447,7 @@ export const clusterKinds: ResourceType[] = [
   hpaV1,
   priorityclasses,
   eventsV1,
+  podMetrics,
+  nodeMetrics,
 ];
 
