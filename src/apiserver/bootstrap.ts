@@ -18,6 +18,20 @@ export async function bootstrap(registry: Registry, store: ObjectStore, host: st
     }
   };
   for (const name of [...immortalNamespaces, 'kube-node-lease']) await ensure('', 'namespaces', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  // The default StorageClass: volumes provisioned as directories on the host (DESIGN §5).
+  const classes = registry.mustLookup('storage.k8s.io', 'v1', 'storageclasses');
+  try {
+    await store.create(classes, undefined, {
+      apiVersion: 'storage.k8s.io/v1',
+      kind: 'StorageClass',
+      metadata: { name: 'local-path', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
+      provisioner: 'kubicle.io/local-path',
+      reclaimPolicy: 'Delete',
+      volumeBindingMode: 'Immediate',
+    });
+  } catch (err) {
+    if (!isCode(err, 'AlreadyExists')) throw err;
+  }
   await ensure('', 'services', 'default', {
     apiVersion: 'v1',
     kind: 'Service',

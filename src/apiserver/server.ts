@@ -8,6 +8,7 @@ import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { Registry as MetricsRegistry } from '../observe/metrics.js';
 import type { Backend } from '../storage/backend.js';
+import { DefaultStorageClass } from './admission/default-storage-class.js';
 import { DefaultTolerationSeconds } from './admission/default-toleration-seconds.js';
 import { NamespaceLifecycle } from './admission/namespace-lifecycle.js';
 import { Authenticator, type UserInfo } from './authn.js';
@@ -66,7 +67,7 @@ export class ApiServer {
       this.markReady = r;
     });
     this.lifecycle = new NamespaceLifecycle(opts.registry);
-    this.store = new ObjectStore(opts.backend, [this.lifecycle, new DefaultTolerationSeconds()]);
+    this.store = new ObjectStore(opts.backend, [this.lifecycle, new DefaultTolerationSeconds(), new DefaultStorageClass(opts.registry, () => this.store)]);
     this.cache = new WatchCache(opts.backend, opts.log);
     this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker(), new Evictor(opts.registry, this.store));
     this.authn.addToken(this.loopbackToken, { name: 'system:apiserver', groups: ['system:masters'] });

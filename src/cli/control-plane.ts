@@ -14,6 +14,7 @@ import { HorizontalController } from '../controllers/horizontal.js';
 import { JobController } from '../controllers/job.js';
 import { NamespaceController } from '../controllers/namespace.js';
 import { NodeLifecycleController } from '../controllers/node-lifecycle.js';
+import { PersistentVolumeController } from '../controllers/persistent-volume.js';
 import { ReplicaSetController } from '../controllers/replicaset.js';
 import { ServiceAccountController } from '../controllers/serviceaccount.js';
 import { StatefulSetController } from '../controllers/statefulset.js';
@@ -54,6 +55,7 @@ export function runWorkloadControllers(client: KubeClient, log: Logger, signal: 
         new EndpointsController(client, informers, of('endpoints')).run(leading),
         new EndpointSliceController(client, informers, of('endpointslice')).run(leading),
         new HorizontalController(client, informers, of('horizontal-pod-autoscaler')).run(leading),
+        new PersistentVolumeController(client, informers, of('persistentvolume')).run(leading),
         new NodeLifecycleController(client, informers, of('node-lifecycle'), { gracePeriodMs: opts.nodeGracePeriodMs }).run(leading),
       ];
       informers.start(leading);
