@@ -46,6 +46,7 @@ const commands: [string, string[]][] = [
   ['resourcequota/pb-quota', ['create', 'quota', 'pb-quota', '--hard=pods=10,requests.cpu=2']],
   ['priorityclass/pb-pc', ['create', 'priorityclass', 'pb-pc', '--value=0', '--description=zero is a value']],
   ['poddisruptionbudget/pb-pdb', ['create', 'pdb', 'pb-pdb', '--selector=app=x', '--max-unavailable=25%']],
+  ['horizontalpodautoscaler/pb-hpa', ['autoscale', 'deployment', 'pb-deploy', '--name=pb-hpa', '--cpu-percent=50', '--min=2', '--max=5']],
   ['ingress/pb-ing', ['create', 'ingress', 'pb-ing', '--class=default', '--rule=foo.com/bar*=svc1:80,tls=cert']],
 ];
 

@@ -1,6 +1,6 @@
 /**
  * Field numbers of the Kubernetes protobuf messages this server decodes: the objects kubectl's
- * typed `create <kind>` subcommands (and DeleteOptions) send. Facts taken from the upstream API
+ * typed `create <kind>` and `autoscale` subcommands, `drain` (Eviction) and DeleteOptions send. Facts taken from the upstream API
  * definitions (k8s.io/api, apimachinery); field names are the JSON names.
  *
  * Each entry is "number name type". Type prefixes: "[]" repeated, "*" pointer or non-omitempty
@@ -156,6 +156,16 @@ const defs: Record<string, string[]> = {
   ],
   JobTemplateSpec: ['1 metadata ObjectMeta', '2 spec JobSpec'],
 
+  // autoscaling: what kubectl autoscale sends (v2 first, v1 when v2 is refused)
+  HorizontalPodAutoscalerV2: ['1 metadata ObjectMeta', '2 spec HorizontalPodAutoscalerSpecV2', '3 status -'],
+  HorizontalPodAutoscalerSpecV2: ['1 scaleTargetRef CrossVersionObjectReference', '2 minReplicas *int32', '3 maxReplicas *int32', '4 metrics []MetricSpec'],
+  CrossVersionObjectReference: ['1 kind string', '2 name string', '3 apiVersion string'],
+  MetricSpec: ['1 type string', '4 resource *ResourceMetricSource'],
+  ResourceMetricSource: ['1 name string', '2 target MetricTarget'],
+  MetricTarget: ['1 type string', '4 averageUtilization *int32'],
+  HorizontalPodAutoscalerV1: ['1 metadata ObjectMeta', '2 spec HorizontalPodAutoscalerSpecV1', '3 status -'],
+  HorizontalPodAutoscalerSpecV1: ['1 scaleTargetRef CrossVersionObjectReference', '2 minReplicas *int32', '3 maxReplicas *int32', '4 targetCPUUtilizationPercentage *int32'],
+
   // scheduling, policy, networking
   Eviction: ['1 metadata ObjectMeta', '2 deleteOptions *DeleteOptions'],
   PriorityClass: ['1 metadata ObjectMeta', '2 value *int32', '3 globalDefault bool', '4 description string', '5 preemptionPolicy *string'],
@@ -229,5 +239,7 @@ export const kindMessages: Record<string, string> = {
   'networking.k8s.io/v1/Ingress': 'Ingress',
   'meta.k8s.io/v1/DeleteOptions': 'DeleteOptions',
   'policy/v1/Eviction': 'Eviction',
+  'autoscaling/v2/HorizontalPodAutoscaler': 'HorizontalPodAutoscalerV2',
+  'autoscaling/v1/HorizontalPodAutoscaler': 'HorizontalPodAutoscalerV1',
   'v1/DeleteOptions': 'DeleteOptions',
 };
