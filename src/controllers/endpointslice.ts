@@ -22,6 +22,9 @@ export class EndpointSliceController {
   private readonly services: Informer;
   private readonly pods: Informer;
   private readonly slices: Informer;
+  /** Slices this controller created that its informer has not shown yet (by Service key): without
+   * them, a second sync in that gap would create a duplicate slice. */
+  private readonly unseen = new Map<string, Obj[]>();
 
   constructor(
     private readonly client: KubeClient,
@@ -40,7 +43,10 @@ export class EndpointSliceController {
 
   private async sync(key: string): Promise<void> {
     const svc = this.services.get(key);
-    if (!svc || !serviceSelector(svc)) return; // gone: the garbage collector removes owned slices
+    if (!svc || !serviceSelector(svc)) {
+      this.unseen.delete(key);
+      return; // gone: the garbage collector removes owned slices
+    }
     const ns = svc.metadata.namespace;
     const base = resourcePath({ group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', namespace: ns });
     const backends = backendsOf(svc, this.pods.listNamespace(ns));
@@ -54,18 +60,22 @@ export class EndpointSliceController {
     const chunks: Obj[][] = [];
     for (let i = 0; i < endpoints.length; i += perSlice) chunks.push(endpoints.slice(i, i + perSlice));
     if (!chunks.length) chunks.push([]);
-    const existing = this.slices.listNamespace(ns).filter((s) => s.metadata.labels?.[SERVICE] === svc.metadata.name && s.metadata.labels?.[MANAGER] === ME);
+    const seen = this.slices.listNamespace(ns).filter((s) => s.metadata.labels?.[SERVICE] === svc.metadata.name && s.metadata.labels?.[MANAGER] === ME);
+    const unseen = (this.unseen.get(key) ?? []).filter((u) => !seen.some((s) => s.metadata.name === u.metadata.name));
+    this.unseen.set(key, unseen);
+    const existing = [...seen, ...unseen];
     const labels = { ...(svc.metadata.labels ?? {}), [SERVICE]: svc.metadata.name, [MANAGER]: ME };
     for (let i = 0; i < chunks.length; i++) {
       const body = { addressType: 'IPv4', endpoints: chunks[i], ports };
       const cur = existing[i];
       if (!cur) {
-        await this.client.create(base, {
+        const made = await this.client.create(base, {
           apiVersion: 'discovery.k8s.io/v1',
           kind: 'EndpointSlice',
           metadata: { generateName: `${svc.metadata.name}-`, namespace: ns, labels, ownerReferences: [ownerReferenceTo(svc, 'v1', 'Service')] },
           ...body,
         });
+        unseen.push(made);
       } else if (JSON.stringify({ e: cur.endpoints ?? [], p: cur.ports ?? [] }) !== JSON.stringify({ e: body.endpoints, p: body.ports })) {
         await this.client.update(`${base}/${cur.metadata.name}`, { ...cur, ...body });
       }
