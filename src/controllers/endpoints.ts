@@ -4,7 +4,7 @@ import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.j
 import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import { backendsOf, serviceSelector } from './service-backends.js';
+import { backendsOf, requeueServicesOf, serviceSelector } from './service-backends.js';
 
 /**
  * Endpoints controller: for every Service with a selector, an Endpoints object of the same name
@@ -26,10 +26,7 @@ export class EndpointsController {
     this.pods = informers.for('/api/v1/pods');
     this.endpoints = informers.for('/api/v1/endpoints');
     this.services.on({ add: (s) => this.queue.add(objectKey(s)), update: (_, s) => this.queue.add(objectKey(s)), delete: (s) => this.queue.add(objectKey(s)) });
-    const podChanged = (pod: Obj) => {
-      for (const svc of this.services.list()) if (svc.metadata.namespace === pod.metadata.namespace && serviceSelector(svc)) this.queue.add(objectKey(svc));
-    };
-    this.pods.on({ add: podChanged, update: (_, p) => podChanged(p), delete: podChanged });
+    this.pods.on(requeueServicesOf(this.services, this.queue));
   }
 
   private async sync(key: string): Promise<void> {

@@ -5,7 +5,7 @@ import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { ownerReferenceTo } from './owner.js';
-import { backendsOf, serviceSelector } from './service-backends.js';
+import { backendsOf, requeueServicesOf, serviceSelector } from './service-backends.js';
 
 /**
  * EndpointSlice controller: the Service's backends as discovery.k8s.io/v1 EndpointSlices (up to
@@ -35,10 +35,7 @@ export class EndpointSliceController {
     this.pods = informers.for('/api/v1/pods');
     this.slices = informers.for('/apis/discovery.k8s.io/v1/endpointslices');
     this.services.on({ add: (s) => this.queue.add(objectKey(s)), update: (_, s) => this.queue.add(objectKey(s)) });
-    const podChanged = (pod: Obj) => {
-      for (const svc of this.services.list()) if (svc.metadata.namespace === pod.metadata.namespace && serviceSelector(svc)) this.queue.add(objectKey(svc));
-    };
-    this.pods.on({ add: podChanged, update: (_, p) => podChanged(p), delete: podChanged });
+    this.pods.on(requeueServicesOf(this.services, this.queue));
   }
 
   private async sync(key: string): Promise<void> {

@@ -1,4 +1,5 @@
 import { matchesLabels, type LabelSelector } from '../api/selectors.js';
+import { type Informer, type InformerHandlers, objectKey } from '../client/informer.js';
 import type { Obj } from '../client/kube-client.js';
 import { isPodReady } from './owner.js';
 
@@ -44,4 +45,15 @@ export function backendsOf(svc: Obj, pods: Obj[]): Backend[] {
     out.push({ pod, ip, ready: isPodReady(pod) && !pod.metadata.deletionTimestamp, terminating: !!pod.metadata.deletionTimestamp, ports });
   }
   return out.sort((a, b) => a.ip.localeCompare(b.ip));
+}
+
+/**
+ * Informer handlers for pods that queue every Service with a selector in the pod's namespace
+ * (the Services whose backends may have changed). Reads the namespace index, not the cluster.
+ */
+export function requeueServicesOf(services: Informer, queue: { add(key: string): void }): InformerHandlers {
+  const changed = (pod: Obj) => {
+    for (const svc of services.listNamespace(pod.metadata.namespace)) if (serviceSelector(svc)) queue.add(objectKey(svc));
+  };
+  return { add: changed, update: (_, pod) => changed(pod), delete: changed };
 }
