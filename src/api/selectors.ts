@@ -92,6 +92,24 @@ export function labelSelectorToString(sel: { matchLabels?: Record<string, string
   return parts.join(',');
 }
 
+const parsedSelectors = new WeakMap<object, LabelSelector>();
+
+/**
+ * Whether a metav1.LabelSelector object selects these labels, with upstream's meaning: a missing
+ * selector selects nothing, an empty one everything. Parsed once per selector object, since
+ * callers test one selector against many pods.
+ */
+export function labelSelectorMatches(selector: Parameters<typeof labelSelectorToString>[0] | null, labels: Record<string, string> | undefined): boolean {
+  if (!selector) return false;
+  let parsed = parsedSelectors.get(selector);
+  if (!parsed) {
+    const text = labelSelectorToString(selector);
+    parsed = text ? parseLabelSelector(text) : [];
+    parsedSelectors.set(selector, parsed);
+  }
+  return matchesLabels(parsed, labels ?? {});
+}
+
 export interface FieldRequirement {
   field: string;
   op: '=' | '!=';

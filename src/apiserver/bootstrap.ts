@@ -2,11 +2,12 @@ import type { KubeObject } from '../api/object.js';
 import type { Registry } from '../api/registry.js';
 import { isCode } from '../observe/errors.js';
 import { immortalNamespaces } from './admission/namespace-lifecycle.js';
+import { systemPriorityClasses } from './admission/priority.js';
 import type { ObjectStore } from './object-store.js';
 
 /**
- * Objects every cluster has from its first start: the system namespaces and the `kubernetes`
- * Service with Endpoints pointing at this API server. Idempotent.
+ * Objects every cluster has from its first start: the system namespaces, the default StorageClass,
+ * the system PriorityClasses and the `kubernetes` Service with Endpoints pointing at this API server. Idempotent.
  */
 export async function bootstrap(registry: Registry, store: ObjectStore, host: string, port: number): Promise<void> {
   const ensure = async (group: string, plural: string, ns: string | undefined, obj: KubeObject) => {
@@ -19,18 +20,16 @@ export async function bootstrap(registry: Registry, store: ObjectStore, host: st
   };
   for (const name of [...immortalNamespaces, 'kube-node-lease']) await ensure('', 'namespaces', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   // The default StorageClass: volumes provisioned as directories on the host (DESIGN §5).
-  const classes = registry.mustLookup('storage.k8s.io', 'v1', 'storageclasses');
-  try {
-    await store.create(classes, undefined, {
-      apiVersion: 'storage.k8s.io/v1',
-      kind: 'StorageClass',
-      metadata: { name: 'local-path', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
-      provisioner: 'kubicle.io/local-path',
-      reclaimPolicy: 'Delete',
-      volumeBindingMode: 'Immediate',
-    });
-  } catch (err) {
-    if (!isCode(err, 'AlreadyExists')) throw err;
+  await ensure('storage.k8s.io', 'storageclasses', undefined, {
+    apiVersion: 'storage.k8s.io/v1',
+    kind: 'StorageClass',
+    metadata: { name: 'local-path', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
+    provisioner: 'kubicle.io/local-path',
+    reclaimPolicy: 'Delete',
+    volumeBindingMode: 'Immediate',
+  });
+  for (const pc of systemPriorityClasses) {
+    await ensure('scheduling.k8s.io', 'priorityclasses', undefined, { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: pc.name }, value: pc.value, description: pc.description });
   }
   await ensure('', 'services', 'default', {
     apiVersion: 'v1',

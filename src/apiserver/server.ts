@@ -11,6 +11,8 @@ import type { Backend } from '../storage/backend.js';
 import { DefaultStorageClass } from './admission/default-storage-class.js';
 import { DefaultTolerationSeconds } from './admission/default-toleration-seconds.js';
 import { NamespaceLifecycle } from './admission/namespace-lifecycle.js';
+import { Priority } from './admission/priority.js';
+import { RuntimeClassAdmission } from './admission/runtime-class.js';
 import { Authenticator, type UserInfo } from './authn.js';
 import { bootstrap } from './bootstrap.js';
 import { runCompactor } from './compactor.js';
@@ -67,7 +69,11 @@ export class ApiServer {
       this.markReady = r;
     });
     this.lifecycle = new NamespaceLifecycle(opts.registry);
-    this.store = new ObjectStore(opts.backend, [this.lifecycle, new DefaultTolerationSeconds(), new DefaultStorageClass(opts.registry, () => this.store)]);
+    this.store = new ObjectStore(opts.backend, [
+      this.lifecycle, new DefaultTolerationSeconds(), new DefaultStorageClass(opts.registry, () => this.store),
+      new Priority(opts.registry, () => this.store),
+      new RuntimeClassAdmission(opts.registry, () => this.store),
+    ]);
     this.cache = new WatchCache(opts.backend, opts.log);
     this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker(), new Evictor(opts.registry, this.store));
     this.authn.addToken(this.loopbackToken, { name: 'system:apiserver', groups: ['system:masters'] });

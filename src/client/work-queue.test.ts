@@ -40,3 +40,13 @@ test('failed keys back off exponentially until forgotten', async () => {
   assert.ok(attempts[3] >= 130, `attempts at ${attempts}`);
   assert.equal(q.retries('x'), 0, 'success forgets the key');
 });
+
+test('with a priority, higher keys are handed out first and equal ones in order of arrival', async () => {
+  const prio: Record<string, number> = { low1: 0, low2: 0, high1: 10, mid: 5, high2: 10 };
+  const q = new WorkQueue(5, 100, (key) => prio[key]);
+  for (const key of ['low1', 'high1', 'low2', 'mid', 'high2']) q.add(key);
+  const order: string[] = [];
+  for (let i = 0; i < 5; i++) order.push((await q.get())!);
+  assert.deepEqual(order, ['high1', 'high2', 'mid', 'low1', 'low2']);
+  q.shutDown();
+});

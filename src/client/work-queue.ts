@@ -4,7 +4,9 @@ import { isCode } from '../observe/errors.js';
  * A work queue of keys, as controllers use it: a key waiting is held once however often it is
  * added; a key being processed is not handed to a second worker, and if it is added meanwhile
  * it is processed again afterwards. Failed keys come back after an exponential back-off per key
- * (5 ms doubling up to maxDelayMs) until `forget`.
+ * (5 ms doubling up to maxDelayMs) until `forget`. With `priority`, a key is handed out before
+ * every waiting key of lower priority (and after those of equal priority: FIFO among equals), as
+ * the scheduler's active queue orders pods.
  */
 export class WorkQueue {
   private readonly queue: string[] = [];
@@ -19,6 +21,7 @@ export class WorkQueue {
   constructor(
     private readonly baseDelayMs = 5,
     private readonly maxDelayMs = 60_000,
+    private readonly priority?: (key: string) => number,
   ) {}
 
   /** Queues a key. Idempotent while it waits. */
@@ -30,8 +33,27 @@ export class WorkQueue {
     }
     if (this.waiting.has(key)) return;
     this.waiting.add(key);
-    this.queue.push(key);
+    this.enqueue(key);
     this.wake.shift()?.();
+  }
+
+  private enqueue(key: string): void {
+    const q = this.queue;
+    const rank = this.priority;
+    // The common case, equal priorities, appends without a search.
+    if (!rank || !q.length || rank(q[q.length - 1]) >= rank(key)) {
+      q.push(key);
+      return;
+    }
+    const p = rank(key);
+    let lo = 0;
+    let hi = q.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (rank(q[mid]) >= p) lo = mid + 1;
+      else hi = mid;
+    }
+    q.splice(lo, 0, key);
   }
 
   addAfter(key: string, ms: number): void {

@@ -1,4 +1,4 @@
-import { type LabelSelector, labelSelectorToString, matchesLabels, parseLabelSelector } from '../api/selectors.js';
+import { labelSelectorMatches } from '../api/selectors.js';
 import type { InformerHandlers } from '../client/informer.js';
 import type { Obj } from '../client/kube-client.js';
 
@@ -27,22 +27,13 @@ export function isActivePod(pod: Obj): boolean {
   return !pod.metadata?.deletionTimestamp && pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed';
 }
 
-const parsedSelectors = new WeakMap<Obj, LabelSelector>();
-
 /**
- * Whether a metav1.LabelSelector selects these labels. An empty or missing selector selects
- * nothing. Parsed once per selector object: controllers test one selector against every pod of
- * a namespace on each sync.
+ * Whether a controller's metav1.LabelSelector selects these labels. Unlike a bare label
+ * selector, an empty one selects nothing here: a controller never adopts every pod.
  */
 export function selectorMatches(selector: Obj | undefined, labels: Record<string, string> | undefined): boolean {
-  if (!selector) return false;
-  let parsed = parsedSelectors.get(selector);
-  if (!parsed) {
-    const text = labelSelectorToString(selector);
-    parsed = text ? parseLabelSelector(text) : [];
-    parsedSelectors.set(selector, parsed);
-  }
-  return parsed.length > 0 && matchesLabels(parsed, labels ?? {});
+  if (!selector || (!Object.keys(selector.matchLabels ?? {}).length && !(selector.matchExpressions ?? []).length)) return false;
+  return labelSelectorMatches(selector, labels);
 }
 
 /** Informer handlers that queue the namespace/name of an object's controlling owner of `kind`. */

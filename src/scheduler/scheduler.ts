@@ -1,27 +1,30 @@
-import { bytes, milliCpu } from '../api/quantity.js';
 import { recordEvent } from '../client/event-recorder.js';
 import { Informer, objectKey } from '../client/informer.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import type { FilterPlugin, NodeInfo, ScorePlugin } from './framework.js';
+import type { ClusterView, FilterPlugin, NodeInfo, ScorePlugin } from './framework.js';
+import { addPod, allocatableOf, cloneNodeInfo, newNodeInfo, removePod } from './node-info.js';
+import { interPodAffinity, interPodAffinityScore } from './plugins/inter-pod-affinity.js';
 import { nodeAffinity, nodeAffinityPreferred } from './plugins/node-affinity.js';
 import { nodeName, nodeUnschedulable } from './plugins/node-basics.js';
 import { leastAllocated, nodeResourcesFit } from './plugins/node-resources-fit.js';
-import { podRequests } from './plugins/pod-requests.js';
-import { defaultSpread, ownerUid } from './plugins/spread.js';
+import { defaultSpread } from './plugins/spread.js';
 import { taintToleration } from './plugins/taint-toleration.js';
+import { podTopologySpread, podTopologySpreadScore } from './plugins/topology-spread.js';
+import { type Candidate, findCandidate, mayPreempt, priorityOf } from './preemption.js';
 
 /**
- * The default scheduler: one pod at a time, run every filter over every node, score the nodes
- * left, bind to the best through pods/binding. A pod that fits nowhere gets a FailedScheduling
- * event and a PodScheduled=False condition in upstream's words, and is retried when nodes change.
- * Placements are assumed at once, so a burst of pods does not overcommit a node before the
- * informer sees the bindings.
+ * The default scheduler: pods in priority order, one at a time; run every filter over the nodes,
+ * score the nodes left, bind to the best through pods/binding. A pod that fits nowhere may
+ * preempt pods of lower priority (it is then nominated to that node, and the space is held for
+ * it); otherwise it gets a FailedScheduling event and a PodScheduled=False condition in
+ * upstream's words, and is retried when nodes change or pods go. Placements are assumed at once,
+ * so a burst of pods does not overcommit a node before the informer sees the bindings.
  */
-export const defaultFilters: FilterPlugin[] = [nodeUnschedulable, nodeName, nodeAffinity, taintToleration, nodeResourcesFit];
-export const defaultScores: ScorePlugin[] = [leastAllocated, nodeAffinityPreferred, defaultSpread];
+export const defaultFilters: FilterPlugin[] = [nodeUnschedulable, nodeName, nodeAffinity, taintToleration, nodeResourcesFit, interPodAffinity, podTopologySpread];
+export const defaultScores: ScorePlugin[] = [leastAllocated, nodeAffinityPreferred, defaultSpread, interPodAffinityScore, podTopologySpreadScore];
 
 export interface SchedulerOptions {
   name?: string;
@@ -29,22 +32,31 @@ export interface SchedulerOptions {
   scores?: ScorePlugin[];
 }
 
+const noVictims = 'No preemption victims found for incoming pod';
+const notHelpful = 'Preemption is not helpful for scheduling';
+
 export class Scheduler {
   private readonly pods: Informer;
   private readonly nodes: Informer;
-  private readonly queue = new WorkQueue(100, 10_000);
+  private readonly namespaces: Informer;
+  private readonly budgets: Informer;
+  private readonly queue: WorkQueue;
   /** The cluster view, kept up to date from informer events and assumptions (never rebuilt per pod). */
   private readonly infos = new Map<string, NodeInfo>();
   /** Pods counted on a node: bound, or assumed while their binding is under way. */
-  private readonly placed = new Map<string, { node: string; pod: Obj; cpu: number; memory: number }>();
-  /** Pods that fit nowhere, retried when a node appears or changes. */
+  private readonly placed = new Map<string, { node: string; pod: Obj }>();
+  /** Pods that preempted others, with the node held for them until they are bound. */
+  private readonly nominated = new Map<string, { node: string; pod: Obj }>();
+  /** Pods that fit nowhere, retried when a node appears or changes or a pod goes. */
   private readonly unschedulable = new Set<string>();
+  private retryTimer?: NodeJS.Timeout;
   private readonly lastFailure = new Map<string, string>();
   private readonly binding = new Set<Promise<void>>();
   private nextStart = 0;
   private readonly name: string;
   private readonly filters: FilterPlugin[];
   private readonly scores: ScorePlugin[];
+  private readonly cluster: ClusterView & { nodes: NodeInfo[] };
   scheduled = 0;
 
   constructor(
@@ -57,15 +69,24 @@ export class Scheduler {
     this.scores = opts.scores ?? defaultScores;
     this.pods = new Informer(client, '/api/v1/pods', log);
     this.nodes = new Informer(client, '/api/v1/nodes', log);
+    this.namespaces = new Informer(client, '/api/v1/namespaces', log);
+    this.budgets = new Informer(client, '/apis/policy/v1/poddisruptionbudgets', log);
+    this.queue = new WorkQueue(100, 10_000, (key) => priorityOf(this.pods.get(key) ?? {}));
+    const namespaces = this.namespaces;
+    this.cluster = { nodes: [], namespaceLabels: (ns) => namespaces.get(ns)?.metadata?.labels };
     const consider = (pod: Obj) => {
       const key = objectKey(pod);
       if (pod.metadata?.deletionTimestamp || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') {
-        this.unplace(key);
+        this.forgetPod(key);
         return;
       }
       if (pod.spec?.nodeName) {
+        const known = this.placed.get(key);
         this.place(key, pod, pod.spec.nodeName);
         this.unschedulable.delete(key);
+        this.nominated.delete(key);
+        // A newly bound pod may be what another pod's affinity waits for.
+        if (!known) this.retrySoon();
         return;
       }
       if (this.mine(pod)) this.queue.add(key);
@@ -73,65 +94,62 @@ export class Scheduler {
     this.pods.on({
       add: consider,
       update: (_, pod) => consider(pod),
-      delete: (pod) => {
-        const key = objectKey(pod);
-        this.unplace(key);
-        this.unschedulable.delete(key);
-        this.lastFailure.delete(key);
-      },
+      delete: (pod) => this.forgetPod(objectKey(pod)),
     });
-    const retryAll = () => {
-      for (const key of this.unschedulable) this.queue.add(key);
-    };
     this.nodes.on({
       add: (node) => {
         this.upsertNode(node);
-        retryAll();
+        this.retrySoon();
       },
       update: (_, node) => {
         this.upsertNode(node);
-        retryAll();
+        this.retrySoon();
       },
-      delete: (node) => this.infos.delete(node.metadata.name),
+      delete: (node) => {
+        this.infos.delete(node.metadata.name);
+        this.cluster.nodes = [...this.infos.values()];
+      },
     });
   }
 
+  /** A pod gone or finished: its room is free, which may let a waiting pod in. */
+  private forgetPod(key: string): void {
+    const wasPlaced = this.placed.has(key);
+    this.unplace(key);
+    this.unschedulable.delete(key);
+    this.lastFailure.delete(key);
+    this.nominated.delete(key);
+    if (wasPlaced) this.retrySoon();
+  }
+
+  /** Re-queues every unschedulable pod once, shortly: events come in bursts. */
+  private retrySoon(): void {
+    if (!this.unschedulable.size || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      for (const key of this.unschedulable) this.queue.add(key);
+    }, 50);
+  }
+
   private upsertNode(node: Obj): void {
-    const a = node.status?.allocatable ?? node.status?.capacity ?? {};
-    const allocatable = { cpu: milliCpu(a.cpu ?? 0), memory: bytes(a.memory ?? 0), pods: Number(a.pods ?? 110) };
     const info = this.infos.get(node.metadata.name);
     if (info) {
       info.node = node;
-      info.allocatable = allocatable;
+      info.allocatable = allocatableOf(node);
       return;
     }
-    const fresh: NodeInfo = { node, pods: [], requested: { cpu: 0, memory: 0, pods: 0 }, allocatable, owners: new Map() };
+    const fresh = newNodeInfo(node);
     this.infos.set(node.metadata.name, fresh);
+    this.cluster.nodes = [...this.infos.values()];
     // Pods seen before their node: count them now.
-    for (const p of this.placed.values()) if (p.node === node.metadata.name) this.count(fresh, p, 1);
-  }
-
-  private count(info: NodeInfo, p: { pod: Obj; cpu: number; memory: number }, sign: 1 | -1): void {
-    if (sign > 0) info.pods.push(p.pod);
-    else info.pods.splice(info.pods.indexOf(p.pod), 1);
-    info.requested.cpu += sign * p.cpu;
-    info.requested.memory += sign * p.memory;
-    info.requested.pods += sign;
-    const owner = ownerUid(p.pod);
-    if (owner) {
-      const n = (info.owners.get(owner) ?? 0) + sign;
-      if (n > 0) info.owners.set(owner, n);
-      else info.owners.delete(owner);
-    }
+    for (const p of this.placed.values()) if (p.node === node.metadata.name) addPod(fresh, p.pod);
   }
 
   private place(key: string, pod: Obj, node: string): void {
     this.unplace(key);
-    const r = podRequests(pod);
-    const p = { node, pod, cpu: r.cpu, memory: r.memory };
-    this.placed.set(key, p);
+    this.placed.set(key, { node, pod });
     const info = this.infos.get(node);
-    if (info) this.count(info, p, 1);
+    if (info) addPod(info, pod);
   }
 
   private unplace(key: string): void {
@@ -139,59 +157,133 @@ export class Scheduler {
     if (!p) return;
     this.placed.delete(key);
     const info = this.infos.get(p.node);
-    if (info) this.count(info, p, -1);
+    if (info) removePod(info, p.pod);
   }
 
   private mine(pod: Obj): boolean {
     return (pod.spec?.schedulerName ?? 'default-scheduler') === this.name && !pod.metadata?.deletionTimestamp && !['Succeeded', 'Failed'].includes(pod.status?.phase);
   }
 
+  /** The node as `pod` must see it: with the room held for nominated pods of at least its priority. */
+  private withNominated(info: NodeInfo, pod: Obj, key: string): NodeInfo {
+    if (!this.nominated.size) return info;
+    let out = info;
+    for (const [k, n] of this.nominated) {
+      if (k === key || n.node !== info.node.metadata.name || priorityOf(n.pod) < priorityOf(pod)) continue;
+      if (out === info) out = cloneNodeInfo(info);
+      addPod(out, n.pod);
+    }
+    return out;
+  }
+
+  /** The first filter that refuses the node, with the plugin, or undefined when it fits. */
+  private check(pod: Obj, info: NodeInfo, prepared: unknown[]): { reason: string; plugin: FilterPlugin } | undefined {
+    for (let i = 0; i < this.filters.length; i++) {
+      const reason = this.filters[i].filter(pod, info, prepared[i]);
+      if (reason) return { reason, plugin: this.filters[i] };
+    }
+    return undefined;
+  }
+
   private async scheduleOne(key: string): Promise<void> {
     const pod = this.pods.get(key);
     if (!pod || pod.spec?.nodeName || this.placed.has(key) || !this.mine(pod)) return;
-    const nodes = [...this.infos.values()];
+    const nodes = this.cluster.nodes;
+    const prepared = this.filters.map((f) => f.prepare?.(pod, this.cluster));
+    // A pod that preempted goes back to its nominated node if it fits there now.
+    const held = this.nominated.get(key);
+    const heldInfo = held && this.infos.get(held.node);
+    if (heldInfo && !this.check(pod, this.withNominated(heldInfo, pod, key), prepared)) {
+      this.assume(pod, key, held.node);
+      return;
+    }
     // Like upstream's percentageOfNodesToScore: in a large cluster, stop once enough feasible
     // nodes are found (at least 100; 50% less 1% per 125 nodes, at least 5%), starting where the
     // previous cycle stopped so every node gets its turn.
     const enough = nodes.length <= 100 ? nodes.length : Math.max(100, Math.floor((nodes.length * Math.max(5, 50 - nodes.length / 125)) / 100));
     const reasons = new Map<string, number>();
+    const curable: NodeInfo[] = [];
     const feasible: NodeInfo[] = [];
     let checked = 0;
     for (; checked < nodes.length && feasible.length < enough; checked++) {
       const n = nodes[(this.nextStart + checked) % nodes.length];
-      let why: string | undefined;
-      for (const f of this.filters) if ((why = f.filter(pod, n))) break;
-      if (why) reasons.set(why, (reasons.get(why) ?? 0) + 1);
-      else feasible.push(n);
+      const refused = this.check(pod, this.withNominated(n, pod, key), prepared);
+      if (!refused) feasible.push(n);
+      else {
+        reasons.set(refused.reason, (reasons.get(refused.reason) ?? 0) + 1);
+        if (refused.plugin.resolvable?.(refused.reason)) curable.push(n);
+      }
     }
     this.nextStart = nodes.length ? (this.nextStart + checked) % nodes.length : 0;
     if (!feasible.length) {
-      const detail = [...reasons].sort((a, b) => a[0].localeCompare(b[0])).map(([why, n]) => `${n} ${why}`);
-      const message = `0/${nodes.length} nodes are available${detail.length ? `: ${detail.join(', ')}` : ''}.`;
-      this.unschedulable.add(key);
-      await this.reportUnschedulable(pod, message);
+      await this.unschedulableOrPreempt(pod, key, nodes.length, reasons, curable);
       return;
     }
+    const scorePrepared = this.scores.map((s) => s.prepare?.(pod, this.cluster));
     let best = feasible[0];
     let bestScore = -1;
     for (const n of feasible) {
-      // A little noise breaks ties between equal nodes, spreading a burst.
-      const s = this.scores.reduce((sum, p) => sum + p.weight * p.score(pod, n), 0) + Math.random() * 1e-3;
+      let s = Math.random() * 1e-3; // a little noise breaks ties between equal nodes, spreading a burst
+      for (let i = 0; i < this.scores.length; i++) s += this.scores[i].weight * this.scores[i].score(pod, n, scorePrepared[i]);
       if (s > bestScore) {
         best = n;
         bestScore = s;
       }
     }
-    const nodeName = best.node.metadata.name;
+    this.assume(pod, key, best.node.metadata.name);
+  }
+
+  /** Counts the pod on the node at once; the binding cycle runs on its own meanwhile. */
+  private assume(pod: Obj, key: string, nodeName: string): void {
     this.place(key, pod, nodeName);
-    // The binding cycle runs on its own: the next pod is placed meanwhile against the assumption.
     const binding = this.bind(pod, key, nodeName).finally(() => this.binding.delete(binding));
     this.binding.add(binding);
   }
 
+  private async unschedulableOrPreempt(pod: Obj, key: string, total: number, reasons: Map<string, number>, curable: NodeInfo[]): Promise<void> {
+    const summary = (counts: Map<string, number>) =>
+      `0/${total} nodes are available${counts.size ? `: ${[...counts].sort((a, b) => a[0].localeCompare(b[0])).map(([why, n]) => `${n} ${why}`).join(', ')}` : ''}.`;
+    let message = summary(reasons);
+    this.unschedulable.add(key);
+    if (mayPreempt(pod) && total > 0 && !this.nominated.has(key)) {
+      const candidate = curable.length ? findCandidate(pod, this.cluster, this.filters, curable, this.budgets.list()) : undefined;
+      if (candidate) await this.preempt(pod, key, candidate);
+      else {
+        const why = new Map<string, number>();
+        if (curable.length) why.set(noVictims, curable.length);
+        if (total - curable.length) why.set(notHelpful, total - curable.length);
+        message += ` preemption: ${summary(why)}`;
+      }
+    }
+    await this.reportUnschedulable(pod, message);
+  }
+
+  /**
+   * Nominates the pod to the candidate's node and evicts the victims, as upstream: a
+   * DisruptionTarget condition on each, then a graceful delete, then a Preempted event.
+   */
+  private async preempt(pod: Obj, key: string, c: Candidate): Promise<void> {
+    const node = c.node.node.metadata.name;
+    this.nominated.set(key, { node, pod });
+    this.log.info('preempting', { pod: key, node, victims: c.victims.map(objectKey) });
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const ignoreGone = (err: unknown) => {
+      if (!isCode(err, 'NotFound')) throw err;
+    };
+    await this.client.patch(`${podPath(pod)}/status`, { status: { nominatedNodeName: node } }, 'application/strategic-merge-patch+json').catch(ignoreGone);
+    await Promise.all(
+      c.victims.map(async (v) => {
+        const condition = { type: 'DisruptionTarget', status: 'True', reason: 'PreemptionByScheduler', message: `${this.name}: preempting to accommodate a higher priority pod`, lastTransitionTime: now, lastProbeTime: null };
+        await this.client.patch(`${podPath(v)}/status`, { status: { conditions: [condition] } }, 'application/strategic-merge-patch+json').catch(ignoreGone);
+        await this.client.delete(podPath(v)).catch(ignoreGone);
+        await this.event(v, 'Normal', 'Preempted', `Preempted by pod ${pod.metadata.uid} on node ${node}`);
+      }),
+    );
+  }
+
   private async bind(pod: Obj, key: string, nodeName: string): Promise<void> {
     try {
-      await this.client.create(`${resourcePath({ version: 'v1', plural: 'pods', namespace: pod.metadata.namespace, name: pod.metadata.name })}/binding`, {
+      await this.client.create(`${podPath(pod)}/binding`, {
         apiVersion: 'v1',
         kind: 'Binding',
         metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace },
@@ -209,6 +301,8 @@ export class Scheduler {
     this.scheduled++;
     this.unschedulable.delete(key);
     this.lastFailure.delete(key);
+    this.nominated.delete(key);
+    this.retrySoon(); // the pod may be what another pod's affinity waits for
     await this.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${nodeName}`);
   }
 
@@ -220,7 +314,7 @@ export class Scheduler {
     const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     try {
       await this.client.patch(
-        `${resourcePath({ version: 'v1', plural: 'pods', namespace: pod.metadata.namespace, name: pod.metadata.name })}/status`,
+        `${podPath(pod)}/status`,
         { status: { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: now, lastProbeTime: null }] } },
         'application/strategic-merge-patch+json',
       );
@@ -234,9 +328,14 @@ export class Scheduler {
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    const informers = [this.pods.run(signal), this.nodes.run(signal)];
-    await Promise.race([Promise.all([this.pods.synced, this.nodes.synced]), Promise.all(informers)]);
+    const informers = [this.pods, this.nodes, this.namespaces, this.budgets].map((i) => i.run(signal));
+    await Promise.race([Promise.all([this.pods.synced, this.nodes.synced, this.namespaces.synced, this.budgets.synced]), Promise.all(informers)]);
+    signal.addEventListener('abort', () => clearTimeout(this.retryTimer), { once: true });
     await Promise.all([...informers, this.queue.run(1, (key) => this.scheduleOne(key), signal, (key, err) => this.log.warn('scheduling failed', { pod: key, err }))]);
     await Promise.allSettled([...this.binding]);
   }
+}
+
+function podPath(pod: Obj): string {
+  return resourcePath({ version: 'v1', plural: 'pods', namespace: pod.metadata.namespace, name: pod.metadata.name });
 }

@@ -11,6 +11,7 @@ export const nodeResourcesFit: FilterPlugin = {
     if (want.memory > 0 && n.requested.memory + want.memory > n.allocatable.memory) return 'Insufficient memory';
     return undefined;
   },
+  resolvable: () => true,
 };
 
 /** LeastAllocated: prefer the node with the most free CPU and memory after placing the pod. */

@@ -14,7 +14,8 @@ export const defaultSpread: ScorePlugin = {
   weight: 2,
   score(pod, n) {
     const uid = ownerUid(pod);
-    if (!uid) return 0;
+    // Upstream applies its system default only to pods that state no constraints of their own.
+    if (!uid || pod.spec?.topologySpreadConstraints?.length) return 0;
     const same = n.owners.get(uid) ?? 0;
     return 100 / (1 + same);
   },
