@@ -42,3 +42,37 @@ export function milliCpu(q: string | number | undefined): number {
 export function bytes(q: string | number | undefined): number {
   return q === undefined ? 0 : Math.ceil(parseQuantity(q));
 }
+
+const decimal: [number, string][] = [
+  [1e18, 'E'],
+  [1e15, 'P'],
+  [1e12, 'T'],
+  [1e9, 'G'],
+  [1e6, 'M'],
+  [1e3, 'k'],
+];
+const binary: [number, string][] = [
+  [2 ** 60, 'Ei'],
+  [2 ** 50, 'Pi'],
+  [2 ** 40, 'Ti'],
+  [2 ** 30, 'Gi'],
+  [2 ** 20, 'Mi'],
+  [2 ** 10, 'Ki'],
+];
+
+/**
+ * A value in base units in upstream's canonical form: the largest suffix that divides it exactly
+ * (binary ones when `binarySI`, as for a sum of "Mi" quantities), a bare integer, or milli-units
+ * ("250m") for fractions.
+ */
+export function formatQuantity(v: number, binarySI = false): string {
+  if (!Number.isInteger(v)) return `${Math.round(v * 1000)}m`;
+  if (v === 0) return '0';
+  for (const [base, suffix] of binarySI ? binary : decimal) if (v % base === 0) return `${v / base}${suffix}`;
+  return String(v);
+}
+
+/** Whether a quantity is written with a binary suffix (Ki, Mi, …), so sums keep that form. */
+export function isBinarySI(q: string | number | undefined): boolean {
+  return typeof q === 'string' && /[KMGTPE]i$/.test(q.trim());
+}

@@ -16,6 +16,7 @@ import { NamespaceController } from '../controllers/namespace.js';
 import { NodeLifecycleController } from '../controllers/node-lifecycle.js';
 import { PersistentVolumeController } from '../controllers/persistent-volume.js';
 import { ReplicaSetController } from '../controllers/replicaset.js';
+import { ResourceQuotaController } from '../controllers/resourcequota.js';
 import { ServiceAccountController } from '../controllers/serviceaccount.js';
 import { StatefulSetController } from '../controllers/statefulset.js';
 import type { Logger } from '../observe/log.js';
@@ -56,6 +57,7 @@ export function runWorkloadControllers(client: KubeClient, log: Logger, signal: 
         new EndpointSliceController(client, informers, of('endpointslice')).run(leading),
         new HorizontalController(client, informers, of('horizontal-pod-autoscaler')).run(leading),
         new PersistentVolumeController(client, informers, of('persistentvolume')).run(leading),
+        new ResourceQuotaController(client, informers, of('resourcequota')).run(leading),
         new NodeLifecycleController(client, informers, of('node-lifecycle'), { gracePeriodMs: opts.nodeGracePeriodMs }).run(leading),
       ];
       informers.start(leading);

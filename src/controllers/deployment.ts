@@ -18,6 +18,8 @@ import { podTemplateHash } from './revisions.js';
  */
 const REVISION = 'deployment.kubernetes.io/revision';
 const HASH = 'pod-template-hash';
+const DESIRED = 'deployment.kubernetes.io/desired-replicas';
+const MAX = 'deployment.kubernetes.io/max-replicas';
 
 function withoutHash(template: Obj | undefined): Obj {
   const t = structuredClone(template ?? {});
@@ -85,11 +87,14 @@ export class DeploymentController {
     await recordEvent(this.client, d, 'apps/v1', 'Deployment', 'deployment-controller', type, reason, message).catch((err) => this.log.warn('could not record event', { err }));
   }
 
+  /** Sets a ReplicaSet's size, and the deployment size it was sized for in its annotations. */
   private async scale(d: Obj, rs: Obj, replicas: number): Promise<Obj> {
     const from = rs.spec?.replicas ?? 0;
-    if (from === replicas) return rs;
-    const annotations = { ...(rs.metadata.annotations ?? {}), 'deployment.kubernetes.io/desired-replicas': String(d.spec.replicas), 'deployment.kubernetes.io/max-replicas': String(d.spec.replicas + this.surge(d)) };
+    const annotations = { ...(rs.metadata.annotations ?? {}), [DESIRED]: String(d.spec.replicas), [MAX]: String(d.spec.replicas + this.surge(d)) };
+    const stale = annotations[DESIRED] !== rs.metadata.annotations?.[DESIRED] || annotations[MAX] !== rs.metadata.annotations?.[MAX];
+    if (from === replicas && !stale) return rs;
     const updated = await this.client.update(this.rsPath(rs.metadata.namespace, rs.metadata.name), { ...rs, metadata: { ...rs.metadata, annotations }, spec: { ...rs.spec, replicas } });
+    if (from === replicas) return updated;
     await this.event(d, 'Normal', 'ScalingReplicaSet', replicas > from ? `Scaled up replica set ${rs.metadata.name} from ${from} to ${replicas}` : `Scaled down replica set ${rs.metadata.name} from ${from} to ${replicas}`);
     return updated;
   }
@@ -138,7 +143,11 @@ export class DeploymentController {
       }
     }
     const old = sets.filter((rs) => rs !== newRS);
-    if (newRS && !d.spec.paused) {
+    const active = sets.filter((rs) => (rs.spec?.replicas ?? 0) > 0);
+    if (active.length > 1 && d.spec?.strategy?.type !== 'Recreate' && active.some((rs) => rs.metadata.annotations?.[DESIRED] !== String(d.spec.replicas))) {
+      // Scaled in mid-rollout: every active ReplicaSet grows or shrinks in proportion.
+      await this.scaleProportionally(d, active, newRS);
+    } else if (newRS && !d.spec.paused) {
       progressed = (await this.rollout(d, newRS, old)) || progressed;
       newRS = this.sets.get(objectKey(newRS)) ?? newRS;
     } else if (d.spec.paused && newRS && (newRS.spec?.replicas ?? 0) !== d.spec.replicas && old.every((rs) => !rs.spec?.replicas)) {
@@ -158,8 +167,8 @@ export class DeploymentController {
       const annotations = { ...(d.metadata.annotations ?? {}) };
       delete annotations['kubectl.kubernetes.io/last-applied-configuration'];
       annotations[REVISION] = String(rev);
-      annotations['deployment.kubernetes.io/desired-replicas'] = String(d.spec.replicas);
-      annotations['deployment.kubernetes.io/max-replicas'] = String(d.spec.replicas + this.surge(d));
+      annotations[DESIRED] = String(d.spec.replicas);
+      annotations[MAX] = String(d.spec.replicas + this.surge(d));
       try {
         const rs = await this.client.create(this.rsPath(ns), {
           apiVersion: 'apps/v1',
@@ -179,6 +188,36 @@ export class DeploymentController {
         if (!isCode(err, 'AlreadyExists') || collisions > 10) throw err;
       }
     }
+  }
+
+  /**
+   * Upstream's proportional scaling: the change in allowed size (replicas + maxSurge) is shared
+   * among the active ReplicaSets by their share of the size they were last sized for (the
+   * max-replicas annotation), largest first (newest first among equals when growing, oldest
+   * first when shrinking); what rounding leaves over goes to the largest.
+   */
+  private async scaleProportionally(d: Obj, active: Obj[], newRS: Obj | undefined): Promise<void> {
+    const replicas = d.spec.replicas ?? 1;
+    const allowed = replicas > 0 ? replicas + this.surge(d) : 0;
+    const current = active.reduce((n, rs) => n + (rs.spec?.replicas ?? 0), 0);
+    const toAdd = allowed - current;
+    const newer = (a: Obj, b: Obj) => (a === newRS ? -1 : b === newRS ? 1 : revision(b) - revision(a));
+    const sorted = [...active].sort((a, b) => (b.spec?.replicas ?? 0) - (a.spec?.replicas ?? 0) || (toAdd > 0 ? newer(a, b) : -newer(a, b)));
+    const sizes = new Map<Obj, number>();
+    let added = 0;
+    for (const rs of sorted) {
+      const size = rs.spec?.replicas ?? 0;
+      let share = 0;
+      if (toAdd !== 0) {
+        const sizedFor = Number(rs.metadata.annotations?.[MAX]) || current;
+        share = replicas === 0 ? -size : Math.round((size * allowed) / sizedFor) - size;
+        share = toAdd > 0 ? Math.min(share, toAdd - added) : Math.max(share, toAdd - added);
+      }
+      sizes.set(rs, size + share);
+      added += share;
+    }
+    if (sorted.length && toAdd !== added) sizes.set(sorted[0], Math.max(0, sizes.get(sorted[0])! + toAdd - added));
+    for (const rs of sorted) await this.scale(d, rs, sizes.get(rs)!);
   }
 
   /** One step of the strategy. Resolves whether any ReplicaSet was scaled. */
@@ -215,16 +254,33 @@ export class DeploymentController {
     const minAvailable = replicas - this.unavailable(d);
     const allPods = all.reduce((s, rs) => s + (rs.spec?.replicas ?? 0), 0) + (changed ? Math.max(0, (current.spec?.replicas ?? 0) - newReplicas) : 0);
     const newUnavailable = Math.max(0, (current.spec?.replicas ?? 0) - (current.status?.availableReplicas ?? 0));
-    let canScaleDown = allPods - minAvailable - newUnavailable;
-    // Old ReplicaSets' unavailable pods go first: they cost no availability.
-    for (const rs of [...old].sort((a, b) => revision(a) - revision(b))) {
-      const want = rs.spec?.replicas ?? 0;
-      if (!want) continue;
-      const unhealthy = Math.max(0, want - (rs.status?.availableReplicas ?? 0));
-      const down = Math.min(want, unhealthy + Math.max(0, canScaleDown));
-      if (down <= 0) continue;
-      await this.scale(d, rs, want - down);
-      canScaleDown -= Math.max(0, down - unhealthy);
+    // As upstream: scale old ReplicaSets down only within the room the availability budget leaves,
+    // their unavailable pods first (they cost no availability), then the oldest ReplicaSets first.
+    const room = allPods - minAvailable - newUnavailable;
+    if (room <= 0) return changed;
+    const oldestFirst = [...old].sort((a, b) => revision(a) - revision(b));
+    const sizes = new Map(oldestFirst.map((rs) => [rs, rs.spec?.replicas ?? 0]));
+    let cleaned = 0;
+    for (const rs of oldestFirst) {
+      const unhealthy = sizes.get(rs)! - (rs.status?.availableReplicas ?? 0);
+      if (cleaned >= room) break;
+      if (unhealthy <= 0) continue;
+      const down = Math.min(room - cleaned, unhealthy);
+      sizes.set(rs, sizes.get(rs)! - down);
+      cleaned += down;
+    }
+    // A status may still count pods a ReplicaSet was just scaled below: no more available than wanted.
+    const available = [current, ...old].reduce((n, rs) => n + Math.min(rs.spec?.replicas ?? 0, rs.status?.availableReplicas ?? 0), 0);
+    let budget = Math.max(0, available - minAvailable);
+    for (const rs of oldestFirst) {
+      if (budget <= 0) break;
+      const down = Math.min(sizes.get(rs)!, budget);
+      sizes.set(rs, sizes.get(rs)! - down);
+      budget -= down;
+    }
+    for (const rs of oldestFirst) {
+      if (sizes.get(rs) === (rs.spec?.replicas ?? 0)) continue;
+      await this.scale(d, rs, sizes.get(rs)!);
       changed = true;
     }
     return changed;

@@ -73,6 +73,34 @@ for (const version of ['1.27', '1.33']) {
       await eventually(async () => (await pods('app=web')).length === 2, 'scaled down to 2 pods');
     });
 
+    it('scaling in mid-rollout shares the new replicas among the ReplicaSets in proportion', async () => {
+      const deploy = {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'prop', namespace: ns },
+        spec: { replicas: 10, strategy: { rollingUpdate: { maxSurge: 3, maxUnavailable: 2 } }, selector: { matchLabels: { app: 'prop' } }, template: { metadata: { labels: { app: 'prop' } }, spec: { containers: [{ name: 'c', image: 'nginx:1' }] } } },
+      };
+      await ok(['apply', '-f', '-'], JSON.stringify(deploy));
+      assert.match(await ok(['rollout', 'status', 'deploy/prop', '--timeout=30s']), /successfully rolled out/);
+      // A new template whose pods can never be placed: the rollout stops at 8 old + 5 new (10 + 3 surge, 2 unavailable).
+      await ok(['patch', 'deploy/prop', '--type=merge', '-p', '{"spec":{"template":{"spec":{"nodeSelector":{"example.com/nowhere":"true"}}}}}']);
+      const sizes = async () => {
+        const sets = JSON.parse(await ok(['get', 'rs', '-l', 'app=prop', '-o', 'json'])).items;
+        return sets.map((rs: { spec: { replicas: number; template: { spec: { nodeSelector?: object } } } }) => `${rs.spec.template.spec.nodeSelector ? 'new' : 'old'}=${rs.spec.replicas}`).sort().join(' ');
+      };
+      await eventually(async () => (await sizes()) === 'new=5 old=8', 'rollout stuck at old=8 new=5');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(await sizes(), 'new=5 old=8');
+      // 15 replicas: 18 allowed, 5 more to share, 8:5 -> old 11, new 7 (upstream's documented example).
+      await ok(['scale', 'deploy/prop', '--replicas=15']);
+      await eventually(async () => (await sizes()) === 'new=7 old=11', 'proportional scale-up to old=11 new=7');
+      await ok(['scale', 'deploy/prop', '--replicas=5']);
+      // 5 replicas: 8 allowed, 10 to remove from 18: old round(11*8/18)-11 = -6, new round(7*8/18)-7 = -4,
+      // so old 5 + new 3; then the rollout goes on within 2 unavailable: old 3, new 5.
+      await eventually(async () => (await sizes()) === 'new=5 old=3', 'proportional scale-down, then the rollout, to old=3 new=5');
+      await ok(['delete', 'deploy/prop']);
+    });
+
     it('Recreate replaces all pods at once', async () => {
       const deploy = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'rec', namespace: ns }, spec: { replicas: 2, strategy: { type: 'Recreate' }, selector: { matchLabels: { app: 'rec' } }, template: { metadata: { labels: { app: 'rec' } }, spec: { containers: [{ name: 'c', image: 'busybox:1' }] } } } };
       await ok(['apply', '-f', '-'], JSON.stringify(deploy));

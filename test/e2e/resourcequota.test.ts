@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { cleanup, kubectlFor, type Kubicle, mustSucceed, startKubicle } from '../support/kubicle.js';
+
+/** The ResourceQuota controller's usage accounting, read back with stock kubectl. */
+let k: Kubicle;
+let kc: Awaited<ReturnType<typeof kubectlFor>>;
+const ok = (args: string[], input?: string) => mustSucceed(kc)(args, input);
+
+before(async () => {
+  k = await startKubicle({ args: ['--simulate-nodes', '1'] });
+  kc = await kubectlFor(k, '1.33');
+  await ok(['create', 'namespace', 'team']);
+});
+after(async () => {
+  await cleanup(k);
+});
+
+async function usedBecomes(quota: string, want: Record<string, string>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  let used: Record<string, string> = {};
+  while (Date.now() < deadline) {
+    used = JSON.parse((await ok(['get', 'quota', quota, '-n', 'team', '-o', 'jsonpath={.status.used}'])) || '{}');
+    if (Object.entries(want).every(([key, v]) => used[key] === v)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`quota ${quota} used ${JSON.stringify(used)}, want ${JSON.stringify(want)}`);
+}
+
+const podWith = (name: string, resources: object, extra: object = {}) =>
+  JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'team' }, spec: { containers: [{ name: 'c', image: 'nginx', resources }], ...extra } });
+
+describe('resource quota usage', () => {
+  it('counts pods, their requests and limits, services, claims and other kinds, and follows deletions', async () => {
+    await ok(['create', 'quota', 'compute', '-n', 'team', '--hard=pods=10,requests.cpu=4,requests.memory=2Gi,limits.cpu=8,limits.memory=4Gi']);
+    await ok(['create', 'quota', 'objects', '-n', 'team', '--hard=services=5,services.nodeports=4,configmaps=10,persistentvolumeclaims=3,requests.storage=10Gi,count/deployments.apps=2,local-path.storageclass.storage.k8s.io/requests.storage=5Gi']);
+    await usedBecomes('compute', { pods: '0', 'requests.cpu': '0', 'requests.memory': '0', 'limits.cpu': '0', 'limits.memory': '0' });
+    await ok(['apply', '-f', '-'], podWith('a', { requests: { cpu: '250m', memory: '64Mi' }, limits: { cpu: '500m', memory: '128Mi' } }));
+    // Limits only: requests default to the limits, as upstream's defaulting makes them.
+    await ok(['apply', '-f', '-'], podWith('b', { limits: { cpu: '1', memory: '256Mi' } }));
+    await usedBecomes('compute', { pods: '2', 'requests.cpu': '1250m', 'requests.memory': '320Mi', 'limits.cpu': '1500m', 'limits.memory': '384Mi' });
+    await ok(['create', 'service', 'nodeport', 'np', '-n', 'team', '--tcp=80:8080,443:8443']);
+    await ok(['create', 'service', 'clusterip', 'cip', '-n', 'team', '--tcp=80:8080']);
+    await ok(['create', 'configmap', 'settings', '-n', 'team', '--from-literal=a=b']);
+    await ok(['create', 'deployment', 'web', '-n', 'team', '--image=nginx', '--replicas=0']);
+    await ok(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data', namespace: 'team' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '2Gi' } } } }));
+    await usedBecomes('objects', {
+      services: '2',
+      'services.nodeports': '2',
+      configmaps: '1',
+      persistentvolumeclaims: '1',
+      'requests.storage': '2Gi',
+      'count/deployments.apps': '1',
+      'local-path.storageclass.storage.k8s.io/requests.storage': '2Gi',
+    });
+    const described = await ok(['describe', 'quota', 'compute', '-n', 'team']);
+    assert.match(described, /requests\.cpu\s+1250m\s+4/);
+    await ok(['delete', 'pod', 'a', '-n', 'team', '--grace-period=0', '--force']);
+    await usedBecomes('compute', { pods: '1', 'requests.cpu': '1', 'requests.memory': '256Mi' });
+  });
+
+  it('a scoped quota counts only the pods in its scope', async () => {
+    await ok(['create', 'quota', 'besteffort', '-n', 'team', '--hard=pods=5', '--scopes=BestEffort']);
+    await ok(['apply', '-f', '-'], podWith('free', {}));
+    await usedBecomes('besteffort', { pods: '1' });
+    await ok(['create', 'priorityclass', 'gold', '--value=500']);
+    await ok(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'gold', namespace: 'team' }, spec: { hard: { pods: '3', 'requests.cpu': '2' }, scopeSelector: { matchExpressions: [{ scopeName: 'PriorityClass', operator: 'In', values: ['gold'] }] } } }));
+    await ok(['apply', '-f', '-'], podWith('vip', { requests: { cpu: '300m' } }, { priorityClassName: 'gold' }));
+    await usedBecomes('gold', { pods: '1', 'requests.cpu': '300m' });
+    await usedBecomes('besteffort', { pods: '1' });
+  });
+});
