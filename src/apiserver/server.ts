@@ -59,6 +59,7 @@ export class ApiServer {
   private readonly cache: WatchCache;
   private readonly store: ObjectStore;
   private readonly lifecycle: NamespaceLifecycle;
+  private readonly priority: Priority;
   private readonly handler: ResourceHandler;
   private readonly requests = this.metrics.counter('apiserver_request_total', 'Requests by verb, resource and HTTP code.');
   private readonly latency = this.metrics.histogram('apiserver_request_duration_seconds', 'Request latency by verb and resource.');
@@ -69,9 +70,12 @@ export class ApiServer {
       this.markReady = r;
     });
     this.lifecycle = new NamespaceLifecycle(opts.registry);
+    this.priority = new Priority(opts.registry, () => this.store);
     this.store = new ObjectStore(opts.backend, [
-      this.lifecycle, new DefaultTolerationSeconds(), new DefaultStorageClass(opts.registry, () => this.store),
-      new Priority(opts.registry, () => this.store),
+      this.lifecycle,
+      new DefaultTolerationSeconds(),
+      new DefaultStorageClass(opts.registry, () => this.store),
+      this.priority,
       new RuntimeClassAdmission(opts.registry, () => this.store),
     ]);
     this.cache = new WatchCache(opts.backend, opts.log);
@@ -97,6 +101,7 @@ export class ApiServer {
     this.pki = await ensurePki(this.opts.pkiDir, servingNames(this.opts.host, this.opts.sans ?? []));
     await this.cache.start();
     await this.lifecycle.bind(this.store, this.cache);
+    await this.priority.bind(this.cache);
     await bootstrap(this.opts.registry, this.store, this.opts.host, this.opts.port);
     const server = https.createServer(
       { key: this.pki.serving.key, cert: this.pki.serving.cert, ca: this.pki.ca.cert, requestCert: true, rejectUnauthorized: false },

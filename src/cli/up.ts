@@ -3,11 +3,10 @@ import path from 'node:path';
 import { builtinRegistry } from '../api/registry.js';
 import { renderKubeconfig } from '../apiserver/kubeconfig.js';
 import { ApiServer } from '../apiserver/server.js';
-import { KubeClient } from '../client/kube-client.js';
-import { NodeSimulator } from '../kubelet/node-simulator.js';
 import type { Logger } from '../observe/log.js';
 import type { Config } from './config.js';
-import { runCoreControllers, runWorkloadControllers } from './control-plane.js';
+import { runInWorker } from './component-worker.js';
+import type { Component } from './control-plane.js';
 import { openStore } from './store.js';
 
 /**
@@ -37,20 +36,18 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
     renderKubeconfig({ cluster: 'kubicle', server: server.url, caPem: pki.ca.cert, user: 'kubicle-admin', certPem: pki.admin.cert, keyPem: pki.admin.key }),
     { mode: 0o600 },
   );
-  const client = new KubeClient({ server: server.url, caPem: pki.ca.cert, token: server.loopbackToken });
+  const client = { server: server.url, caPem: pki.ca.cert, token: server.loopbackToken };
   if (config.controllers !== 'all' && config.controllers !== 'none') throw new Error(`--controllers must be "all" or "none", not ${JSON.stringify(config.controllers)}`);
-  const controllers = [
-    ...runCoreControllers(client, log, signal),
-    ...(config.controllers === 'all' ? runWorkloadControllers(client, log, signal, { nodeGracePeriodMs: Number(config['node-monitor-grace-period']) * 1000 }) : []),
-  ];
+  const components: Component[] = [{ kind: 'controller-manager', workloads: config.controllers === 'all', nodeGracePeriodMs: Number(config['node-monitor-grace-period']) * 1000 }];
+  if (config.controllers === 'all') components.push({ kind: 'scheduler' });
   const simulated = Number(config['simulate-nodes']);
-  if (simulated > 0) controllers.push(new NodeSimulator(client, { count: simulated, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 }, log.with({ component: 'node-simulator' })).run(signal));
+  if (simulated > 0) components.push({ kind: 'node-simulator', options: { count: simulated, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 } });
+  const running = components.map((c) => runInWorker(c, client, log, signal));
   process.stdout.write(
     `Kubicle is up: ${server.url} (store: ${config.store === 'sqlite' ? path.join(dataDir, 'store.db') : config.store.replace(/password=[^&]*/, 'password=***')})\n` +
       `kubeconfig: ${kubeconfig}\n\n  export KUBECONFIG=${kubeconfig}\n  kubectl get namespaces\n\nCtrl-C stops it; objects are kept.\n`,
   );
   await serving;
-  await Promise.allSettled(controllers);
-  client.close();
+  await Promise.allSettled(running);
   await backend.close();
 }

@@ -46,7 +46,9 @@ export async function startKubicle(opts: { store?: string; env?: Record<string, 
     },
     async start() {
       out = '';
-      proc = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+      // KUBICLE_NODE_ARGS: flags for the server's Node (say --cpu-prof), for profiling a benchmark.
+      const nodeArgs = process.env.KUBICLE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+      proc = spawn(process.execPath, [...nodeArgs, bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
       proc.stdout?.on('data', (d) => {
         out += d;
       });

@@ -3,6 +3,8 @@ import type { Registry } from '../../api/registry.js';
 import type { ResourceType } from '../../api/resource-type.js';
 import { KubicleError } from '../../observe/errors.js';
 import type { Admission, ObjectStore } from '../object-store.js';
+import type { WatchCache } from '../watch-cache.js';
+import { CachedObjects } from './cached-objects.js';
 
 /**
  * Priority, as upstream's admission plugin of that name: a pod's priorityClassName is resolved to
@@ -17,16 +19,20 @@ export const systemPriorityClasses = [
 
 export class Priority implements Admission {
   private readonly classes: ResourceType;
+  private readonly cached: CachedObjects;
 
-  constructor(
-    registry: Registry,
-    private readonly store: () => ObjectStore,
-  ) {
+  constructor(registry: Registry, store: () => ObjectStore) {
     this.classes = registry.mustLookup('scheduling.k8s.io', 'v1', 'priorityclasses');
+    this.cached = new CachedObjects(this.classes, store);
   }
 
-  private async list(): Promise<KubeObject[]> {
-    return (await this.store().list(this.classes, undefined, { labels: [], fields: [] })).items;
+  /** Follows PriorityClasses through the watch cache, so pod creates read no store. */
+  bind(cache: WatchCache): Promise<void> {
+    return this.cached.bind(cache);
+  }
+
+  private list(): Promise<KubeObject[]> {
+    return this.cached.list();
   }
 
   async admitCreate(rt: ResourceType, obj: KubeObject): Promise<void> {

@@ -6,8 +6,10 @@ import { type Backend, type KeyValue, type ListOptions, type ListResult, type Wa
  * SqliteBackend: the embedded default store, one file. An append-only table where each row is
  * one revision (kine's layout): create, update and delete append a row; reads take the newest
  * row per key at or below a revision. better-sqlite3 is synchronous and this process is the
- * only writer, so each write is one transaction and watchers are told right after its commit,
- * in commit order.
+ * only writer. Writes are group-committed: those issued in one turn of the event loop run in
+ * order inside one transaction, each with its own checks (one that fails writes nothing and does
+ * not disturb the others), and are acknowledged, and watchers told, only after that commit, in
+ * commit order. A burst of writes so pays for one commit, not one each.
  *
  * Durability: WAL with synchronous=NORMAL. A committed write survives a crash of this process
  * (kill -9); an OS crash or power loss can lose the last transactions. See docs/adr/0002.
@@ -34,8 +36,10 @@ export class SqliteBackend implements Backend {
   private compacted = 0;
   private closed = false;
   private readonly stmt: Record<string, Database.Statement>;
-  /** One compiled transaction wrapper, reused for every write. */
-  private readonly txn: Database.Transaction<(fn: () => WatchEvent) => WatchEvent>;
+  /** Writes waiting for the next group commit, in the order they were issued. */
+  private pending: { fn: () => WatchEvent; resolve: (ev: WatchEvent) => void; reject: (err: unknown) => void }[] = [];
+  /** One compiled transaction wrapper, reused for every commit. */
+  private readonly txn: Database.Transaction<(fn: () => void) => void>;
 
   constructor(readonly path: string) {
     this.db = new Database(path);
@@ -57,7 +61,7 @@ export class SqliteBackend implements Backend {
       CREATE UNIQUE INDEX IF NOT EXISTS kv_name_prev ON kv (name, prev_revision);
       CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
     `);
-    this.txn = this.db.transaction((fn: () => WatchEvent) => fn());
+    this.txn = this.db.transaction((fn: () => void) => fn());
     const c = this.db.prepare(`SELECT v FROM meta WHERE k = 'compacted'`).get() as { v: number } | undefined;
     this.compacted = c?.v ?? 0;
     this.stmt = {
@@ -128,7 +132,7 @@ export class SqliteBackend implements Backend {
   }
 
   async create(key: string, value: Uint8Array): Promise<KeyValue> {
-    const ev = this.write(() => {
+    const ev = await this.write(() => {
       const latest = this.stmt.latest.get(key) as Row | undefined;
       if (latest && !latest.deleted) throw new KubicleError('AlreadyExists', `key ${key} already exists`);
       // create_revision 0 on a creating row means "this row's own id" (see createRevisionOf): no second statement.
@@ -143,7 +147,7 @@ export class SqliteBackend implements Backend {
   }
 
   async update(key: string, value: Uint8Array, expectedRevision: number): Promise<KeyValue> {
-    const ev = this.write(() => {
+    const ev = await this.write(() => {
       const latest = this.stmt.latest.get(key) as Row | undefined;
       if (!latest || latest.deleted) throw new KubicleError('NotFound', `key ${key} not found`);
       if (latest.id !== expectedRevision) throw new KubicleError('Conflict', `key ${key} is at revision ${latest.id}, not ${expectedRevision}`);
@@ -164,7 +168,7 @@ export class SqliteBackend implements Backend {
   }
 
   async delete(key: string, expectedRevision?: number): Promise<KeyValue> {
-    const ev = this.write(() => {
+    const ev = await this.write(() => {
       const latest = this.stmt.latest.get(key) as Row | undefined;
       if (!latest || latest.deleted) throw new KubicleError('NotFound', `key ${key} not found`);
       if (expectedRevision !== undefined && latest.id !== expectedRevision) {
@@ -187,12 +191,49 @@ export class SqliteBackend implements Backend {
     return ev.kv;
   }
 
-  /** Runs one write transaction, then tells watchers of its event, in commit order. */
-  private write(fn: () => WatchEvent): WatchEvent {
+  /** Queues a write for the next group commit; resolves its event once committed. */
+  private write(fn: () => WatchEvent): Promise<WatchEvent> {
     this.ensureOpen();
-    const ev = this.txn.immediate(fn);
-    for (const s of this.subscribers) if (ev.kv.key.startsWith(s.prefix)) s.listener.event(ev);
-    return ev;
+    return new Promise((resolve, reject) => {
+      if (!this.pending.length) setImmediate(() => this.commit());
+      this.pending.push({ fn, resolve, reject });
+    });
+  }
+
+  /**
+   * Commits every queued write in one transaction. A write refused by its own checks (a
+   * KubicleError thrown before it inserts) fails alone; any other error (the disk, SQLite) rolls
+   * the whole group back and fails every write in it, so nothing is half-written.
+   */
+  private commit(): void {
+    const group = this.pending;
+    this.pending = [];
+    if (!group.length) return;
+    const outcomes: ({ ok: true; ev: WatchEvent } | { ok: false; err: unknown })[] = [];
+    try {
+      this.txn.immediate(() => {
+        for (const w of group) {
+          try {
+            outcomes.push({ ok: true, ev: w.fn() });
+          } catch (err) {
+            if (!(err instanceof KubicleError)) throw err;
+            outcomes.push({ ok: false, err });
+          }
+        }
+      });
+    } catch (err) {
+      for (const w of group) w.reject(err);
+      return;
+    }
+    for (let i = 0; i < group.length; i++) {
+      const o = outcomes[i];
+      if (!o.ok) {
+        group[i].reject(o.err);
+        continue;
+      }
+      for (const s of this.subscribers) if (o.ev.kv.key.startsWith(s.prefix)) s.listener.event(o.ev);
+      group[i].resolve(o.ev);
+    }
   }
 
   async watch(prefix: string, afterRevision: number, listener: WatchListener): Promise<Watch> {
@@ -226,6 +267,7 @@ export class SqliteBackend implements Backend {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.commit(); // writes already issued are not lost to a shutdown
     this.closed = true;
     for (const s of this.subscribers) s.listener.error(new KubicleError('Unavailable', 'store closed'));
     this.subscribers.clear();
