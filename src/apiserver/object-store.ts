@@ -15,8 +15,8 @@ import { decode, encode, keyFor, prefixFor, present, toStorage } from './object-
  * preconditions, dry run) over the Backend. Kind-specific behaviour comes from ResourceType.
  */
 export interface Admission {
-  /** Called before a create is written; throws to refuse. */
-  admitCreate(rt: ResourceType, obj: KubeObject): Promise<void>;
+  /** Called before a create is written; throws to refuse. A dry run must change nothing else. */
+  admitCreate(rt: ResourceType, obj: KubeObject, opts: WriteOptions): Promise<void>;
   /** Called before a delete is carried out; throws to refuse. */
   admitDelete(rt: ResourceType, obj: KubeObject): Promise<void>;
 }
@@ -207,7 +207,7 @@ export class ObjectStore {
     rt.defaults?.(obj);
     rt.prepareForCreate?.(obj);
     this.validate(rt, obj);
-    for (const a of this.admission) await a.admitCreate(rt, obj);
+    for (const a of this.admission) await a.admitCreate(rt, obj, opts);
     if (opts.dryRun) return obj;
     try {
       const kv = await this.backend.create(keyFor(rt, meta.namespace, meta.name!), encode(toStorage(rt, obj)));

@@ -12,6 +12,7 @@ import { DefaultStorageClass } from './admission/default-storage-class.js';
 import { DefaultTolerationSeconds } from './admission/default-toleration-seconds.js';
 import { NamespaceLifecycle } from './admission/namespace-lifecycle.js';
 import { Priority } from './admission/priority.js';
+import { ResourceQuotaAdmission } from './admission/resource-quota.js';
 import { RuntimeClassAdmission } from './admission/runtime-class.js';
 import { Authenticator, type UserInfo } from './authn.js';
 import { bootstrap } from './bootstrap.js';
@@ -60,6 +61,7 @@ export class ApiServer {
   private readonly store: ObjectStore;
   private readonly lifecycle: NamespaceLifecycle;
   private readonly priority: Priority;
+  private readonly quota: ResourceQuotaAdmission;
   private readonly handler: ResourceHandler;
   private readonly requests = this.metrics.counter('apiserver_request_total', 'Requests by verb, resource and HTTP code.');
   private readonly latency = this.metrics.histogram('apiserver_request_duration_seconds', 'Request latency by verb and resource.');
@@ -71,12 +73,15 @@ export class ApiServer {
     });
     this.lifecycle = new NamespaceLifecycle(opts.registry);
     this.priority = new Priority(opts.registry, () => this.store);
+    this.quota = new ResourceQuotaAdmission(opts.registry, () => this.store);
     this.store = new ObjectStore(opts.backend, [
       this.lifecycle,
       new DefaultTolerationSeconds(),
       new DefaultStorageClass(opts.registry, () => this.store),
       this.priority,
       new RuntimeClassAdmission(opts.registry, () => this.store),
+      // Last, as upstream: it charges what the others have settled.
+      this.quota,
     ]);
     this.cache = new WatchCache(opts.backend, opts.log);
     this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker(), new Evictor(opts.registry, this.store));
@@ -102,6 +107,7 @@ export class ApiServer {
     await this.cache.start();
     await this.lifecycle.bind(this.store, this.cache);
     await this.priority.bind(this.cache);
+    await this.quota.bind(this.cache);
     await bootstrap(this.opts.registry, this.store, this.opts.host, this.opts.port);
     const server = https.createServer(
       { key: this.pki.serving.key, cert: this.pki.serving.cert, ca: this.pki.ca.cert, requestCert: true, rejectUnauthorized: false },

@@ -5,9 +5,9 @@ import type { ObjectStore } from '../object-store.js';
 import type { WatchCache } from '../watch-cache.js';
 
 /**
- * The objects of one cluster-scoped resource as the watch cache last delivered them, for
- * admission plugins that consult a small collection on every request (PriorityClasses on every
- * pod create). Until `bind` has run, and after a cache error until it follows again, reads go to
+ * The objects of one resource as the watch cache last delivered them, for admission plugins
+ * that consult a small collection on every request (PriorityClasses on every pod create, a
+ * namespace's ResourceQuotas on every create in it). Until `bind` has run, and after a cache error until it follows again, reads go to
  * the store, so the answer is never staler than the watch cache.
  */
 export class CachedObjects {
@@ -22,13 +22,13 @@ export class CachedObjects {
   async bind(cache: WatchCache): Promise<void> {
     const follow = async (): Promise<void> => {
       const listed = await this.store().list(this.rt, undefined, { labels: [], fields: [] });
-      const items = new Map(listed.items.map((o) => [o.metadata.name ?? '', o]));
+      const items = new Map(listed.items.map((o) => [keyOf(o), o]));
       await cache.subscribe(
         prefixFor(this.rt),
         Number(listed.resourceVersion),
         (ev) => {
-          if (ev.type === 'delete') items.delete(ev.object.metadata.name ?? '');
-          else items.set(ev.object.metadata.name ?? '', ev.object);
+          if (ev.type === 'delete') items.delete(keyOf(ev.object));
+          else items.set(keyOf(ev.object), ev.object);
         },
         () => {
           this.items = undefined;
@@ -40,9 +40,17 @@ export class CachedObjects {
     await follow();
   }
 
+  /** The objects of one namespace. Callers must not change them. */
+  async inNamespace(ns: string): Promise<KubeObject[]> {
+    if (this.items) return [...this.items.values()].filter((o) => o.metadata.namespace === ns);
+    return (await this.store().list(this.rt, ns, { labels: [], fields: [] })).items;
+  }
+
   /** Every object. Callers must not change them. */
   async list(): Promise<KubeObject[]> {
     if (this.items) return [...this.items.values()];
     return (await this.store().list(this.rt, undefined, { labels: [], fields: [] })).items;
   }
 }
+
+const keyOf = (o: KubeObject) => `${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}`;
