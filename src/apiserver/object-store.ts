@@ -221,7 +221,8 @@ export class ObjectStore {
 
   /**
    * Reads the object, lets `mutate` produce the new one (in rt's version), and writes it back
-   * at the read revision, retrying on conflicts unless the caller pinned a resourceVersion.
+   * at the read revision; if another write came first, reads again and retries. A resourceVersion
+   * the caller pinned is checked against each read, so a pinned write that lost the race is a 409.
    * `subresource` "status" keeps everything but status; main writes keep the old status.
    */
   async update(
@@ -252,7 +253,9 @@ export class ObjectStore {
         next.metadata.resourceVersion = String(written.modRevision);
         return next;
       } catch (err) {
-        if (isCode(err, 'Conflict') && !pinned && attempt < 10) continue;
+        // Written meanwhile: read again and let `mutate` decide. A caller's pinned resourceVersion
+        // then no longer matches (409, as upstream); a patch applies to the newer object.
+        if (isCode(err, 'Conflict') && attempt < 10) continue;
         if (isCode(err, 'Conflict')) throw conflict(rt, name);
         if (isCode(err, 'NotFound')) throw notFound(rt, name);
         throw err;

@@ -222,6 +222,20 @@ describe('writes', () => {
     assert.equal((await api.call('GET', `${CM}/fin`)).status, 404);
   });
 
+  it('concurrent patches all land; a PUT with a stale resourceVersion is a 409', async () => {
+    const c = (await api.call('POST', CM, cm('racy'))).json;
+    // Issued together, these share commit groups and race for the same revision: each must be
+    // retried on the newer object, as upstream's GuaranteedUpdate does, never answered 409.
+    const patches = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => api.call('PATCH', `${CM}/racy`, JSON.stringify({ metadata: { labels: { [`l${i}`]: 'x' } } }), { 'Content-Type': 'application/merge-patch+json' })),
+    );
+    assert.deepEqual(patches.map((p) => p.status), Array(24).fill(200), patches.find((p) => p.status !== 200)?.text);
+    const now = (await api.call('GET', `${CM}/racy`)).json;
+    assert.equal(Object.keys(now.metadata.labels).length, 24);
+    const stale = await api.call('PUT', `${CM}/racy`, JSON.stringify({ ...c, data: { k: 'v' } }));
+    assert.equal(stale.status, 409, stale.text);
+  });
+
   it('delete preconditions and propagation policy', async () => {
     const c = (await api.call('POST', CM, cm('pre'))).json;
     const wrong = await api.call('DELETE', `${CM}/pre`, JSON.stringify({ preconditions: { uid: 'nope' } }));
