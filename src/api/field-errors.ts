@@ -42,6 +42,8 @@ export class FieldErrors {
     if (this.empty) return;
     const list = this.causes.map((c) => `${c.field}: ${c.message}`);
     const joined = list.length === 1 ? list[0] : `[${list.join(', ')}]`;
-    throw new KubicleError('Invalid', `${qualifiedKind} "${name ?? ''}" is invalid: ${joined}`, { causes: this.causes });
+    const dot = qualifiedKind.indexOf('.');
+    const subject = dot < 0 ? { kind: qualifiedKind, name } : { kind: qualifiedKind.slice(0, dot), group: qualifiedKind.slice(dot + 1), name };
+    throw new KubicleError('Invalid', `${qualifiedKind} "${name ?? ''}" is invalid: ${joined}`, { causes: this.causes, subject });
   }
 }

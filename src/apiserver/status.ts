@@ -58,9 +58,10 @@ export function toStatus(err: unknown, ctx: StatusContext = {}): Status {
   const t = table[err.code];
   const s: Status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: err.message, reason: t.reason, code: t.code };
   const details: NonNullable<Status['details']> = {};
-  if (ctx.name) details.name = ctx.name;
-  if (ctx.group) details.group = ctx.group;
-  if (ctx.kind) details.kind = ctx.kind;
+  const about = err.subject ?? ctx;
+  if (about.name) details.name = about.name;
+  if (about.group) details.group = about.group;
+  if (about.kind) details.kind = about.kind;
   if (err.causes.length) details.causes = err.causes.map((c) => ({ reason: c.reason, message: c.message, field: c.field }));
   if (err.code === 'TooNew') {
     details.causes = [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }];

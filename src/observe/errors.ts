@@ -31,14 +31,23 @@ export interface FieldCause {
   message: string;
 }
 
+/** The object an error is about, when the error knows better than the request (a create's name is in its body). */
+export interface ErrorSubject {
+  name?: string;
+  group?: string;
+  kind?: string;
+}
+
 export class KubicleError extends Error {
   readonly code: ErrorCode;
   readonly causes: FieldCause[];
-  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; causes?: FieldCause[] } = {}) {
+  readonly subject?: ErrorSubject;
+  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; causes?: FieldCause[]; subject?: ErrorSubject } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'KubicleError';
     this.code = code;
     this.causes = opts.causes ?? [];
+    this.subject = opts.subject;
   }
 }
 

@@ -67,6 +67,27 @@ describe('bad input gets a Status with the right code and stores nothing', () =>
     );
   });
 
+  it('quantities, spread constraints, affinity terms and quota limits are validated; details name the object', async () => {
+    const post = (path: string, body: object) => api.call('POST', path, JSON.stringify(body));
+    const fields = (r: { json: { details: { causes: { field: string }[] } } }) => r.json.details.causes.map((c) => c.field);
+    const pod = (spec: object) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'v' }, spec: { containers: [{ name: 'c', image: 'x' }], ...spec } });
+    const res = await post('/api/v1/namespaces/default/pods', pod({ containers: [{ name: 'c', image: 'x', resources: { requests: { cpu: 'abc', memory: '-1' } } }] }));
+    assert.equal(res.status, 422, res.text);
+    assert.deepEqual(fields(res), ['spec.containers[0].resources.requests[cpu]', 'spec.containers[0].resources.requests[memory]']);
+    assert.deepEqual({ name: res.json.details.name, kind: res.json.details.kind }, { name: 'v', kind: 'Pod' }, 'kubectl prints: The Pod "v" is invalid');
+    const over = await post('/api/v1/namespaces/default/pods', pod({ containers: [{ name: 'c', image: 'x', resources: { requests: { cpu: '2' }, limits: { cpu: '1' } } }] }));
+    assert.match(over.json.message, /must be less than or equal to cpu limit of 1/);
+    const spread = await post('/api/v1/namespaces/default/pods', pod({ topologySpreadConstraints: [{ maxSkew: 0, whenUnsatisfiable: 'Maybe' }] }));
+    assert.deepEqual(fields(spread), ['spec.topologySpreadConstraints[0].maxSkew', 'spec.topologySpreadConstraints[0].topologyKey', 'spec.topologySpreadConstraints[0].whenUnsatisfiable']);
+    const anti = await post('/api/v1/namespaces/default/pods', pod({ affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: {} }] } } }));
+    assert.deepEqual(fields(anti), ['spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey']);
+    const quota = await post('/api/v1/namespaces/default/resourcequotas', { apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'q' }, spec: { hard: { pods: 'lots' } } });
+    assert.deepEqual(fields(quota), ['spec.hard[pods]']);
+    const deploy = await post('/apis/apps/v1/namespaces/default/deployments', { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'v' }, spec: { replicas: -1, selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'x' }] } } } });
+    assert.deepEqual({ name: deploy.json.details.name, group: deploy.json.details.group, kind: deploy.json.details.kind }, { name: 'v', group: 'apps', kind: 'Deployment' });
+    for (const path of ['/api/v1/namespaces/default/pods/v', '/api/v1/namespaces/default/resourcequotas/q', '/apis/apps/v1/namespaces/default/deployments/v']) assert.equal((await api.call('GET', path)).status, 404, `${path}: nothing stored`);
+  });
+
   it('a body over 3 MiB is refused with 413', async () => {
     const big = JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'big' }, data: { k: 'x'.repeat(3 * 1024 * 1024 + 10) } });
     const r = await api.call('POST', CM, big);

@@ -3,6 +3,7 @@ import type { ResourceType } from '../resource-type.js';
 import { labelSelectorToString } from '../selectors.js';
 import { age } from '../time.js';
 import { ageColumn, col, nameColumn, num, orNone } from './columns.js';
+import { validateResourceList } from './pod-spec.js';
 
 /**
  * The smaller groups: coordination, discovery, storage, node, policy, networking, autoscaling,
@@ -97,6 +98,7 @@ const runtimeclasses: ResourceType = {
   validate: (o, errs) => {
     if (!o.handler) errs.required('handler');
     else if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.handler)) errs.invalid('handler', o.handler, 'a lowercase RFC 1123 label must consist of lower case alphanumeric characters or \'-\'');
+    validateResourceList(o.overhead?.podFixed, 'overhead.podFixed', errs);
   },
   validateUpdate: (o, old, errs) => {
     if (o.handler !== old.handler) errs.immutable('handler', o.handler);

@@ -3,7 +3,7 @@ import { deepEqual, type KubeObject } from '../object.js';
 import type { ResourceType } from '../resource-type.js';
 import { age, humanDuration } from '../time.js';
 import { ageColumn, col, nameColumn, orNone } from './columns.js';
-import { defaultPodSpec, qosClass, validatePodSpec } from './pod-spec.js';
+import { defaultPodSpec, qosClass, validatePodSpec, validateResourceList } from './pod-spec.js';
 
 /** The core ("" group, v1) kinds. */
 const core = { group: '', version: 'v1', status: false, generation: false, nameRule: 'subdomain' as const };
@@ -520,6 +520,9 @@ const resourcequotas: ResourceType = {
   shortNames: ['quota'],
   storage: 'core/resourcequotas',
   status: true,
+  validate: (o, errs) => {
+    validateResourceList(o.spec?.hard, 'spec.hard', errs);
+  },
   columns: [
     nameColumn,
     ageColumn,

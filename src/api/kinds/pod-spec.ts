@@ -1,6 +1,7 @@
 import type { FieldErrors } from '../field-errors.js';
 import { dns1123LabelErrors } from '../names.js';
 import type { KubeObject } from '../object.js';
+import { parseQuantity } from '../quantity.js';
 
 /** Defaults and validation of a PodSpec, shared by Pods and every pod template. */
 // biome-ignore lint/suspicious/noExplicitAny: PodSpec is untyped JSON
@@ -65,7 +66,66 @@ function validateContainers(list: unknown, field: string, errs: FieldErrors, nam
     if (c.imagePullPolicy && !['Always', 'IfNotPresent', 'Never'].includes(c.imagePullPolicy)) {
       errs.notSupported(`${f}.imagePullPolicy`, c.imagePullPolicy, ['Always', 'IfNotPresent', 'Never']);
     }
+    const requests = validateResourceList(c.resources?.requests, `${f}.resources.requests`, errs);
+    const limits = validateResourceList(c.resources?.limits, `${f}.resources.limits`, errs);
+    for (const [k, want] of requests) {
+      const max = limits.get(k);
+      if (max !== undefined && want > max) errs.invalid(`${f}.resources.requests`, c.resources.requests[k], `must be less than or equal to ${k} limit of ${c.resources.limits[k]}`);
+    }
   });
+}
+
+const quantityPattern = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+
+/**
+ * A ResourceList (requests, limits, overhead, quota hard): every value a quantity, none negative.
+ * Returns the parsed values, for callers that compare them.
+ */
+export function validateResourceList(list: unknown, field: string, errs: FieldErrors): Map<string, number> {
+  const out = new Map<string, number>();
+  if (list === undefined || list === null) return out;
+  if (typeof list !== 'object' || Array.isArray(list)) {
+    errs.invalid(field, list, 'must be a map of resource names to quantities');
+    return out;
+  }
+  for (const [k, v] of Object.entries(list)) {
+    let n: number;
+    try {
+      if (typeof v !== 'string' && typeof v !== 'number') throw new Error();
+      n = parseQuantity(v);
+    } catch {
+      errs.invalid(`${field}[${k}]`, v, quantityPattern);
+      continue;
+    }
+    if (!(n >= 0)) errs.invalid(`${field}[${k}]`, v, 'must be greater than or equal to 0');
+    else out.set(k, n);
+  }
+  return out;
+}
+
+const spreadWhen = ['DoNotSchedule', 'ScheduleAnyway'];
+
+/** topologySpreadConstraints and the pod (anti-)affinity terms: what the scheduler needs to act on them. */
+function validateScheduling(spec: Spec, field: string, errs: FieldErrors): void {
+  (Array.isArray(spec.topologySpreadConstraints) ? spec.topologySpreadConstraints : []).forEach((c: Spec, i: number) => {
+    const f = `${field}.topologySpreadConstraints[${i}]`;
+    if (!(Number.isInteger(c?.maxSkew) && c.maxSkew > 0)) errs.invalid(`${f}.maxSkew`, c?.maxSkew, 'must be greater than zero');
+    if (!c?.topologyKey) errs.required(`${f}.topologyKey`, 'can not be empty');
+    if (!spreadWhen.includes(c?.whenUnsatisfiable)) errs.notSupported(`${f}.whenUnsatisfiable`, c?.whenUnsatisfiable, spreadWhen);
+    if (c?.minDomains !== undefined && c?.minDomains !== null && !(Number.isInteger(c.minDomains) && c.minDomains > 0)) errs.invalid(`${f}.minDomains`, c.minDomains, 'must be greater than zero');
+  });
+  for (const kind of ['podAffinity', 'podAntiAffinity']) {
+    const a = spec.affinity?.[kind];
+    const f = `${field}.affinity.${kind}`;
+    (a?.requiredDuringSchedulingIgnoredDuringExecution ?? []).forEach((t: Spec, i: number) => {
+      if (!t?.topologyKey) errs.required(`${f}.requiredDuringSchedulingIgnoredDuringExecution[${i}].topologyKey`, 'can not be empty');
+    });
+    (a?.preferredDuringSchedulingIgnoredDuringExecution ?? []).forEach((t: Spec, i: number) => {
+      const pf = `${f}.preferredDuringSchedulingIgnoredDuringExecution[${i}]`;
+      if (!(Number.isInteger(t?.weight) && t.weight >= 1 && t.weight <= 100)) errs.invalid(`${pf}.weight`, t?.weight, 'must be in the range 1-100');
+      if (!t?.podAffinityTerm?.topologyKey) errs.required(`${pf}.podAffinityTerm.topologyKey`, 'can not be empty');
+    });
+  }
 }
 
 export function validatePodSpec(spec: Spec | undefined, field: string, errs: FieldErrors, allowedRestart = restartPolicies): void {
@@ -86,6 +146,8 @@ export function validatePodSpec(spec: Spec | undefined, field: string, errs: Fie
   if (spec.activeDeadlineSeconds !== undefined && !(Number.isInteger(spec.activeDeadlineSeconds) && spec.activeDeadlineSeconds > 0)) {
     errs.invalid(`${field}.activeDeadlineSeconds`, spec.activeDeadlineSeconds, 'must be greater than 0');
   }
+  validateResourceList(spec.overhead, `${field}.overhead`, errs);
+  validateScheduling(spec, field, errs);
   const vols = new Set<string>();
   (spec.volumes ?? []).forEach((v: Spec, i: number) => {
     if (!v?.name) errs.required(`${field}.volumes[${i}].name`);
