@@ -1,3 +1,6 @@
+import { podResourceTotals } from './pod-resources.js';
+import { bytes } from './quantity.js';
+
 /**
  * What an object counts against a ResourceQuota, as upstream's quota evaluators count it: pods
  * (while not finished) with their compute requests and limits, services by type and node ports,
@@ -7,8 +10,6 @@
  */
 // biome-ignore lint/suspicious/noExplicitAny: API objects are untyped JSON
 type Obj = Record<string, any>;
-
-import { bytes, milliCpu } from './quantity.js';
 
 const storageClassSuffix = '.storageclass.storage.k8s.io/';
 
@@ -69,18 +70,6 @@ export function inScopes(scopes: Obj[], pod: Obj): boolean {
   });
 }
 
-/** requests or limits of a pod: the containers' sum, at least the largest init container's, plus overhead. */
-function podResources(pod: Obj, kind: 'requests' | 'limits'): Map<string, number> {
-  const sums = new Map<string, number>();
-  const value = (k: string, q: string | number) => (k === 'cpu' ? milliCpu(q) / 1000 : bytes(q));
-  // Requests default to limits, as upstream's defaulting of a container's resources.
-  const of = (c: Obj): Obj => (kind === 'requests' ? { ...(c.resources?.limits ?? {}), ...(c.resources?.requests ?? {}) } : (c.resources?.limits ?? {}));
-  for (const c of pod.spec?.containers ?? []) for (const [k, q] of Object.entries<string>(of(c))) sums.set(k, (sums.get(k) ?? 0) + value(k, q));
-  for (const c of pod.spec?.initContainers ?? []) for (const [k, q] of Object.entries<string>(of(c))) sums.set(k, Math.max(sums.get(k) ?? 0, value(k, q)));
-  for (const [k, q] of Object.entries<string>(pod.spec?.overhead ?? {})) if (sums.has(k) || kind === 'requests') sums.set(k, (sums.get(k) ?? 0) + value(k, q));
-  return sums;
-}
-
 /**
  * What one object adds to each quota resource name. `resource` is "<plural>" for the core group,
  * else "<plural>.<group>". A finished pod adds nothing.
@@ -91,11 +80,13 @@ export function usageOf(resource: string, obj: Obj): Map<string, number> {
     case 'pods': {
       if (!holdsQuota(obj)) return new Map();
       out.set('pods', 1);
-      for (const [k, v] of podResources(obj, 'requests')) {
-        out.set(`requests.${k}`, v);
-        if (['cpu', 'memory', 'ephemeral-storage'].includes(k)) out.set(k, v);
+      // Quota counts CPU in cores.
+      const value = (k: string, v: number) => (k === 'cpu' ? v / 1000 : v);
+      for (const [k, v] of podResourceTotals(obj.spec, 'requests')) {
+        out.set(`requests.${k}`, value(k, v));
+        if (['cpu', 'memory', 'ephemeral-storage'].includes(k)) out.set(k, value(k, v));
       }
-      for (const [k, v] of podResources(obj, 'limits')) out.set(`limits.${k}`, v);
+      for (const [k, v] of podResourceTotals(obj.spec, 'limits')) out.set(`limits.${k}`, value(k, v));
       break;
     }
     case 'services': {
