@@ -9,6 +9,14 @@ need=()
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v openssl >/dev/null || need+=(openssl)
+# The host agent's parts: the runc runtime, pod networks, the embedded image registry and the
+# busybox that small images and test pods are built from.
+command -v runc >/dev/null || need+=(runc)
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
+command -v setfattr >/dev/null || need+=(attr)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
