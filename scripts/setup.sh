@@ -12,6 +12,7 @@ command -v openssl >/dev/null || need+=(openssl)
 # The host agent's parts: the runc runtime, pod networks, the embedded image registry and the
 # busybox that small images and test pods are built from.
 command -v runc >/dev/null || need+=(runc)
+command -v conmon >/dev/null || need+=(conmon)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 command -v setfattr >/dev/null || need+=(attr)

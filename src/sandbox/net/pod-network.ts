@@ -1,0 +1,154 @@
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { KubicleError } from '../../observe/errors.js';
+import type { Logger } from '../../observe/log.js';
+
+const execFileP = promisify(execFile);
+
+export interface PodNetworkOptions {
+  /** The node's pod range, e.g. 10.244.0.0/24; the bridge takes the first address. */
+  cidr: string;
+  bridge?: string;
+  /** Where address leases are kept (one file per address). */
+  stateDir: string;
+}
+
+/**
+ * One node's pod network: a Linux bridge on the host holding the gateway address, and per sandbox
+ * a network namespace (`ip netns`, so it outlives any process) joined to the bridge by a veth pair,
+ * with an address leased from the node's range. Leases are files named by address and created
+ * with O_EXCL, so two sandboxes never get one address, and a restarted agent finds them.
+ */
+export class PodNetwork {
+  private readonly bridge: string;
+  private readonly base: number;
+  private readonly prefix: number;
+  private ensured?: Promise<void>;
+
+  constructor(
+    private readonly opts: PodNetworkOptions,
+    private readonly log: Logger,
+  ) {
+    this.bridge = opts.bridge ?? 'kubicle0';
+    const [addr, bits] = opts.cidr.split('/');
+    this.prefix = Number(bits);
+    if (!(this.prefix >= 8 && this.prefix <= 30)) throw new KubicleError('Invalid', `pod CIDR ${opts.cidr}: prefix must be /8 to /30`);
+    this.base = ipToInt(addr) & maskOf(this.prefix);
+  }
+
+  get gateway(): string {
+    return intToIp(this.base + 1);
+  }
+
+  /** The network namespace's name for a sandbox. */
+  static namespaceOf(sandboxId: string): string {
+    return `kubicle-${sandboxId}`.slice(0, 60);
+  }
+
+  static namespacePath(sandboxId: string): string {
+    return `/run/netns/${PodNetwork.namespaceOf(sandboxId)}`;
+  }
+
+  /** Creates the bridge once. Idempotent. */
+  private ensureBridge(): Promise<void> {
+    this.ensured ??= (async () => {
+      await mkdir(this.opts.stateDir, { recursive: true });
+      const exists = await execFileP('ip', ['link', 'show', this.bridge]).then(
+        () => true,
+        () => false,
+      );
+      if (!exists) await ip([`link add ${this.bridge} type bridge`]);
+      await ip([`addr replace ${this.gateway}/${this.prefix} dev ${this.bridge}`, `link set ${this.bridge} up`]);
+    })().catch((err) => {
+      this.ensured = undefined;
+      throw err;
+    });
+    return this.ensured;
+  }
+
+  /**
+   * Gives a sandbox its namespace, veth and address; returns the address. Idempotent: an
+   * existing lease and namespace for the same id are reused.
+   */
+  async attach(sandboxId: string): Promise<string> {
+    await this.ensureBridge();
+    const ns = PodNetwork.namespaceOf(sandboxId);
+    const ipAddr = await this.lease(sandboxId);
+    const hostIf = `veth${createHash('sha1').update(sandboxId).digest('hex').slice(0, 8)}`;
+    const nsExists = await readdir('/run/netns').then(
+      (names) => names.includes(ns),
+      () => false,
+    );
+    if (nsExists) await ip([`netns del ${ns}`]).catch(() => {});
+    await ip([`netns add ${ns}`]);
+    await ip([`link add ${hostIf} type veth peer name eth0 netns ${ns}`, `link set ${hostIf} master ${this.bridge}`, `link set ${hostIf} up`])
+      .then(() => ip([`link set lo up`, `addr add ${ipAddr}/${this.prefix} dev eth0`, `link set eth0 up`, `route add default via ${this.gateway}`], ns))
+      .catch(async (err) => {
+      await ip([`netns del ${ns}`]).catch(() => {});
+      throw err;
+    });
+    this.log.debug('sandbox network attached', { sandbox: sandboxId, ip: ipAddr });
+    return ipAddr;
+  }
+
+  /** Removes the namespace (its veth goes with it) and frees the address. Idempotent. */
+  async detach(sandboxId: string): Promise<void> {
+    await ip([`netns del ${PodNetwork.namespaceOf(sandboxId)}`]).catch(() => {});
+    for (const name of await readdir(this.opts.stateDir).catch(() => [] as string[])) {
+      const owner = await readFile(path.join(this.opts.stateDir, name), 'utf8').catch(() => '');
+      if (owner === sandboxId) await rm(path.join(this.opts.stateDir, name), { force: true });
+    }
+  }
+
+  private async lease(sandboxId: string): Promise<string> {
+    const size = 2 ** (32 - this.prefix);
+    for (const name of await readdir(this.opts.stateDir)) {
+      if ((await readFile(path.join(this.opts.stateDir, name), 'utf8').catch(() => '')) === sandboxId) return name;
+    }
+    // Start at a hash of the id so concurrent attaches rarely race for the same address.
+    const start = Number.parseInt(createHash('sha1').update(sandboxId).digest('hex').slice(0, 8), 16) % (size - 3);
+    for (let i = 0; i < size - 3; i++) {
+      const candidate = intToIp(this.base + 2 + ((start + i) % (size - 3)));
+      try {
+        const fh = await open(path.join(this.opts.stateDir, candidate), 'wx');
+        await fh.writeFile(sandboxId);
+        await fh.close();
+        return candidate;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    throw new KubicleError('Unavailable', `no free pod address left in ${this.opts.cidr}`);
+  }
+}
+
+/** Runs `ip` commands in one batch process (inside `netns` when given); rejects with the first failure's message. */
+function ip(commands: string[], netns?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', [...(netns ? ['-n', netns] : []), '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new KubicleError('Internal', `ip: ${err.trim() || `exit ${code}`}`))));
+    child.stdin.end(`${commands.join('\n')}\n`);
+  });
+}
+
+function ipToInt(s: string): number {
+  const p = s.split('.').map(Number);
+  if (p.length !== 4 || p.some((x) => !(x >= 0 && x <= 255))) throw new KubicleError('Invalid', `not an IPv4 address: ${s}`);
+  return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
+}
+
+function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+function maskOf(prefix: number): number {
+  return prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+}

@@ -1,0 +1,49 @@
+import type { Readable } from 'node:stream';
+import type { ContainerSpec, ContainerStatus, FileSpec, LogOptions, SandboxSpec, SandboxStatus, Usage } from './api/types.js';
+import type { Image } from './images/image-store.js';
+
+/**
+ * What every sandbox runtime (runc, microvm) does. State lives on the host, not in the process:
+ * a runtime constructed again over the same state directory sees the sandboxes and containers
+ * that kept running (re-adoption). Errors: NotFound for an unknown sandbox or container,
+ * Invalid for a bad spec; all others are Internal with the runtime's message.
+ */
+export interface SandboxRuntime {
+  readonly name: string;
+
+  /** Creates the sandbox: network, cgroup, /etc files, volumes. Idempotent for an existing id (returns it as is). */
+  createSandbox(spec: SandboxSpec): Promise<SandboxStatus>;
+
+  /**
+   * Creates and starts a run of a container; a previous run of the same name is kept (for
+   * its logs) until the next start. A command that cannot start does not throw: the run is
+   * reported exited with reason StartError and the runtime's message. Conflict when a run
+   * of that name is still running.
+   */
+  startContainer(sandboxId: string, spec: ContainerSpec, image: Image): Promise<ContainerStatus>;
+
+  /** SIGTERM, then SIGKILL after `graceSeconds`. Resolves once the process is gone. Idempotent. */
+  stopContainer(sandboxId: string, name: string, graceSeconds: number): Promise<void>;
+
+  /** Stops every container and removes everything the sandbox had on the host. Idempotent; never NotFound. */
+  removeSandbox(sandboxId: string, graceSeconds: number): Promise<void>;
+
+  /** The sandbox with the latest run of each container. NotFound when absent. */
+  status(sandboxId: string): Promise<SandboxStatus>;
+
+  list(): Promise<SandboxStatus[]>;
+
+  /** Replaces the content of a `files` volume (configMap and secret updates). */
+  updateFiles(sandboxId: string, volume: string, files: FileSpec[]): Promise<void>;
+
+  /** A container's log as text lines (with RFC 3339 timestamps when asked); follows until the run exits. */
+  logs(sandboxId: string, name: string, opts: LogOptions, signal: AbortSignal): Promise<Readable>;
+
+  /** Runs a command in a running container and collects its output (probes, short commands). */
+  exec(sandboxId: string, name: string, command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }>;
+
+  usage(sandboxId: string, name?: string): Promise<Usage>;
+
+  /** Host leftovers of a removed sandbox (processes, mounts, cgroups, namespaces) — empty when clean. */
+  leftovers(sandboxId: string): Promise<string[]>;
+}

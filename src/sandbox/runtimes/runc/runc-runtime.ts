@@ -1,0 +1,495 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { KubicleError } from '../../../observe/errors.js';
+import type { Logger } from '../../../observe/log.js';
+import type { ContainerSpec, ContainerStatus, FileSpec, LogOptions, SandboxSpec, SandboxStatus, Usage } from '../../api/types.js';
+import type { Cgroups } from '../../cgroups.js';
+import type { Image } from '../../images/image-store.js';
+import { readLog } from '../../log-reader.js';
+import { PodNetwork } from '../../net/pod-network.js';
+import type { SandboxRuntime } from '../../runtime.js';
+import { SandboxVolumes, isMountPoint } from '../../volumes.js';
+import { ociSpec } from './oci-spec.js';
+import { resolveUser } from './user.js';
+
+const run = promisify(execFile);
+
+export interface RuncRuntimeOptions {
+  /** Where sandboxes live on disk: <stateDir>/<sandbox>/… */
+  stateDir: string;
+  /** runc's own state root (`runc --root`). */
+  runcRoot?: string;
+  runc?: string;
+  conmon?: string;
+  network: PodNetwork;
+  cgroups: Cgroups;
+  /** Largest log file per container run before conmon truncates it. */
+  logSizeMax?: number;
+}
+
+interface SandboxRecord {
+  spec: SandboxSpec;
+  createdAt: string;
+  ip?: string;
+}
+
+/** What the runtime keeps per container run, in <run>/run.json. */
+interface RunRecord {
+  name: string;
+  attempt: number;
+  id: string;
+  image: string;
+  imageId: string;
+  createdAt: string;
+  startedAt?: string;
+  /** Set once the run is known to be over; later reads never recompute it. */
+  final?: { exitCode: number; finishedAt: string; reason: string; message?: string };
+}
+
+const idPattern = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+const namePattern = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/**
+ * Sandboxes as runc containers. Each container run is a runc container over an overlayfs root
+ * (image layers below, a writable layer of its own above), watched by conmon — the monitor CRI-O
+ * uses — which holds its stdio, writes its log in the Kubernetes log format with timestamps, and
+ * records its exit code. conmon and the containers do not depend on this process, so an agent
+ * that restarts finds everything on disk and carries on (see ADR 0005). Containers of a sandbox
+ * share its network namespace and sit under its cgroup.
+ */
+export class RuncRuntime implements SandboxRuntime {
+  readonly name = 'runc';
+  private readonly runcRoot: string;
+  private readonly runc: string;
+  private readonly conmon: string;
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly opts: RuncRuntimeOptions,
+    private readonly log: Logger,
+  ) {
+    this.runcRoot = opts.runcRoot ?? '/run/kubicle/runc';
+    // conmon execs the runtime by path, not through PATH.
+    this.runc = opts.runc ?? lookPath('runc');
+    this.conmon = opts.conmon ?? lookPath('conmon');
+  }
+
+  private sandboxDir(id: string): string {
+    if (!idPattern.test(id)) throw new KubicleError('Invalid', `invalid sandbox id ${JSON.stringify(id)}: lower-case letters, digits, '.' and '-', at most 63`);
+    return path.join(this.opts.stateDir, id);
+  }
+
+  /** Serializes work on one sandbox (create, start, stop, remove) so they never interleave. */
+  private serial<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(work, work);
+    const tail = next.catch(() => {});
+    this.locks.set(id, tail);
+    tail.then(() => {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    });
+    return next;
+  }
+
+  private async record(id: string): Promise<SandboxRecord> {
+    const text = await readFile(path.join(this.sandboxDir(id), 'sandbox.json'), 'utf8').catch(() => undefined);
+    if (!text) throw new KubicleError('NotFound', `sandbox ${id} not found`);
+    return JSON.parse(text) as SandboxRecord;
+  }
+
+  createSandbox(spec: SandboxSpec): Promise<SandboxStatus> {
+    return this.serial(spec.id, async () => {
+      const dir = this.sandboxDir(spec.id);
+      if (existsSync(path.join(dir, 'sandbox.json'))) return this.status(spec.id);
+      if (!spec.hostname || spec.hostname.length > 63) throw new KubicleError('Invalid', 'hostname must be 1 to 63 characters');
+      const started = Date.now();
+      await mkdir(path.join(dir, 'etc'), { recursive: true, mode: 0o711 });
+      try {
+        const volumes = new SandboxVolumes(path.join(dir, 'volumes'));
+        for (const v of spec.volumes ?? []) await volumes.create(v);
+        await this.opts.cgroups.createSandbox(spec.id, spec.resources);
+        const ip = spec.network === 'host' ? undefined : await this.opts.network.attach(spec.id);
+        await this.writeEtc(dir, spec, ip);
+        const rec: SandboxRecord = { spec, createdAt: new Date().toISOString(), ip };
+        await writeFile(path.join(dir, 'sandbox.json'), JSON.stringify(rec));
+        this.log.info('sandbox created', { sandbox: spec.id, ip, ms: Date.now() - started });
+      } catch (err) {
+        await this.teardown(spec.id, spec).catch(() => {});
+        throw err;
+      }
+      return this.status(spec.id);
+    });
+  }
+
+  private async writeEtc(dir: string, spec: SandboxSpec, ip?: string): Promise<void> {
+    const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', ...(ip ? [`${ip}\t${spec.hostname}`] : [])];
+    for (const a of spec.hostAliases ?? []) hosts.push(`${a.ip}\t${a.hostnames.join(' ')}`);
+    const dns = spec.dns ?? {};
+    const resolv = [...(dns.nameservers ?? []).map((n) => `nameserver ${n}`), ...(dns.searches?.length ? [`search ${dns.searches.join(' ')}`] : []), ...(dns.options?.length ? [`options ${dns.options.join(' ')}`] : [])];
+    await writeFile(path.join(dir, 'etc/hosts'), `${hosts.join('\n')}\n`, { mode: 0o644 });
+    await writeFile(path.join(dir, 'etc/resolv.conf'), `${resolv.join('\n')}\n`, { mode: 0o644 });
+    await writeFile(path.join(dir, 'etc/hostname'), `${spec.hostname}\n`, { mode: 0o644 });
+  }
+
+  startContainer(sandboxId: string, spec: ContainerSpec, image: Image): Promise<ContainerStatus> {
+    return this.serial(sandboxId, async () => {
+      if (!namePattern.test(spec.name)) throw new KubicleError('Invalid', `invalid container name ${JSON.stringify(spec.name)}`);
+      const sb = await this.record(sandboxId);
+      const dir = this.sandboxDir(sandboxId);
+      const attempts = await this.attempts(sandboxId, spec.name);
+      const last = attempts.at(-1);
+      if (last !== undefined) {
+        const st = await this.runStatus(sandboxId, spec.name, last);
+        if (st.state === 'running' || st.state === 'created') throw new KubicleError('Conflict', `container ${spec.name} is still running`);
+      }
+      // Keep the run before this one for `logs --previous`; older runs go.
+      for (const old of attempts.slice(0, -1)) await this.removeRun(sandboxId, spec.name, old);
+      if (last !== undefined) await this.releaseRun(sandboxId, spec.name, last);
+      const attempt = last === undefined ? 0 : last + 1;
+      const runDir = path.join(dir, 'containers', spec.name, String(attempt));
+      const id = `${sandboxId}_${spec.name}_${attempt}`;
+      const rec: RunRecord = { name: spec.name, attempt, id, image: spec.image, imageId: image.id, createdAt: new Date().toISOString() };
+      for (const d of ['rootfs', 'upper', 'work', 'exits', 'persist', 'sock']) await mkdir(path.join(runDir, d), { recursive: true });
+      await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
+      try {
+        const lower = [...image.layerDirs].reverse().join(':');
+        await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${path.join(runDir, 'upper')},workdir=${path.join(runDir, 'work')}`, path.join(runDir, 'rootfs')]);
+        const volumes = new SandboxVolumes(path.join(dir, 'volumes'));
+        const mounts = [];
+        for (const m of spec.mounts ?? []) mounts.push({ source: await volumes.source(sb.spec.volumes ?? [], m), destination: m.containerPath, readOnly: !!m.readOnly });
+        const user = await resolveUser(path.join(runDir, 'rootfs'), image.config.User, spec.user);
+        const config = ociSpec({
+          container: spec,
+          image: image.config,
+          hostname: sb.spec.hostname,
+          rootfs: path.join(runDir, 'rootfs'),
+          cgroupsPath: this.opts.cgroups.containerPath(sandboxId, id),
+          netns: sb.spec.network === 'host' ? undefined : PodNetwork.namespacePath(sandboxId),
+          etc: { hosts: path.join(dir, 'etc/hosts'), resolvConf: path.join(dir, 'etc/resolv.conf'), hostname: path.join(dir, 'etc/hostname') },
+          mounts,
+          user,
+        });
+        await writeFile(path.join(runDir, 'config.json'), JSON.stringify(config));
+      } catch (err) {
+        if (!(err instanceof KubicleError) || err.code !== 'Invalid') throw err;
+        return this.failRun(sandboxId, runDir, rec, err.message);
+      }
+      try {
+        await this.spawnMonitor(runDir, id, spec);
+        await run(this.runc, ['--root', this.runcRoot, 'start', id]);
+      } catch (err) {
+        return this.failRun(sandboxId, runDir, rec, cleanRuntimeMessage((err as Error).message));
+      }
+      rec.startedAt = new Date().toISOString();
+      await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
+      this.log.info('container started', { sandbox: sandboxId, container: spec.name, attempt });
+      return this.runStatus(sandboxId, spec.name, attempt);
+    });
+  }
+
+  /** Records a run that could not start (StartError, exit code 128 as containerd reports it). */
+  private async failRun(sandboxId: string, runDir: string, rec: RunRecord, message: string): Promise<ContainerStatus> {
+    await run(this.runc, ['--root', this.runcRoot, 'delete', '--force', rec.id]).catch(() => {});
+    const rootfs = path.join(runDir, 'rootfs');
+    if (await isMountPoint(rootfs)) await run('umount', ['-l', rootfs]).catch(() => {});
+    const now = new Date().toISOString();
+    rec.startedAt ??= now;
+    rec.final = { exitCode: 128, finishedAt: now, reason: 'StartError', message };
+    await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
+    this.log.info('container failed to start', { sandbox: sandboxId, container: rec.name, message });
+    return this.runStatus(sandboxId, rec.name, rec.attempt);
+  }
+
+  /** Starts conmon, which runs `runc create` and stays as the container's monitor; resolves once the container exists. */
+  private spawnMonitor(runDir: string, id: string, spec: ContainerSpec): Promise<void> {
+    const args = [
+      '--api-version',
+      '1',
+      '-b',
+      runDir,
+      '-c',
+      id,
+      '-n',
+      id,
+      '-u',
+      id,
+      '-r',
+      this.runc,
+      '--runtime-arg',
+      `--root=${this.runcRoot}`,
+      '-p',
+      path.join(runDir, 'pid'),
+      '-P',
+      path.join(runDir, 'conmon.pid'),
+      '-l',
+      `k8s-file:${path.join(runDir, 'log')}`,
+      '--log-size-max',
+      String(this.opts.logSizeMax ?? 16 << 20),
+      '--exit-dir',
+      path.join(runDir, 'exits'),
+      '--persist-dir',
+      path.join(runDir, 'persist'),
+      '--socket-dir-path',
+      path.join(runDir, 'sock'),
+      '--full-attach',
+      '--log-level',
+      'error',
+      ...(spec.stdin ? ['-i'] : []),
+      ...(spec.tty ? ['-t'] : []),
+    ];
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.conmon, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: { ...process.env, _OCI_SYNCPIPE: '3' }, detached: true });
+      let err = '';
+      let sync = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        err += d.toString();
+      });
+      const pipe = child.stdio[3] as Readable;
+      pipe.on('data', (d: Buffer) => {
+        sync += d.toString();
+      });
+      let settled = false;
+      const finish = () => {
+        if (settled) return;
+        const m = /\{[^}]*"data"\s*:\s*(-?\d+)[^}]*\}/.exec(sync);
+        if (!m) return;
+        settled = true;
+        const msg = JSON.parse(m[0]) as { data: number; message?: string };
+        if (msg.data > 0) resolve();
+        else reject(new Error(msg.message ?? 'container create failed'));
+      };
+      pipe.on('data', finish);
+      child.on('error', (e) => {
+        settled = true;
+        reject(e);
+      });
+      // conmon's first process exits at once; the monitor it forks writes the sync message, and
+      // the pipe closes only when both are done with it.
+      pipe.on('close', () => {
+        finish();
+        if (!settled) {
+          settled = true;
+          reject(new Error(`conmon: ${err.replace(/\[conmon:d\][^\n]*\n?/g, '').trim() || sync.trim() || 'no sync message'}`));
+        }
+      });
+    });
+  }
+
+  private async attempts(sandboxId: string, name: string): Promise<number[]> {
+    const names = await readdir(path.join(this.sandboxDir(sandboxId), 'containers', name)).catch(() => [] as string[]);
+    return names
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number)
+      .sort((a, b) => a - b);
+  }
+
+  private async runRecord(sandboxId: string, name: string, attempt: number): Promise<RunRecord> {
+    const file = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt), 'run.json');
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (!text) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
+    return JSON.parse(text) as RunRecord;
+  }
+
+  /** The state of one run, finalizing it (exit code, OOM) the first time it is seen over. */
+  private async runStatus(sandboxId: string, name: string, attempt: number): Promise<ContainerStatus> {
+    const runDir = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt));
+    const rec = await this.runRecord(sandboxId, name, attempt);
+    const base: ContainerStatus = { name, id: rec.id, attempt, image: rec.image, imageId: rec.imageId, state: 'created', createdAt: rec.createdAt, startedAt: rec.startedAt };
+    if (rec.final) return { ...base, state: 'exited', exitCode: rec.final.exitCode, finishedAt: rec.final.finishedAt, reason: rec.final.reason, message: rec.final.message };
+    const exitFile = path.join(runDir, 'exits', rec.id);
+    const exitText = await readFile(exitFile, 'utf8').catch(() => undefined);
+    const pid = Number((await readFile(path.join(runDir, 'pid'), 'utf8').catch(() => '0')).trim());
+    if (exitText === undefined) {
+      if (pid > 0 && existsSync(`/proc/${pid}`)) return { ...base, state: rec.startedAt ? 'running' : 'created', pid };
+      const monitor = Number((await readFile(path.join(runDir, 'conmon.pid'), 'utf8').catch(() => '0')).trim());
+      if (monitor > 0 && existsSync(`/proc/${monitor}`)) return { ...base, state: rec.startedAt ? 'running' : 'created', pid };
+      // Neither the process nor its monitor is there and no exit was recorded: the host lost it (reboot, kill -9 of conmon).
+      rec.final = { exitCode: 255, finishedAt: new Date().toISOString(), reason: 'Error', message: 'the container and its monitor are gone; its exit status was lost' };
+    } else {
+      const code = Number.parseInt(exitText.trim(), 10);
+      const finishedAt = (await stat(exitFile)).mtime.toISOString();
+      const oom = existsSync(path.join(runDir, 'persist', 'oom')) || existsSync(path.join(runDir, 'oom')) || (await this.opts.cgroups.oomKills(sandboxId, rec.id)) > 0;
+      rec.final = { exitCode: Number.isFinite(code) ? code : 255, finishedAt, reason: oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error' };
+    }
+    await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
+    return { ...base, state: 'exited', exitCode: rec.final.exitCode, finishedAt: rec.final.finishedAt, reason: rec.final.reason, message: rec.final.message };
+  }
+
+  async status(sandboxId: string): Promise<SandboxStatus> {
+    const sb = await this.record(sandboxId);
+    const containers: ContainerStatus[] = [];
+    const names = await readdir(path.join(this.sandboxDir(sandboxId), 'containers')).catch(() => [] as string[]);
+    for (const name of names.sort()) {
+      const attempts = await this.attempts(sandboxId, name);
+      const last = attempts.at(-1);
+      if (last !== undefined) containers.push(await this.runStatus(sandboxId, name, last).catch(() => undefined as never));
+    }
+    return { id: sandboxId, state: 'ready', labels: sb.spec.labels ?? {}, createdAt: sb.createdAt, ip: sb.ip, containers: containers.filter(Boolean) };
+  }
+
+  async list(): Promise<SandboxStatus[]> {
+    const out: SandboxStatus[] = [];
+    for (const id of await readdir(this.opts.stateDir).catch(() => [] as string[])) {
+      if (!idPattern.test(id)) continue;
+      const st = await this.status(id).catch(() => undefined);
+      if (st) out.push(st);
+    }
+    return out;
+  }
+
+  stopContainer(sandboxId: string, name: string, graceSeconds: number): Promise<void> {
+    return this.serial(sandboxId, async () => {
+      const last = (await this.attempts(sandboxId, name)).at(-1);
+      if (last === undefined) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
+      await this.stopRun(sandboxId, name, last, graceSeconds);
+    });
+  }
+
+  private async stopRun(sandboxId: string, name: string, attempt: number, graceSeconds: number): Promise<void> {
+    let st = await this.runStatus(sandboxId, name, attempt);
+    if (st.state === 'exited') return;
+    const kill = (sig: string) => run(this.runc, ['--root', this.runcRoot, 'kill', '--all', st.id, sig]).catch(() => {});
+    await kill('TERM');
+    const deadline = Date.now() + Math.max(0, graceSeconds) * 1000;
+    while (Date.now() < deadline) {
+      st = await this.runStatus(sandboxId, name, attempt);
+      if (st.state === 'exited') return;
+      await sleep(50);
+    }
+    await kill('KILL');
+    for (let i = 0; i < 200; i++) {
+      st = await this.runStatus(sandboxId, name, attempt);
+      if (st.state === 'exited') return;
+      await sleep(50);
+    }
+    throw new KubicleError('Internal', `container ${name} did not stop after SIGKILL`);
+  }
+
+  /** Deletes a finished run's runc container and rootfs mount, keeping its log and record. */
+  private async releaseRun(sandboxId: string, name: string, attempt: number): Promise<void> {
+    const runDir = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt));
+    const rec = await this.runRecord(sandboxId, name, attempt).catch(() => undefined);
+    if (rec) {
+      await this.runStatus(sandboxId, name, attempt).catch(() => {});
+      await run(this.runc, ['--root', this.runcRoot, 'delete', '--force', rec.id]).catch(() => {});
+    }
+    const rootfs = path.join(runDir, 'rootfs');
+    if (await isMountPoint(rootfs)) await run('umount', ['-l', rootfs]).catch(() => {});
+  }
+
+  private async removeRun(sandboxId: string, name: string, attempt: number): Promise<void> {
+    await this.releaseRun(sandboxId, name, attempt);
+    await rm(path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt)), { recursive: true, force: true });
+  }
+
+  removeSandbox(sandboxId: string, graceSeconds: number): Promise<void> {
+    return this.serial(sandboxId, async () => {
+      const rec = await this.record(sandboxId).catch(() => undefined);
+      const names = await readdir(path.join(this.sandboxDir(sandboxId), 'containers')).catch(() => [] as string[]);
+      await Promise.all(
+        names.map(async (name) => {
+          for (const a of await this.attempts(sandboxId, name)) {
+            await this.stopRun(sandboxId, name, a, graceSeconds).catch((err) => this.log.warn('stop failed', { sandbox: sandboxId, container: name, err }));
+            await this.releaseRun(sandboxId, name, a);
+          }
+        }),
+      );
+      await this.teardown(sandboxId, rec?.spec);
+      this.log.info('sandbox removed', { sandbox: sandboxId });
+    });
+  }
+
+  private async teardown(sandboxId: string, spec?: SandboxSpec): Promise<void> {
+    const dir = this.sandboxDir(sandboxId);
+    await new SandboxVolumes(path.join(dir, 'volumes')).teardown(spec?.volumes ?? []);
+    await this.opts.network.detach(sandboxId);
+    await this.opts.cgroups.removeSandbox(sandboxId);
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async updateFiles(sandboxId: string, volume: string, files: FileSpec[]): Promise<void> {
+    const sb = await this.record(sandboxId);
+    const v = sb.spec.volumes?.find((x) => x.name === volume);
+    if (v?.type !== 'files') throw new KubicleError('NotFound', `sandbox ${sandboxId} has no files volume ${volume}`);
+    await new SandboxVolumes(path.join(this.sandboxDir(sandboxId), 'volumes')).writeFiles(volume, files);
+  }
+
+  async logs(sandboxId: string, name: string, opts: LogOptions, signal: AbortSignal): Promise<Readable> {
+    const attempts = await this.attempts(sandboxId, name);
+    if (!attempts.length) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
+    const attempt = opts.previous ? attempts.at(-2) : attempts.at(-1);
+    if (attempt === undefined) throw new KubicleError('BadRequest', `previous terminated container "${name}" not found`);
+    const runDir = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt));
+    const done = async () => (await this.runStatus(sandboxId, name, attempt)).state === 'exited';
+    return readLog(path.join(runDir, 'log'), { ...opts, follow: !!opts.follow && !opts.previous }, done, signal);
+  }
+
+  async exec(sandboxId: string, name: string, command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+    const last = (await this.attempts(sandboxId, name)).at(-1);
+    if (last === undefined) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
+    const st = await this.runStatus(sandboxId, name, last);
+    if (st.state !== 'running') throw new KubicleError('Conflict', `container ${name} is not running`);
+    return new Promise((resolve) => {
+      const child = spawn(this.runc, ['--root', this.runcRoot, 'exec', st.id, ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      const take = (d: Buffer) => {
+        if (output.length < 64 << 10) output += d.toString();
+      };
+      child.stdout.on('data', take);
+      child.stderr.on('data', take);
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.on('exit', (code, sig) => {
+        clearTimeout(timer);
+        resolve({ exitCode: code ?? (sig ? 137 : 255), output: sig === 'SIGKILL' && code === null ? `${output}command timed out` : output });
+      });
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        resolve({ exitCode: 255, output: err.message });
+      });
+    });
+  }
+
+  async usage(sandboxId: string, name?: string): Promise<Usage> {
+    await this.record(sandboxId);
+    if (!name) return this.opts.cgroups.usage(sandboxId);
+    const last = (await this.attempts(sandboxId, name)).at(-1);
+    if (last === undefined) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
+    const rec = await this.runRecord(sandboxId, name, last);
+    return this.opts.cgroups.usage(sandboxId, rec.id);
+  }
+
+  async leftovers(sandboxId: string): Promise<string[]> {
+    const found: string[] = [];
+    if (existsSync(this.sandboxDir(sandboxId))) found.push(`directory ${this.sandboxDir(sandboxId)}`);
+    found.push(...this.opts.cgroups.leftovers(sandboxId).map((d) => `cgroup ${d}`));
+    if (existsSync(PodNetwork.namespacePath(sandboxId))) found.push(`netns ${PodNetwork.namespacePath(sandboxId)}`);
+    const mounts = await readFile('/proc/self/mountinfo', 'utf8');
+    for (const line of mounts.split('\n')) if (line.split(' ')[4]?.startsWith(`${this.sandboxDir(sandboxId)}/`)) found.push(`mount ${line.split(' ')[4]}`);
+    const { stdout } = await run(this.runc, ['--root', this.runcRoot, 'list', '-q']).catch(() => ({ stdout: '' }));
+    for (const id of stdout.split('\n')) if (id.startsWith(`${sandboxId}_`)) found.push(`runc container ${id}`);
+    return found;
+  }
+}
+
+/** runc's errors arrive wrapped in conmon's and logrus's framing, quotes escaped; keep the part a user can act on. */
+function cleanRuntimeMessage(msg: string): string {
+  const text = msg.replace(/\\"/g, '"');
+  const m = /(runc (?:create|start) failed: .*?)(?:"?\s*$|: unknown)/m.exec(text) ?? /msg="([^"]+)"/.exec(text);
+  return (m ? m[1] : text).trim().slice(0, 1000);
+}
+
+/** The absolute path of a program on PATH (or the name itself when not found, to fail later with ENOENT). */
+function lookPath(name: string): string {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/bin', '/sbin', '/bin'])) {
+    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
+  }
+  return name;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
