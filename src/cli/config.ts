@@ -23,6 +23,14 @@ export const schema = {
   controllers: { type: 'string', default: 'all', env: 'KUBICLE_CONTROLLERS', help: '"all": controllers and scheduler run in-process; "none": a bare API server' },
   'simulate-nodes': { type: 'string', default: '0', env: 'KUBICLE_SIMULATE_NODES', help: 'with up: also run this many simulated nodes (they run nothing)' },
   'node-prefix': { type: 'string', default: 'sim-node', env: 'KUBICLE_NODE_PREFIX', help: 'name prefix of simulated nodes (<prefix>-0, <prefix>-1, …)' },
+  node: { type: 'string', default: 'local', env: 'KUBICLE_NODE', help: 'with up: "local" runs a host agent and a kubelet so pods really run here (runc); "none" runs no node' },
+  'node-name': { type: 'string', default: '', env: 'KUBICLE_NODE_NAME', help: 'the local node\'s name (default: this host\'s name)' },
+  'pod-cidr': { type: 'string', default: '10.244.0.0/24', env: 'KUBICLE_POD_CIDR', help: 'the local node\'s pod address range' },
+  bridge: { type: 'string', default: 'kubicle0', env: 'KUBICLE_BRIDGE', help: 'the local node\'s pod bridge' },
+  'agent-socket': { type: 'string', default: '', env: 'KUBICLE_AGENT_SOCKET', help: 'the host agent\'s Sandbox API socket (default <data-dir>/agent.sock)' },
+  'registry-port': { type: 'string', default: '5000', env: 'KUBICLE_REGISTRY_PORT', help: 'with up: port of the embedded image registry on 127.0.0.1 (0: none)' },
+  registry: { type: 'string', default: '127.0.0.1:5000', env: 'KUBICLE_REGISTRY', help: 'for image build/samples: the registry to push to' },
+  'restart-backoff': { type: 'string', default: '10', env: 'KUBICLE_RESTART_BACKOFF', help: 'seconds of the first container restart back-off (doubles up to 30 times that)' },
   kubeconfig: { type: 'string', default: '', env: 'KUBECONFIG', help: 'for simulate: the cluster to join (default <data-dir>/kubeconfig)' },
   'log-level': { type: 'string', default: 'info', env: 'KUBICLE_LOG_LEVEL', help: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, env: '', help: 'show this help' },
@@ -52,6 +60,9 @@ commands:
   up                 run the API server, controllers and scheduler in the foreground
   simulate nodes N   register N simulated nodes (they run nothing) and play their kubelets
   store compact      compact the store's history to its current revision (server stopped)
+  agent              run the host agent alone (Sandbox API on --agent-socket)
+  image samples      build the busybox and node-web images from this host's files and push them to --registry
+  image build DIR REF  make a one-layer image of DIR and push it as REF (command after --)
   version            print the version
 
 flags:

@@ -20,7 +20,9 @@ import { ReplicaSetController } from '../controllers/replicaset.js';
 import { ResourceQuotaController } from '../controllers/resourcequota.js';
 import { ServiceAccountController } from '../controllers/serviceaccount.js';
 import { StatefulSetController } from '../controllers/statefulset.js';
+import { Kubelet, type KubeletOptions } from '../kubelet/kubelet.js';
 import { NodeSimulator, type SimulatorOptions } from '../kubelet/node-simulator.js';
+import { SandboxClient } from '../sandbox/api/client.js';
 import type { Logger } from '../observe/log.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 
@@ -28,13 +30,14 @@ import { Scheduler } from '../scheduler/scheduler.js';
  * The control plane's loops beside the API server, as components: the controller manager (the
  * namespace and service-account controllers, which are part of the API's own semantics and always
  * run, and unless the server is bare the workload controllers under one lease), the scheduler
- * (its own lease) and the node simulator. Each runs in a worker thread of its own (see
+ * (its own lease), the node simulator and the kubelet of a real node. Each runs in a worker thread of its own (see
  * component-worker.ts) and reaches the API server only over HTTPS.
  */
 export type Component =
   | { kind: 'controller-manager'; workloads: boolean; nodeGracePeriodMs: number }
   | { kind: 'scheduler' }
-  | { kind: 'node-simulator'; options: SimulatorOptions };
+  | { kind: 'node-simulator'; options: SimulatorOptions }
+  | { kind: 'kubelet'; options: KubeletOptions; agentSocket: string };
 
 export function runComponent(c: Component, client: KubeClient, log: Logger, signal: AbortSignal): Promise<unknown> {
   switch (c.kind) {
@@ -50,6 +53,8 @@ export function runComponent(c: Component, client: KubeClient, log: Logger, sign
       );
     case 'node-simulator':
       return new NodeSimulator(client, c.options, log.with({ component: 'node-simulator' })).run(signal);
+    case 'kubelet':
+      return new Kubelet(client, new SandboxClient({ socketPath: c.agentSocket }), c.options, log.with({ component: 'kubelet' })).run(signal);
   }
 }
 

@@ -8,12 +8,17 @@ import { loadKubeconfig } from '../client/kubeconfig.js';
 import { NodeSimulator } from '../kubelet/node-simulator.js';
 import { setMaxListeners } from 'node:events';
 import path from 'node:path';
+import { HostAgent } from '../sandbox/agent.js';
+import { buildAndPush, entriesFromDirectory } from '../sandbox/images/image-builder.js';
+import { RegistryClient } from '../sandbox/images/registry-client.js';
+import { busyboxImage, nodeWebImage } from '../sandbox/images/sample-images.js';
 
 /** The `kubicle` command: parses the configuration and runs one role or tool. */
 async function main(argv: string[]): Promise<number> {
   let parsed: ReturnType<typeof parseConfig>;
   try {
-    parsed = parseConfig(argv);
+    // Words after `--` belong to the command being described (image build's cmd), not to kubicle.
+    parsed = parseConfig(argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${usage()}`);
     return 2;
@@ -60,6 +65,28 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`simulating ${count} nodes in the cluster of ${file} (they run nothing); Ctrl-C stops\n`);
       await new NodeSimulator(client, { count, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 }, log.with({ component: 'node-simulator' })).run(ac.signal);
       client.close();
+      return 0;
+    }
+    case 'agent': {
+      const dataDir = path.resolve(config['data-dir']);
+      const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath: config['agent-socket'] || path.join(dataDir, 'agent.sock'), podCidr: config['pod-cidr'], bridge: config.bridge }, log.with({ component: 'agent' }));
+      await agent.run(ac.signal);
+      return 0;
+    }
+    case 'image samples': {
+      const client = new RegistryClient();
+      for (const img of [await busyboxImage(), await nodeWebImage()]) {
+        const ref = `${config.registry}/kubicle/${img.name}:1`;
+        const built = await buildAndPush(client, ref, img.entries, img.config);
+        process.stdout.write(`${ref}@${built.manifestDigest}\n`);
+      }
+      return 0;
+    }
+    case `image build ${positionals[2]} ${positionals[3]}`: {
+      const [, , dir, ref] = positionals;
+      const cmd = argv.includes('--') ? argv.slice(argv.indexOf('--') + 1) : undefined;
+      const built = await buildAndPush(new RegistryClient(), ref, await entriesFromDirectory(path.resolve(dir)), { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], ...(cmd?.length ? { Cmd: cmd } : {}) });
+      process.stdout.write(`${ref}@${built.manifestDigest}\n`);
       return 0;
     }
     case 'version':

@@ -8,6 +8,12 @@ import type { Config } from './config.js';
 import { runInWorker } from './component-worker.js';
 import type { Component } from './control-plane.js';
 import { openStore } from './store.js';
+import os from 'node:os';
+import { HostAgent } from '../sandbox/agent.js';
+import { buildAndPush } from '../sandbox/images/image-builder.js';
+import { RegistryClient } from '../sandbox/images/registry-client.js';
+import { RegistryServer } from '../sandbox/images/registry-server.js';
+import { busyboxImage } from '../sandbox/images/sample-images.js';
 
 /**
  * `kubicle up`: the API server on the chosen store, with the controllers this stage has, in the
@@ -42,12 +48,54 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
   if (config.controllers === 'all') components.push({ kind: 'scheduler' });
   const simulated = Number(config['simulate-nodes']);
   if (simulated > 0) components.push({ kind: 'node-simulator', options: { count: simulated, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 } });
+  const node = config.node === 'local' ? await startNode(config, dataDir, log, signal) : undefined;
+  if (node) components.push(node.kubelet);
   const running = components.map((c) => runInWorker(c, client, log, signal));
   process.stdout.write(
     `Kubicle is up: ${server.url} (store: ${config.store === 'sqlite' ? path.join(dataDir, 'store.db') : config.store.replace(/password=[^&]*/, 'password=***')})\n` +
-      `kubeconfig: ${kubeconfig}\n\n  export KUBECONFIG=${kubeconfig}\n  kubectl get namespaces\n\nCtrl-C stops it; objects are kept.\n`,
+      `kubeconfig: ${kubeconfig}\n` +
+      (node ? `node: ${node.kubelet.options.nodeName} (runc, pods in ${config['pod-cidr']})${node.registry ? `; image registry: ${node.registry} (kubicle/busybox:1 pushed)` : ''}\n` : '') +
+      `\n  export KUBECONFIG=${kubeconfig}\n  kubectl get namespaces\n\nCtrl-C stops it; objects are kept.\n`,
   );
   await serving;
-  await Promise.allSettled(running);
+  await Promise.allSettled([...running, ...(node ? [node.running] : [])]);
   await backend.close();
+}
+
+/**
+ * The local node: the embedded registry (with the busybox sample pushed), the host agent in this
+ * process, and a kubelet component that reaches it over the agent's socket.
+ */
+async function startNode(config: Config, dataDir: string, log: Logger, signal: AbortSignal) {
+  if (config.node !== 'local') throw new Error(`--node must be "local" or "none", not ${JSON.stringify(config.node)}`);
+  const waits: Promise<unknown>[] = [];
+  let registry: string | undefined;
+  if (Number(config['registry-port']) > 0) {
+    const server = new RegistryServer({ dataDir: path.join(dataDir, 'registry'), port: Number(config['registry-port']) }, log.with({ component: 'registry' }));
+    const serving = server.run(signal);
+    await Promise.race([server.ready, serving]);
+    registry = server.address;
+    waits.push(serving.catch((err) => log.error('registry stopped', { err })));
+    const img = await busyboxImage();
+    await buildAndPush(new RegistryClient(), `${registry}/kubicle/busybox:1`, img.entries, img.config);
+  }
+  const socketPath = config['agent-socket'] || path.join(dataDir, 'agent.sock');
+  const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath, podCidr: config['pod-cidr'], bridge: config.bridge }, log.with({ component: 'agent' }));
+  const agentRunning = agent.run(signal);
+  await Promise.race([agent.ready, agentRunning]);
+  waits.push(agentRunning);
+  const backoff = Number(config['restart-backoff']) * 1000;
+  const kubelet: Component & { kind: 'kubelet' } = {
+    kind: 'kubelet',
+    agentSocket: socketPath,
+    options: {
+      nodeName: config['node-name'] || os.hostname().toLowerCase(),
+      hostIP: '127.0.0.1',
+      podCidr: config['pod-cidr'],
+      heartbeatMs: Number(config['node-heartbeat-interval']) * 1000,
+      backoffBaseMs: backoff,
+      backoffMaxMs: backoff * 30,
+    },
+  };
+  return { kubelet, registry, running: Promise.all(waits) };
 }

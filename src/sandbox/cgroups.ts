@@ -1,10 +1,19 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, readdir, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { SandboxResources, Usage } from './api/types.js';
 
 const root = '/sys/fs/cgroup';
-const v1Controllers = ['cpu', 'cpuacct', 'memory', 'pids', 'blkio', 'cpuset', 'devices', 'freezer', 'systemd'];
+/** Every hierarchy mounted under /sys/fs/cgroup (v1 controllers, name=systemd, and the hybrid layout's `unified`): runc makes the container's cgroup in each. */
+function v1Hierarchies(): string[] {
+  try {
+    return readdirSync(root, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
 const cfsPeriod = 100_000;
 
 /**
@@ -46,7 +55,7 @@ export class Cgroups {
   /** Removes the sandbox's cgroups (they must be empty). Idempotent. */
   async removeSandbox(sandboxId: string): Promise<void> {
     const rel = `kubicle/${sandboxId}`;
-    const dirs = this.unified ? [path.join(root, rel)] : v1Controllers.map((c) => path.join(root, c, rel));
+    const dirs = this.unified ? [path.join(root, rel)] : v1Hierarchies().map((c) => path.join(root, c, rel));
     for (const dir of dirs) {
       if (!existsSync(dir)) continue;
       for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) await rmdir(path.join(dir, e.name)).catch(() => {});
@@ -57,7 +66,7 @@ export class Cgroups {
   /** Whether any cgroup directory of the sandbox is left (for leak checks). */
   leftovers(sandboxId: string): string[] {
     const rel = `kubicle/${sandboxId}`;
-    const dirs = this.unified ? [path.join(root, rel)] : v1Controllers.map((c) => path.join(root, c, rel));
+    const dirs = this.unified ? [path.join(root, rel)] : v1Hierarchies().map((c) => path.join(root, c, rel));
     return dirs.filter((d) => existsSync(d));
   }
 

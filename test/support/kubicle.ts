@@ -34,7 +34,7 @@ export async function startKubicle(opts: { store?: string; env?: Record<string, 
   const port = await freePort();
   let proc: ChildProcess | undefined;
   let out = '';
-  const args = ['up', '--data-dir', dataDir, '--port', String(port), '--store', opts.store ?? 'sqlite', '--log-level', 'warn', ...(opts.args ?? [])];
+  const args = ['up', '--data-dir', dataDir, '--port', String(port), '--store', opts.store ?? 'sqlite', '--log-level', 'warn', '--node', 'none', '--registry-port', '0', ...(opts.args ?? [])];
   const k: Kubicle = {
     dataDir,
     kubeconfig: path.join(dataDir, 'kubeconfig'),

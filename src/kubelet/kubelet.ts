@@ -1,0 +1,181 @@
+import os from 'node:os';
+import { Informer, objectKey } from '../client/informer.js';
+import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
+import { WorkQueue } from '../client/work-queue.js';
+import { isCode } from '../observe/errors.js';
+import type { Logger } from '../observe/log.js';
+import type { SandboxClient } from '../sandbox/api/client.js';
+import { PodWorker } from './pod-worker.js';
+
+export interface KubeletOptions {
+  nodeName: string;
+  /** The address the node reports (InternalIP) and pods see as hostIP. */
+  hostIP: string;
+  podCidr: string;
+  heartbeatMs?: number;
+  /** How often the agent's sandboxes are compared with what was last seen. */
+  pollMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  maxPods?: number;
+  labels?: Record<string, string>;
+}
+
+const stamp = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/**
+ * The kubelet of one real node: registers the Node (capacity from this host, its pod CIDR),
+ * renews its Lease, and runs the pods bound to it through the host agent's Sandbox API. The
+ * agent is polled (one list call) so exits, OOM kills and restarts reach pod status without
+ * events from below; sandboxes of pods the API no longer has are removed.
+ */
+export class Kubelet {
+  private readonly pods: Informer;
+  private readonly queue = new WorkQueue(100, 10_000);
+  private readonly worker: PodWorker;
+  private listed = false;
+  private seen = new Map<string, string>();
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly agent: SandboxClient,
+    private readonly opts: KubeletOptions,
+    private readonly log: Logger,
+  ) {
+    this.pods = new Informer(client, `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${opts.nodeName}`)}`, log);
+    this.pods.on({ add: (p) => this.queue.add(objectKey(p)), update: (_, p) => this.queue.add(objectKey(p)), delete: (p) => this.queue.add(objectKey(p)) });
+    this.worker = new PodWorker(client, agent, { nodeName: opts.nodeName, hostIP: opts.hostIP, backoffBaseMs: opts.backoffBaseMs ?? 10_000, backoffMaxMs: opts.backoffMaxMs ?? 300_000 }, log);
+  }
+
+  private nodeObject(): Obj {
+    const cpu = String(os.cpus().length);
+    const memory = `${Math.floor(os.totalmem() / 1024)}Ki`;
+    const capacity = { cpu, memory, pods: String(this.opts.maxPods ?? 110), 'ephemeral-storage': '100Gi' };
+    const now = stamp();
+    const condition = (type: string, status: string, reason: string, message: string) => ({ type, status, reason, message, lastHeartbeatTime: now, lastTransitionTime: now });
+    return {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: this.opts.nodeName, labels: { 'kubernetes.io/hostname': this.opts.nodeName, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', ...(this.opts.labels ?? {}) } },
+      spec: { podCIDR: this.opts.podCidr, podCIDRs: [this.opts.podCidr] },
+      status: {
+        capacity,
+        allocatable: capacity,
+        conditions: [
+          condition('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'kubelet has sufficient memory available'),
+          condition('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'kubelet has no disk pressure'),
+          condition('PIDPressure', 'False', 'KubeletHasSufficientPID', 'kubelet has sufficient PID available'),
+          condition('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status'),
+        ],
+        addresses: [
+          { type: 'InternalIP', address: this.opts.hostIP },
+          { type: 'Hostname', address: this.opts.nodeName },
+        ],
+        daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+        nodeInfo: {
+          kubeletVersion: 'v1.30.0-kubicle',
+          kubeProxyVersion: 'v1.30.0-kubicle',
+          containerRuntimeVersion: 'runc://1.1',
+          osImage: 'Kubicle host',
+          kernelVersion: os.release(),
+          operatingSystem: 'linux',
+          architecture: 'amd64',
+          machineID: this.opts.nodeName,
+          systemUUID: this.opts.nodeName,
+          bootID: this.opts.nodeName,
+        },
+      },
+    };
+  }
+
+  private async register(): Promise<void> {
+    const node = this.nodeObject();
+    try {
+      await this.client.create('/api/v1/nodes', node);
+    } catch (err) {
+      if (!isCode(err, 'AlreadyExists')) throw err;
+      await this.client.patch(`/api/v1/nodes/${this.opts.nodeName}`, { spec: node.spec });
+      await this.client.patch(`/api/v1/nodes/${this.opts.nodeName}/status`, { status: node.status });
+    }
+    this.log.info('node registered', { node: this.opts.nodeName });
+  }
+
+  private beats = 0;
+  private async heartbeat(): Promise<void> {
+    const name = this.opts.nodeName;
+    if (this.beats++ % 4 === 0) {
+      await this.client
+        .patch(`/api/v1/nodes/${name}/status`, { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status', lastHeartbeatTime: stamp() }] } }, 'application/strategic-merge-patch+json')
+        .catch(() => {});
+    }
+    const renewTime = new Date().toISOString().replace(/(\.\d{3})Z$/, '$1000Z');
+    const path = resourcePath({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: 'kube-node-lease' });
+    try {
+      await this.client.patch(`${path}/${name}`, { spec: { holderIdentity: name, leaseDurationSeconds: 40, renewTime } });
+    } catch (err) {
+      if (!isCode(err, 'NotFound')) throw err;
+      await this.client.create(path, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: 'kube-node-lease' }, spec: { holderIdentity: name, leaseDurationSeconds: 40, renewTime } }).catch(() => {});
+    }
+  }
+
+  /** Lists the agent's sandboxes; queues pods whose sandbox changed and removes orphans. */
+  private async poll(): Promise<void> {
+    const list = (await this.agent.listSandboxes()).filter((s) => s.labels['kubicle.io/node'] === this.opts.nodeName);
+    const byUid = new Map(list.map((s) => [s.id, s]));
+    const podsByUid = new Map(this.pods.list().map((p) => [p.metadata.uid, p]));
+    for (const sb of list) {
+      const pod = podsByUid.get(sb.id);
+      if (!pod) {
+        if (this.listed) await this.worker.removeOrphan(sb.id).catch((err) => this.log.warn('orphan removal failed', { sandbox: sb.id, err }));
+        continue;
+      }
+      const sig = JSON.stringify(sb.containers.map((c) => [c.name, c.attempt, c.state, c.exitCode]));
+      if (this.seen.get(sb.id) !== sig) {
+        this.seen.set(sb.id, sig);
+        this.queue.add(objectKey(pod));
+      }
+    }
+    for (const uid of this.seen.keys()) if (!byUid.has(uid)) this.seen.delete(uid);
+  }
+
+  private async sync(key: string): Promise<void> {
+    const pod = this.pods.get(key);
+    if (!pod) return; // the poll removes its sandbox as an orphan
+    if (pod.metadata.deletionTimestamp) {
+      await this.worker.terminate(pod);
+      return;
+    }
+    const sb = await this.agent.getSandbox(pod.metadata.uid).catch((err) => (isCode(err, 'NotFound') ? undefined : Promise.reject(err)));
+    const next = await this.worker.sync(pod, sb);
+    if (next !== undefined) this.queue.addAfter(key, next);
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    await this.register();
+    this.pods.synced.then(() => {
+      this.listed = true;
+    });
+    const tick = () => this.heartbeat().catch((err) => this.log.warn('node heartbeat failed', { err }));
+    await tick();
+    const beat = setInterval(() => void tick(), this.opts.heartbeatMs ?? 10_000);
+    let polling = false;
+    const poller = setInterval(() => {
+      if (polling) return;
+      polling = true;
+      this.poll()
+        .catch((err) => this.log.warn('sandbox poll failed', { err }))
+        .finally(() => {
+          polling = false;
+        });
+    }, this.opts.pollMs ?? 1000);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearInterval(beat);
+        clearInterval(poller);
+      },
+      { once: true },
+    );
+    await Promise.all([this.pods.run(signal), this.queue.run(4, (key) => this.sync(key), signal, (key, err) => this.log.warn('pod sync failed', { pod: key, err }))]);
+  }
+}

@@ -1,0 +1,123 @@
+import http from 'node:http';
+import type { Readable } from 'node:stream';
+import { type ErrorCode, KubicleError } from '../../observe/errors.js';
+import type { ContainerSpec, ContainerStatus, FileSpec, ImageSummary, LogOptions, RegistryAuth, SandboxSpec, SandboxStatus, Usage } from './types.js';
+
+/** Where the Sandbox API is: a unix socket on the host, or TCP with a bearer token. */
+export type SandboxEndpoint = { socketPath: string } | { url: string; token: string };
+
+/**
+ * A client of the Sandbox API v1, for the kubelet (and later the provider). Each method is one
+ * HTTP call; the agent's error codes come back as KubicleErrors with the same code and message.
+ */
+export class SandboxClient {
+  constructor(private readonly endpoint: SandboxEndpoint) {}
+
+  version(): Promise<{ version: string; runtimes: string[] }> {
+    return this.json('GET', '/v1/version');
+  }
+
+  /** Pulls an image (idempotent); `auth` lists credentials per registry. */
+  pullImage(image: string, auth: RegistryAuth[] = []): Promise<ImageSummary> {
+    return this.json('POST', '/v1/images/pull', { image, auth });
+  }
+
+  /** The local image a reference names; NotFound when it was never pulled. */
+  getImage(image: string): Promise<ImageSummary> {
+    return this.json('GET', `/v1/images/resolve?ref=${encodeURIComponent(image)}`);
+  }
+
+  listImages(): Promise<ImageSummary[]> {
+    return this.json('GET', '/v1/images');
+  }
+
+  createSandbox(spec: SandboxSpec, runtime = 'runc'): Promise<SandboxStatus> {
+    return this.json('POST', '/v1/sandboxes', { spec, runtime });
+  }
+
+  getSandbox(id: string): Promise<SandboxStatus> {
+    return this.json('GET', `/v1/sandboxes/${enc(id)}`);
+  }
+
+  listSandboxes(): Promise<SandboxStatus[]> {
+    return this.json('GET', '/v1/sandboxes');
+  }
+
+  removeSandbox(id: string, graceSeconds: number): Promise<void> {
+    return this.json('DELETE', `/v1/sandboxes/${enc(id)}?grace=${graceSeconds}`);
+  }
+
+  startContainer(sandbox: string, spec: ContainerSpec): Promise<ContainerStatus> {
+    return this.json('POST', `/v1/sandboxes/${enc(sandbox)}/containers`, spec);
+  }
+
+  stopContainer(sandbox: string, name: string, graceSeconds: number): Promise<void> {
+    return this.json('POST', `/v1/sandboxes/${enc(sandbox)}/containers/${enc(name)}/stop?grace=${graceSeconds}`);
+  }
+
+  exec(sandbox: string, name: string, command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+    return this.json('POST', `/v1/sandboxes/${enc(sandbox)}/containers/${enc(name)}/exec`, { command, timeoutMs });
+  }
+
+  updateFiles(sandbox: string, volume: string, files: FileSpec[]): Promise<void> {
+    return this.json('PUT', `/v1/sandboxes/${enc(sandbox)}/volumes/${enc(volume)}/files`, { files });
+  }
+
+  usage(sandbox: string, container?: string): Promise<Usage> {
+    return this.json('GET', `/v1/sandboxes/${enc(sandbox)}${container ? `/containers/${enc(container)}` : ''}/usage`);
+  }
+
+  /** The log as a stream of text; with `follow` it stays open until the run ends or the signal aborts. */
+  async logs(sandbox: string, name: string, opts: LogOptions, signal?: AbortSignal): Promise<Readable> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined) q.set(k, String(v));
+    const res = await this.request('GET', `/v1/sandboxes/${enc(sandbox)}/containers/${enc(name)}/logs?${q}`, undefined, signal);
+    if ((res.statusCode ?? 500) >= 300) throw await errorOf(res);
+    return res;
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.request(method, path, body);
+    if ((res.statusCode ?? 500) >= 300) throw await errorOf(res);
+    const text = await readText(res);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  private request(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<http.IncomingMessage> {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string> = data ? { 'content-type': 'application/json', 'content-length': String(data.length) } : {};
+    const target =
+      'socketPath' in this.endpoint
+        ? { socketPath: this.endpoint.socketPath, path }
+        : (() => {
+            const u = new URL(path, this.endpoint.url);
+            headers.authorization = `Bearer ${this.endpoint.token}`;
+            return { host: u.hostname, port: u.port, path: `${u.pathname}${u.search}` };
+          })();
+    return new Promise((resolve, reject) => {
+      const req = http.request({ ...target, method, headers, signal }, resolve);
+      req.on('error', (err) => reject(err instanceof KubicleError ? err : new KubicleError('Unavailable', `sandbox agent unreachable: ${err.message}`, { cause: err })));
+      req.end(data);
+    });
+  }
+}
+
+function enc(s: string): string {
+  return encodeURIComponent(s);
+}
+
+async function readText(res: http.IncomingMessage): Promise<string> {
+  let s = '';
+  for await (const c of res) s += c;
+  return s;
+}
+
+async function errorOf(res: http.IncomingMessage): Promise<KubicleError> {
+  const text = await readText(res);
+  try {
+    const e = JSON.parse(text) as { code: ErrorCode; message: string };
+    return new KubicleError(e.code ?? 'Internal', e.message ?? text);
+  } catch {
+    return new KubicleError('Internal', `sandbox agent answered ${res.statusCode}: ${text.slice(0, 300)}`);
+  }
+}

@@ -1,0 +1,212 @@
+import { timingSafeEqual } from 'node:crypto';
+import { chmod, rm } from 'node:fs/promises';
+import http from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { type ErrorCode, KubicleError } from '../observe/errors.js';
+import type { Logger } from '../observe/log.js';
+import type { ContainerSpec, ImageSummary, LogOptions, RegistryAuth, SandboxSpec } from './api/types.js';
+import type { Image, ImageStore } from './images/image-store.js';
+import { parseReference } from './images/reference.js';
+import type { SandboxRuntime } from './runtime.js';
+
+const statusOf: Partial<Record<ErrorCode, number>> = {
+  NotFound: 404,
+  AlreadyExists: 409,
+  Conflict: 409,
+  Invalid: 422,
+  BadRequest: 400,
+  Forbidden: 403,
+  Unauthorized: 401,
+  TooLarge: 413,
+  Unsupported: 415,
+  Unavailable: 503,
+  Timeout: 504,
+  TooManyRequests: 429,
+};
+
+const maxBody = 8 << 20;
+
+/**
+ * The Sandbox API v1 over HTTP/JSON: on a unix socket (mode 0600, for this host's kubelet) and,
+ * when a token is given, on TCP with `Authorization: Bearer`. It maps routes onto the runtimes and
+ * the image store and nothing else; errors go out as `{code, message}` with a matching status.
+ */
+export class SandboxServer {
+  private readonly servers: http.Server[] = [];
+
+  constructor(
+    private readonly runtimes: Map<string, SandboxRuntime>,
+    private readonly images: ImageStore,
+    private readonly log: Logger,
+    private readonly token?: string,
+  ) {}
+
+  /** Which runtime holds a sandbox, found by asking each (sandboxes are few per host). */
+  private async runtimeOf(id: string): Promise<SandboxRuntime> {
+    for (const rt of this.runtimes.values()) {
+      try {
+        await rt.status(id);
+        return rt;
+      } catch (err) {
+        if (!(err instanceof KubicleError && err.code === 'NotFound')) throw err;
+      }
+    }
+    throw new KubicleError('NotFound', `sandbox ${id} not found`);
+  }
+
+  async listen(socketPath: string, tcp?: { host: string; port: number }): Promise<void> {
+    await rm(socketPath, { force: true });
+    const local = http.createServer((req, res) => this.handle(req, res, true));
+    await new Promise<void>((resolve, reject) => local.once('error', reject).listen(socketPath, resolve));
+    await chmod(socketPath, 0o600);
+    this.servers.push(local);
+    if (tcp && this.token) {
+      const remote = http.createServer((req, res) => this.handle(req, res, false));
+      await new Promise<void>((resolve, reject) => remote.once('error', reject).listen(tcp.port, tcp.host, resolve));
+      this.servers.push(remote);
+    }
+  }
+
+  close(): void {
+    for (const s of this.servers) {
+      s.close();
+      s.closeAllConnections();
+    }
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse, trusted: boolean): Promise<void> {
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    try {
+      if (!trusted && !this.authorized(req)) throw new KubicleError('Unauthorized', 'a valid bearer token is required');
+      const url = new URL(req.url ?? '/', 'http://agent');
+      const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+      if (parts[0] !== 'v1') throw new KubicleError('NotFound', `no such API: ${url.pathname}`);
+      // Route keys put ':' where a sandbox id or a container or volume name stands.
+      const route = `${req.method} ${parts
+        .slice(1)
+        .map((p, i) => (parts[1] === 'sandboxes' && i % 2 === 1 ? ':' : p))
+        .join('/')}`;
+      const q = url.searchParams;
+      const grace = () => Math.max(0, Math.min(3600, Number(q.get('grace') ?? 30) || 0));
+      const [, , sandbox, , name] = parts;
+      switch (route) {
+        case 'GET version':
+          return send(res, 200, { version: 'v1', runtimes: [...this.runtimes.keys()] });
+        case 'GET images':
+          return send(res, 200, (await this.images.list()).map(summary));
+        case 'GET images/resolve': {
+          const img = await this.images.find(q.get('ref') ?? '');
+          if (!img) throw new KubicleError('NotFound', `image ${q.get('ref')} is not present on this host`);
+          return send(res, 200, summary(img));
+        }
+        case 'POST images/pull': {
+          const body = (await readJson(req)) as { image?: string; auth?: RegistryAuth[] };
+          if (typeof body.image !== 'string') throw new KubicleError('Invalid', 'image is required');
+          const ref = parseReference(body.image);
+          const creds = (body.auth ?? []).find((a) => a.registry === ref.registry || (ref.registry === 'docker.io' && /(^|\.)docker\.io$/.test(a.registry)));
+          return send(res, 200, summary(await this.images.pull(body.image, creds)));
+        }
+        case 'GET sandboxes': {
+          const all = await Promise.all([...this.runtimes.values()].map((rt) => rt.list()));
+          return send(res, 200, all.flat());
+        }
+        case 'POST sandboxes': {
+          const body = (await readJson(req)) as { spec?: SandboxSpec; runtime?: string };
+          const rt = this.runtimes.get(body.runtime ?? 'runc');
+          if (!rt) throw new KubicleError('Invalid', `unknown runtime ${JSON.stringify(body.runtime)}; this host has ${[...this.runtimes.keys()].join(', ')}`);
+          if (!body.spec || typeof body.spec.id !== 'string') throw new KubicleError('Invalid', 'spec.id is required');
+          return send(res, 201, await rt.createSandbox(body.spec));
+        }
+        case 'GET sandboxes/:':
+          return send(res, 200, await (await this.runtimeOf(sandbox)).status(sandbox));
+        case 'DELETE sandboxes/:': {
+          const rt = await this.runtimeOf(sandbox).catch(() => undefined);
+          if (rt) await rt.removeSandbox(sandbox, grace());
+          return send(res, 200, {});
+        }
+        case 'GET sandboxes/:/usage':
+          return send(res, 200, await (await this.runtimeOf(sandbox)).usage(sandbox));
+        case 'POST sandboxes/:/containers': {
+          const spec = (await readJson(req)) as ContainerSpec;
+          if (typeof spec.image !== 'string' || typeof spec.name !== 'string') throw new KubicleError('Invalid', 'name and image are required');
+          const rt = await this.runtimeOf(sandbox);
+          const img = await this.images.find(spec.image);
+          if (!img) throw new KubicleError('NotFound', `image ${spec.image} is not present on this host; pull it first`);
+          await this.images.touch(img.id);
+          return send(res, 201, await rt.startContainer(sandbox, spec, img));
+        }
+        case 'POST sandboxes/:/containers/:/stop':
+          await (await this.runtimeOf(sandbox)).stopContainer(sandbox, name, grace());
+          return send(res, 200, {});
+        case 'POST sandboxes/:/containers/:/exec': {
+          const body = (await readJson(req)) as { command?: string[]; timeoutMs?: number };
+          if (!Array.isArray(body.command) || !body.command.length) throw new KubicleError('Invalid', 'command is required');
+          return send(res, 200, await (await this.runtimeOf(sandbox)).exec(sandbox, name, body.command, Math.min(600_000, body.timeoutMs ?? 10_000)));
+        }
+        case 'GET sandboxes/:/containers/:/usage':
+          return send(res, 200, await (await this.runtimeOf(sandbox)).usage(sandbox, name));
+        case 'PUT sandboxes/:/volumes/:/files': {
+          const body = (await readJson(req)) as { files?: [] };
+          await (await this.runtimeOf(sandbox)).updateFiles(sandbox, name, body.files ?? []);
+          return send(res, 200, {});
+        }
+        case 'GET sandboxes/:/containers/:/logs': {
+          const num = (k: string) => (q.has(k) ? Number(q.get(k)) : undefined);
+          const opts: LogOptions = {
+            follow: q.get('follow') === 'true',
+            previous: q.get('previous') === 'true',
+            timestamps: q.get('timestamps') === 'true',
+            tailLines: num('tailLines'),
+            limitBytes: num('limitBytes'),
+            sinceTime: q.get('sinceTime') ?? undefined,
+          };
+          const stream = await (await this.runtimeOf(sandbox)).logs(sandbox, name, opts, abort.signal);
+          res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+          res.flushHeaders();
+          await pipeline(stream, res).catch(() => {});
+          return;
+        }
+        default:
+          throw new KubicleError('NotFound', `no route for ${req.method} ${url.pathname}`);
+      }
+    } catch (err) {
+      const e = err instanceof KubicleError ? err : new KubicleError('Internal', (err as Error).message);
+      if (e.code === 'Internal') this.log.error('sandbox API error', { url: req.url, err });
+      if (!res.headersSent) send(res, statusOf[e.code] ?? 500, { code: e.code, message: e.message });
+      else res.destroy();
+    }
+  }
+
+  private authorized(req: http.IncomingMessage): boolean {
+    const got = Buffer.from(String(req.headers.authorization ?? ''));
+    const want = Buffer.from(`Bearer ${this.token}`);
+    return got.length === want.length && timingSafeEqual(got, want);
+  }
+}
+
+function summary(i: Image): ImageSummary {
+  return { id: i.id, digest: i.digest, references: i.references, size: i.size };
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}
+
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > maxBody) throw new KubicleError('TooLarge', `request body larger than ${maxBody} bytes`);
+    chunks.push(c as Buffer);
+  }
+  if (!size) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw new KubicleError('BadRequest', `request body is not JSON: ${(err as Error).message}`);
+  }
+}
