@@ -50,6 +50,10 @@ function check(sources: { file: string; text: string }[]): string[] {
       const to = target.split(path.sep)[0];
       if (to === layer || rules.includes('*')) continue;
       if (!rules.includes(to)) violations.push(`${rel} imports ${target} (${layer} may not import ${to})`);
+      // The kubelet reaches the host agent only through the Sandbox API (types and client), never its internals.
+      if (layer === 'kubelet' && to === 'sandbox' && !target.startsWith(path.join('sandbox', 'api'))) {
+        violations.push(`${rel} imports ${target}: kubelet may use only sandbox/api`);
+      }
       // The API server reaches storage through the Backend contract only; cli picks implementations.
       if (layer === 'apiserver' && to === 'storage' && !target.startsWith(path.join('storage', 'backend'))) {
         violations.push(`${rel} imports ${target}: apiserver may use only storage/backend`);
@@ -70,6 +74,7 @@ test('the layering check catches wrong arrows', () => {
     { file: path.join(src, 'apiserver/z.ts'), text: "import { EtcdBackend } from '../storage/etcd/etcd-backend.js';" },
     { file: path.join(src, 'sandbox/w.ts'), text: "export { Registry } from '../api/registry.js';" },
     { file: path.join(src, 'utils/v.ts'), text: '' },
+    { file: path.join(src, 'kubelet/u.ts'), text: "import { RuncRuntime } from '../sandbox/runtimes/runc/runc-runtime.js';" },
   ];
-  assert.equal(check(bad).length, 5);
+  assert.equal(check(bad).length, 6);
 });

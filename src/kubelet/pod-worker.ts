@@ -109,7 +109,7 @@ export class PodWorker {
       const run = runs.get(c.name);
       if (!run) {
         await this.start(pod, c, mem, undefined);
-        return 200;
+        return this.pullWait(c, mem) ?? 200;
       }
       if (run.state !== 'exited') return 500;
       if (run.exitCode === 0) continue;
@@ -121,7 +121,7 @@ export class PodWorker {
       const run = runs.get(c.name);
       if (!run) {
         await this.start(pod, c, mem, undefined);
-        soonest(500);
+        soonest(this.pullWait(c, mem) ?? 500);
         continue;
       }
       if (run.state !== 'exited') {
@@ -134,6 +134,18 @@ export class PodWorker {
       }
     }
     return wake;
+  }
+
+  /**
+   * After a failed pull: ErrImagePull stands for the first half of the back-off and
+   * ImagePullBackOff for the rest, as upstream's periodic syncs show them; then the pull is retried.
+   */
+  private pullWait(c: Obj, mem: PodMemory): number | undefined {
+    const reason = mem.memos.get(c.name)?.waiting?.reason;
+    const b = mem.backoff.get(`pull:${c.name}`);
+    if (!b || (reason !== 'ErrImagePull' && reason !== 'ImagePullBackOff')) return undefined;
+    const left = Math.max(0, b.until - Date.now());
+    return reason === 'ErrImagePull' ? Math.max(50, left - b.delayMs / 2) : left + 10;
   }
 
   /** Restarts an exited container unless it is in back-off; returns ms left of the back-off. */
