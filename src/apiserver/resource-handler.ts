@@ -9,6 +9,7 @@ import { parseFieldSelector, parseLabelSelector } from '../api/selectors.js';
 import { KubicleError } from '../observe/errors.js';
 import { decodeObject, decodeDocument, duplicateJsonKeys, mediaType, readBody } from './body.js';
 import type { Evictor } from './eviction.js';
+import type { PodLogs } from './pod-logs.js';
 import type { FieldChecker } from './field-validation.js';
 import { protobufMediaType } from './protobuf/decode.js';
 import { negotiate, type Rendering } from './negotiate.js';
@@ -34,6 +35,7 @@ export class ResourceHandler {
     private readonly cache: WatchCache,
     private readonly fields: FieldChecker,
     private readonly evictor: Evictor,
+    private readonly podLogs: PodLogs,
   ) {}
 
   async handle(req: IncomingMessage, res: ServerResponse, r: ResourceRequest, q: URLSearchParams): Promise<void> {
@@ -47,7 +49,8 @@ export class ResourceHandler {
       !(sub === 'scale' && rt.scale) &&
       !(sub === 'finalize' && rt.plural === 'namespaces' && rt.group === '') &&
       !(sub === 'binding' && isPods) &&
-      !(sub === 'eviction' && isPods)
+      !(sub === 'eviction' && isPods) &&
+      !(sub === 'log' && isPods)
     ) {
       throw new KubicleError('NotFound', 'the server could not find the requested resource');
     }
@@ -58,6 +61,7 @@ export class ResourceHandler {
       const rendering = negotiate(req);
       if (q.get('watch') === 'true' || q.get('watch') === '1') return this.watch(req, res, rt, ns, r.name, q, rendering);
       if (!r.name) return this.list(res, rt, ns, q, rendering);
+      if (sub === 'log') return this.podLogs.serve(req, res, ns as string, r.name, q);
       const obj = await this.store.get(rt, ns, r.name, q.get('resourceVersion') ?? undefined);
       if (sub === 'scale') return sendJson(res, 200, toScale(rt, obj));
       return this.render(res, 200, rt, obj, rendering, q);

@@ -19,6 +19,7 @@ import { bootstrap } from './bootstrap.js';
 import { runCompactor } from './compactor.js';
 import { aggregated, aggregatedContentType, apiGroup, apiGroupList, apiResourceList, apiVersions } from './discovery.js';
 import { Evictor } from './eviction.js';
+import { PodLogs } from './pod-logs.js';
 import { SchemaFieldChecker } from './field-validation.js';
 import { ObjectStore } from './object-store.js';
 import { openapiV2ContentType, openapiV2Protobuf, openapiV3Document, openapiV3Index } from './openapi.js';
@@ -84,7 +85,9 @@ export class ApiServer {
       this.quota,
     ]);
     this.cache = new WatchCache(opts.backend, opts.log);
-    this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker(), new Evictor(opts.registry, this.store));
+    this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker(), new Evictor(opts.registry, this.store),
+      new PodLogs(opts.registry, this.store, () => this.credentials.ca.cert, this.loopbackToken),
+    );
     this.authn.addToken(this.loopbackToken, { name: 'system:apiserver', groups: ['system:masters'] });
     if (opts.tokenFile) this.authn.loadTokenFile(opts.tokenFile);
     this.metrics.gauge('apiserver_registered_watchers', 'Watchers served from the watch cache.').set({}, () => this.cache.watchers);

@@ -27,6 +27,7 @@ export const schema = {
   'node-name': { type: 'string', default: '', env: 'KUBICLE_NODE_NAME', help: 'the local node\'s name (default: this host\'s name)' },
   'pod-cidr': { type: 'string', default: '10.244.0.0/24', env: 'KUBICLE_POD_CIDR', help: 'the local node\'s pod address range' },
   bridge: { type: 'string', default: 'kubicle0', env: 'KUBICLE_BRIDGE', help: 'the local node\'s pod bridge' },
+  'kubelet-port': { type: 'string', default: '10250', env: 'KUBICLE_KUBELET_PORT', help: 'the local kubelet\'s HTTPS port (logs and streams for the API server)' },
   'agent-socket': { type: 'string', default: '', env: 'KUBICLE_AGENT_SOCKET', help: 'the host agent\'s Sandbox API socket (default <data-dir>/agent.sock)' },
   'registry-port': { type: 'string', default: '5000', env: 'KUBICLE_REGISTRY_PORT', help: 'with up: port of the embedded image registry on 127.0.0.1 (0: none)' },
   registry: { type: 'string', default: '127.0.0.1:5000', env: 'KUBICLE_REGISTRY', help: 'for image build/samples: the registry to push to' },

@@ -9,6 +9,7 @@ import { runInWorker } from './component-worker.js';
 import type { Component } from './control-plane.js';
 import { openStore } from './store.js';
 import os from 'node:os';
+import { issueServing, type KeyPair } from '../apiserver/pki.js';
 import { HostAgent } from '../sandbox/agent.js';
 import { buildAndPush } from '../sandbox/images/image-builder.js';
 import { RegistryClient } from '../sandbox/images/registry-client.js';
@@ -48,7 +49,7 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
   if (config.controllers === 'all') components.push({ kind: 'scheduler' });
   const simulated = Number(config['simulate-nodes']);
   if (simulated > 0) components.push({ kind: 'node-simulator', options: { count: simulated, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 } });
-  const node = config.node === 'local' ? await startNode(config, dataDir, log, signal) : undefined;
+  const node = config.node === 'local' ? await startNode(config, dataDir, log, signal, pki.ca, server.loopbackToken) : undefined;
   if (node) components.push(node.kubelet);
   const running = components.map((c) => runInWorker(c, client, log, signal));
   process.stdout.write(
@@ -66,7 +67,7 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
  * The local node: the embedded registry (with the busybox sample pushed), the host agent in this
  * process, and a kubelet component that reaches it over the agent's socket.
  */
-async function startNode(config: Config, dataDir: string, log: Logger, signal: AbortSignal) {
+async function startNode(config: Config, dataDir: string, log: Logger, signal: AbortSignal, ca: KeyPair, apiToken: string) {
   if (config.node !== 'local') throw new Error(`--node must be "local" or "none", not ${JSON.stringify(config.node)}`);
   const waits: Promise<unknown>[] = [];
   let registry: string | undefined;
@@ -85,16 +86,19 @@ async function startNode(config: Config, dataDir: string, log: Logger, signal: A
   await Promise.race([agent.ready, agentRunning]);
   waits.push(agentRunning);
   const backoff = Number(config['restart-backoff']) * 1000;
+  const nodeName = config['node-name'] || os.hostname().toLowerCase();
+  const serving = issueServing(ca, ['127.0.0.1', nodeName]);
   const kubelet: Component & { kind: 'kubelet' } = {
     kind: 'kubelet',
     agentSocket: socketPath,
     options: {
-      nodeName: config['node-name'] || os.hostname().toLowerCase(),
+      nodeName,
       hostIP: '127.0.0.1',
       podCidr: config['pod-cidr'],
       heartbeatMs: Number(config['node-heartbeat-interval']) * 1000,
       backoffBaseMs: backoff,
       backoffMaxMs: backoff * 30,
+      server: { port: Number(config['kubelet-port']), certPem: serving.cert, keyPem: serving.key, token: apiToken },
     },
   };
   return { kubelet, registry, running: Promise.all(waits) };

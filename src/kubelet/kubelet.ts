@@ -5,6 +5,7 @@ import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
+import { KubeletServer } from './kubelet-server.js';
 import { PodWorker } from './pod-worker.js';
 
 export interface KubeletOptions {
@@ -19,6 +20,8 @@ export interface KubeletOptions {
   backoffMaxMs?: number;
   maxPods?: number;
   labels?: Record<string, string>;
+  /** The kubelet's own HTTPS API (logs for the API server): port, serving certificate, and the API server's token. */
+  server?: { port: number; certPem: string; keyPem: string; token: string };
 }
 
 const stamp = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -71,7 +74,7 @@ export class Kubelet {
           { type: 'InternalIP', address: this.opts.hostIP },
           { type: 'Hostname', address: this.opts.nodeName },
         ],
-        daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+        daemonEndpoints: { kubeletEndpoint: { Port: this.opts.server?.port ?? 10250 } },
         nodeInfo: {
           kubeletVersion: 'v1.30.0-kubicle',
           kubeProxyVersion: 'v1.30.0-kubicle',
@@ -151,6 +154,12 @@ export class Kubelet {
   }
 
   async run(signal: AbortSignal): Promise<void> {
+    const s = this.opts.server;
+    const api = s
+      ? new KubeletServer({ host: this.opts.hostIP, port: s.port, certPem: s.certPem, keyPem: s.keyPem, token: s.token }, (ns, name) => this.pods.get(`${ns}/${name}`), this.agent, this.log)
+      : undefined;
+    await api?.listen();
+    signal.addEventListener('abort', () => api?.close(), { once: true });
     await this.register();
     this.pods.synced.then(() => {
       this.listed = true;

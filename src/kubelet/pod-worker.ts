@@ -208,6 +208,10 @@ export class PodWorker {
     const key = `pull:${c.name}`;
     const b = mem.backoff.get(key);
     if (b && Date.now() < b.until) {
+      if (memo.waiting?.reason !== 'ImagePullBackOff') {
+        this.event(pod, 'Normal', 'BackOff', `Back-off pulling image "${c.image}"`);
+        this.event(pod, 'Warning', 'Failed', 'Error: ImagePullBackOff');
+      }
       memo.waiting = { reason: 'ImagePullBackOff', message: `Back-off pulling image "${c.image}"` };
       mem.memos.set(c.name, memo);
       return false;
@@ -223,6 +227,7 @@ export class PodWorker {
       memo.waiting = { reason: 'ErrImagePull', message };
       mem.memos.set(c.name, memo);
       this.event(pod, 'Warning', 'Failed', `Failed to pull image "${c.image}": ${(err as Error).message}`);
+      this.event(pod, 'Warning', 'Failed', 'Error: ErrImagePull');
       return false;
     }
     mem.backoff.delete(key);

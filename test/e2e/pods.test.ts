@@ -73,7 +73,7 @@ describe('pods on the local node (runc)', () => {
   before(async () => {
     registry = `127.0.0.1:${await freePort()}`;
     image = `${registry}/kubicle/busybox:1`;
-    k = await startKubicle({ args: ['--node', 'local', '--node-name', 'e2e-node', '--pod-cidr', podCidr, '--bridge', bridge, '--registry-port', registry.split(':')[1], '--restart-backoff', '1'] });
+    k = await startKubicle({ args: ['--node', 'local', '--node-name', 'e2e-node', '--pod-cidr', podCidr, '--bridge', bridge, '--registry-port', registry.split(':')[1], '--restart-backoff', '1', '--kubelet-port', String(await freePort())] });
     kc = await kubectlFor(k, '1.33');
     await run(['create', 'namespace', ns]);
     await eventually(async () => (await kc(['get', 'node', 'e2e-node'])).code === 0, 'the node registers');
@@ -81,11 +81,17 @@ describe('pods on the local node (runc)', () => {
 
   after(async () => {
     // Pods go first so their sandboxes are removed while the kubelet still runs.
-    await kc(['delete', 'namespace', ns, '--wait=false']);
     await kc(['delete', 'pods', '--all', '-n', ns, '--grace-period=0', '--force']);
+    await kc(['delete', 'namespace', ns, '--wait=false']);
     const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
-    await eventually(async () => (await agent.listSandboxes()).length === 0, 'every sandbox is removed', 30_000).catch(() => {});
+    const gone = await eventually(async () => (await agent.listSandboxes()).length === 0, 'every sandbox is removed', 60_000).then(
+      () => true,
+      () => false,
+    );
+    await k.stop();
+    if (!gone) process.stderr.write(`sandboxes left behind; server log:\n${k.logs().split('\n').filter((l) => /warn|error/.test(l)).slice(-30).join('\n')}\n`);
     await cleanup(k);
+    assert.ok(gone, 'every sandbox is removed once its pod is gone');
   });
 
   it('a Deployment of busybox httpd goes Running and answers HTTP on its pod IPs from the host', async () => {
@@ -138,6 +144,43 @@ describe('pods on the local node (runc)', () => {
     assert.ok(delays[delays.length - 1] >= 2 * delays[0], `back-off grows: ${delays}`);
   });
 
+  it('kubectl logs: whole, --tail, --timestamps, --previous, -c, --all-containers, -f', async () => {
+    const logs = (args: string[]) => run(['logs', '-n', ns, ...args]);
+    assert.match(await logs(['crash']), /^dying\n$/);
+    assert.match(await logs(['crash', '--previous']), /^dying\n$/);
+    assert.match(await logs(['crash', '--timestamps', '--previous']), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|\+00:00) dying\n$/);
+    const manifest = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'talker', namespace: ns },
+      spec: {
+        containers: [
+          { name: 'counter', image, command: ['sh', '-c', 'for i in 1 2 3 4 5; do echo line $i; done; i=6; while true; do echo line $i; i=$((i+1)); sleep 0.3; done'] },
+          { name: 'quiet', image, command: ['sh', '-c', 'echo only me; sleep 3600'] },
+        ],
+      },
+    };
+    assert.equal((await kc(['apply', '-f', '-'], { input: JSON.stringify(manifest) })).code, 0);
+    await eventually(async () => (await pod('talker')).status.phase === 'Running', 'talker runs', 30_000);
+    await eventually(async () => (await kc(['logs', '-n', ns, 'talker', '-c', 'counter'])).stdout.includes('line 7'), 'lines arrive');
+    // kubectl picks the first container itself and says so.
+    const defaulted = await kc(['logs', '-n', ns, 'talker']);
+    assert.equal(defaulted.code, 0, defaulted.stderr);
+    assert.match(defaulted.stderr, /Defaulted container "counter" out of: counter, quiet/);
+    const tail = await logs(['talker', '-c', 'counter', '--tail=2']);
+    assert.equal(tail.trim().split('\n').length, 2);
+    assert.equal(await logs(['talker', '-c', 'quiet']), 'only me\n');
+    const both = await logs(['talker', '--all-containers=true']);
+    assert.match(both, /only me/);
+    assert.match(both, /line 1\n/);
+    // -f streams: new lines arrive while the request is open.
+    const follow = await kc(['logs', '-n', ns, 'talker', '-c', 'counter', '-f', '--tail=1', '--request-timeout=3s'], { timeoutMs: 4000 });
+    const followed = follow.stdout.trim().split('\n');
+    assert.ok(followed.length >= 4, `following shows new lines: ${follow.stdout}`);
+    const nums = followed.map((l) => Number(l.split(' ')[1]));
+    assert.ok(nums.every((n, i) => i === 0 || n === nums[i - 1] + 1), `in order: ${nums}`);
+  });
+
   it('a command that does not exist shows StartError with runc’s reason', async () => {
     await run(['run', 'nocmd', '-n', ns, `--image=${image}`, '--restart=Never', '--', 'no-such-command']);
     await eventually(async () => (await pod('nocmd')).status.phase === 'Failed', 'the pod fails', 30_000);
@@ -148,21 +191,23 @@ describe('pods on the local node (runc)', () => {
   });
 
   it('an image that does not exist shows ErrImagePull, then ImagePullBackOff, with the registry’s reason', async () => {
+    // Watch the pod so no status in between is missed, however briefly it stands.
+    const watching = kc(['get', 'pods', '-n', ns, '--field-selector=metadata.name=badimg', '-w', '-o', 'jsonpath={.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}{"\\n"}', '--request-timeout=12s'], { timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 1000));
     await run(['run', 'badimg', '-n', ns, `--image=${registry}/kubicle/does-not-exist:1`]);
     const seen = new Map<string, string>();
-    await eventually(
-      async () => {
-        const w = (await pod('badimg')).status.containerStatuses?.[0]?.state?.waiting;
-        if (w?.reason) seen.set(w.reason, w.message ?? '');
-        return seen.has('ErrImagePull') && seen.has('ImagePullBackOff');
-      },
-      'ErrImagePull then ImagePullBackOff',
-      30_000,
-    );
+    for (const line of (await watching).stdout.split('\n')) {
+      const [reason, message] = line.split('|');
+      if (reason) seen.set(reason, message ?? '');
+    }
+    assert.ok(seen.has('ErrImagePull') && seen.has('ImagePullBackOff'), `ErrImagePull then ImagePullBackOff: ${[...seen.keys()]}`);
     assert.match(seen.get('ErrImagePull') ?? '', /does-not-exist.*(NAME_UNKNOWN|MANIFEST_UNKNOWN)/);
     assert.match(seen.get('ImagePullBackOff') ?? '', /Back-off pulling image/);
     const events = await run(['get', 'events', '-n', ns, '--field-selector', 'involvedObject.name=badimg']);
     assert.match(events, /Failed to pull image/);
+    const waiting = await kc(['logs', '-n', ns, 'badimg']);
+    assert.notEqual(waiting.code, 0);
+    assert.match(waiting.stderr, /is waiting to start: (ErrImagePull|ImagePullBackOff|ContainerCreating)/);
   });
 
   it('a container over its memory limit is OOMKilled', async () => {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import type { Logger } from '../../observe/log.js';
@@ -43,7 +44,10 @@ export class RegistryServer {
       config,
       `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${path.join(this.opts.dataDir, 'storage')}\n  delete:\n    enabled: true\nhttp:\n  addr: ${this.address}\n${auth}`,
     );
+    const pidFile = path.join(this.opts.dataDir, 'registry.pid');
+    await stopStale(pidFile);
     const child = spawn(this.opts.binary ?? 'docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'], signal, killSignal: 'SIGTERM' });
+    if (child.pid) await writeFile(pidFile, String(child.pid));
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000);
@@ -64,6 +68,20 @@ export class RegistryServer {
     };
     await Promise.all([exited, probe()]);
   }
+}
+
+/**
+ * A registry left running by a predecessor that was killed (SIGKILL leaves children behind)
+ * holds the port and the storage: stop it before starting anew.
+ */
+async function stopStale(pidFile: string): Promise<void> {
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  if (!(pid > 0)) return;
+  const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  if (!cmd.includes('docker-registry')) return;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 20));
+  if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
 }
 
 function answers(address: string): Promise<boolean> {
