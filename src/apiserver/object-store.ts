@@ -254,8 +254,10 @@ export class ObjectStore {
         return next;
       } catch (err) {
         // Written meanwhile: read again and let `mutate` decide. A caller's pinned resourceVersion
-        // then no longer matches (409, as upstream); a patch applies to the newer object.
-        if (isCode(err, 'Conflict') && attempt < 10) continue;
+        // then no longer matches (409, as upstream); a patch applies to the newer object. Every
+        // lost round means another writer won, so this ends; like upstream's GuaranteedUpdate it
+        // has no small cap (N concurrent writers may each lose N-1 times).
+        if (isCode(err, 'Conflict') && attempt < 1000) continue;
         if (isCode(err, 'Conflict')) throw conflict(rt, name);
         if (isCode(err, 'NotFound')) throw notFound(rt, name);
         throw err;

@@ -1,0 +1,164 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { KubeClient, type Obj } from '../../src/client/kube-client.js';
+import { freePort } from '../../test/support/etcd.js';
+import { cleanup, startKubicle } from '../../test/support/kubicle.js';
+import { f1, summary } from '../api/stats.js';
+
+/**
+ * bench/pod-start: create → Running through the whole stack (API server, scheduler, kubelet, host
+ * agent, conmon, runc) for one pod at a time and for a burst of 50, image cached, beside the floor
+ * measured in the same run: a bare `runc run -d` of the same busybox layer and command. Also the
+ * host memory each sandbox costs (conmon RSS and the kubicle process's growth per sandbox).
+ */
+const BURST = Number(process.env.BENCH_BURST ?? 50);
+const SINGLES = Number(process.env.BENCH_SINGLES ?? 10);
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+function kubiclePid(dataDir: string): number {
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dataDir)) return Number(p);
+    } catch {}
+  }
+  throw new Error('kubicle process not found');
+}
+
+async function main() {
+  const registryPort = await freePort();
+  const image = `127.0.0.1:${registryPort}/kubicle/busybox:1`;
+  const k = await startKubicle({ args: ['--node', 'local', '--node-name', 'bench-node', '--pod-cidr', '10.247.0.0/24', '--bridge', 'kubbench0', '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())] });
+  const { ca, cert, key } = await k.creds();
+  const client = new KubeClient({ server: k.url, caPem: ca, certPem: cert, keyPem: key });
+  const ns = 'bench';
+  await client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  for (let i = 0; i < 100; i++) {
+    const nodes = await client.get('/api/v1/nodes');
+    if (nodes.items.length) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const running = new Map<string, (t: number) => void>();
+  const abort = new AbortController();
+  void client.watch(
+    `/api/v1/namespaces/${ns}/pods?watch=true`,
+    (ev) => {
+      const p = ev.object as Obj;
+      if (p.status?.phase === 'Running') running.get(p.metadata.name)?.(performance.now());
+    },
+    abort.signal,
+  );
+  const podSpec = (name: string) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: ns },
+    spec: { terminationGracePeriodSeconds: 0, containers: [{ name: 'c', image, imagePullPolicy: 'IfNotPresent', command: ['sleep', '3600'] }] },
+  });
+  const start = async (name: string): Promise<number> => {
+    const t0 = performance.now();
+    const done = new Promise<number>((resolve) => running.set(name, resolve));
+    await client.create(`/api/v1/namespaces/${ns}/pods`, podSpec(name));
+    return (await done) - t0;
+  };
+  const clear = async () => {
+    await client.delete(`/api/v1/namespaces/${ns}/pods?gracePeriodSeconds=0`);
+    for (let i = 0; i < 600; i++) {
+      if (!(await client.get(`/api/v1/namespaces/${ns}/pods`)).items.length) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  // Warm-up: pulls and unpacks the image once.
+  await start('warmup');
+  await clear();
+
+  const singles: number[] = [];
+  for (let i = 0; i < SINGLES; i++) {
+    singles.push(await start(`single-${i}`));
+    await clear();
+  }
+  const pid = kubiclePid(k.dataDir);
+  const before = rssKiB(pid);
+  const burstStart = performance.now();
+  const burst = await Promise.all(Array.from({ length: BURST }, (_, i) => start(`burst-${i}`)));
+  const burstWall = performance.now() - burstStart;
+  const conmons = execFileSync('pgrep', ['-f', `conmon.*${k.dataDir}`]).toString().trim().split('\n').filter(Boolean).map(Number);
+  const conmonKiB = conmons.reduce((s, p) => s + rssKiB(p), 0) / Math.max(1, conmons.length);
+  const after = rssKiB(pid);
+  await clear();
+
+  // The floor: bare runc run -d of the same layer and command, one at a time and in a burst.
+  const layers = path.join(k.dataDir, 'agent/images/layers');
+  const layer = path.join(layers, readdirSync(layers)[0]);
+  const floorDir = path.join(os.tmpdir(), `kubicle-bench-runc-${process.pid}`);
+  const runcRoot = path.join(floorDir, 'state');
+  const bare = (n: number, concurrent: boolean): number[] => {
+    const dirs = Array.from({ length: n }, (_, i) => {
+      const dir = path.join(floorDir, `b${i}`);
+      for (const d of ['rootfs', 'upper', 'work']) mkdirSync(path.join(dir, d), { recursive: true });
+      execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${layer},upperdir=${dir}/upper,workdir=${dir}/work`, `${dir}/rootfs`]);
+      spawnSync('runc', ['spec', '--bundle', dir]);
+      const spec = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+      spec.process.terminal = false;
+      spec.process.args = ['sleep', '3600'];
+      spec.root = { path: `${dir}/rootfs`, readonly: false };
+      writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec));
+      return dir;
+    });
+    const times: number[] = [];
+    if (concurrent) {
+      const t0 = performance.now();
+      const procs = dirs.map((dir, i) => spawnSync('sh', ['-c', `runc --root ${runcRoot} run -d --bundle ${dir} bare${i} >/dev/null 2>&1 </dev/null &`]));
+      void procs;
+      // Wait until every container reports running, timing each start from the burst's start.
+      const pending = new Set(dirs.map((_, i) => `bare${i}`));
+      while (pending.size) {
+        const list = JSON.parse(execFileSync('runc', ['--root', runcRoot, 'list', '-f', 'json']).toString() || '[]') as { id: string; status: string }[];
+        for (const c of list) if (c.status === 'running' && pending.delete(c.id)) times.push(performance.now() - t0);
+      }
+    } else {
+      dirs.forEach((dir, i) => {
+        const t0 = performance.now();
+        spawnSync('runc', ['--root', runcRoot, 'run', '-d', '--bundle', dir, `bare${i}`], { stdio: 'ignore' });
+        times.push(performance.now() - t0);
+      });
+    }
+    dirs.forEach((dir, i) => {
+      spawnSync('runc', ['--root', runcRoot, 'delete', '-f', `bare${i}`]);
+      spawnSync('umount', ['-l', `${dir}/rootfs`]);
+    });
+    rmSync(floorDir, { recursive: true, force: true });
+    return times;
+  };
+  const bareSingle = summary(bare(SINGLES, false));
+  const bareBurst = summary(bare(BURST, true));
+
+  abort.abort();
+  client.close();
+  await client.delete(`/api/v1/namespaces/${ns}`).catch(() => {});
+  await cleanup(k);
+
+  const s = summary(singles);
+  const b = summary(burst);
+  const lines = [
+    `bench/pod-start (${os.cpus().length} cores; image cached; create → Running seen on a watch)`,
+    `  one pod at a time (n=${s.n}):   p50 ${f1(s.p50)} ms   p99 ${f1(s.p99)} ms   | floor bare runc run -d: p50 ${f1(bareSingle.p50)} ms p99 ${f1(bareSingle.p99)} ms   ratio p50 ${f1(s.p50 / bareSingle.p50)}×`,
+    `  burst of ${BURST}:                p50 ${f1(b.p50)} ms   p99 ${f1(b.p99)} ms   wall ${f1(burstWall)} ms | floor ${BURST} bare runc run -d at once: p50 ${f1(bareBurst.p50)} ms p99 ${f1(bareBurst.p99)} ms   ratio p99 ${f1(b.p99 / bareBurst.p99)}×`,
+    `  memory per sandbox: conmon ${f1(conmonKiB / 1024)} MiB RSS; kubicle process grew ${f1((after - before) / 1024 / BURST)} MiB per sandbox (${f1(before / 1024)} → ${f1(after / 1024)} MiB)`,
+    '  budget: burst-of-50 p99 ≤ 1,000 ms and ≤ 3× bare runc',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`${err.stack ?? err}\n`);
+    process.exit(1);
+  },
+);
