@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { KubeClient, type Obj } from '../../src/client/kube-client.js';
+import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { freePort } from '../../test/support/etcd.js';
 import { cleanup, startKubicle } from '../../test/support/kubicle.js';
 import { f1, summary } from '../api/stats.js';
@@ -139,8 +140,9 @@ async function main() {
   const bareBurst = summary(bare(BURST, true));
 
   abort.abort();
+  const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
+  for (let i = 0; i < 600 && (await agent.listSandboxes()).length; i++) await new Promise((r) => setTimeout(r, 100));
   client.close();
-  await client.delete(`/api/v1/namespaces/${ns}`).catch(() => {});
   await cleanup(k);
 
   const s = summary(singles);
