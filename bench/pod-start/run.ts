@@ -18,8 +18,12 @@ const BURST = Number(process.env.BENCH_BURST ?? 50);
 const SINGLES = Number(process.env.BENCH_SINGLES ?? 10);
 
 function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0; // gone meanwhile (conmon's first process exits at once)
+  }
 }
 
 function kubiclePid(dataDir: string): number {
@@ -89,7 +93,8 @@ async function main() {
   const burst = await Promise.all(Array.from({ length: BURST }, (_, i) => start(`burst-${i}`)));
   const burstWall = performance.now() - burstStart;
   const conmons = execFileSync('pgrep', ['-f', `conmon.*${k.dataDir}`]).toString().trim().split('\n').filter(Boolean).map(Number);
-  const conmonKiB = conmons.reduce((s, p) => s + rssKiB(p), 0) / Math.max(1, conmons.length);
+  const conmonRss = conmons.map(rssKiB).filter((r) => r > 0);
+  const conmonKiB = conmonRss.reduce((a, b) => a + b, 0) / Math.max(1, conmonRss.length);
   const after = rssKiB(pid);
   await clear();
 
@@ -143,6 +148,8 @@ async function main() {
   const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
   for (let i = 0; i < 600 && (await agent.listSandboxes()).length; i++) await new Promise((r) => setTimeout(r, 100));
   client.close();
+  const warnings = k.logs().split('\n').filter((l) => /"level":"(warn|error)"/.test(l) && !/informer|leader/.test(l));
+  if (warnings.length) process.stderr.write(`server warnings:\n${warnings.slice(-10).join('\n')}\n`);
   await cleanup(k);
 
   const s = summary(singles);

@@ -37,6 +37,7 @@ export class Kubelet {
   private readonly queue = new WorkQueue(100, 10_000);
   private readonly worker: PodWorker;
   private listed = false;
+  private readonly stops = new Map<string, Promise<void>>();
   private seen = new Map<string, string>();
 
   constructor(
@@ -129,7 +130,7 @@ export class Kubelet {
     for (const sb of list) {
       const pod = podsByUid.get(sb.id);
       if (!pod) {
-        if (this.listed) await this.worker.removeOrphan(sb.id).catch((err) => this.log.warn('orphan removal failed', { sandbox: sb.id, err }));
+        if (this.listed) this.stopping(sb.id, () => this.worker.removeOrphan(sb.id));
         continue;
       }
       const sig = JSON.stringify(sb.containers.map((c) => [c.name, c.attempt, c.state, c.exitCode]));
@@ -141,11 +142,29 @@ export class Kubelet {
     for (const uid of this.seen.keys()) if (!byUid.has(uid)) this.seen.delete(uid);
   }
 
+  /**
+   * Stops a pod's sandbox in the background, once per pod: each waits out its own grace period,
+   * as upstream's per-pod workers do, so fifty pods that ignore SIGTERM take one grace period,
+   * not fifty, and neither the poll nor the sync workers are held meanwhile.
+   */
+  private stopping(uid: string, work: () => Promise<void>): void {
+    if (this.stops.has(uid)) return;
+    const p = work()
+      .catch((err) => this.log.warn('pod stop failed', { pod: uid, err }))
+      .finally(() => this.stops.delete(uid));
+    this.stops.set(uid, p);
+  }
+
   private async sync(key: string): Promise<void> {
     const pod = this.pods.get(key);
     if (!pod) return; // the poll removes its sandbox as an orphan
     if (pod.metadata.deletionTimestamp) {
-      await this.worker.terminate(pod);
+      this.stopping(pod.metadata.uid, () =>
+        this.worker.terminate(pod).catch((err) => {
+          this.queue.addAfter(key, 1000); // try again: the pod is still there, terminating
+          throw err;
+        }),
+      );
       return;
     }
     const sb = await this.agent.getSandbox(pod.metadata.uid).catch((err) => (isCode(err, 'NotFound') ? undefined : Promise.reject(err)));

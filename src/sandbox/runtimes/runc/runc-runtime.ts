@@ -408,6 +408,11 @@ export class RuncRuntime implements SandboxRuntime {
     await new SandboxVolumes(path.join(dir, 'volumes')).teardown(spec?.volumes ?? []);
     await this.opts.network.detach(sandboxId);
     await this.opts.cgroups.removeSandbox(sandboxId);
+    // Whatever is still mounted under the sandbox (a run that was never released) must go before
+    // the directory does, or rm stops half way on EBUSY with sandbox.json already deleted.
+    const left = await mountsUnder(`${dir}/`);
+    if (left.length) this.log.warn('sandbox mounts left at removal', { sandbox: sandboxId, mounts: left });
+    for (const m of left) await run('umount', ['-l', m]).catch(() => {});
     await rm(dir, { recursive: true, force: true });
   }
 
@@ -467,8 +472,7 @@ export class RuncRuntime implements SandboxRuntime {
     if (existsSync(this.sandboxDir(sandboxId))) found.push(`directory ${this.sandboxDir(sandboxId)}`);
     found.push(...this.opts.cgroups.leftovers(sandboxId).map((d) => `cgroup ${d}`));
     if (existsSync(PodNetwork.namespacePath(sandboxId))) found.push(`netns ${PodNetwork.namespacePath(sandboxId)}`);
-    const mounts = await readFile('/proc/self/mountinfo', 'utf8');
-    for (const line of mounts.split('\n')) if (line.split(' ')[4]?.startsWith(`${this.sandboxDir(sandboxId)}/`)) found.push(`mount ${line.split(' ')[4]}`);
+    for (const m of await mountsUnder(`${this.sandboxDir(sandboxId)}/`)) found.push(`mount ${m}`);
     const { stdout } = await run(this.runc, ['--root', this.runcRoot, 'list', '-q']).catch(() => ({ stdout: '' }));
     for (const id of stdout.split('\n')) if (id.startsWith(`${sandboxId}_`)) found.push(`runc container ${id}`);
     return found;
@@ -480,6 +484,16 @@ function cleanRuntimeMessage(msg: string): string {
   const text = msg.replace(/\\"/g, '"');
   const m = /(runc (?:create|start) failed: .*?)(?:"?\s*$|: unknown)/m.exec(text) ?? /msg="([^"]+)"/.exec(text);
   return (m ? m[1] : text).trim().slice(0, 1000);
+}
+
+/** Mount points below a directory, deepest first. */
+async function mountsUnder(prefix: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((m) => m?.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
 }
 
 /** The absolute path of a program on PATH (or the name itself when not found, to fail later with ENOENT). */
