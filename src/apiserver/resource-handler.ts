@@ -52,6 +52,7 @@ export class ResourceHandler {
       !(sub === 'eviction' && isPods) &&
       !(sub === 'log' && isPods)
     ) {
+      if (isPods && r.name && (sub === 'exec' || sub === 'attach' || sub === 'portforward')) throw new KubicleError('BadRequest', 'Upgrade request required');
       throw new KubicleError('NotFound', 'the server could not find the requested resource');
     }
     const ns = rt.namespaced ? r.namespace : undefined;

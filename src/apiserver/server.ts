@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import https from 'node:https';
 import os from 'node:os';
 import type { AddressInfo } from 'node:net';
@@ -19,7 +20,9 @@ import { bootstrap } from './bootstrap.js';
 import { runCompactor } from './compactor.js';
 import { aggregated, aggregatedContentType, apiGroup, apiGroupList, apiResourceList, apiVersions } from './discovery.js';
 import { Evictor } from './eviction.js';
+import { KubeletConnector } from './kubelet-connector.js';
 import { PodLogs } from './pod-logs.js';
+import { PodStreams } from './pod-streams.js';
 import { SchemaFieldChecker } from './field-validation.js';
 import { ObjectStore } from './object-store.js';
 import { openapiV2ContentType, openapiV2Protobuf, openapiV3Document, openapiV3Index } from './openapi.js';
@@ -64,6 +67,7 @@ export class ApiServer {
   private readonly priority: Priority;
   private readonly quota: ResourceQuotaAdmission;
   private readonly handler: ResourceHandler;
+  private readonly podStreams: PodStreams;
   private readonly requests = this.metrics.counter('apiserver_request_total', 'Requests by verb, resource and HTTP code.');
   private readonly latency = this.metrics.histogram('apiserver_request_duration_seconds', 'Request latency by verb and resource.');
   private isReady = false;
@@ -85,9 +89,9 @@ export class ApiServer {
       this.quota,
     ]);
     this.cache = new WatchCache(opts.backend, opts.log);
-    this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker(), new Evictor(opts.registry, this.store),
-      new PodLogs(opts.registry, this.store, () => this.credentials.ca.cert, this.loopbackToken),
-    );
+    const kubelets = new KubeletConnector(opts.registry, this.store, () => this.credentials.ca.cert, this.loopbackToken);
+    this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker(), new Evictor(opts.registry, this.store), new PodLogs(opts.registry, this.store, kubelets));
+    this.podStreams = new PodStreams(opts.registry, this.store, kubelets, opts.log);
     this.authn.addToken(this.loopbackToken, { name: 'system:apiserver', groups: ['system:masters'] });
     if (opts.tokenFile) this.authn.loadTokenFile(opts.tokenFile);
     this.metrics.gauge('apiserver_registered_watchers', 'Watchers served from the watch cache.').set({}, () => this.cache.watchers);
@@ -116,6 +120,7 @@ export class ApiServer {
       { key: this.pki.serving.key, cert: this.pki.serving.cert, ca: this.pki.ca.cert, requestCert: true, rejectUnauthorized: false },
       (req, res) => void this.serve(req, res),
     );
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.serveUpgrade(req, socket, head));
     // Watches are long-lived: no request timeout; idle keep-alive connections close after a while.
     server.requestTimeout = 0;
     server.headersTimeout = 60_000;
@@ -159,6 +164,26 @@ export class ApiServer {
       const line = { method: req.method, path: url.pathname, user: user?.name, code: res.statusCode, ms: Math.round(seconds * 1000) };
       if (req.method === 'GET') this.opts.log.debug('request', line);
       else this.opts.log.info('request', line);
+    }
+  }
+
+  /** Upgrade requests: the pods' exec, attach and portforward streams; anything else is refused. */
+  private async serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://localhost');
+    let user: UserInfo | undefined;
+    let code = 101;
+    socket.on('error', () => {});
+    try {
+      user = this.authn.authenticate(req);
+      const r = safeParse(url.pathname.replace(/\/+$/, ''));
+      if (!r || !PodStreams.handles(r)) throw new KubicleError('BadRequest', `upgrade is only supported for pods' exec, attach and portforward, not ${url.pathname}`);
+      await this.podStreams.upgrade(req, socket, head, r, url.searchParams);
+    } catch (err) {
+      code = PodStreams.refuse(socket, err);
+      if (code >= 500) this.opts.log.error('stream request failed', { path: url.pathname, err });
+    } finally {
+      this.requests.inc({ verb: 'CONNECT', resource: 'pods', code: String(code) });
+      this.opts.log.info('request', { method: req.method, path: url.pathname, upgrade: req.headers.upgrade, user: user?.name, code });
     }
   }
 

@@ -1,5 +1,5 @@
-import type { Readable } from 'node:stream';
-import type { ContainerSpec, ContainerStatus, FileSpec, LogOptions, SandboxSpec, SandboxStatus, Usage } from './api/types.js';
+import type { Readable, Writable } from 'node:stream';
+import type { ContainerSpec, ContainerStatus, ExecResult, ExecSpec, FileSpec, LogOptions, SandboxSpec, SandboxStatus, Usage } from './api/types.js';
 import type { Image } from './images/image-store.js';
 
 /**
@@ -42,8 +42,37 @@ export interface SandboxRuntime {
   /** Runs a command in a running container and collects its output (probes, short commands). */
   exec(sandboxId: string, name: string, command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }>;
 
+  /**
+   * Starts a command in a running container with its streams open to the caller (exec -it,
+   * cp). Conflict when the container is not running; a command that cannot start still
+   * returns a process, which ends with the runtime's message and a non-zero code.
+   */
+  execStream(sandboxId: string, name: string, spec: ExecSpec): Promise<StreamedProcess>;
+
+  /**
+   * A TCP connection to `port` on the sandbox's own loopback, as a process whose stdin is what
+   * is sent and whose stdout is what comes back. It ends with a non-zero code and a message
+   * when nothing accepts the connection.
+   */
+  portForward(sandboxId: string, port: number): Promise<StreamedProcess>;
+
   usage(sandboxId: string, name?: string): Promise<Usage>;
 
   /** Host leftovers of a removed sandbox (processes, mounts, cgroups, namespaces) — empty when clean. */
   leftovers(sandboxId: string): Promise<string[]>;
+}
+
+/** A process whose streams the caller drives. */
+export interface StreamedProcess {
+  /** Present when input was asked for; ending it closes the process's input. */
+  stdin?: Writable;
+  stdout: Readable;
+  /** Absent on a terminal, where everything comes on stdout. */
+  stderr?: Readable;
+  /** Sets the terminal's size; ignored without one. */
+  resize(cols: number, rows: number): void;
+  /** Kills the process (the caller went away). Idempotent. */
+  kill(): void;
+  /** Settles once the process has exited and its output has been read to the end. Never rejects. */
+  done: Promise<ExecResult>;
 }

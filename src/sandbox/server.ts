@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { chmod, rm } from 'node:fs/promises';
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ErrorCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
@@ -8,6 +9,7 @@ import type { ContainerSpec, ImageSummary, LogOptions, RegistryAuth, SandboxSpec
 import type { Image, ImageStore } from './images/image-store.js';
 import { parseReference } from './images/reference.js';
 import type { SandboxRuntime } from './runtime.js';
+import { StreamServer } from './stream-server.js';
 
 const statusOf: Partial<Record<ErrorCode, number>> = {
   NotFound: 404,
@@ -33,13 +35,16 @@ const maxBody = 8 << 20;
  */
 export class SandboxServer {
   private readonly servers: http.Server[] = [];
+  private readonly streams: StreamServer;
 
   constructor(
     private readonly runtimes: Map<string, SandboxRuntime>,
     private readonly images: ImageStore,
     private readonly log: Logger,
     private readonly token?: string,
-  ) {}
+  ) {
+    this.streams = new StreamServer((id) => this.runtimeOf(id), log);
+  }
 
   /** Which runtime holds a sandbox, found by asking each (sandboxes are few per host). */
   private async runtimeOf(id: string): Promise<SandboxRuntime> {
@@ -57,11 +62,13 @@ export class SandboxServer {
   async listen(socketPath: string, tcp?: { host: string; port: number }): Promise<void> {
     await rm(socketPath, { force: true });
     const local = http.createServer((req, res) => this.handle(req, res, true));
+    local.on('upgrade', (req, socket, head) => void this.upgrade(req, socket, head, true));
     await new Promise<void>((resolve, reject) => local.once('error', reject).listen(socketPath, resolve));
     await chmod(socketPath, 0o600);
     this.servers.push(local);
     if (tcp && this.token) {
       const remote = http.createServer((req, res) => this.handle(req, res, false));
+      remote.on('upgrade', (req, socket, head) => void this.upgrade(req, socket, head, false));
       await new Promise<void>((resolve, reject) => remote.once('error', reject).listen(tcp.port, tcp.host, resolve));
       this.servers.push(remote);
     }
@@ -175,6 +182,25 @@ export class SandboxServer {
       if (e.code === 'Internal') this.log.error('sandbox API error', { url: req.url, err });
       if (!res.headersSent) send(res, statusOf[e.code] ?? 500, { code: e.code, message: e.message });
       else res.destroy();
+    }
+  }
+
+  /** Exec and port-forward streams (api/streams.ts); a refusal is an ordinary JSON error response. */
+  private async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, trusted: boolean): Promise<void> {
+    socket.on('error', () => {});
+    try {
+      if (!trusted && !this.authorized(req)) throw new KubicleError('Unauthorized', 'a valid bearer token is required');
+      const url = new URL(req.url ?? '/', 'http://agent');
+      const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+      if (parts[0] !== 'v1' || parts[1] !== 'sandboxes') throw new KubicleError('NotFound', `no stream route for ${url.pathname}`);
+      const { proc, protocol } = await this.streams.open(req, parts.slice(1), url.searchParams);
+      this.streams.upgrade(req, socket, head, proc, protocol);
+    } catch (err) {
+      const e = err instanceof KubicleError ? err : new KubicleError('Internal', (err as Error).message);
+      if (e.code === 'Internal') this.log.error('sandbox stream error', { url: req.url, err });
+      const body = JSON.stringify({ code: e.code, message: e.message });
+      const status = statusOf[e.code] ?? 500;
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     }
   }
 

@@ -1,7 +1,9 @@
 import http from 'node:http';
 import type { Readable } from 'node:stream';
+import { WebSocket } from 'ws';
 import { type ErrorCode, KubicleError } from '../../observe/errors.js';
-import type { ContainerSpec, ContainerStatus, FileSpec, ImageSummary, LogOptions, RegistryAuth, SandboxSpec, SandboxStatus, Usage } from './types.js';
+import { execSubprotocol, portForwardSubprotocol } from './streams.js';
+import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, ImageSummary, LogOptions, RegistryAuth, SandboxSpec, SandboxStatus, Usage } from './types.js';
 
 /** Where the Sandbox API is: a unix socket on the host, or TCP with a bearer token. */
 export type SandboxEndpoint = { socketPath: string } | { url: string; token: string };
@@ -74,6 +76,32 @@ export class SandboxClient {
     const res = await this.request('GET', `/v1/sandboxes/${enc(sandbox)}/containers/${enc(name)}/logs?${q}`, undefined, signal);
     if ((res.statusCode ?? 500) >= 300) throw await errorOf(res);
     return res;
+  }
+
+  /** An exec session as an open WebSocket speaking the exec protocol of streams.ts. */
+  execStream(sandbox: string, name: string, spec: ExecSpec): Promise<WebSocket> {
+    const q = new URLSearchParams();
+    for (const c of spec.command) q.append('command', c);
+    if (spec.stdin) q.set('stdin', 'true');
+    if (spec.tty) q.set('tty', 'true');
+    return this.socket(`/v1/sandboxes/${enc(sandbox)}/containers/${enc(name)}/exec?${q}`, execSubprotocol);
+  }
+
+  /** One TCP connection to a port in the sandbox, as an open WebSocket (streams.ts). */
+  portForward(sandbox: string, port: number): Promise<WebSocket> {
+    return this.socket(`/v1/sandboxes/${enc(sandbox)}/portforward?port=${port}`, portForwardSubprotocol);
+  }
+
+  private socket(path: string, protocol: string): Promise<WebSocket> {
+    const ws =
+      'socketPath' in this.endpoint
+        ? new WebSocket(`ws+unix://${this.endpoint.socketPath}:${path}`, protocol, { perMessageDeflate: false })
+        : new WebSocket(new URL(path, this.endpoint.url.replace(/^http/, 'ws')), protocol, { perMessageDeflate: false, headers: { authorization: `Bearer ${this.endpoint.token}` } });
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(ws));
+      ws.once('unexpected-response', (_req, res) => void errorOf(res).then(reject));
+      ws.once('error', (err) => reject(new KubicleError('Unavailable', `sandbox agent unreachable: ${err.message}`, { cause: err })));
+    });
   }
 
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -145,6 +145,14 @@ export interface LogOptions {
 
 export interface ExecSpec {
   command: string[];
+  /** Keep the process's stdin open for the client's input. */
   stdin?: boolean;
+  /** Run on a terminal: one output stream, resizable. */
   tty?: boolean;
+}
+
+/** How a streamed process ended: its exit code, or a message when it could not run or was cut short. */
+export interface ExecResult {
+  exitCode: number;
+  message?: string;
 }

@@ -6,12 +6,14 @@ import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { KubicleError } from '../../../observe/errors.js';
 import type { Logger } from '../../../observe/log.js';
-import type { ContainerSpec, ContainerStatus, FileSpec, LogOptions, SandboxSpec, SandboxStatus, Usage } from '../../api/types.js';
+import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, LogOptions, SandboxSpec, SandboxStatus, Usage } from '../../api/types.js';
 import type { Cgroups } from '../../cgroups.js';
 import type { Image } from '../../images/image-store.js';
 import { readLog } from '../../log-reader.js';
 import { PodNetwork } from '../../net/pod-network.js';
-import type { SandboxRuntime } from '../../runtime.js';
+import { spawn as spawnPty } from 'node-pty';
+import type { SandboxRuntime, StreamedProcess } from '../../runtime.js';
+import { fromChild, fromPty } from '../../streamed-process.js';
 import { SandboxVolumes, isMountPoint } from '../../volumes.js';
 import { ociSpec } from './oci-spec.js';
 import { resolveUser } from './user.js';
@@ -25,6 +27,8 @@ export interface RuncRuntimeOptions {
   runcRoot?: string;
   runc?: string;
   conmon?: string;
+  /** A static busybox on the host, whose nc carries port-forward connections. */
+  busybox?: string;
   network: PodNetwork;
   cgroups: Cgroups;
   /** Largest log file per container run before conmon truncates it. */
@@ -66,6 +70,7 @@ export class RuncRuntime implements SandboxRuntime {
   private readonly runcRoot: string;
   private readonly runc: string;
   private readonly conmon: string;
+  private readonly busybox: string;
   private readonly locks = new Map<string, Promise<unknown>>();
 
   constructor(
@@ -76,6 +81,7 @@ export class RuncRuntime implements SandboxRuntime {
     // conmon execs the runtime by path, not through PATH.
     this.runc = opts.runc ?? lookPath('runc');
     this.conmon = opts.conmon ?? lookPath('conmon');
+    this.busybox = opts.busybox ?? '/bin/busybox';
   }
 
   private sandboxDir(id: string): string {
@@ -433,13 +439,43 @@ export class RuncRuntime implements SandboxRuntime {
     return readLog(path.join(runDir, 'log'), { ...opts, follow: !!opts.follow && !opts.previous }, done, signal);
   }
 
-  async exec(sandboxId: string, name: string, command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+  /** The runc id of a container's current run, which must be running. */
+  private async runningId(sandboxId: string, name: string): Promise<string> {
     const last = (await this.attempts(sandboxId, name)).at(-1);
     if (last === undefined) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
     const st = await this.runStatus(sandboxId, name, last);
     if (st.state !== 'running') throw new KubicleError('Conflict', `container ${name} is not running`);
+    return st.id;
+  }
+
+  async execStream(sandboxId: string, name: string, spec: ExecSpec): Promise<StreamedProcess> {
+    if (!spec.command?.length) throw new KubicleError('Invalid', 'command is required');
+    const id = await this.runningId(sandboxId, name);
+    if (spec.tty) {
+      // In the foreground, `runc exec --tty` makes the container's terminal itself and copies it
+      // to and from its own stdio, which is a pty we own: so no console socket (whose fd passing
+      // Node cannot receive), and a resize of our pty reaches the container's through runc's
+      // SIGWINCH handler.
+      const args = ['--root', this.runcRoot, 'exec', '--tty', '--env', 'TERM=xterm', id, ...spec.command];
+      return fromPty(spawnPty(this.runc, args, { name: 'xterm', cols: 80, rows: 24, encoding: null, env: process.env as Record<string, string> }));
+    }
+    const child = spawn(this.runc, ['--root', this.runcRoot, 'exec', id, ...spec.command], { stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    return fromChild(child, { stderr: true });
+  }
+
+  async portForward(sandboxId: string, port: number): Promise<StreamedProcess> {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new KubicleError('Invalid', `invalid port ${port}`);
+    await this.record(sandboxId);
+    // One helper per connection inside the sandbox's namespace, so ports bound to its loopback
+    // are reachable too; busybox's nc half-closes when its input ends.
+    const child = spawn('ip', ['netns', 'exec', PodNetwork.namespaceOf(sandboxId), this.busybox, 'nc', '127.0.0.1', String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    return fromChild(child, { stderr: false, failure: (_code, err) => err.replace(/^nc: /, '') || 'the connection failed' });
+  }
+
+  async exec(sandboxId: string, name: string, command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+    const id = await this.runningId(sandboxId, name);
     return new Promise((resolve) => {
-      const child = spawn(this.runc, ['--root', this.runcRoot, 'exec', st.id, ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(this.runc, ['--root', this.runcRoot, 'exec', id, ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';
       const take = (d: Buffer) => {
         if (output.length < 64 << 10) output += d.toString();

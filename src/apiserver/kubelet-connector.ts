@@ -1,0 +1,69 @@
+import type { IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { WebSocket } from 'ws';
+import type { KubeObject } from '../api/object.js';
+import type { Registry } from '../api/registry.js';
+import { KubicleError } from '../observe/errors.js';
+import type { ObjectStore } from './object-store.js';
+
+/**
+ * How the API server reaches the kubelet of a pod's node: the node's InternalIP and kubelet
+ * port from its status, HTTPS with the kubelet's certificate checked against the cluster CA and
+ * the API server's own token presented. A kubelet's refusal comes back as a KubicleError with
+ * its message.
+ */
+export class KubeletConnector {
+  constructor(
+    private readonly registry: Registry,
+    private readonly store: ObjectStore,
+    private readonly caPem: () => string,
+    private readonly token: string,
+  ) {}
+
+  /** A GET whose response streams back (logs); rejects on a non-2xx answer. */
+  async get(pod: KubeObject, path: string, signalOn: IncomingMessage): Promise<IncomingMessage> {
+    const { host, port, nodeName } = await this.endpoint(pod);
+    const upstream = await new Promise<IncomingMessage>((resolve, reject) => {
+      const r = https.request({ host, port, method: 'GET', path, ca: this.caPem(), headers: { authorization: `Bearer ${this.token}` } }, resolve);
+      r.on('error', (err) => reject(new KubicleError('Unavailable', `cannot reach the kubelet of node ${nodeName}: ${err.message}`)));
+      signalOn.on('close', () => r.destroy());
+      r.end();
+    });
+    if ((upstream.statusCode ?? 500) >= 300) throw await refusal(upstream);
+    return upstream;
+  }
+
+  /** An open WebSocket to a kubelet stream endpoint (exec, attach, portForward). */
+  async socket(pod: KubeObject, path: string, protocols: string[] = []): Promise<WebSocket> {
+    const { host, port, nodeName } = await this.endpoint(pod);
+    const ws = new WebSocket(`wss://${host.includes(':') ? `[${host}]` : host}:${port}${path}`, protocols, {
+      ca: this.caPem(),
+      headers: { authorization: `Bearer ${this.token}` },
+      perMessageDeflate: false,
+      maxPayload: 16 << 20,
+    });
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(ws));
+      ws.once('unexpected-response', (_req, res) => void refusal(res).then(reject));
+      ws.once('error', (err) => reject(new KubicleError('Unavailable', `cannot reach the kubelet of node ${nodeName}: ${err.message}`)));
+    });
+  }
+
+  private async endpoint(pod: KubeObject): Promise<{ host: string; port: number; nodeName: string }> {
+    const nodes = this.registry.lookup('', 'v1', 'nodes');
+    const nodeName = pod.spec?.nodeName as string | undefined;
+    if (!nodeName || !nodes) throw new KubicleError('BadRequest', `pod ${pod.metadata.name} does not have a host assigned`);
+    const node = await this.store.get(nodes, undefined, nodeName);
+    const host = (node.status?.addresses as { type: string; address: string }[] | undefined)?.find((a) => a.type === 'InternalIP')?.address;
+    const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port as number | undefined;
+    if (!host || !port) throw new KubicleError('BadRequest', `node ${nodeName} has no kubelet endpoint`);
+    return { host, port, nodeName };
+  }
+}
+
+async function refusal(res: IncomingMessage): Promise<KubicleError> {
+  let text = '';
+  for await (const c of res) text += c;
+  const code = res.statusCode === 404 ? 'NotFound' : res.statusCode === 401 || res.statusCode === 403 ? 'Forbidden' : (res.statusCode ?? 500) >= 500 ? 'Internal' : 'BadRequest';
+  return new KubicleError(code, text || `kubelet answered ${res.statusCode}`);
+}

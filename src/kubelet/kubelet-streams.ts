@@ -1,0 +1,122 @@
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
+import { ExecProtocol, StreamChannel, type TerminalSize, exitStatus } from '../api/remote-command.js';
+import type { Obj } from '../client/kube-client.js';
+import { KubicleError } from '../observe/errors.js';
+import type { Logger } from '../observe/log.js';
+import type { SandboxClient } from '../sandbox/api/client.js';
+import { Channel, frame } from '../sandbox/api/streams.js';
+import type { ExecResult } from '../sandbox/api/types.js';
+
+/**
+ * The kubelet's stream endpoints, for the API server: exec and attach in Kubernetes' v5/v4
+ * channel protocol (so the API server can relay a WebSocket client's messages untouched), and
+ * port-forward as one WebSocket per connection in the agent's own framing. Each is a thin
+ * translation onto the host agent's streams (sandbox/api/streams.ts): pod to sandbox, Kubernetes
+ * terminal sizes and Status to the agent's sizes and exit results.
+ */
+export class KubeletStreams {
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: 16 << 20,
+    handleProtocols: (offered) => [ExecProtocol.v5, ExecProtocol.v4, ...offered].find((p) => offered.has(p)) ?? false,
+  });
+
+  constructor(
+    private readonly agent: SandboxClient,
+    private readonly log: Logger,
+  ) {}
+
+  /** `/exec/{ns}/{pod}/{container}?command=…&input=1&output=1&error=1&tty=1`. */
+  async exec(req: http.IncomingMessage, socket: Duplex, head: Buffer, pod: Obj, container: string, q: URLSearchParams): Promise<void> {
+    const command = q.getAll('command');
+    if (!command.length) throw new KubicleError('BadRequest', 'you must specify at least 1 command');
+    this.requireContainer(pod, container);
+    const tty = flag(q, 'tty');
+    const agent = await this.agent.execStream(pod.metadata.uid, container, { command, stdin: flag(q, 'input'), tty }).catch((err) => {
+      if (err instanceof KubicleError && err.code === 'Conflict') throw new KubicleError('BadRequest', `container ${container} is not running`);
+      throw err;
+    });
+    this.wss.handleUpgrade(req, socket, head, (client) => this.relayExec(client, agent, command));
+  }
+
+  /**
+   * `/attach/{ns}/{pod}/{container}`: the container's output from now on, until it exits. The
+   * runtime keeps no open input for its containers, so attaching stdin is refused.
+   */
+  async attach(req: http.IncomingMessage, socket: Duplex, head: Buffer, pod: Obj, container: string, q: URLSearchParams): Promise<void> {
+    this.requireContainer(pod, container);
+    if (flag(q, 'input')) throw new KubicleError('BadRequest', `attaching to the input of container ${container} is not supported: this runtime starts containers without an open stdin`);
+    const abort = new AbortController();
+    const logs = await this.agent.logs(pod.metadata.uid, container, { follow: true, sinceTime: new Date().toISOString() }, abort.signal);
+    this.wss.handleUpgrade(req, socket, head, (client) => {
+      logs.on('data', (d: Buffer) => client.readyState === WebSocket.OPEN && client.send(frame(StreamChannel.stdout, d)));
+      logs.once('end', () => {
+        if (client.readyState !== WebSocket.OPEN) return;
+        client.send(frame(StreamChannel.error, JSON.stringify(exitStatus(0, []))));
+        client.close(1000);
+      });
+      logs.once('error', () => client.terminate());
+      client.on('close', () => abort.abort());
+      client.on('error', () => {});
+    });
+  }
+
+  /** `/portForward/{ns}/{pod}?port=N`: bytes as binary messages, an empty one for a half-close, 1011 with the reason on failure. */
+  async portForward(req: http.IncomingMessage, socket: Duplex, head: Buffer, pod: Obj, q: URLSearchParams): Promise<void> {
+    const port = Number(q.get('port'));
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new KubicleError('BadRequest', `invalid port ${JSON.stringify(q.get('port'))}`);
+    const agent = await this.agent.portForward(pod.metadata.uid, port);
+    this.wss.handleUpgrade(req, socket, head, (client) => {
+      client.on('message', (d: Buffer) => agent.readyState === WebSocket.OPEN && agent.send(d));
+      agent.on('message', (d: Buffer) => client.readyState === WebSocket.OPEN && client.send(d));
+      closeTogether(client, agent);
+    });
+  }
+
+  private relayExec(client: WebSocket, agent: WebSocket, command: string[]): void {
+    client.on('message', (d: Buffer, binary) => {
+      if (!binary || !d.length || agent.readyState !== WebSocket.OPEN) return;
+      if (d[0] === StreamChannel.resize) {
+        try {
+          const size = JSON.parse(d.subarray(1).toString()) as TerminalSize;
+          agent.send(frame(Channel.resize, JSON.stringify({ cols: size.Width, rows: size.Height })));
+        } catch (err) {
+          this.log.debug('bad resize message', { err });
+        }
+      } else if (d[0] === StreamChannel.stdin || d[0] === StreamChannel.close) agent.send(d);
+    });
+    agent.on('message', (d: Buffer) => {
+      if (client.readyState !== WebSocket.OPEN || !d.length) return;
+      if (d[0] === Channel.status) {
+        const result = JSON.parse(d.subarray(1).toString()) as ExecResult;
+        client.send(frame(StreamChannel.error, JSON.stringify(exitStatus(result.exitCode, command, result.message))));
+      } else client.send(d);
+    });
+    closeTogether(client, agent);
+  }
+
+  private requireContainer(pod: Obj, container: string): void {
+    const names = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].map((c: { name: string }) => c.name);
+    if (!names.includes(container)) throw new KubicleError('NotFound', `container ${container} not found in pod ${pod.metadata.name}`);
+  }
+}
+
+function flag(q: URLSearchParams, name: string): boolean {
+  const v = q.get(name);
+  return v === '1' || v === 'true';
+}
+
+/** When either side closes, the other closes with the same code and reason (1011 carries a failure). */
+function closeTogether(a: WebSocket, b: WebSocket): void {
+  const pass = (from: WebSocket, to: WebSocket) =>
+    from.on('close', (code, reason) => {
+      if (to.readyState === WebSocket.OPEN || to.readyState === WebSocket.CONNECTING) to.close(code === 1011 ? 1011 : 1000, code === 1011 ? reason : undefined);
+    });
+  pass(a, b);
+  pass(b, a);
+  a.on('error', () => a.terminate());
+  b.on('error', () => b.terminate());
+}
