@@ -69,6 +69,7 @@ export class ApiServer {
   private readonly handler: ResourceHandler;
   private readonly podStreams: PodStreams;
   private readonly requests = this.metrics.counter('apiserver_request_total', 'Requests by verb, resource and HTTP code.');
+  private readonly streamRequests = this.metrics.counter('apiserver_stream_requests_total', 'Upgrade requests for pod streams by subresource, client protocol and HTTP code.');
   private readonly latency = this.metrics.histogram('apiserver_request_duration_seconds', 'Request latency by verb and resource.');
   private isReady = false;
 
@@ -172,17 +173,18 @@ export class ApiServer {
     const url = new URL(req.url ?? '/', 'https://localhost');
     let user: UserInfo | undefined;
     let code = 101;
+    const r = safeParse(url.pathname.replace(/\/+$/, ''));
     socket.on('error', () => {});
     try {
       user = this.authn.authenticate(req);
-      const r = safeParse(url.pathname.replace(/\/+$/, ''));
       if (!r || !PodStreams.handles(r)) throw new KubicleError('BadRequest', `upgrade is only supported for pods' exec, attach and portforward, not ${url.pathname}`);
       await this.podStreams.upgrade(req, socket, head, r, url.searchParams);
     } catch (err) {
       code = PodStreams.refuse(socket, err);
       if (code >= 500) this.opts.log.error('stream request failed', { path: url.pathname, err });
     } finally {
-      this.requests.inc({ verb: 'CONNECT', resource: 'pods', code: String(code) });
+      this.requests.inc({ verb: 'CONNECT', resource: r?.resource ?? '', code: String(code) });
+      this.streamRequests.inc({ subresource: r?.subresource ?? '', protocol: String(req.headers.upgrade ?? '').toLowerCase(), code: String(code) });
       this.opts.log.info('request', { method: req.method, path: url.pathname, upgrade: req.headers.upgrade, user: user?.name, code });
     }
   }

@@ -58,11 +58,12 @@ export async function relaySpdyExec(session: SpdySession, kubelet: WebSocket, wa
     if (s && !s.writableEnded && !s.destroyed) s.write(d.subarray(1));
   });
   kubelet.on('close', () => {
-    for (const ch of [StreamChannel.stdout, StreamChannel.stderr, StreamChannel.error]) {
-      const s = streams.get(ch);
-      if (s && !s.writableEnded && !s.destroyed) s.end();
-    }
-    session.close();
+    // Each stream's FIN follows its queued data; the session ends only once all have left.
+    const ending = [StreamChannel.stdout, StreamChannel.stderr, StreamChannel.error]
+      .map((ch) => streams.get(ch))
+      .filter((s): s is SpdyStream => !!s && !s.writableEnded && !s.destroyed)
+      .map((s) => new Promise<void>((resolve) => s.end(resolve)));
+    void Promise.all(ending).then(() => session.close());
   });
   kubelet.on('error', () => kubelet.terminate());
   session.once('close', () => kubelet.close());

@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { spawn as spawnPty } from 'node-pty';
+import { SandboxClient } from '../../src/sandbox/api/client.js';
+import { freePort } from '../support/etcd.js';
+import { type Kubicle, cleanup, eventually, kubectlFor, kubectlPath, startKubicle } from '../support/kubicle.js';
+
+/**
+ * kubectl's streaming commands against a local node, on the oldest and newest kubectl: 1.27
+ * speaks SPDY for everything, 1.33 WebSocket v5 for exec and cp and the SPDY-in-WebSocket tunnel
+ * for port-forward (the API server's metrics tell which protocol served each).
+ */
+const podCidr = '10.246.1.0/24';
+const bridge = 'kubtest1';
+const versions = ['1.27', '1.33'];
+
+function get(port: number, p: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
+}
+
+describe('pod streams through the API server: exec, exec -it, cp, port-forward, attach', () => {
+  let k: Kubicle;
+  let image: string;
+  const ns = 'streams-e2e';
+  const kubectl: Record<string, Awaited<ReturnType<typeof kubectlFor>>> = {};
+  let tmp: string;
+
+  const run = async (version: string, args: string[], input?: string) => {
+    const r = await kubectl[version](args, input === undefined ? {} : { input });
+    assert.equal(r.code, 0, `kubectl ${version} ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const streamCount = async (subresource: string, protocol: string) => {
+    const text = await run('1.33', ['get', '--raw', '/metrics']);
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith('apiserver_stream_requests_total{') && l.includes(`subresource="${subresource}"`) && l.includes(`protocol="${protocol}"`) && l.includes('code="101"'))
+      .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+  };
+
+  before(async () => {
+    const registryPort = await freePort();
+    image = `127.0.0.1:${registryPort}/kubicle/busybox:1`;
+    k = await startKubicle({ args: ['--node', 'local', '--node-name', 'streams-node', '--pod-cidr', podCidr, '--bridge', bridge, '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())] });
+    for (const v of versions) kubectl[v] = await kubectlFor(k, v);
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'kubicle-streams-'));
+    await run('1.33', ['create', 'namespace', ns]);
+    await eventually(async () => (await kubectl['1.33'](['get', 'node', 'streams-node'])).code === 0, 'the node registers');
+    await run('1.33', ['run', 'web', '-n', ns, `--image=${image}`, '--', 'httpd', '-f', '-p', '80', '-h', '/var/www']);
+    await run('1.33', ['run', 'ticker', '-n', ns, `--image=${image}`, '--', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.5; done']);
+    await run('1.33', ['wait', '-n', ns, '--for=condition=Ready', 'pod/web', 'pod/ticker', '--timeout=90s']);
+  });
+
+  after(async () => {
+    await kubectl['1.33']?.(['delete', 'pods', '--all', '-n', ns, '--grace-period=0', '--force']);
+    const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
+    await eventually(async () => (await agent.listSandboxes()).length === 0, 'every sandbox is removed', 60_000).catch(() => {});
+    await rm(tmp, { recursive: true, force: true });
+    await cleanup(k);
+  });
+
+  for (const v of versions) {
+    it(`kubectl ${v} exec: stdout and stderr apart, the exit code, stdin to the end`, async () => {
+      const r = await kubectl[v](['exec', '-n', ns, 'web', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+      assert.equal(r.code, 3, r.stderr);
+      assert.equal(r.stdout, 'out\n');
+      assert.match(r.stderr, /^err\n/);
+      assert.match(r.stderr, /command terminated with exit code 3/);
+      const data = Array.from({ length: 20000 }, (_, i) => `line ${i}`).join('\n');
+      const counted = await run(v, ['exec', '-i', '-n', ns, 'web', '--', 'sh', '-c', 'wc -l; echo done'], data);
+      assert.equal(counted.trim().split(/\s+/).join(' '), '19999 done', 'every byte of stdin arrives and its end is seen');
+    });
+
+    it(`kubectl ${v} exec -it: a terminal of the client's size that follows a resize`, async () => {
+      const term = spawnPty(kubectlPath(v), ['--kubeconfig', k.kubeconfig, 'exec', '-it', '-n', ns, 'web', '--', 'sh', '-c', 'tty; stty size; read x; stty size; exit 7'], {
+        cols: 111,
+        rows: 33,
+        env: process.env as Record<string, string>,
+      });
+      let screen = '';
+      term.onData((d) => {
+        screen += d;
+      });
+      const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+      await eventually(async () => screen.includes('33 111'), `the first size shows (screen: ${JSON.stringify(screen)})`, 20_000);
+      term.resize(90, 20);
+      await new Promise((r) => setTimeout(r, 500));
+      term.write('\r');
+      assert.equal(await exited, 7);
+      assert.match(screen, /\/dev\/pts\/\d+/);
+      assert.match(screen, /20 90/, `the resize reached the container (screen: ${JSON.stringify(screen)})`);
+    });
+
+    it(`kubectl ${v} cp: a directory into the pod and back, byte for byte`, async () => {
+      const src = path.join(tmp, `src-${v}`);
+      await run(v, ['exec', '-n', ns, 'web', '--', 'mkdir', '-p', '/tmp/x']);
+      await mkdir(src, { recursive: true });
+      const blob = Buffer.alloc(3 << 20);
+      for (let i = 0; i < blob.length; i++) blob[i] = (i * 7919) % 251;
+      await writeFile(path.join(src, 'blob.bin'), blob);
+      await writeFile(path.join(src, 'note.txt'), 'hello\n');
+      await run(v, ['cp', src, `${ns}/web:/tmp/up-${v}`]);
+      const remote = await run(v, ['exec', '-n', ns, 'web', '--', 'md5sum', `/tmp/up-${v}/blob.bin`]);
+      assert.equal(remote.split(' ')[0], createHash('md5').update(blob).digest('hex'));
+      const back = path.join(tmp, `back-${v}`);
+      await run(v, ['cp', `${ns}/web:/tmp/up-${v}`, back]);
+      assert.deepEqual(await readFile(path.join(back, 'blob.bin')), blob);
+      assert.equal(await readFile(path.join(back, 'note.txt'), 'utf8'), 'hello\n');
+    });
+
+    it(`kubectl ${v} port-forward: HTTP through the forwarded port; a closed port says why`, async () => {
+      const port = await freePort();
+      const pf = spawn(kubectlPath(v), ['--kubeconfig', k.kubeconfig, 'port-forward', '-n', ns, 'pod/web', `${port}:80`, `${port + 1}:81`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      pf.stdout.on('data', (d) => {
+        out += d;
+      });
+      pf.stderr.on('data', (d) => {
+        out += d;
+      });
+      try {
+        await eventually(async () => out.includes(`Forwarding from 127.0.0.1:${port} -> 80`), `port-forward listens (${out})`);
+        for (let i = 0; i < 3; i++) {
+          const res = await get(port, '/');
+          assert.equal(res.status, 200);
+          assert.equal(res.body, 'hello from kubicle busybox\n');
+        }
+        await get(port + 1, '/').catch(() => undefined);
+        await eventually(async () => /error forwarding port 81 to pod web_streams-e2e.*Connection refused/.test(out), `the refusal is reported (${out})`);
+      } finally {
+        pf.kill();
+      }
+    });
+  }
+
+  it('kubectl 1.33 used WebSocket for exec and port-forward, 1.27 SPDY', async () => {
+    assert.ok((await streamCount('exec', 'websocket')) >= 4, 'exec and cp on 1.33 went over WebSocket');
+    assert.ok((await streamCount('portforward', 'websocket')) >= 1, 'port-forward on 1.33 went through the tunnel');
+    assert.ok((await streamCount('exec', 'spdy/3.1')) >= 4, 'exec and cp on 1.27 went over SPDY');
+    assert.ok((await streamCount('portforward', 'spdy/3.1')) >= 1, 'port-forward on 1.27 went over SPDY');
+  });
+
+  it('kubectl attach shows the container’s output as it comes', async () => {
+    for (const v of versions) {
+      const r = await kubectl[v](['attach', '-n', ns, 'ticker'], { timeoutMs: 3000 });
+      const ticks = r.stdout.split('\n').filter((l) => /^tick \d+$/.test(l)).map((l) => Number(l.split(' ')[1]));
+      assert.ok(ticks.length >= 2, `ticks arrive while attached (got ${JSON.stringify(r.stdout)})`);
+      assert.ok(ticks.every((t, i) => i === 0 || t === ticks[i - 1] + 1), 'in order, none lost');
+    }
+  });
+
+  it('bad stream requests get a Status and the right code', async () => {
+    const wrong = await kubectl['1.33'](['exec', '-n', ns, 'web', '-c', 'nope', '--', 'true']);
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /container nope is not valid for pod web/);
+    const missing = await kubectl['1.27'](['exec', '-n', ns, 'ghost', '--', 'true']);
+    assert.match(missing.stderr, /pods "ghost" not found/);
+    const plain = await kubectl['1.33'](['create', '--raw', `/api/v1/namespaces/${ns}/pods/web/exec?command=true`, '-f', '-'], { input: '{}' });
+    assert.match(plain.stderr, /Upgrade request required/);
+    const still = await kubectl['1.33'](['exec', '-n', ns, 'web', '--', 'sh', '-c', 'exit 0']);
+    assert.equal(still.code, 0, 'the pod still serves exec after the refusals');
+  });
+});
