@@ -48,7 +48,7 @@ export class Kubelet {
   ) {
     this.pods = new Informer(client, `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${opts.nodeName}`)}`, log);
     this.pods.on({ add: (p) => this.queue.add(objectKey(p)), update: (_, p) => this.queue.add(objectKey(p)), delete: (p) => this.queue.add(objectKey(p)) });
-    this.worker = new PodWorker(client, agent, { nodeName: opts.nodeName, hostIP: opts.hostIP, backoffBaseMs: opts.backoffBaseMs ?? 10_000, backoffMaxMs: opts.backoffMaxMs ?? 300_000 }, log);
+    this.worker = new PodWorker(client, agent, { nodeName: opts.nodeName, hostIP: opts.hostIP, backoffBaseMs: opts.backoffBaseMs ?? 10_000, backoffMaxMs: opts.backoffMaxMs ?? 300_000, wake: (pod) => this.queue.add(objectKey(pod)) }, log);
   }
 
   private nodeObject(): Obj {

@@ -29,7 +29,9 @@ export function containerStatusOf(c: Obj, st: ContainerStatus | undefined, memo:
   if (!st) return { ...base, ready: false, started: false, state: { waiting: { reason: memo.waiting?.reason ?? defaultWaiting, ...(memo.waiting?.message ? { message: memo.waiting.message } : {}) } } };
   const containerID = `runc://${st.id}`;
   if (st.state === 'running' || st.state === 'created') {
-    return { ...base, containerID, ready: memo.ready ?? true, started: memo.started ?? true, state: { running: { startedAt: stamp(st.startedAt ?? st.createdAt) } } };
+    // Readiness counts only once the startup probe (if any) has passed, as upstream.
+    const started = memo.started ?? true;
+    return { ...base, containerID, ready: started && (memo.ready ?? true), started, state: { running: { startedAt: stamp(st.startedAt ?? st.createdAt) } } };
   }
   if (memo.waiting) {
     // Exited and waiting to be restarted: the run just ended is the last state.

@@ -4,9 +4,11 @@ import { KubicleError, isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import type { ContainerStatus, RegistryAuth, SandboxStatus } from '../sandbox/api/types.js';
+import { runAction } from './container-actions.js';
 import { containerSpec } from './container-spec.js';
 import { type ContainerMemo, podStatus, terminatedOf } from './pod-status.js';
 import { sandboxVolumes } from './pod-volumes.js';
+import { Prober } from './prober.js';
 
 export interface PodWorkerOptions {
   nodeName: string;
@@ -14,6 +16,8 @@ export interface PodWorkerOptions {
   /** Restart back-off: first delay and ceiling (upstream: 10 s doubling to 300 s). */
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** Asks for the pod to be synced again soon (a probe changed something). */
+  wake(pod: Obj): void;
 }
 
 interface Backoff {
@@ -37,17 +41,35 @@ const component = 'kubelet';
  * containers in order, app containers with restartPolicy and exponential back-off, and the pod
  * status upstream reports (waiting reasons ContainerCreating, PodInitializing, ErrImagePull,
  * ImagePullBackOff, CrashLoopBackOff, CreateContainerConfigError; terminated with StartError,
- * OOMKilled, Error, Completed). `sync` returns when it next wants to look at the pod.
+ * OOMKilled, Error, Completed), probes (prober.ts) and lifecycle hooks. `sync` returns when it
+ * next wants to look at the pod.
  */
 export class PodWorker {
   private readonly pods = new Map<string, PodMemory>();
+  private readonly prober: Prober;
 
   constructor(
     private readonly client: KubeClient,
     private readonly agent: SandboxClient,
     private readonly opts: PodWorkerOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.prober = new Prober(
+      agent,
+      {
+        memo: (pod, name) => {
+          const memos = this.memory(pod).memos;
+          const m = memos.get(name) ?? {};
+          memos.set(name, m);
+          return m;
+        },
+        wake: (pod) => opts.wake(pod),
+        kill: (pod, c, grace) => this.kill(pod, c, grace),
+        event: (pod, type, reason, message) => this.event(pod, type, reason, message),
+      },
+      log,
+    );
+  }
 
   private memory(pod: Obj): PodMemory {
     let m = this.pods.get(pod.metadata.uid);
@@ -67,6 +89,7 @@ export class PodWorker {
     const mem = this.memory(pod);
     const phase = pod.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') {
+      this.prober.stopPod(pod.metadata.uid);
       if (sandbox?.containers.some((c) => c.state === 'running')) await this.agent.removeSandbox(pod.metadata.uid, graceOf(pod));
       return undefined;
     }
@@ -86,6 +109,7 @@ export class PodWorker {
       }
       next = await this.containers(pod, sb, mem);
       sb = await this.agent.getSandbox(pod.metadata.uid);
+      this.prober.sync(pod, sb);
     } catch (err) {
       if (!(err instanceof KubicleError) || !['Invalid', 'Unsupported'].includes(err.code)) throw err;
       // A configuration the pod cannot run with (missing configMap key, unsupported volume): upstream's CreateContainerConfigError.
@@ -184,6 +208,37 @@ export class PodWorker {
     }
     this.event(pod, 'Normal', 'Created', `Created container ${c.name}`);
     this.event(pod, 'Normal', 'Started', `Started container ${c.name}`);
+    const postStart = c.lifecycle?.postStart;
+    if (postStart) {
+      // Upstream holds the container out of Running until postStart returns; a failure kills it.
+      const podIP = (await this.agent.getSandbox(pod.metadata.uid).catch(() => undefined))?.ip;
+      const r = await runAction(this.agent, postStart, { sandbox: pod.metadata.uid, container: c, podIP }, graceOf(pod) * 1000);
+      if (!r.ok) {
+        this.event(pod, 'Warning', 'FailedPostStartHook', `PostStartHook failed: ${r.message ?? ''}`.trim());
+        await this.agent.stopContainer(pod.metadata.uid, c.name, graceOf(pod));
+      }
+    }
+  }
+
+  /** Runs a container's preStop hook, if it has one, within the grace period; returns the seconds of grace left. */
+  private async preStop(pod: Obj, c: Obj, graceSeconds: number): Promise<number> {
+    const hook = c.lifecycle?.preStop;
+    if (!hook) return graceSeconds;
+    const started = Date.now();
+    const podIP = pod.status?.podIP as string | undefined;
+    const r = await Promise.race([
+      runAction(this.agent, hook, { sandbox: pod.metadata.uid, container: c, podIP }, graceSeconds * 1000),
+      new Promise<{ ok: true }>((resolve) => setTimeout(() => resolve({ ok: true }), graceSeconds * 1000)),
+    ]);
+    if (!r.ok) this.event(pod, 'Warning', 'FailedPreStopHook', `PreStopHook failed: ${r.message ?? ''}`.trim());
+    // Upstream gives SIGTERM a last 2 seconds when the hook used the whole grace period.
+    return Math.max(2, graceSeconds - Math.ceil((Date.now() - started) / 1000));
+  }
+
+  /** A container a probe gave up on: preStop, then SIGTERM and SIGKILL after the grace left. */
+  private async kill(pod: Obj, c: Obj, graceSeconds: number): Promise<void> {
+    const left = await this.preStop(pod, c, graceSeconds);
+    await this.agent.stopContainer(pod.metadata.uid, c.name, left);
   }
 
   /** Pulls the container's image by its pull policy; false (with the waiting reason set) when it is not there. */
@@ -288,8 +343,13 @@ export class PodWorker {
   /** A pod being deleted: stop its containers within its grace period, remove the sandbox, finish the deletion. */
   async terminate(pod: Obj): Promise<void> {
     const grace = graceOf(pod);
+    this.prober.stopPod(pod.metadata.uid);
     this.event(pod, 'Normal', 'Killing', `Stopping container ${pod.spec.containers.map((c: Obj) => c.name).join(', ')}`);
-    await this.agent.removeSandbox(pod.metadata.uid, grace);
+    const running = new Set(((await this.agent.getSandbox(pod.metadata.uid).catch(() => undefined))?.containers ?? []).filter((r) => r.state === 'running').map((r) => r.name));
+    const hooked = (pod.spec.containers as Obj[]).filter((c) => c.lifecycle?.preStop && running.has(c.name));
+    // Hooks run side by side, each within the pod's grace period; what they leave is the SIGTERM's.
+    const left = hooked.length ? Math.min(...(await Promise.all(hooked.map((c) => this.preStop(pod, c, grace))))) : grace;
+    await this.agent.removeSandbox(pod.metadata.uid, left);
     this.pods.delete(pod.metadata.uid);
     await this.client
       .delete(`${resourcePath({ version: 'v1', plural: 'pods', namespace: pod.metadata.namespace, name: pod.metadata.name })}?gracePeriodSeconds=0`, { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid } })
@@ -300,6 +360,7 @@ export class PodWorker {
 
   /** A sandbox whose pod is gone from the API: remove it. */
   async removeOrphan(uid: string): Promise<void> {
+    this.prober.stopPod(uid);
     this.pods.delete(uid);
     await this.agent.removeSandbox(uid, 2);
   }

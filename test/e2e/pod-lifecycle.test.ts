@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { SandboxClient } from '../../src/sandbox/api/client.js';
+import { freePort } from '../support/etcd.js';
+import { type Kubicle, cleanup, eventually, kubectlFor, startKubicle } from '../support/kubicle.js';
+
+/**
+ * Probes and lifecycle hooks on a local node, with stock kubectl: liveness restarts, readiness
+ * gates the Ready condition and the Service's endpoints, startup holds the others back, and
+ * postStart/preStop run (preStop's httpGet reaches a server of this test on the host).
+ */
+const podCidr = '10.246.2.0/24';
+const bridge = 'kubtest2';
+
+describe('probes and lifecycle hooks (runc pods)', () => {
+  let k: Kubicle;
+  let kc: Awaited<ReturnType<typeof kubectlFor>>;
+  let image: string;
+  const ns = 'lifecycle-e2e';
+  const hits: string[] = [];
+  let hookServer: http.Server;
+
+  const run = async (args: string[], input?: string) => {
+    const r = await kc(args, input === undefined ? {} : { input });
+    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const pod = async (name: string) => JSON.parse(await run(['get', 'pod', name, '-n', ns, '-o', 'json']));
+  const events = async (name: string) =>
+    (JSON.parse(await run(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${name}`, '-o', 'json'])).items as { reason: string; message: string }[]).map((e) => `${e.reason}: ${e.message}`);
+  const apply = (doc: object) => run(['apply', '-n', ns, '-f', '-'], JSON.stringify(doc));
+  const podDoc = (name: string, container: object, extra: object = {}) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, labels: { app: name } },
+    spec: { terminationGracePeriodSeconds: 2, containers: [{ name: 'c', image, ...container }], ...extra },
+  });
+
+  before(async () => {
+    hookServer = http.createServer((req, res) => {
+      hits.push(req.url ?? '');
+      res.end('ok');
+    });
+    await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
+    const registryPort = await freePort();
+    image = `127.0.0.1:${registryPort}/kubicle/busybox:1`;
+    k = await startKubicle({ args: ['--node', 'local', '--node-name', 'lifecycle-node', '--pod-cidr', podCidr, '--bridge', bridge, '--registry-port', String(registryPort), '--restart-backoff', '1', '--kubelet-port', String(await freePort())] });
+    kc = await kubectlFor(k, '1.33');
+    await run(['create', 'namespace', ns]);
+    await eventually(async () => (await kc(['get', 'node', 'lifecycle-node'])).code === 0, 'the node registers');
+  });
+
+  after(async () => {
+    await kc(['delete', 'pods', '--all', '-n', ns, '--grace-period=0', '--force']);
+    const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
+    await eventually(async () => (await agent.listSandboxes()).length === 0, 'every sandbox is removed', 60_000).catch(() => {});
+    await cleanup(k);
+    hookServer.close();
+  });
+
+  it('a failing liveness probe restarts the container, with Unhealthy and Killing events', async () => {
+    await apply(
+      podDoc('live', {
+        command: ['sh', '-c', 'touch /tmp/healthy; sleep 3; rm /tmp/healthy; sleep 3600'],
+        livenessProbe: { exec: { command: ['cat', '/tmp/healthy'] }, periodSeconds: 1, failureThreshold: 2 },
+      }),
+    );
+    await eventually(async () => (await pod('live')).status.containerStatuses?.[0]?.restartCount >= 1, 'the container is restarted', 60_000);
+    const st = (await pod('live')).status.containerStatuses[0];
+    assert.equal(st.lastState.terminated.exitCode, 137, 'killed after its grace period (sh as PID 1 ignores SIGTERM)');
+    const ev = await events('live');
+    assert.ok(ev.some((e) => e.startsWith("Unhealthy: Liveness probe failed: cat: can't open '/tmp/healthy'")), ev.join('\n'));
+    assert.ok(ev.includes('Killing: Container c failed liveness probe, will be restarted'), ev.join('\n'));
+  });
+
+  it('readiness (httpGet) gates Ready and the Service endpoints, both ways', async () => {
+    await apply(
+      podDoc('ready', {
+        command: ['httpd', '-f', '-p', '8080', '-h', '/tmp'],
+        ports: [{ name: 'web', containerPort: 8080 }],
+        readinessProbe: { httpGet: { path: '/ready', port: 'web' }, periodSeconds: 1, failureThreshold: 1 },
+      }),
+    );
+    await run(['expose', 'pod', 'ready', '-n', ns, '--port=80', '--target-port=8080']);
+    const ready = async () => (await pod('ready')).status.conditions?.find((c: { type: string }) => c.type === 'Ready')?.status;
+    const endpoints = async () => JSON.parse(await run(['get', 'endpoints', 'ready', '-n', ns, '-o', 'json'])).subsets?.[0] ?? {};
+    await eventually(async () => (await pod('ready')).status.phase === 'Running', 'the pod runs', 60_000);
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(await ready(), 'False', 'not ready while /ready answers 404');
+    await eventually(async () => (await endpoints()).notReadyAddresses?.length === 1, 'the address is listed as not ready');
+    await run(['exec', '-n', ns, 'ready', '--', 'touch', '/tmp/ready']);
+    await eventually(async () => (await ready()) === 'True', 'ready once /ready answers 200');
+    await eventually(async () => (await endpoints()).addresses?.length === 1, 'the address is in rotation');
+    await run(['exec', '-n', ns, 'ready', '--', 'rm', '/tmp/ready']);
+    await eventually(async () => (await ready()) === 'False', 'not ready again when /ready goes away');
+    const ev = await events('ready');
+    assert.ok(ev.some((e) => e === 'Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 404'), ev.join('\n'));
+    assert.equal((await pod('ready')).status.containerStatuses[0].restartCount, 0, 'readiness never restarts');
+  });
+
+  it('a startup probe (tcpSocket) holds started and ready back until it passes; one that never passes restarts the container', async () => {
+    await apply(
+      podDoc('slow', {
+        command: ['sh', '-c', 'sleep 3; exec httpd -f -p 8080 -h /tmp'],
+        startupProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1, failureThreshold: 20 },
+        livenessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+      }),
+    );
+    await eventually(async () => (await pod('slow')).status.containerStatuses?.[0]?.state?.running !== undefined, 'the container runs', 60_000);
+    const early = (await pod('slow')).status.containerStatuses[0];
+    assert.equal(early.started, false, 'not started before the port opens');
+    assert.equal(early.ready, false);
+    await eventually(async () => (await pod('slow')).status.containerStatuses[0].started === true, 'started once the port accepts');
+    assert.equal((await pod('slow')).status.containerStatuses[0].ready, true);
+    assert.equal((await pod('slow')).status.containerStatuses[0].restartCount, 0, 'the liveness probe waited for startup');
+
+    await apply(podDoc('never', { command: ['sleep', '3600'], startupProbe: { exec: { command: ['false'] }, periodSeconds: 1, failureThreshold: 2 } }));
+    await eventually(async () => (await pod('never')).status.containerStatuses?.[0]?.restartCount >= 1, 'restarted after the startup probe gives up', 60_000);
+    assert.ok((await events('never')).includes('Killing: Container c failed startup probe, will be restarted'));
+  });
+
+  it('postStart runs before the container counts as running; preStop runs on deletion, before SIGTERM', async () => {
+    const port = (hookServer.address() as AddressInfo).port;
+    await apply(
+      podDoc('hooks', {
+        command: ['sleep', '3600'],
+        lifecycle: {
+          postStart: { exec: { command: ['sh', '-c', 'echo started > /tmp/poststart'] } },
+          preStop: { httpGet: { host: '127.0.0.1', port, path: '/prestop/hooks' } },
+        },
+      }),
+    );
+    await eventually(async () => (await pod('hooks')).status.containerStatuses?.[0]?.state?.running !== undefined, 'the container runs', 60_000);
+    assert.equal((await run(['exec', '-n', ns, 'hooks', '--', 'cat', '/tmp/poststart'])).trim(), 'started');
+    await run(['delete', 'pod', 'hooks', '-n', ns, '--wait=true']);
+    assert.ok(hits.includes('/prestop/hooks'), `preStop called the host (got ${JSON.stringify(hits)})`);
+
+    await apply(podDoc('badhook', { command: ['sleep', '3600'], lifecycle: { postStart: { exec: { command: ['sh', '-c', 'exit 9'] } } } }));
+    await eventually(async () => (await events('badhook')).some((e) => e.startsWith('FailedPostStartHook')), 'a failing postStart is reported', 60_000);
+    await eventually(async () => (await pod('badhook')).status.containerStatuses?.[0]?.restartCount >= 1, 'and its container is killed and restarted', 60_000);
+  });
+});
