@@ -13,8 +13,12 @@ function subresources(rt: ResourceType): { name: string; kind: string; group: st
   if (rt.scale) out.push({ name: 'scale', kind: 'Scale', group: 'autoscaling', version: 'v1', verbs: ['get', 'patch', 'update'] });
   if (rt.plural === 'namespaces' && rt.group === '') out.push({ name: 'finalize', kind: 'Namespace', group: '', version: 'v1', verbs: ['update'] });
   if (rt.plural === 'pods' && rt.group === '') {
+    out.push({ name: 'attach', kind: 'PodAttachOptions', group: '', version: 'v1', verbs: ['create', 'get'] });
     out.push({ name: 'binding', kind: 'Binding', group: '', version: 'v1', verbs: ['create'] });
     out.push({ name: 'eviction', kind: 'Eviction', group: 'policy', version: 'v1', verbs: ['create'] });
+    out.push({ name: 'exec', kind: 'PodExecOptions', group: '', version: 'v1', verbs: ['create', 'get'] });
+    out.push({ name: 'log', kind: 'Pod', group: '', version: 'v1', verbs: ['get'] });
+    out.push({ name: 'portforward', kind: 'PodPortForwardOptions', group: '', version: 'v1', verbs: ['create', 'get'] });
   }
   return out;
 }

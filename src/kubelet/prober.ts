@@ -47,7 +47,7 @@ export class Prober {
     const want = new Set<string>();
     for (const c of pod.spec.containers as Obj[]) {
       const run = sb.containers.find((r) => r.name === c.name);
-      if (!run || run.state !== 'running') continue;
+      if (run?.state !== 'running') continue;
       for (const kind of kinds) {
         const probe = c[`${kind}Probe`] as Obj | undefined;
         if (!probe) continue;
