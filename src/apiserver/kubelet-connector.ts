@@ -22,11 +22,22 @@ export class KubeletConnector {
 
   /** A GET whose response streams back (logs); rejects on a non-2xx answer. */
   async get(pod: KubeObject, path: string, signalOn: IncomingMessage): Promise<IncomingMessage> {
-    const { host, port, nodeName } = await this.endpoint(pod);
+    return this.request(await this.endpoint(this.nodeOf(pod)), path, (r) => signalOn.on('close', () => r.destroy()));
+  }
+
+  /** A GET of a JSON document from a node's kubelet (stats), within `timeoutMs`. */
+  async getJson<T>(nodeName: string, path: string, timeoutMs = 10_000): Promise<T> {
+    const res = await this.request(await this.endpoint(nodeName), path, (r) => r.setTimeout(timeoutMs, () => r.destroy(new Error('timed out'))));
+    let text = '';
+    for await (const c of res) text += c;
+    return JSON.parse(text) as T;
+  }
+
+  private async request(at: { host: string; port: number; nodeName: string }, path: string, tie: (r: ReturnType<typeof https.request>) => void): Promise<IncomingMessage> {
     const upstream = await new Promise<IncomingMessage>((resolve, reject) => {
-      const r = https.request({ host, port, method: 'GET', path, ca: this.caPem(), headers: { authorization: `Bearer ${this.token}` } }, resolve);
-      r.on('error', (err) => reject(new KubicleError('Unavailable', `cannot reach the kubelet of node ${nodeName}: ${err.message}`)));
-      signalOn.on('close', () => r.destroy());
+      const r = https.request({ host: at.host, port: at.port, method: 'GET', path, ca: this.caPem(), headers: { authorization: `Bearer ${this.token}` } }, resolve);
+      r.on('error', (err) => reject(new KubicleError('Unavailable', `cannot reach the kubelet of node ${at.nodeName}: ${err.message}`)));
+      tie(r);
       r.end();
     });
     if ((upstream.statusCode ?? 500) >= 300) throw await refusal(upstream);
@@ -35,7 +46,7 @@ export class KubeletConnector {
 
   /** An open WebSocket to a kubelet stream endpoint (exec, attach, portForward). */
   async socket(pod: KubeObject, path: string, protocols: string[] = []): Promise<WebSocket> {
-    const { host, port, nodeName } = await this.endpoint(pod);
+    const { host, port, nodeName } = await this.endpoint(this.nodeOf(pod));
     const ws = new WebSocket(`wss://${host.includes(':') ? `[${host}]` : host}:${port}${path}`, protocols, {
       ca: this.caPem(),
       headers: { authorization: `Bearer ${this.token}` },
@@ -49,10 +60,14 @@ export class KubeletConnector {
     });
   }
 
-  private async endpoint(pod: KubeObject): Promise<{ host: string; port: number; nodeName: string }> {
-    const nodes = this.registry.lookup('', 'v1', 'nodes');
+  private nodeOf(pod: KubeObject): string {
     const nodeName = pod.spec?.nodeName as string | undefined;
-    if (!nodeName || !nodes) throw new KubicleError('BadRequest', `pod ${pod.metadata.name} does not have a host assigned`);
+    if (!nodeName) throw new KubicleError('BadRequest', `pod ${pod.metadata.name} does not have a host assigned`);
+    return nodeName;
+  }
+
+  private async endpoint(nodeName: string): Promise<{ host: string; port: number; nodeName: string }> {
+    const nodes = this.registry.mustLookup('', 'v1', 'nodes');
     const node = await this.store.get(nodes, undefined, nodeName);
     const host = (node.status?.addresses as { type: string; address: string }[] | undefined)?.find((a) => a.type === 'InternalIP')?.address;
     const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port as number | undefined;

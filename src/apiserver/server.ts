@@ -21,6 +21,7 @@ import { runCompactor } from './compactor.js';
 import { aggregated, aggregatedContentType, apiGroup, apiGroupList, apiResourceList, apiVersions } from './discovery.js';
 import { Evictor } from './eviction.js';
 import { KubeletConnector } from './kubelet-connector.js';
+import { MetricsApi } from './metrics-api.js';
 import { PodLogs } from './pod-logs.js';
 import { PodStreams } from './pod-streams.js';
 import { SchemaFieldChecker } from './field-validation.js';
@@ -68,6 +69,7 @@ export class ApiServer {
   private readonly quota: ResourceQuotaAdmission;
   private readonly handler: ResourceHandler;
   private readonly podStreams: PodStreams;
+  private readonly metricsApi: MetricsApi;
   private readonly requests = this.metrics.counter('apiserver_request_total', 'Requests by verb, resource and HTTP code.');
   private readonly streamRequests = this.metrics.counter('apiserver_stream_requests_total', 'Upgrade requests for pod streams by subresource, client protocol and HTTP code.');
   private readonly latency = this.metrics.histogram('apiserver_request_duration_seconds', 'Request latency by verb and resource.');
@@ -93,6 +95,7 @@ export class ApiServer {
     const kubelets = new KubeletConnector(opts.registry, this.store, () => this.credentials.ca.cert, this.loopbackToken);
     this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker(), new Evictor(opts.registry, this.store), new PodLogs(opts.registry, this.store, kubelets));
     this.podStreams = new PodStreams(opts.registry, this.store, kubelets, opts.log);
+    this.metricsApi = new MetricsApi(opts.registry, this.store, kubelets);
     this.authn.addToken(this.loopbackToken, { name: 'system:apiserver', groups: ['system:masters'] });
     if (opts.tokenFile) this.authn.loadTokenFile(opts.tokenFile);
     this.metrics.gauge('apiserver_registered_watchers', 'Watchers served from the watch cache.').set({}, () => this.cache.watchers);
@@ -214,9 +217,14 @@ export class ApiServer {
       case '/api':
         if (discoveryVersion) return sendJson(res, 200, aggregated(registry, true, discoveryVersion), aggregatedContentType(discoveryVersion));
         return sendJson(res, 200, apiVersions(`${this.opts.host}:${this.opts.port}`));
-      case '/apis':
-        if (discoveryVersion) return sendJson(res, 200, aggregated(registry, false, discoveryVersion), aggregatedContentType(discoveryVersion));
-        return sendJson(res, 200, apiGroupList(registry));
+      case '/apis': {
+        if (discoveryVersion) {
+          const doc = aggregated(registry, false, discoveryVersion);
+          return sendJson(res, 200, { ...doc, items: [...doc.items, MetricsApi.aggregatedEntry()] }, aggregatedContentType(discoveryVersion));
+        }
+        const list = apiGroupList(registry);
+        return sendJson(res, 200, { ...list, groups: [...list.groups, MetricsApi.groupEntry()] });
+      }
       case '/openapi/v2': {
         if (accept.includes('protobuf')) {
           const body = openapiV2Protobuf('Kubicle', kubeVersion.gitVersion);
@@ -236,6 +244,7 @@ export class ApiServer {
       if (!doc) throw new KubicleError('NotFound', 'the server could not find the requested resource');
       return sendJson(res, 200, doc);
     }
+    if (await this.metricsApi.serve(req, res, p, url.searchParams)) return;
     const parts = p.split('/').filter(Boolean);
     if (parts[0] === 'api' && parts.length === 2) {
       const list = apiResourceList(registry, '', parts[1]);

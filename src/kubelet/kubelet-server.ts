@@ -9,6 +9,7 @@ import type { Logger } from '../observe/log.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import type { LogOptions } from '../sandbox/api/types.js';
 import { KubeletStreams } from './kubelet-streams.js';
+import type { StatsProvider } from './stats.js';
 
 export interface KubeletServerOptions {
   host: string;
@@ -24,7 +25,8 @@ const httpStatus: Partial<Record<ErrorCode, number>> = { NotFound: 404, BadReque
 /**
  * The kubelet's HTTPS API, which the API server calls for a pod's streams:
  * `GET /containerLogs/{namespace}/{pod}/{container}` with the kubelet's query parameters
- * (follow, previous, timestamps, tailLines, sinceSeconds, sinceTime, limitBytes), and WebSocket
+ * (follow, previous, timestamps, tailLines, sinceSeconds, sinceTime, limitBytes), `GET
+ * /stats/summary` (stats.ts, for resource metrics), and WebSocket
  * upgrades of `/exec`, `/attach` and `/portForward` (kubelet-streams.ts). It finds the pod among
  * its own and streams from the host agent. Only the API server's token is accepted.
  */
@@ -37,6 +39,7 @@ export class KubeletServer {
     private readonly pods: (namespace: string, name: string) => Obj | undefined,
     private readonly agent: SandboxClient,
     private readonly log: Logger,
+    private readonly stats: StatsProvider,
   ) {
     this.streams = new KubeletStreams(agent, log);
   }
@@ -87,6 +90,12 @@ export class KubeletServer {
       this.authenticate(req);
       const url = new URL(req.url ?? '/', 'https://kubelet');
       const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+      if (req.method === 'GET' && url.pathname === '/stats/summary') {
+        const body = JSON.stringify(await this.stats.summary());
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+        return;
+      }
       if (req.method !== 'GET' || parts[0] !== 'containerLogs' || parts.length !== 4) throw new KubicleError('NotFound', `no such kubelet API: ${url.pathname}`);
       const [, ns, name, container] = parts;
       const pod = this.pods(ns, name);

@@ -7,6 +7,7 @@ import type { Logger } from '../observe/log.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import { KubeletServer } from './kubelet-server.js';
 import { PodWorker } from './pod-worker.js';
+import { StatsProvider } from './stats.js';
 
 export interface KubeletOptions {
   nodeName: string;
@@ -175,7 +176,7 @@ export class Kubelet {
   async run(signal: AbortSignal): Promise<void> {
     const s = this.opts.server;
     const api = s
-      ? new KubeletServer({ host: this.opts.hostIP, port: s.port, certPem: s.certPem, keyPem: s.keyPem, token: s.token }, (ns, name) => this.pods.get(`${ns}/${name}`), this.agent, this.log)
+      ? new KubeletServer({ host: this.opts.hostIP, port: s.port, certPem: s.certPem, keyPem: s.keyPem, token: s.token }, (ns, name) => this.pods.get(`${ns}/${name}`), this.agent, this.log, new StatsProvider(this.agent, this.opts.nodeName, () => this.pods.list()))
       : undefined;
     await api?.listen();
     signal.addEventListener('abort', () => api?.close(), { once: true });

@@ -10,7 +10,8 @@ import { type Kubicle, cleanup, eventually, kubectlFor, startKubicle } from '../
 /**
  * Probes and lifecycle hooks on a local node, with stock kubectl: liveness restarts, readiness
  * gates the Ready condition and the Service's endpoints, startup holds the others back, and
- * postStart/preStop run (preStop's httpGet reaches a server of this test on the host).
+ * postStart/preStop run (preStop's httpGet reaches a server of this test on the host); and
+ * `kubectl top` reads metrics.k8s.io computed from the containers' cgroups.
  */
 const podCidr = '10.246.2.0/24';
 const bridge = 'kubtest2';
@@ -141,5 +142,28 @@ describe('probes and lifecycle hooks (runc pods)', () => {
     await apply(podDoc('badhook', { command: ['sleep', '3600'], lifecycle: { postStart: { exec: { command: ['sh', '-c', 'exit 9'] } } } }));
     await eventually(async () => (await events('badhook')).some((e) => e.startsWith('FailedPostStartHook')), 'a failing postStart is reported', 60_000);
     await eventually(async () => (await pod('badhook')).status.containerStatuses?.[0]?.restartCount >= 1, 'and its container is killed and restarted', 60_000);
+  });
+
+  it('kubectl top (1.27 and 1.33): a busy container shows CPU, a filled tmpfs shows memory, the node shows both', async () => {
+    await apply(podDoc('burn', { command: ['sh', '-c', 'head -c 40000000 /dev/zero > /dev/shm/fill; while true; do :; done'] }));
+    await eventually(async () => (await pod('burn')).status.phase === 'Running', 'the pod runs', 60_000);
+    await new Promise((r) => setTimeout(r, 2000));
+    const m = JSON.parse(await run(['get', '--raw', `/apis/metrics.k8s.io/v1beta1/namespaces/${ns}/pods/burn`]));
+    assert.equal(m.kind, 'PodMetrics');
+    const cpu = Number(String(m.containers[0].usage.cpu).replace(/n$/, '')) / 1e6;
+    const memKi = Number(String(m.containers[0].usage.memory).replace(/Ki$/, ''));
+    assert.ok(cpu >= 200, `a busy loop uses a good part of a core (${cpu}m)`);
+    assert.ok(memKi >= 38_000, `40 MB in tmpfs are charged to the container (${memKi}Ki)`);
+    for (const v of ['1.27', '1.33']) {
+      const kv = await kubectlFor(k, v);
+      const pods = await kv(['top', 'pod', '-n', ns, 'burn', '--containers']);
+      assert.equal(pods.code, 0, pods.stderr);
+      assert.match(pods.stdout, /burn\s+c\s+\d+m\s+\d+Mi/);
+      const nodes = await kv(['top', 'node', 'lifecycle-node']);
+      assert.equal(nodes.code, 0, nodes.stderr);
+      assert.match(nodes.stdout, /lifecycle-node\s+\d+m\s+\d+%\s+\d+Mi\s+\d+%/);
+    }
+    const missing = await kc(['top', 'pod', '-n', ns, 'ghost']);
+    assert.match(missing.stderr, /podmetrics.metrics.k8s.io "ghost" not found/);
   });
 });
