@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawn as spawnPty } from 'node-pty';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { freePort } from '../support/etcd.js';
+import { httpGet } from '../support/http.js';
 import { type Kubicle, cleanup, eventually, kubectlFor, kubectlPath, startKubicle } from '../support/kubicle.js';
 
 /**
@@ -19,20 +19,6 @@ import { type Kubicle, cleanup, eventually, kubectlFor, kubectlPath, startKubicl
 const podCidr = '10.246.1.0/24';
 const bridge = 'kubtest1';
 const versions = ['1.27', '1.33'];
-
-function get(port: number, p: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 5000 }, (res) => {
-      let body = '';
-      res.on('data', (d) => {
-        body += d;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-  });
-}
 
 describe('pod streams through the API server: exec, exec -it, cp, port-forward, attach', () => {
   let k: Kubicle;
@@ -137,11 +123,11 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
       try {
         await eventually(async () => out.includes(`Forwarding from 127.0.0.1:${port} -> 80`), `port-forward listens (${out})`);
         for (let i = 0; i < 3; i++) {
-          const res = await get(port, '/');
+          const res = await httpGet(`http://127.0.0.1:${port}/`);
           assert.equal(res.status, 200);
           assert.equal(res.body, 'hello from kubicle busybox\n');
         }
-        await get(port + 1, '/').catch(() => undefined);
+        await httpGet(`http://127.0.0.1:${port + 1}/`).catch(() => undefined);
         await eventually(async () => /error forwarding port 81 to pod web_streams-e2e.*Connection refused/.test(out), `the refusal is reported (${out})`);
       } finally {
         pf.kill();

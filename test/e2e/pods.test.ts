@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { freePort } from '../support/etcd.js';
+import { httpGet } from '../support/http.js';
 import { type Kubicle, cleanup, eventually, kubectlFor, startKubicle } from '../support/kubicle.js';
 
 /**
@@ -14,20 +14,6 @@ import { type Kubicle, cleanup, eventually, kubectlFor, startKubicle } from '../
  */
 const podCidr = '10.246.0.0/24';
 const bridge = 'kubtest0';
-
-function httpGet(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: 3000 }, (res) => {
-      let body = '';
-      res.on('data', (d) => {
-        body += d;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-  });
-}
 
 /** What the host still holds for a pod's sandbox: processes, mounts, cgroups, network namespace, runc containers. */
 function hostLeftovers(uid: string, dataDir: string): string[] {

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import https from 'node:https';
 import type { Kubicle } from './kubicle.js';
 
@@ -87,3 +88,18 @@ export async function rawClient(k: Kubicle) {
 
 export const cm = (name: string, ns = 'default', extra: Record<string, unknown> = {}) =>
   JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns, ...((extra.metadata as object) ?? {}) }, data: { k: 'v' }, ...extra, ...(extra.metadata ? { metadata: { name, namespace: ns, ...(extra.metadata as object) } } : {}) });
+
+/** A plain HTTP GET (pods, forwarded ports) with a 3-second timeout. */
+export function httpGet(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: 3000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
+}
