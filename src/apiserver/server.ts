@@ -217,14 +217,9 @@ export class ApiServer {
       case '/api':
         if (discoveryVersion) return sendJson(res, 200, aggregated(registry, true, discoveryVersion), aggregatedContentType(discoveryVersion));
         return sendJson(res, 200, apiVersions(`${this.opts.host}:${this.opts.port}`));
-      case '/apis': {
-        if (discoveryVersion) {
-          const doc = aggregated(registry, false, discoveryVersion);
-          return sendJson(res, 200, { ...doc, items: [...doc.items, MetricsApi.aggregatedEntry()] }, aggregatedContentType(discoveryVersion));
-        }
-        const list = apiGroupList(registry);
-        return sendJson(res, 200, { ...list, groups: [...list.groups, MetricsApi.groupEntry()] });
-      }
+      case '/apis':
+        if (discoveryVersion) return sendJson(res, 200, aggregated(registry, false, discoveryVersion), aggregatedContentType(discoveryVersion));
+        return sendJson(res, 200, apiGroupList(registry));
       case '/openapi/v2': {
         if (accept.includes('protobuf')) {
           const body = openapiV2Protobuf('Kubicle', kubeVersion.gitVersion);
@@ -244,7 +239,7 @@ export class ApiServer {
       if (!doc) throw new KubicleError('NotFound', 'the server could not find the requested resource');
       return sendJson(res, 200, doc);
     }
-    if (await this.metricsApi.serve(req, res, p, url.searchParams)) return;
+    if (req.method === 'GET' && (await this.metricsApi.serve(res, p, url.searchParams))) return;
     const parts = p.split('/').filter(Boolean);
     if (parts[0] === 'api' && parts.length === 2) {
       const list = apiResourceList(registry, '', parts[1]);

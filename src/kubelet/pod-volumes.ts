@@ -5,8 +5,8 @@ import type { FileSpec, VolumeSpec } from '../sandbox/api/types.js';
 
 /**
  * A pod's volumes as Sandbox API volumes: emptyDir → dir (tmpfs for medium Memory), configMap,
- * secret, downwardAPI and projected → files (their content read now from the API), hostPath →
- * host. A missing configMap or secret that is not optional is CreateContainerConfigError upstream;
+ * secret, downwardAPI and projected → files (their content read now from the API), hostPath and
+ * persistentVolumeClaim (bound to a hostPath or local PersistentVolume) → host. A missing configMap or secret that is not optional is CreateContainerConfigError upstream;
  * here it throws Invalid with upstream's wording so the pod shows it.
  */
 export async function sandboxVolumes(client: KubeClient, pod: Obj): Promise<VolumeSpec[]> {
@@ -19,12 +19,25 @@ export async function sandboxVolumes(client: KubeClient, pod: Obj): Promise<Volu
     } else if (v.configMap || v.secret || v.downwardAPI || v.projected) {
       out.push({ name: v.name, type: 'files', files: await volumeFiles(client, pod, v) });
     } else if (v.persistentVolumeClaim) {
-      throw new KubicleError('Unsupported', `volume ${v.name}: persistentVolumeClaim volumes are not mounted by this kubelet yet`);
+      out.push({ name: v.name, type: 'host', ...(await claimedPath(client, pod.metadata.namespace, v.persistentVolumeClaim.claimName)) });
     } else {
       throw new KubicleError('Unsupported', `volume ${v.name}: this volume type is not supported`);
     }
   }
   return out;
+}
+
+/** Where a claim's volume lives on this host: its bound PersistentVolume's hostPath or local path. */
+async function claimedPath(client: KubeClient, ns: string, claimName: string): Promise<{ path: string; create: 'directory' | 'none' }> {
+  const pvc = await client.get(resourcePath({ version: 'v1', plural: 'persistentvolumeclaims', namespace: ns, name: claimName })).catch((err) => {
+    if (isCode(err, 'NotFound')) throw new KubicleError('Invalid', `persistentvolumeclaim "${claimName}" not found`);
+    throw err;
+  });
+  if (pvc.status?.phase !== 'Bound' || !pvc.spec?.volumeName) throw new KubicleError('Invalid', `persistentvolumeclaim "${claimName}" is not bound`);
+  const pv = await client.get(resourcePath({ version: 'v1', plural: 'persistentvolumes', name: pvc.spec.volumeName }));
+  if (pv.spec?.hostPath?.path) return { path: pv.spec.hostPath.path, create: pv.spec.hostPath.type === 'DirectoryOrCreate' ? 'directory' : 'none' };
+  if (pv.spec?.local?.path) return { path: pv.spec.local.path, create: 'none' };
+  throw new KubicleError('Unsupported', `persistentvolume "${pv.metadata.name}": only hostPath and local volumes can be mounted on this node`);
 }
 
 /** The files of a configMap, secret, downwardAPI or projected volume, as they are now. */

@@ -166,4 +166,17 @@ describe('probes and lifecycle hooks (runc pods)', () => {
     const missing = await kc(['top', 'pod', '-n', ns, 'ghost']);
     assert.match(missing.stderr, /podmetrics.metrics.k8s.io "ghost" not found/);
   });
+
+  it('a PersistentVolumeClaim from the default local-path class keeps its data from one pod to the next', async () => {
+    await apply({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } });
+    const withClaim = (name: string, command: string[]) =>
+      podDoc(name, { command, volumeMounts: [{ name: 'data', mountPath: '/data' }] }, { restartPolicy: 'Never', volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }] });
+    await apply(withClaim('writer', ['sh', '-c', 'echo kept > /data/file']));
+    await eventually(async () => (await pod('writer')).status.phase === 'Succeeded', 'the writer finishes', 60_000);
+    await apply(withClaim('reader', ['cat', '/data/file']));
+    await eventually(async () => (await pod('reader')).status.phase === 'Succeeded', 'the reader finishes', 60_000);
+    assert.equal((await run(['logs', '-n', ns, 'reader'])).trim(), 'kept');
+    const pvc = JSON.parse(await run(['get', 'pvc', 'data', '-n', ns, '-o', 'json']));
+    assert.equal(pvc.status.phase, 'Bound');
+  });
 });

@@ -400,8 +400,9 @@ const eventsV1: ResourceType = {
 };
 
 /**
- * metrics.k8s.io/v1beta1 (what kubectl top and the HPA read): usage samples written by the
- * kubelets (the node simulator, for now) and served like any object.
+ * metrics.k8s.io/v1beta1 (what kubectl top and the HPA read): usage samples written by whoever
+ * plays a kubelet without an endpoint (the node simulator) and stored like any object; reads
+ * also compute live figures from real kubelets (apiserver/metrics-api.ts).
  */
 const usageCells = (o: KubeObject) => {
   const sum = { cpu: 0, memory: 0 };
