@@ -23,7 +23,7 @@ interface Summary {
  * through aggregation: NodeMetrics and PodMetrics computed at request time from the summaries of
  * the kubelets concerned (CPU as a rate, memory as working set). Samples stored in the resource by
  * whoever plays a kubelet without an endpoint (the node simulator) are served alongside; a live
- * figure wins over a stored one. Writes and watches go to the stored resource as before.
+ * figure wins over a stored one. Writes, watches and Tables go to the stored resource as before.
  */
 export class MetricsApi {
   constructor(
@@ -32,9 +32,13 @@ export class MetricsApi {
     private readonly kubelets: KubeletConnector,
   ) {}
 
-  /** Serves a GET of metrics; false when the request is not one (other paths, watches). */
-  async serve(res: ServerResponse, p: string, q: URLSearchParams): Promise<boolean> {
+  /**
+   * Serves a JSON GET of metrics; false when the request is not one (other paths, watches, Table
+   * or protobuf renderings, which the stored resource answers).
+   */
+  async serve(res: ServerResponse, p: string, q: URLSearchParams, accept: string): Promise<boolean> {
     if (!p.startsWith(`${prefix}/`) || q.get('watch') === 'true' || q.get('watch') === '1') return false;
+    if (accept.includes('as=Table') || accept.includes('protobuf')) return false;
     const parts = p.slice(prefix.length).split('/').filter(Boolean);
     const selector = parseLabelSelector(q.get('labelSelector'));
     if (parts[0] === 'nodes' && parts.length <= 2) {

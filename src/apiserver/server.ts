@@ -239,7 +239,7 @@ export class ApiServer {
       if (!doc) throw new KubicleError('NotFound', 'the server could not find the requested resource');
       return sendJson(res, 200, doc);
     }
-    if (req.method === 'GET' && (await this.metricsApi.serve(res, p, url.searchParams))) return;
+    if (req.method === 'GET' && (await this.metricsApi.serve(res, p, url.searchParams, accept))) return;
     const parts = p.split('/').filter(Boolean);
     if (parts[0] === 'api' && parts.length === 2) {
       const list = apiResourceList(registry, '', parts[1]);
