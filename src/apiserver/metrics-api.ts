@@ -33,12 +33,12 @@ export class MetricsApi {
   ) {}
 
   /**
-   * Serves a JSON GET of metrics; false when the request is not one (other paths, watches, Table
-   * or protobuf renderings, which the stored resource answers).
+   * Serves a GET of metrics (answered in JSON, like every response here); false when the request
+   * is not one (other paths, watches, Tables, which the stored resource answers).
    */
   async serve(res: ServerResponse, p: string, q: URLSearchParams, accept: string): Promise<boolean> {
     if (!p.startsWith(`${prefix}/`) || q.get('watch') === 'true' || q.get('watch') === '1') return false;
-    if (accept.includes('as=Table') || accept.includes('protobuf')) return false;
+    if (accept.includes('as=Table')) return false;
     const parts = p.slice(prefix.length).split('/').filter(Boolean);
     const selector = parseLabelSelector(q.get('labelSelector'));
     if (parts[0] === 'nodes' && parts.length <= 2) {
