@@ -20,13 +20,13 @@ export const PortForwardProtocol = {
 /** Channel bytes of the v4/v5 WebSocket framing, and SPDY stream types by the same numbers. */
 export const StreamChannel = { stdin: 0, stdout: 1, stderr: 2, error: 3, resize: 4, close: 255 } as const;
 
-export const streamTypes: Record<string, number> = {
-  stdin: StreamChannel.stdin,
-  stdout: StreamChannel.stdout,
-  stderr: StreamChannel.stderr,
-  error: StreamChannel.error,
-  resize: StreamChannel.resize,
-};
+/** SPDY `streamtype` header values by channel: every channel but the close signal. */
+export const streamTypes: Record<string, number> = Object.fromEntries(Object.entries(StreamChannel).filter(([name]) => name !== 'close'));
+
+/** One v4/v5 WebSocket message: the channel byte, then the data. */
+export function channelMessage(channel: number, data: Buffer | string): Buffer {
+  return Buffer.concat([Buffer.from([channel]), typeof data === 'string' ? Buffer.from(data) : data]);
+}
 
 /** The terminal size kubectl sends on the resize channel. */
 export interface TerminalSize {

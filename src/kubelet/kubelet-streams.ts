@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { ExecProtocol, StreamChannel, type TerminalSize, exitStatus } from '../api/remote-command.js';
+import { ExecProtocol, StreamChannel, type TerminalSize, channelMessage, exitStatus } from '../api/remote-command.js';
 import type { Obj } from '../client/kube-client.js';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
@@ -52,10 +52,10 @@ export class KubeletStreams {
     const abort = new AbortController();
     const logs = await this.agent.logs(pod.metadata.uid, container, { follow: true, sinceTime: new Date().toISOString() }, abort.signal);
     this.wss.handleUpgrade(req, socket, head, (client) => {
-      logs.on('data', (d: Buffer) => client.readyState === WebSocket.OPEN && client.send(frame(StreamChannel.stdout, d)));
+      logs.on('data', (d: Buffer) => client.readyState === WebSocket.OPEN && client.send(channelMessage(StreamChannel.stdout, d)));
       logs.once('end', () => {
         if (client.readyState !== WebSocket.OPEN) return;
-        client.send(frame(StreamChannel.error, JSON.stringify(exitStatus(0, []))));
+        client.send(channelMessage(StreamChannel.error, JSON.stringify(exitStatus(0, []))));
         client.close(1000);
       });
       logs.once('error', () => client.terminate());
@@ -92,7 +92,7 @@ export class KubeletStreams {
       if (client.readyState !== WebSocket.OPEN || !d.length) return;
       if (d[0] === Channel.status) {
         const result = JSON.parse(d.subarray(1).toString()) as ExecResult;
-        client.send(frame(StreamChannel.error, JSON.stringify(exitStatus(result.exitCode, command, result.message))));
+        client.send(channelMessage(StreamChannel.error, JSON.stringify(exitStatus(result.exitCode, command, result.message))));
       } else client.send(d);
     });
     closeTogether(client, agent);

@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { StreamChannel, streamTypes } from '../../api/remote-command.js';
+import { StreamChannel, channelMessage, streamTypes } from '../../api/remote-command.js';
 import type { SpdySession, SpdyStream } from './spdy.js';
 
 /** How long a client has to open the streams it asked for (upstream's default, too). */
@@ -71,9 +71,5 @@ export async function relaySpdyExec(session: SpdySession, kubelet: WebSocket, wa
 }
 
 function send(ws: WebSocket, channel: number, d: Buffer): void {
-  if (ws.readyState !== WebSocket.OPEN) return;
-  const out = Buffer.allocUnsafe(d.length + 1);
-  out[0] = channel;
-  d.copy(out, 1);
-  ws.send(out);
+  if (ws.readyState === WebSocket.OPEN) ws.send(channelMessage(channel, d));
 }
