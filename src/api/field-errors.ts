@@ -39,11 +39,15 @@ export class FieldErrors {
 
   /** Throws Invalid if anything was collected. `qualifiedKind` is e.g. "Pod" or "Deployment.apps". */
   throwIfAny(qualifiedKind: string, name: string | undefined): void {
-    if (this.empty) return;
+    if (!this.empty) throw this.toError(qualifiedKind, name);
+  }
+
+  /** The Invalid error for what was collected (call only when something was). */
+  toError(qualifiedKind: string, name: string | undefined): KubicleError {
     const list = this.causes.map((c) => `${c.field}: ${c.message}`);
     const joined = list.length === 1 ? list[0] : `[${list.join(', ')}]`;
     const dot = qualifiedKind.indexOf('.');
     const subject = dot < 0 ? { kind: qualifiedKind, name } : { kind: qualifiedKind.slice(0, dot), group: qualifiedKind.slice(dot + 1), name };
-    throw new KubicleError('Invalid', `${qualifiedKind} "${name ?? ''}" is invalid: ${joined}`, { causes: this.causes, subject });
+    return new KubicleError('Invalid', `${qualifiedKind} "${name ?? ''}" is invalid: ${joined}`, { causes: this.causes, subject });
   }
 }

@@ -50,6 +50,8 @@ export interface ResourceType {
   defaults?(obj: KubeObject): void;
   /** Adjusts a new object once it has its uid and name, before validation (e.g. Job selectors, Pod status). */
   prepareForCreate?(obj: KubeObject): void;
+  /** Adjusts an updated object from the one it replaces, before defaults and validation (Services keep their allocations). */
+  prepareForUpdate?(obj: KubeObject, old: KubeObject): void;
   /** Validates the whole object (create and update). */
   validate?(obj: KubeObject, errs: FieldErrors): void;
   /** Extra rules on update: immutable fields and allowed transitions. */

@@ -9,7 +9,7 @@ import type { ObjectStore } from './object-store.js';
  * Objects every cluster has from its first start: the system namespaces, the default StorageClass,
  * the system PriorityClasses and the `kubernetes` Service with Endpoints pointing at this API server. Idempotent.
  */
-export async function bootstrap(registry: Registry, store: ObjectStore, host: string, port: number): Promise<void> {
+export async function bootstrap(registry: Registry, store: ObjectStore, host: string, port: number, kubernetesIP: string): Promise<void> {
   const ensure = async (group: string, plural: string, ns: string | undefined, obj: KubeObject) => {
     const rt = registry.mustLookup(group, 'v1', plural);
     try {
@@ -35,7 +35,7 @@ export async function bootstrap(registry: Registry, store: ObjectStore, host: st
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name: 'kubernetes', namespace: 'default', labels: { component: 'apiserver', provider: 'kubernetes' } },
-    spec: { type: 'ClusterIP', clusterIP: '10.96.0.1', clusterIPs: ['10.96.0.1'], ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: port }] },
+    spec: { type: 'ClusterIP', clusterIP: kubernetesIP, clusterIPs: [kubernetesIP], ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: port }] },
   });
   await ensure('', 'endpoints', 'default', {
     apiVersion: 'v1',

@@ -19,6 +19,15 @@ export interface Admission {
   admitCreate(rt: ResourceType, obj: KubeObject, opts: WriteOptions): Promise<void>;
   /** Called before a delete is carried out; throws to refuse. */
   admitDelete(rt: ResourceType, obj: KubeObject): Promise<void>;
+  /** Optional: called before an update is written, once per write attempt; throws to refuse. */
+  admitUpdate?(rt: ResourceType, obj: KubeObject, old: KubeObject, opts: WriteOptions): Promise<void>;
+  /**
+   * Optional: told after a write landed (`obj` undefined: the object is gone; `old` undefined: it
+   * was created), so what the old object held and the new one does not can be let go. Never throws.
+   */
+  committed?(rt: ResourceType, obj: KubeObject | undefined, old: KubeObject | undefined): void;
+  /** Optional: a create this admission let through was not written; undo what admitCreate took. Never throws. */
+  aborted?(rt: ResourceType, obj: KubeObject): void;
 }
 
 export interface WriteOptions {
@@ -207,13 +216,22 @@ export class ObjectStore {
     rt.defaults?.(obj);
     rt.prepareForCreate?.(obj);
     this.validate(rt, obj);
-    for (const a of this.admission) await a.admitCreate(rt, obj, opts);
-    if (opts.dryRun) return obj;
+    const admitted: Admission[] = [];
     try {
+      for (const a of this.admission) {
+        await a.admitCreate(rt, obj, opts);
+        admitted.push(a);
+      }
+      if (opts.dryRun) {
+        for (const a of admitted) a.aborted?.(rt, obj);
+        return obj;
+      }
       const kv = await this.backend.create(keyFor(rt, meta.namespace, meta.name!), encode(toStorage(rt, obj)));
       meta.resourceVersion = String(kv.modRevision);
+      for (const a of admitted) a.committed?.(rt, obj, undefined);
       return obj;
     } catch (err) {
+      for (const a of admitted) a.aborted?.(rt, obj);
       if (isCode(err, 'AlreadyExists')) throw new KubicleError('AlreadyExists', `${qualifiedResource(rt)} "${meta.name}" already exists`);
       throw err;
     }
@@ -242,15 +260,18 @@ export class ObjectStore {
       if (pinned && pinned !== current.metadata.resourceVersion) throw conflict(rt, name);
       const next = this.prepareUpdate(rt, proposed, current, opts.subresource, opts.allowSpecChange);
       if (deepEqual(next, current)) return current;
+      if (opts.subresource !== 'status') for (const a of this.admission) await a.admitUpdate?.(rt, next, current, opts);
       if (opts.dryRun) return next;
       try {
         if (this.readyToDelete(rt, next)) {
           const gone = await this.backend.delete(key, kv.modRevision);
           next.metadata.resourceVersion = String(gone.modRevision);
+          for (const a of this.admission) a.committed?.(rt, undefined, current);
           return next;
         }
         const written = await this.backend.update(key, encode(toStorage(rt, next)), kv.modRevision);
         next.metadata.resourceVersion = String(written.modRevision);
+        for (const a of this.admission) a.committed?.(rt, next, current);
         return next;
       } catch (err) {
         // Written meanwhile: read again and let `mutate` decide. A caller's pinned resourceVersion
@@ -298,6 +319,7 @@ export class ObjectStore {
     }
     next.apiVersion = old.apiVersion;
     next.kind = old.kind;
+    if (subresource !== 'status') rt.prepareForUpdate?.(next, old);
     rt.defaults?.(next);
     if (rt.generation && subresource !== 'status') {
       const strip = (x: KubeObject) => {
@@ -387,6 +409,7 @@ export class ObjectStore {
           if (opts.dryRun) return { obj: current, gone: true };
           const gone = await this.backend.delete(key, kv.modRevision);
           current.metadata.resourceVersion = String(gone.modRevision);
+          for (const a of this.admission) a.committed?.(rt, undefined, current);
           return { obj: current, gone: true };
         }
         // Graceful: set or shorten the deletion timestamp, keep the object for its finalizers.

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import https from 'node:https';
 import os from 'node:os';
 import type { AddressInfo } from 'node:net';
+import { formatIPv4 } from '../api/ipv4.js';
 import type { Registry } from '../api/registry.js';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
@@ -15,6 +16,7 @@ import { NamespaceLifecycle } from './admission/namespace-lifecycle.js';
 import { Priority } from './admission/priority.js';
 import { ResourceQuotaAdmission } from './admission/resource-quota.js';
 import { RuntimeClassAdmission } from './admission/runtime-class.js';
+import { ServiceAllocation, type ServiceRanges, serviceRanges } from './admission/service-allocation.js';
 import { Authenticator, type UserInfo } from './authn.js';
 import { bootstrap } from './bootstrap.js';
 import { runCompactor } from './compactor.js';
@@ -51,6 +53,10 @@ export interface ApiServerOptions {
   /** Contents of a static token file (token,user,uid,"groups"). */
   tokenFile?: string;
   compactIntervalMs?: number;
+  /** Cluster IPs of Services come from here (default 10.96.0.0/12). */
+  serviceCidr?: string;
+  /** Node ports, "min-max" (default 30000-32767). */
+  nodePortRange?: string;
 }
 
 export class ApiServer {
@@ -67,6 +73,8 @@ export class ApiServer {
   private readonly lifecycle: NamespaceLifecycle;
   private readonly priority: Priority;
   private readonly quota: ResourceQuotaAdmission;
+  private readonly allocation: ServiceAllocation;
+  private readonly ranges: ServiceRanges;
   private readonly handler: ResourceHandler;
   private readonly podStreams: PodStreams;
   private readonly metricsApi: MetricsApi;
@@ -82,12 +90,15 @@ export class ApiServer {
     this.lifecycle = new NamespaceLifecycle(opts.registry);
     this.priority = new Priority(opts.registry, () => this.store);
     this.quota = new ResourceQuotaAdmission(opts.registry, () => this.store);
+    this.ranges = serviceRanges(opts.serviceCidr ?? '10.96.0.0/12', opts.nodePortRange ?? '30000-32767');
+    this.allocation = new ServiceAllocation(opts.backend, this.ranges, opts.log);
     this.store = new ObjectStore(opts.backend, [
       this.lifecycle,
       new DefaultTolerationSeconds(),
       new DefaultStorageClass(opts.registry, () => this.store),
       this.priority,
       new RuntimeClassAdmission(opts.registry, () => this.store),
+      this.allocation,
       // Last, as upstream: it charges what the others have settled.
       this.quota,
     ]);
@@ -119,7 +130,8 @@ export class ApiServer {
     await this.lifecycle.bind(this.store, this.cache);
     await this.priority.bind(this.cache);
     await this.quota.bind(this.cache);
-    await bootstrap(this.opts.registry, this.store, this.opts.host, this.opts.port);
+    await bootstrap(this.opts.registry, this.store, this.opts.host, this.opts.port, formatIPv4(this.ranges.serviceCidr.base + 1));
+    const repairing = this.repairAllocations(signal);
     const server = https.createServer(
       { key: this.pki.serving.key, cert: this.pki.serving.cert, ca: this.pki.ca.cert, requestCert: true, rejectUnauthorized: false },
       (req, res) => void this.serve(req, res),
@@ -144,7 +156,24 @@ export class ApiServer {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await compactor;
+    await repairing;
     log.info('apiserver stopped');
+  }
+
+  /** Keeps Service allocations in step with Services: now, then every minute (upstream's repair loops). */
+  private async repairAllocations(signal: AbortSignal): Promise<void> {
+    const services = this.opts.registry.mustLookup('', 'v1', 'services');
+    while (!signal.aborted) {
+      try {
+        await this.allocation.repair((await this.store.list(services, undefined, { labels: [], fields: [] })).items);
+      } catch (err) {
+        this.opts.log.warn('service allocation repair failed', { err });
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 60_000);
+        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+    }
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {

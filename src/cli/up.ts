@@ -33,6 +33,8 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
     log: log.with({ component: 'apiserver' }),
     tokenFile: config['token-file'] ? await readFile(config['token-file'], 'utf8') : undefined,
     compactIntervalMs: Number(config['compact-interval']) * 1000,
+    serviceCidr: config['service-cidr'],
+    nodePortRange: config['service-node-port-range'],
   });
   const serving = server.run(signal);
   await Promise.race([server.ready, serving]);
