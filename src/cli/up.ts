@@ -52,7 +52,7 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
   const simulated = Number(config['simulate-nodes']);
   if (simulated > 0) components.push({ kind: 'node-simulator', options: { count: simulated, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 } });
   const node = config.node === 'local' ? await startNode(config, dataDir, log, signal, pki.ca, server.loopbackToken) : undefined;
-  if (node) components.push(node.kubelet);
+  if (node) components.push(node.kubelet, node.proxy);
   const running = components.map((c) => runInWorker(c, client, log, signal));
   process.stdout.write(
     `Kubicle is up: ${server.url} (store: ${config.store === 'sqlite' ? path.join(dataDir, 'store.db') : config.store.replace(/password=[^&]*/, 'password=***')})\n` +
@@ -103,5 +103,9 @@ async function startNode(config: Config, dataDir: string, log: Logger, signal: A
       server: { port: Number(config['kubelet-port']), certPem: serving.cert, keyPem: serving.key, token: apiToken },
     },
   };
-  return { kubelet, registry, running: Promise.all(waits) };
+  const proxy: Component = {
+    kind: 'service-proxy',
+    options: { table: `${config.bridge}-services`, bridge: config.bridge, podCidr: config['pod-cidr'], nodeName, serviceCidr: config['service-cidr'] },
+  };
+  return { kubelet, proxy, registry, running: Promise.all(waits) };
 }

@@ -47,6 +47,7 @@ export class HostAgent {
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     const images = new ImageStore(path.join(stateDir, 'images'), new RegistryClient(), this.log.with({ component: 'images' }));
     const network = new PodNetwork({ cidr: this.opts.podCidr, bridge: this.opts.bridge, stateDir: path.join(stateDir, 'ipam') }, this.log);
+    await network.ensureBridge();
     const runc = new RuncRuntime({ stateDir: path.join(stateDir, 'sandboxes'), network, cgroups: new Cgroups() }, this.log.with({ runtime: 'runc' }));
     const runtimes = new Map<string, SandboxRuntime>([['runc', runc]]);
     const server = new SandboxServer(runtimes, images, this.log, this.opts.tcp?.token);

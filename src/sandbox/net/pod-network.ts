@@ -52,8 +52,8 @@ export class PodNetwork {
     return `/run/netns/${PodNetwork.namespaceOf(sandboxId)}`;
   }
 
-  /** Creates the bridge once. Idempotent. */
-  private ensureBridge(): Promise<void> {
+  /** Creates the bridge with the gateway address once, so host services can bind to it before any pod. Idempotent. */
+  ensureBridge(): Promise<void> {
     this.ensured ??= (async () => {
       await mkdir(this.opts.stateDir, { recursive: true });
       const exists = await execFileP('ip', ['link', 'show', this.bridge]).then(

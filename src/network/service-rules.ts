@@ -1,0 +1,177 @@
+import { createHash } from 'node:crypto';
+import type { Obj } from '../client/kube-client.js';
+
+/**
+ * Services as one nftables table, the way kube-proxy's nftables mode lays them out: a verdict map
+ * from (cluster IP, protocol, port) and one from (protocol, node port) to a chain per service port,
+ * which picks an endpoint at random (or the client's last one under ClientIP affinity) and DNATs to
+ * it. Service ports with no usable endpoint are in a set whose new connections are refused at once.
+ *
+ * The table is rendered whole and swapped in one nft transaction, so the kernel never holds half a
+ * rule set: either the old table or the new one.
+ */
+export interface ServiceRulesOptions {
+  /** nft table name, one per cluster on a host. */
+  table: string;
+  /** The node's pod bridge: traffic from it is this cluster's pods. */
+  bridge: string;
+  /** This cluster's pod range: traffic from elsewhere to a node port is masqueraded (unless Local). */
+  podCidr: string;
+  /** The node these rules are for: externalTrafficPolicy Local keeps to its endpoints. */
+  nodeName: string;
+}
+
+export interface ServicePortRule {
+  key: string;
+  clusterIP?: string;
+  protocol: string;
+  port: number;
+  nodePort?: number;
+  affinitySeconds?: number;
+  externalLocal: boolean;
+  endpoints: { ip: string; port: number; local: boolean }[];
+}
+
+const masqueradeMark = '0x4000';
+const protocols: Record<string, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
+
+/**
+ * The service ports to program, from Services and their EndpointSlices: ready endpoints, or when
+ * none is ready, serving ones that are terminating (upstream's graceful termination). Headless and
+ * ExternalName Services have none.
+ */
+export function servicePortRules(services: Obj[], slices: Obj[], nodeName: string): ServicePortRule[] {
+  const slicesOf = new Map<string, Obj[]>();
+  for (const s of slices) {
+    const owner = s.metadata?.labels?.['kubernetes.io/service-name'];
+    if (!owner || s.addressType !== 'IPv4') continue;
+    const k = `${s.metadata.namespace}/${owner}`;
+    slicesOf.set(k, [...(slicesOf.get(k) ?? []), s]);
+  }
+  const out: ServicePortRule[] = [];
+  for (const svc of services) {
+    const spec = svc.spec ?? {};
+    if (spec.type === 'ExternalName' || !spec.clusterIP || spec.clusterIP === 'None') continue;
+    const svcKey = `${svc.metadata.namespace}/${svc.metadata.name}`;
+    for (const sp of (spec.ports ?? []) as Obj[]) {
+      const protocol = protocols[sp.protocol ?? 'TCP'];
+      if (!protocol) continue;
+      const collect = (want: (c: Obj) => boolean) => {
+        const eps: ServicePortRule['endpoints'] = [];
+        const seen = new Set<string>();
+        for (const slice of slicesOf.get(svcKey) ?? []) {
+          const port = ((slice.ports ?? []) as Obj[]).find((p) => (p.name ?? '') === (sp.name ?? '') && (p.protocol ?? 'TCP') === (sp.protocol ?? 'TCP'));
+          if (!port?.port) continue;
+          for (const ep of (slice.endpoints ?? []) as Obj[]) {
+            const ip = ep.addresses?.[0];
+            if (!ip || !want(ep.conditions ?? {}) || seen.has(`${ip}:${port.port}`)) continue;
+            seen.add(`${ip}:${port.port}`);
+            eps.push({ ip, port: port.port, local: ep.nodeName === nodeName });
+          }
+        }
+        return eps;
+      };
+      let endpoints = collect((c) => c.ready !== false);
+      if (!endpoints.length) endpoints = collect((c) => c.serving === true && c.terminating === true);
+      out.push({
+        key: `${svcKey}:${sp.name ?? ''}:${protocol}`,
+        clusterIP: spec.clusterIP,
+        protocol,
+        port: sp.port,
+        nodePort: spec.type === 'NodePort' || spec.type === 'LoadBalancer' ? sp.nodePort : undefined,
+        affinitySeconds: spec.sessionAffinity === 'ClientIP' ? (spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800) : undefined,
+        externalLocal: spec.externalTrafficPolicy === 'Local',
+        endpoints: endpoints.sort((a, b) => a.ip.localeCompare(b.ip) || a.port - b.port),
+      });
+    }
+  }
+  return out.sort((a, b) => a.key.localeCompare(b.key));
+}
+
+/** The nft script that replaces the table with these rules (atomically when fed to `nft -f`). */
+export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePortRule[]): string {
+  const t = opts.table;
+  const chains: string[] = [];
+  const serviceIps: string[] = [];
+  const nodePorts: string[] = [];
+  const noEndpoints: string[] = [];
+  const noEndpointNodePorts: string[] = [];
+  const sets: string[] = [];
+  for (const r of rules) {
+    const id = hash(r.key);
+    const svcChain = `svc-${id}`;
+    if (r.clusterIP) {
+      if (r.endpoints.length) serviceIps.push(`${r.clusterIP} . ${r.protocol} . ${r.port} : goto ${svcChain}`);
+      else noEndpoints.push(`${r.clusterIP} . ${r.protocol} . ${r.port}`);
+    }
+    if (r.nodePort) {
+      const reachable = r.externalLocal ? r.endpoints.some((e) => e.local) : r.endpoints.length > 0;
+      if (reachable) nodePorts.push(`${r.protocol} . ${r.nodePort} : goto ext-${id}`);
+      else noEndpointNodePorts.push(`${r.protocol} . ${r.nodePort}`);
+    }
+    if (!r.endpoints.length) continue;
+    const epChain = (i: number) => `ep-${id}-${i}`;
+    const pick = (list: number[]) =>
+      list.length === 1 ? `goto ${epChain(list[0])}` : `numgen random mod ${list.length} vmap { ${list.map((n, i) => `${i} : goto ${epChain(n)}`).join(', ')} }`;
+    const all = r.endpoints.map((_, i) => i);
+    const affinity = (list: number[]) => (r.affinitySeconds ? list.map((i) => `\t\tip saddr @aff-${id}-${i} goto ${epChain(i)}\n`).join('') : '');
+    chains.push(`\tchain ${svcChain} {\n\t\tcomment "${r.key}"\n${affinity(all)}\t\t${pick(all)}\n\t}\n`);
+    // From outside the pod network a node port is masqueraded so replies come back through this
+    // node, unless the Service asks to keep the client's address (Local: this node's endpoints only).
+    const local = all.filter((i) => r.endpoints[i].local);
+    const ext = r.externalLocal
+      ? local.length
+        ? `${affinity(local)}\t\t${pick(local)}\n`
+        : '\t\tdrop\n'
+      : `\t\tip saddr != ${opts.podCidr} meta mark set meta mark | ${masqueradeMark}\n\t\tgoto ${svcChain}\n`;
+    if (r.nodePort) chains.push(`\tchain ext-${id} {\n${ext}\t}\n`);
+    r.endpoints.forEach((e, i) => {
+      if (r.affinitySeconds) sets.push(`\tset aff-${id}-${i} {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout ${r.affinitySeconds}s\n\t}\n`);
+      chains.push(
+        `\tchain ${epChain(i)} {\n` +
+          // A pod reaching itself through its Service: masquerade, or it would see its own address as the peer.
+          `\t\tip saddr ${e.ip} meta mark set meta mark | ${masqueradeMark}\n` +
+          (r.affinitySeconds ? `\t\tupdate @aff-${id}-${i} { ip saddr }\n` : '') +
+          `\t\tmeta l4proto ${r.protocol} dnat to ${e.ip}:${e.port}\n\t}\n`,
+      );
+    });
+  }
+  const elements = (list: string[]) => (list.length ? `\t\telements = { ${list.join(',\n\t\t\t')} }\n` : '');
+  return (
+    `add table ip ${t}\ndelete table ip ${t}\ntable ip ${t} {\n` +
+    `\tmap service-ips {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n${elements(serviceIps)}\t}\n` +
+    `\tmap service-nodeports {\n\t\ttype inet_proto . inet_service : verdict\n${elements(nodePorts)}\t}\n` +
+    `\tset no-endpoint-services {\n\t\ttype ipv4_addr . inet_proto . inet_service\n${elements(noEndpoints)}\t}\n` +
+    `\tset no-endpoint-nodeports {\n\t\ttype inet_proto . inet_service\n${elements(noEndpointNodePorts)}\t}\n` +
+    sets.join('') +
+    `\tchain services {\n\t\tip daddr . meta l4proto . th dport vmap @service-ips\n\t\tfib daddr type local meta l4proto . th dport vmap @service-nodeports\n\t}\n` +
+    `\tchain nat-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tiifname "${opts.bridge}" jump services\n\t}\n` +
+    `\tchain nat-output {\n\t\ttype nat hook output priority -100; policy accept;\n\t\tjump services\n\t}\n` +
+    `\tchain nat-postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n` +
+    `\t\tmeta mark & ${masqueradeMark} == ${masqueradeMark} meta mark set meta mark & 0xffffbfff masquerade fully-random\n\t}\n` +
+    // Refusals happen in filter hooks (nat chains cannot reject): a Service without endpoints
+    // answers at once instead of letting the client time out.
+    `\tchain filter-forward {\n\t\ttype filter hook forward priority filter; policy accept;\n` +
+    `\t\tct state new ip daddr . meta l4proto . th dport @no-endpoint-services reject\n` +
+    // Pods reach each other, the host and nothing beyond (DESIGN §5): no forwarding off the bridge.
+    `\t\tiifname "${opts.bridge}" oifname != "${opts.bridge}" drop\n\t}\n` +
+    `\tchain filter-output {\n\t\ttype filter hook output priority filter; policy accept;\n` +
+    `\t\tct state new ip daddr . meta l4proto . th dport @no-endpoint-services reject\n\t}\n` +
+    `\tchain filter-input {\n\t\ttype filter hook input priority filter; policy accept;\n` +
+    // Node ports answer on 127.0.0.1 too, which needs route_localnet on the bridge; that must not
+    // let pods reach the host's loopback services, so loopback from the bridge passes only DNATed.
+    `\t\tiifname "${opts.bridge}" ip daddr 127.0.0.0/8 ct status != dnat drop\n` +
+    `\t\tct state new fib daddr type local meta l4proto . th dport @no-endpoint-nodeports reject\n\t}\n` +
+    chains.join('') +
+    '}\n'
+  );
+}
+
+/** The script that removes the table (idempotent). */
+export function renderServiceRulesRemoval(table: string): string {
+  return `add table ip ${table}\ndelete table ip ${table}\n`;
+}
+
+function hash(key: string): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+}
