@@ -91,7 +91,7 @@ export class ApiServer {
     this.priority = new Priority(opts.registry, () => this.store);
     this.quota = new ResourceQuotaAdmission(opts.registry, () => this.store);
     this.ranges = serviceRanges(opts.serviceCidr ?? '10.96.0.0/12', opts.nodePortRange ?? '30000-32767');
-    this.allocation = new ServiceAllocation(opts.backend, this.ranges, opts.log);
+    this.allocation = new ServiceAllocation(opts.registry, opts.backend, this.ranges, opts.log);
     this.store = new ObjectStore(opts.backend, [
       this.lifecycle,
       new DefaultTolerationSeconds(),

@@ -1,6 +1,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { builtinRegistry } from '../api/registry.js';
+import { type Cidr, cidrsOverlap, formatIPv4, parseCidr } from '../api/ipv4.js';
+import { KubicleError } from '../observe/errors.js';
 import { renderKubeconfig } from '../apiserver/kubeconfig.js';
 import { ApiServer } from '../apiserver/server.js';
 import type { Logger } from '../observe/log.js';
@@ -22,6 +24,7 @@ import { busyboxImage } from '../sandbox/images/sample-images.js';
  */
 export async function up(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
   const dataDir = path.resolve(config['data-dir']);
+  if (config.node === 'local') nodeNetwork(config); // refuse bad ranges before anything starts
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const backend = openStore(config.store, dataDir);
   const server = new ApiServer({
@@ -52,7 +55,7 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
   const simulated = Number(config['simulate-nodes']);
   if (simulated > 0) components.push({ kind: 'node-simulator', options: { count: simulated, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 } });
   const node = config.node === 'local' ? await startNode(config, dataDir, log, signal, pki.ca, server.loopbackToken) : undefined;
-  if (node) components.push(node.kubelet, node.proxy);
+  if (node) components.push(node.kubelet, node.proxy, node.dns);
   const running = components.map((c) => runInWorker(c, client, log, signal));
   process.stdout.write(
     `Kubicle is up: ${server.url} (store: ${config.store === 'sqlite' ? path.join(dataDir, 'store.db') : config.store.replace(/password=[^&]*/, 'password=***')})\n` +
@@ -82,6 +85,7 @@ async function startNode(config: Config, dataDir: string, log: Logger, signal: A
     const img = await busyboxImage();
     await buildAndPush(new RegistryClient(), `${registry}/kubicle/busybox:1`, img.entries, img.config);
   }
+  const { pods, clusterDnsIP } = nodeNetwork(config);
   const socketPath = config['agent-socket'] || path.join(dataDir, 'agent.sock');
   const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath, podCidr: config['pod-cidr'], bridge: config.bridge }, log.with({ component: 'agent' }));
   const agentRunning = agent.run(signal);
@@ -97,15 +101,35 @@ async function startNode(config: Config, dataDir: string, log: Logger, signal: A
       nodeName,
       hostIP: '127.0.0.1',
       podCidr: config['pod-cidr'],
+      clusterDNS: [clusterDnsIP],
+      clusterDomain: config['cluster-domain'],
       heartbeatMs: Number(config['node-heartbeat-interval']) * 1000,
       backoffBaseMs: backoff,
       backoffMaxMs: backoff * 30,
       server: { port: Number(config['kubelet-port']), certPem: serving.cert, keyPem: serving.key, token: apiToken },
     },
   };
+  const dns: Component = {
+    kind: 'cluster-dns',
+    options: { listen: pods.gateway, port: 53, domain: config['cluster-domain'], serviceIP: clusterDnsIP, nodeName },
+  };
   const proxy: Component = {
     kind: 'service-proxy',
     options: { table: `${config.bridge}-services`, bridge: config.bridge, podCidr: config['pod-cidr'], nodeName, serviceCidr: config['service-cidr'] },
   };
-  return { kubelet, proxy, registry, running: Promise.all(waits) };
+  return { kubelet, proxy, dns, registry, running: Promise.all(waits) };
+}
+
+/**
+ * The local node's addresses from the config: the pod range (its first address is the bridge's,
+ * where cluster DNS answers) and the cluster DNS Service's address, the service range's tenth as
+ * upstream's convention. Overlapping ranges are refused.
+ */
+function nodeNetwork(config: Config): { pods: { cidr: Cidr; gateway: string }; clusterDnsIP: string } {
+  const cidr = parseCidr(config['pod-cidr']);
+  if (!cidr) throw new KubicleError('Invalid', `--pod-cidr ${JSON.stringify(config['pod-cidr'])} is not an IPv4 network such as 10.244.0.0/24`);
+  const services = parseCidr(config['service-cidr']);
+  if (!services) throw new KubicleError('Invalid', `--service-cidr ${JSON.stringify(config['service-cidr'])} is not an IPv4 network such as 10.96.0.0/12`);
+  if (cidrsOverlap(cidr, services)) throw new KubicleError('Invalid', `--pod-cidr ${cidr.text} overlaps --service-cidr ${services.text}`);
+  return { pods: { cidr, gateway: formatIPv4(cidr.base + 1) }, clusterDnsIP: formatIPv4(services.base + 10) };
 }

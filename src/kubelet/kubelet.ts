@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { Informer, objectKey } from '../client/informer.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -6,6 +7,7 @@ import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import { KubeletServer } from './kubelet-server.js';
+import { parseResolvConf } from './pod-dns.js';
 import { PodWorker } from './pod-worker.js';
 import { StatsProvider } from './stats.js';
 
@@ -21,6 +23,9 @@ export interface KubeletOptions {
   backoffMaxMs?: number;
   maxPods?: number;
   labels?: Record<string, string>;
+  /** Where pods with dnsPolicy ClusterFirst resolve (upstream's --cluster-dns), and the cluster domain. */
+  clusterDNS?: string[];
+  clusterDomain?: string;
   /** The kubelet's own HTTPS API (logs for the API server): port, serving certificate, and the API server's token. */
   server?: { port: number; certPem: string; keyPem: string; token: string };
 }
@@ -49,7 +54,21 @@ export class Kubelet {
   ) {
     this.pods = new Informer(client, `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${opts.nodeName}`)}`, log);
     this.pods.on({ add: (p) => this.queue.add(objectKey(p)), update: (_, p) => this.queue.add(objectKey(p)), delete: (p) => this.queue.add(objectKey(p)) });
-    this.worker = new PodWorker(client, agent, { nodeName: opts.nodeName, hostIP: opts.hostIP, backoffBaseMs: opts.backoffBaseMs ?? 10_000, backoffMaxMs: opts.backoffMaxMs ?? 300_000, wake: (pod) => this.queue.add(objectKey(pod)) }, log);
+    const hostResolver = parseResolvConf(existsSync('/etc/resolv.conf') ? readFileSync('/etc/resolv.conf', 'utf8') : '');
+    this.worker = new PodWorker(
+      client,
+      agent,
+      {
+        nodeName: opts.nodeName,
+        hostIP: opts.hostIP,
+        backoffBaseMs: opts.backoffBaseMs ?? 10_000,
+        backoffMaxMs: opts.backoffMaxMs ?? 300_000,
+        dns: { nameservers: opts.clusterDNS ?? [], domain: opts.clusterDomain ?? 'cluster.local' },
+        hostResolver,
+        wake: (pod) => this.queue.add(objectKey(pod)),
+      },
+      log,
+    );
   }
 
   private nodeObject(): Obj {

@@ -1,6 +1,7 @@
 import { recordEvent } from '../client/event-recorder.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { KubicleError, isCode } from '../observe/errors.js';
+import { type ClusterDnsSettings, podResolver, type ResolverSettings } from './pod-dns.js';
 import type { Logger } from '../observe/log.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import type { ContainerStatus, RegistryAuth, SandboxStatus } from '../sandbox/api/types.js';
@@ -16,6 +17,9 @@ export interface PodWorkerOptions {
   /** Restart back-off: first delay and ceiling (upstream: 10 s doubling to 300 s). */
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** The cluster DNS pods resolve through, and the host's resolver for dnsPolicy Default. */
+  dns: ClusterDnsSettings;
+  hostResolver: ResolverSettings;
   /** Asks for the pod to be synced again soon (a probe changed something). */
   wake(pod: Obj): void;
 }
@@ -103,7 +107,7 @@ export class PodWorker {
           labels: { 'kubicle.io/namespace': pod.metadata.namespace, 'kubicle.io/pod': pod.metadata.name, 'kubicle.io/node': this.opts.nodeName },
           network: pod.spec.hostNetwork ? 'host' : 'pod',
           hostAliases: pod.spec.hostAliases,
-          dns: pod.spec.dnsConfig ? { nameservers: pod.spec.dnsConfig.nameservers, searches: pod.spec.dnsConfig.searches, options: (pod.spec.dnsConfig.options ?? []).map((o: Obj) => (o.value ? `${o.name}:${o.value}` : o.name)) } : undefined,
+          dns: podResolver(pod, this.opts.dns, this.opts.hostResolver),
           volumes: await sandboxVolumes(this.client, pod),
         });
       }

@@ -136,6 +136,9 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
       );
     });
   }
+  // TCP gets a reset (ICMP errors are rate-limited per peer, so a client retrying fast could
+  // wait out a retransmission instead of seeing the refusal); other protocols port-unreachable.
+  const refuse = (match: string) => `\t\tct state new ${match} meta l4proto tcp reject with tcp reset\n\t\tct state new ${match} reject\n`;
   const elements = (list: string[]) => (list.length ? `\t\telements = { ${list.join(',\n\t\t\t')} }\n` : '');
   return (
     `add table ip ${t}\ndelete table ip ${t}\ntable ip ${t} {\n` +
@@ -152,16 +155,18 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
     // Refusals happen in filter hooks (nat chains cannot reject): a Service without endpoints
     // answers at once instead of letting the client time out.
     `\tchain filter-forward {\n\t\ttype filter hook forward priority filter; policy accept;\n` +
-    `\t\tct state new ip daddr . meta l4proto . th dport @no-endpoint-services reject\n` +
+    refuse('ip daddr . meta l4proto . th dport @no-endpoint-services') +
     // Pods reach each other, the host and nothing beyond (DESIGN §5): no forwarding off the bridge.
     `\t\tiifname "${opts.bridge}" oifname != "${opts.bridge}" drop\n\t}\n` +
     `\tchain filter-output {\n\t\ttype filter hook output priority filter; policy accept;\n` +
-    `\t\tct state new ip daddr . meta l4proto . th dport @no-endpoint-services reject\n\t}\n` +
+    refuse('ip daddr . meta l4proto . th dport @no-endpoint-services') +
+    '\t}\n' +
     `\tchain filter-input {\n\t\ttype filter hook input priority filter; policy accept;\n` +
     // Node ports answer on 127.0.0.1 too, which needs route_localnet on the bridge; that must not
     // let pods reach the host's loopback services, so loopback from the bridge passes only DNATed.
-    `\t\tiifname "${opts.bridge}" ip daddr 127.0.0.0/8 ct status != dnat drop\n` +
-    `\t\tct state new fib daddr type local meta l4proto . th dport @no-endpoint-nodeports reject\n\t}\n` +
+    `\t\tiifname "${opts.bridge}" ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop\n` +
+    refuse('fib daddr type local meta l4proto . th dport @no-endpoint-nodeports') +
+    '\t}\n' +
     chains.join('') +
     '}\n'
   );

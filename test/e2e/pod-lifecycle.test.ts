@@ -15,6 +15,7 @@ import { type Kubicle, cleanup, eventually, kubectlFor, startKubicle } from '../
  */
 const podCidr = '10.246.2.0/24';
 const bridge = 'kubtest2';
+const serviceCidr = '10.112.0.0/16';
 
 describe('probes and lifecycle hooks (runc pods)', () => {
   let k: Kubicle;
@@ -48,7 +49,7 @@ describe('probes and lifecycle hooks (runc pods)', () => {
     await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
     const registryPort = await freePort();
     image = `127.0.0.1:${registryPort}/kubicle/busybox:1`;
-    k = await startKubicle({ args: ['--node', 'local', '--node-name', 'lifecycle-node', '--pod-cidr', podCidr, '--bridge', bridge, '--registry-port', String(registryPort), '--restart-backoff', '1', '--kubelet-port', String(await freePort())] });
+    k = await startKubicle({ args: ['--node', 'local', '--node-name', 'lifecycle-node', '--pod-cidr', podCidr, '--service-cidr', serviceCidr, '--bridge', bridge, '--registry-port', String(registryPort), '--restart-backoff', '1', '--kubelet-port', String(await freePort())] });
     kc = await kubectlFor(k, '1.33');
     await run(['create', 'namespace', ns]);
     await eventually(async () => (await kc(['get', 'node', 'lifecycle-node'])).code === 0, 'the node registers');

@@ -14,6 +14,7 @@ import { type Kubicle, cleanup, eventually, kubectlFor, startKubicle } from '../
  */
 const podCidr = '10.246.0.0/24';
 const bridge = 'kubtest0';
+const serviceCidr = '10.110.0.0/16';
 
 /** What the host still holds for a pod's sandbox: processes, mounts, cgroups, network namespace, runc containers. */
 function hostLeftovers(uid: string, dataDir: string): string[] {
@@ -59,7 +60,7 @@ describe('pods on the local node (runc)', () => {
   before(async () => {
     registry = `127.0.0.1:${await freePort()}`;
     image = `${registry}/kubicle/busybox:1`;
-    k = await startKubicle({ args: ['--node', 'local', '--node-name', 'e2e-node', '--pod-cidr', podCidr, '--bridge', bridge, '--registry-port', registry.split(':')[1], '--restart-backoff', '1', '--kubelet-port', String(await freePort())] });
+    k = await startKubicle({ args: ['--node', 'local', '--node-name', 'e2e-node', '--pod-cidr', podCidr, '--service-cidr', serviceCidr, '--bridge', bridge, '--registry-port', registry.split(':')[1], '--restart-backoff', '1', '--kubelet-port', String(await freePort())] });
     kc = await kubectlFor(k, '1.33');
     await run(['create', 'namespace', ns]);
     await eventually(async () => (await kc(['get', 'node', 'e2e-node'])).code === 0, 'the node registers');

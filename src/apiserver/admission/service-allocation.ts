@@ -2,10 +2,12 @@ import { randomInt } from 'node:crypto';
 import { FieldErrors } from '../../api/field-errors.js';
 import { type Cidr, cidrContains, formatIPv4, parseCidr, parseIPv4 } from '../../api/ipv4.js';
 import type { KubeObject } from '../../api/object.js';
+import type { Registry } from '../../api/registry.js';
 import type { ResourceType } from '../../api/resource-type.js';
 import { isCode, KubicleError } from '../../observe/errors.js';
 import type { Logger } from '../../observe/log.js';
 import type { Backend } from '../../storage/backend.js';
+import { decode, keyFor } from '../object-codec.js';
 import type { Admission, WriteOptions } from '../object-store.js';
 
 export interface ServiceRanges {
@@ -35,6 +37,8 @@ interface Owner {
 
 const ipPrefix = '/kubicle/allocations/service-ips/';
 const portPrefix = '/kubicle/allocations/node-ports/';
+/** A claim this old whose Service does not hold it is a leftover. */
+const staleAfterMs = 10_000;
 const withNodePorts = (type: unknown) => type === 'NodePort' || type === 'LoadBalancer';
 
 /**
@@ -49,11 +53,16 @@ const withNodePorts = (type: unknown) => type === 'NodePort' || type === 'LoadBa
  * gives back what it took. What a crash leaves behind is reclaimed by `repair`.
  */
 export class ServiceAllocation implements Admission {
+  private readonly services: ResourceType;
+
   constructor(
+    registry: Registry,
     private readonly backend: Backend,
     private readonly ranges: ServiceRanges,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.services = registry.mustLookup('', 'v1', 'services');
+  }
 
   async admitCreate(rt: ResourceType, obj: KubeObject, opts: WriteOptions): Promise<void> {
     if (isServices(rt)) await this.claim(obj, undefined, opts.dryRun ?? false);
@@ -148,17 +157,34 @@ export class ServiceAllocation implements Admission {
    * Claims `key` for `owner`: true if it was free or is already the owner's. A dry run only looks.
    */
   private async take(key: string, owner: Owner, dryRun: boolean): Promise<boolean> {
-    if (!dryRun) {
-      try {
-        await this.backend.create(key, Buffer.from(JSON.stringify({ ...owner, at: Date.now() })));
-        return true;
-      } catch (err) {
-        if (!isCode(err, 'AlreadyExists')) throw err;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (!dryRun) {
+        try {
+          await this.backend.create(key, Buffer.from(JSON.stringify({ ...owner, at: Date.now() })));
+          return true;
+        } catch (err) {
+          if (!isCode(err, 'AlreadyExists')) throw err;
+        }
       }
+      const kv = await this.backend.get(key);
+      if (!kv) return true;
+      const holder = ownerOf(kv.value);
+      if (holder?.uid === owner.uid) return true;
+      const live = holder ? await this.liveUid(holder) : undefined;
+      // Creating a Service that exists: the write would fail, so fail as it would.
+      if (live && holder?.namespace === owner.namespace && holder.name === owner.name) throw new KubicleError('AlreadyExists', `services "${owner.name}" already exists`);
+      // Held by a Service that is gone (a crash between claim and write): reclaim it now,
+      // unless the claim is so young that its create may still be on the way.
+      if (live === holder?.uid || Date.now() - (holder?.at ?? 0) < staleAfterMs || dryRun) return false;
+      await this.backend.delete(key, kv.modRevision).catch(() => {});
     }
-    const kv = await this.backend.get(key);
-    if (!kv) return true;
-    return ownerOf(kv.value)?.uid === owner.uid;
+    return false;
+  }
+
+  /** The uid of the stored Service the record names, if there is one. */
+  private async liveUid(o: Owner): Promise<string | undefined> {
+    const kv = await this.backend.get(keyFor(this.services, o.namespace, o.name));
+    return kv ? decode(kv).metadata.uid : undefined;
   }
 
   /**
