@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -206,6 +207,16 @@ describe('Services and cluster DNS (runc pods)', () => {
     });
     await run(['wait', '-n', ns, '--for=condition=Ready', 'pod/custom-dns', '--timeout=60s']);
     assert.equal(await run(['exec', '-n', ns, 'custom-dns', '--', 'cat', '/etc/resolv.conf']), 'nameserver 10.113.0.10\nsearch example.test\noptions ndots:2 edns0\n');
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'host-dns' },
+      spec: { terminationGracePeriodSeconds: 1, dnsPolicy: 'Default', containers: [{ name: 'c', image, command: ['sleep', '3600'] }] },
+    });
+    await run(['wait', '-n', ns, '--for=condition=Ready', 'pod/host-dns', '--timeout=60s']);
+    const hostServers = (await readFile('/etc/resolv.conf', 'utf8')).split('\n').filter((l) => /^nameserver\s/.test(l)).slice(0, 3);
+    const podServers = (await run(['exec', '-n', ns, 'host-dns', '--', 'cat', '/etc/resolv.conf'])).split('\n').filter((l) => l.startsWith('nameserver'));
+    assert.deepEqual(podServers, hostServers.map((l) => l.replace(/\s+/, ' ').trim()), 'dnsPolicy Default: the host\'s resolvers');
   });
 
   it('bad input: foreign, taken and malformed cluster IPs and node ports are refused, nothing is written', async () => {
