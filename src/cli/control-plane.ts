@@ -23,6 +23,8 @@ import { StatefulSetController } from '../controllers/statefulset.js';
 import { Kubelet, type KubeletOptions } from '../kubelet/kubelet.js';
 import { NodeSimulator, type SimulatorOptions } from '../kubelet/node-simulator.js';
 import { ClusterDns, type ClusterDnsOptions } from '../network/cluster-dns.js';
+import { PolicyEnforcer } from '../network/policy-enforcer.js';
+import type { PolicyRulesOptions } from '../network/policy-rules.js';
 import { ServiceProxy, type ServiceProxyOptions } from '../network/service-proxy.js';
 import { SandboxClient } from '../sandbox/api/client.js';
 import type { Logger } from '../observe/log.js';
@@ -32,7 +34,7 @@ import { Scheduler } from '../scheduler/scheduler.js';
  * The control plane's loops beside the API server, as components: the controller manager (the
  * namespace and service-account controllers, which are part of the API's own semantics and always
  * run, and unless the server is bare the workload controllers under one lease), the scheduler
- * (its own lease), the node simulator, a real node's kubelet and service proxy, and cluster DNS. Each runs in a worker thread of its own (see
+ * (its own lease), the node simulator, a real node's kubelet, service proxy and network policy, and cluster DNS. Each runs in a worker thread of its own (see
  * component-worker.ts) and reaches the API server only over HTTPS.
  */
 export type Component =
@@ -41,7 +43,8 @@ export type Component =
   | { kind: 'node-simulator'; options: SimulatorOptions }
   | { kind: 'kubelet'; options: KubeletOptions; agentSocket: string }
   | { kind: 'service-proxy'; options: ServiceProxyOptions }
-  | { kind: 'cluster-dns'; options: ClusterDnsOptions };
+  | { kind: 'cluster-dns'; options: ClusterDnsOptions }
+  | { kind: 'network-policy'; options: PolicyRulesOptions };
 
 export function runComponent(c: Component, client: KubeClient, log: Logger, signal: AbortSignal): Promise<unknown> {
   switch (c.kind) {
@@ -63,6 +66,8 @@ export function runComponent(c: Component, client: KubeClient, log: Logger, sign
       return new ServiceProxy(client, c.options, log.with({ component: 'service-proxy' })).run(signal);
     case 'cluster-dns':
       return new ClusterDns(client, c.options, log.with({ component: 'cluster-dns' })).run(signal);
+    case 'network-policy':
+      return new PolicyEnforcer(client, c.options, log.with({ component: 'network-policy' })).run(signal);
   }
 }
 

@@ -55,7 +55,7 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
   const simulated = Number(config['simulate-nodes']);
   if (simulated > 0) components.push({ kind: 'node-simulator', options: { count: simulated, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 } });
   const node = config.node === 'local' ? await startNode(config, dataDir, log, signal, pki.ca, server.loopbackToken) : undefined;
-  if (node) components.push(node.kubelet, node.proxy, node.dns);
+  if (node) components.push(node.kubelet, node.proxy, node.dns, node.policy);
   const running = components.map((c) => runInWorker(c, client, log, signal));
   process.stdout.write(
     `Kubicle is up: ${server.url} (store: ${config.store === 'sqlite' ? path.join(dataDir, 'store.db') : config.store.replace(/password=[^&]*/, 'password=***')})\n` +
@@ -117,7 +117,8 @@ async function startNode(config: Config, dataDir: string, log: Logger, signal: A
     kind: 'service-proxy',
     options: { table: `${config.bridge}-services`, bridge: config.bridge, podCidr: config['pod-cidr'], nodeName, serviceCidr: config['service-cidr'] },
   };
-  return { kubelet, proxy, dns, registry, running: Promise.all(waits) };
+  const policy: Component = { kind: 'network-policy', options: { table: `${config.bridge}-policy`, bridge: config.bridge, dnsEndpoint: pods.gateway } };
+  return { kubelet, proxy, dns, policy, registry, running: Promise.all(waits) };
 }
 
 /**

@@ -14,6 +14,11 @@ export function nft(script: string, check = false): Promise<void> {
   });
 }
 
+/** Removes an `ip` family table if it exists. */
+export function removeTable(table: string): Promise<void> {
+  return nft(`add table ip ${table}\ndelete table ip ${table}\n`);
+}
+
 /** Runs `ip` commands in one batch. */
 export function ip(commands: string[]): Promise<void> {
   return run('ip', ['-batch', '-'], `${commands.join('\n')}\n`).catch((err: Error) => {

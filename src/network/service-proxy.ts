@@ -1,9 +1,9 @@
-import type { Informer } from '../client/informer.js';
 import { InformerFactory } from '../client/informer-factory.js';
 import type { KubeClient } from '../client/kube-client.js';
 import type { Logger } from '../observe/log.js';
-import { ensureSysctl, ip, nft } from './host-net.js';
-import { renderServiceRules, renderServiceRulesRemoval, type ServiceRulesOptions, servicePortRules } from './service-rules.js';
+import { ensureSysctl, ip, removeTable } from './host-net.js';
+import { TableSync } from './table-sync.js';
+import { renderServiceRules, type ServiceRulesOptions, servicePortRules } from './service-rules.js';
 
 export interface ServiceProxyOptions extends ServiceRulesOptions {
   /** The cluster's service range: routed to the bridge, so host traffic to cluster IPs never leaves the machine. */
@@ -12,15 +12,11 @@ export interface ServiceProxyOptions extends ServiceRulesOptions {
 
 /**
  * The node's service proxy (kube-proxy's part): watches Services and EndpointSlices and keeps one
- * nftables table in step with them. Changes are coalesced: a burst of endpoint updates costs one
- * table swap, and a swap starts at most a few milliseconds after the change that prompted it.
- * On stop the table and route are removed.
+ * nftables table in step with them (see TableSync). On stop the table and route are removed.
  */
 export class ServiceProxy {
   readonly ready: Promise<void>;
   private markReady!: () => void;
-  private dirty = false;
-  private syncing?: Promise<void>;
 
   constructor(
     private readonly client: KubeClient,
@@ -43,40 +39,18 @@ export class ServiceProxy {
     const informers = new InformerFactory(this.client, this.log);
     const services = informers.for('/api/v1/services');
     const slices = informers.for('/apis/discovery.k8s.io/v1/endpointslices');
-    const changed = () => this.schedule(services, slices);
+    const table = new TableSync(() => renderServiceRules(this.opts, servicePortRules(services.list(), slices.list(), this.opts.nodeName)), this.log);
+    const changed = () => void table.schedule();
     for (const inf of [services, slices]) inf.on({ add: changed, update: changed, delete: changed });
     informers.start(signal);
     await informers.synced();
-    await this.schedule(services, slices);
+    await table.schedule();
     this.markReady();
     this.log.info('service proxy ready', { table: this.opts.table });
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    await this.syncing?.catch(() => {});
+    await table.stop();
     await informers.stopped();
-    await nft(renderServiceRulesRemoval(this.opts.table)).catch((err) => this.log.warn('service rules not removed', { err }));
+    await removeTable(this.opts.table).catch((err) => this.log.warn('service rules not removed', { err }));
     await ip([`route del ${this.opts.serviceCidr} dev ${this.opts.bridge}`]).catch(() => {});
-  }
-
-  /** Swaps in the table for the current state; while a swap runs, later changes wait for one more. */
-  private schedule(services: Informer, slices: Informer): Promise<void> {
-    this.dirty = true;
-    this.syncing ??= (async () => {
-      while (this.dirty) {
-        this.dirty = false;
-        // Let the rest of a burst (a rollout's many endpoint updates) land in this swap.
-        await new Promise((r) => setTimeout(r, 5));
-        const rules = servicePortRules(services.list(), slices.list(), this.opts.nodeName);
-        try {
-          await nft(renderServiceRules(this.opts, rules));
-          this.log.debug('service rules synced', { servicePorts: rules.length });
-        } catch (err) {
-          // The old table stays in force; try again shortly in case the cause was passing.
-          this.log.error('service rules not applied', { err });
-          setTimeout(() => void this.schedule(services, slices), 1000).unref();
-        }
-      }
-      this.syncing = undefined;
-    })();
-    return this.syncing;
   }
 }

@@ -172,11 +172,6 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
   );
 }
 
-/** The script that removes the table (idempotent). */
-export function renderServiceRulesRemoval(table: string): string {
-  return `add table ip ${table}\ndelete table ip ${table}\n`;
-}
-
 function hash(key: string): string {
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }

@@ -18,7 +18,8 @@ const execFileP = promisify(execFile);
  * Services and cluster DNS on a local node, from inside real pods (busybox wget and nslookup) and
  * from the host: a Service by name and FQDN, headless records, node ports, readiness taking an
  * endpoint out of rotation, instant refusal without endpoints, ClientIP affinity, the pod's
- * resolv.conf per dnsPolicy, and bad input to the allocator and the DNS server.
+ * resolv.conf per dnsPolicy, NetworkPolicy ingress and egress, and bad input to the allocator,
+ * the policy API and the DNS server.
  */
 const podCidr = '10.246.3.0/24';
 const gateway = '10.246.3.1';
@@ -217,6 +218,67 @@ describe('Services and cluster DNS (runc pods)', () => {
     const hostServers = (await readFile('/etc/resolv.conf', 'utf8')).split('\n').filter((l) => /^nameserver\s/.test(l)).slice(0, 3);
     const podServers = (await run(['exec', '-n', ns, 'host-dns', '--', 'cat', '/etc/resolv.conf'])).split('\n').filter((l) => l.startsWith('nameserver'));
     assert.deepEqual(podServers, hostServers.map((l) => l.replace(/\s+/, ' ').trim()), 'dnsPolicy Default: the host\'s resolvers');
+  });
+
+  it('NetworkPolicy ingress: allowed until a policy selects a pod; a second policy lets a labelled client in', async () => {
+    // A dropped packet would make wget wait; two seconds is plenty on a bridge.
+    const quick = (url: string) => inClient(`timeout 2 wget -qO- ${url}`);
+    assert.equal((await quick('http://web/')).code, 0, 'default allow');
+    const policy = (name: string, spec: object) => apply({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name }, spec });
+    await policy('web-deny-all', { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'] });
+    await eventually(async () => (await quick('http://web/')).code !== 0, 'the deny-all policy blocks the client');
+    await policy('web-allow-clients', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { role: 'client' } } }], ports: [{ port: 'http' }] }] });
+    await new Promise((r) => setTimeout(r, 500));
+    assert.notEqual((await quick('http://web/')).code, 0, 'an unlabelled client is still denied');
+    await run(['label', 'pod', 'client', '-n', ns, 'role=client']);
+    await eventually(async () => (await quick('http://web/')).code === 0, 'the labelled client is let in');
+    // The host is not subject to ingress policy: readiness probes (exec) and host HTTP still work.
+    const a = (await json(['get', 'pod', 'web-a', '-n', ns])).status.podIP;
+    assert.equal((await httpGet(`http://${a}:8080/`)).status, 200);
+    assert.equal((await readyEndpoints('web')).length, 2);
+    await run(['delete', 'networkpolicy', 'web-deny-all', 'web-allow-clients', '-n', ns]);
+  });
+
+  it('NetworkPolicy egress: DNS by the usual kube-dns rule, an ipBlock with an exception, nothing else', async () => {
+    const quick = (url: string) => inClient(`timeout 2 wget -qO- ${url}`);
+    const [a, b] = await Promise.all(['web-a', 'web-b'].map(async (n) => (await json(['get', 'pod', n, '-n', ns])).status.podIP));
+    const np = (await json(['get', 'svc', 'web', '-n', ns])).spec.ports[0].nodePort;
+    assert.equal((await quick(`http://${gateway}:${np}/`)).code, 0, 'before: the node port answers the client');
+    await apply({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'client-egress' },
+      spec: {
+        podSelector: { matchLabels: { role: 'client' } },
+        policyTypes: ['Egress'],
+        egress: [
+          { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }], ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }] },
+          { to: [{ ipBlock: { cidr: podCidr, except: [`${b}/32`] } }], ports: [{ port: 8000, endPort: 8100 }] },
+        ],
+      },
+    });
+    await eventually(async () => (await quick(`http://${gateway}:${np}/`)).code !== 0, 'egress to the host is denied');
+    assert.equal((await quick(`http://${a}:8080/`)).out, 'web-a\n', 'the ipBlock (port range) allows web-a');
+    assert.notEqual((await quick(`http://${b}:8080/`)).code, 0, 'the exception denies web-b');
+    assert.match((await inClient(`nslookup web.${ns}.svc.cluster.local`)).out, /Address: 10\.113\./, 'DNS still resolves');
+    await run(['delete', 'networkpolicy', 'client-egress', '-n', ns]);
+    await eventually(async () => (await quick(`http://${b}:8080/`)).code === 0, 'deleting the policy restores egress');
+  });
+
+  it('bad NetworkPolicies are refused with field errors', async () => {
+    const r = await kc(['apply', '-n', ns, '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'bad' },
+        spec: { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/33', except: ['192.168.0.0/16'] } }], ports: [{ port: 80, endPort: 70 }, { protocol: 'ICMP' }] }] },
+      }),
+    });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /spec\.ingress\[0\]\.from\[0\]\.ipBlock\.cidr: Invalid value: "10\.0\.0\.0\/33"/);
+    assert.match(r.stderr, /spec\.ingress\[0\]\.ports\[0\]\.endPort: Invalid value: 70/);
+    assert.match(r.stderr, /spec\.ingress\[0\]\.ports\[1\]\.protocol: Unsupported value: "ICMP"/);
+    assert.equal((await kc(['get', 'networkpolicy', 'bad', '-n', ns])).code, 1);
   });
 
   it('bad input: foreign, taken and malformed cluster IPs and node ports are refused, nothing is written', async () => {

@@ -1,4 +1,6 @@
 import type { KubeObject } from '../object.js';
+import type { FieldErrors } from '../field-errors.js';
+import { cidrContains, parseCidr } from '../ipv4.js';
 import type { ResourceType } from '../resource-type.js';
 import { labelSelectorToString } from '../selectors.js';
 import { age } from '../time.js';
@@ -132,6 +134,31 @@ const poddisruptionbudgets: ResourceType = {
   ],
 };
 
+function validatePeer(peer: J, f: string, errs: FieldErrors): void {
+  const set = ['podSelector', 'namespaceSelector', 'ipBlock'].filter((k) => peer?.[k] !== undefined);
+  if (!set.length) errs.required(f, 'must specify a peer');
+  if (peer?.ipBlock && set.length > 1) errs.forbidden(f, 'may not specify more than 1 peer type');
+  if (!peer?.ipBlock) return;
+  const cidr = parseCidr(peer.ipBlock.cidr, true);
+  if (!cidr) errs.invalid(`${f}.ipBlock.cidr`, peer.ipBlock.cidr, 'must be a valid CIDR, (e.g. 10.9.8.0/24 or 2001:db8::/64)');
+  ((peer.ipBlock.except ?? []) as unknown[]).forEach((e, k) => {
+    const ex = parseCidr(e, true);
+    if (!ex) errs.invalid(`${f}.ipBlock.except[${k}]`, e, 'must be a valid CIDR, (e.g. 10.9.8.0/24 or 2001:db8::/64)');
+    else if (cidr && (ex.bits <= cidr.bits || !cidrContains(cidr, ex.base))) errs.invalid(`${f}.ipBlock.except[${k}]`, e, 'must be a strict subset of `cidr`');
+  });
+}
+
+function validatePolicyPort(p: J, f: string, errs: FieldErrors): void {
+  if (p?.protocol !== undefined && !['TCP', 'UDP', 'SCTP'].includes(p.protocol)) errs.notSupported(`${f}.protocol`, p.protocol, ['SCTP', 'TCP', 'UDP']);
+  const port = p?.port;
+  if (typeof port === 'number' && !(Number.isInteger(port) && port >= 1 && port <= 65535)) errs.invalid(`${f}.port`, port, 'must be between 1 and 65535, inclusive');
+  if (typeof port === 'string' && !/^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/.test(port)) errs.invalid(`${f}.port`, port, 'must be a valid port name (at most 15 lowercase letters, digits and dashes)');
+  if (p?.endPort !== undefined) {
+    if (typeof port !== 'number') errs.required(`${f}.port`, 'must be specified when endPort is specified, and be a number');
+    else if (!(Number.isInteger(p.endPort) && p.endPort >= port && p.endPort <= 65535)) errs.invalid(`${f}.endPort`, p.endPort, 'must be greater than or equal to `port`');
+  }
+}
+
 const networkpolicies: ResourceType = {
   ...base,
   group: 'networking.k8s.io',
@@ -150,6 +177,13 @@ const networkpolicies: ResourceType = {
   },
   validate: (o, errs) => {
     for (const t of (o.spec?.policyTypes ?? []) as string[]) if (!['Ingress', 'Egress'].includes(t)) errs.notSupported('spec.policyTypes', t, ['Ingress', 'Egress']);
+    for (const dir of ['ingress', 'egress'] as const) {
+      ((o.spec?.[dir] ?? []) as J[]).forEach((rule, i) => {
+        const f = `spec.${dir}[${i}]`;
+        ((rule?.[dir === 'ingress' ? 'from' : 'to'] ?? []) as J[]).forEach((peer, j) => validatePeer(peer, `${f}.${dir === 'ingress' ? 'from' : 'to'}[${j}]`, errs));
+        ((rule?.ports ?? []) as J[]).forEach((p, j) => validatePolicyPort(p, `${f}.ports[${j}]`, errs));
+      });
+    }
   },
   columns: [nameColumn, col('Pod-Selector', (o) => labelSelectorToString(o.spec?.podSelector) || '<none>'), ageColumn],
 };
