@@ -98,7 +98,7 @@ async function main() {
     // The floor: one nft transaction with the same rules, rendered here.
     const services = (await client.get(`/api/v1/namespaces/${ns}/services`)).items as Obj[];
     const slices = (await client.get(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`)).items as Obj[];
-    const script = renderServiceRules({ table: 'kubbench-floor', bridge, podCidr, nodeName: 'bench-net' }, servicePortRules(services, slices, 'bench-net'));
+    const script = renderServiceRules({ table: 'kubbench-floor', bridge, podCidr, gateway, nodeName: 'bench-net' }, servicePortRules(services, slices, 'bench-net'));
     const nftTimes: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t = performance.now();

@@ -171,7 +171,14 @@ export class ApiServer {
       }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 60_000);
-        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+        signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(t);
+            resolve();
+          },
+          { once: true },
+        );
       });
     }
   }

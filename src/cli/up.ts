@@ -115,7 +115,7 @@ async function startNode(config: Config, dataDir: string, log: Logger, signal: A
   };
   const proxy: Component = {
     kind: 'service-proxy',
-    options: { table: `${config.bridge}-services`, bridge: config.bridge, podCidr: config['pod-cidr'], nodeName, serviceCidr: config['service-cidr'] },
+    options: { table: `${config.bridge}-services`, bridge: config.bridge, podCidr: config['pod-cidr'], gateway: pods.gateway, nodeName, serviceCidr: config['service-cidr'] },
   };
   const policy: Component = { kind: 'network-policy', options: { table: `${config.bridge}-policy`, bridge: config.bridge, dnsEndpoint: pods.gateway } };
   return { kubelet, proxy, dns, policy, registry, running: Promise.all(waits) };

@@ -99,7 +99,11 @@ export function renderPolicyRules(opts: PolicyRulesOptions, policies: Obj[], pod
 
   const ingress = new Map<string, string[]>();
   const egress = new Map<string, string[]>();
-  const isolate = (m: Map<string, string[]>, ip: string) => m.get(ip) ?? (m.set(ip, []), m.get(ip)!);
+  const isolate = (m: Map<string, string[]>, ip: string) => {
+    const allow = m.get(ip) ?? [];
+    m.set(ip, allow);
+    return allow;
+  };
   for (const pol of policies) {
     const types = (pol.spec?.policyTypes ?? ['Ingress']) as string[];
     for (const pod of selected(pol)) {

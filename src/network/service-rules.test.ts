@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { nft } from './host-net.js';
 import { renderServiceRules, servicePortRules } from './service-rules.js';
 
-const opts = { table: 'kubicle-unit-services', bridge: 'kubunit0', podCidr: '10.246.9.0/24', nodeName: 'n1' };
+const opts = { table: 'kubicle-unit-services', bridge: 'kubunit0', podCidr: '10.246.9.0/24', gateway: '10.246.9.1', nodeName: 'n1' };
 const slice = (svc: string, ports: object[], endpoints: object[]) => ({ metadata: { namespace: 'd', name: `${svc}-1`, labels: { 'kubernetes.io/service-name': svc } }, addressType: 'IPv4', ports, endpoints });
 const services = [
   { metadata: { namespace: 'd', name: 'web' }, spec: { type: 'NodePort', clusterIP: '10.96.0.20', sessionAffinity: 'ClientIP', ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }] } },

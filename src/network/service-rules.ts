@@ -17,6 +17,8 @@ export interface ServiceRulesOptions {
   bridge: string;
   /** This cluster's pod range: traffic from elsewhere to a node port is masqueraded (unless Local). */
   podCidr: string;
+  /** The bridge's own address: the one host address pods may open connections to. */
+  gateway: string;
   /** The node these rules are for: externalTrafficPolicy Local keeps to its endpoints. */
   nodeName: string;
 }
@@ -162,9 +164,10 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
     refuse('ip daddr . meta l4proto . th dport @no-endpoint-services') +
     '\t}\n' +
     `\tchain filter-input {\n\t\ttype filter hook input priority filter; policy accept;\n` +
-    // Node ports answer on 127.0.0.1 too, which needs route_localnet on the bridge; that must not
-    // let pods reach the host's loopback services, so loopback from the bridge passes only DNATed.
-    `\t\tiifname "${opts.bridge}" ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop\n` +
+    // Pods may open connections to the host only at their own gateway (cluster DNS, node ports)
+    // or through a DNAT: not to another cluster's gateway, nor to the host's other addresses,
+    // nor to loopback (reachable since node ports on 127.0.0.1 need route_localnet).
+    `\t\tiifname "${opts.bridge}" ct state != { established, related } ip daddr != ${opts.gateway} ct status != dnat drop\n` +
     refuse('fib daddr type local meta l4proto . th dport @no-endpoint-nodeports') +
     '\t}\n' +
     chains.join('') +

@@ -71,6 +71,24 @@ describe('Services and cluster DNS (runc pods)', () => {
     return slices.flatMap((s: { endpoints?: { addresses: string[]; conditions: { ready: boolean } }[] }) => (s.endpoints ?? []).filter((e) => e.conditions.ready).map((e) => e.addresses[0])).sort();
   };
 
+  /** An A query from the host, straight to a DNS server; the answers' addresses. */
+  const hostLookup = async (server: string, name: string) => {
+    const sock = dgram.createSocket('udp4');
+    try {
+      const reply = await new Promise<Buffer>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no answer from ${server}`)), 2000);
+        sock.once('message', (m) => {
+          clearTimeout(t);
+          resolve(m);
+        });
+        sock.send(dnsPacket.encode({ type: 'query', id: 9, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }] }), 53, server);
+      });
+      return (dnsPacket.decode(reply).answers ?? []).map((a) => (a as { data: string }).data);
+    } finally {
+      sock.close();
+    }
+  };
+
   before(async () => {
     const registryPort = await freePort();
     image = `127.0.0.1:${registryPort}/kubicle/busybox:1`;
@@ -279,6 +297,41 @@ describe('Services and cluster DNS (runc pods)', () => {
     assert.match(r.stderr, /spec\.ingress\[0\]\.ports\[0\]\.endPort: Invalid value: 70/);
     assert.match(r.stderr, /spec\.ingress\[0\]\.ports\[1\]\.protocol: Unsupported value: "ICMP"/);
     assert.equal((await kc(['get', 'networkpolicy', 'bad', '-n', ns])).code, 1);
+  });
+
+  it('clusters are isolated: pods of one cannot reach the pods, DNS or host of another; the host reaches both', async () => {
+    const registryPort = await freePort();
+    const k2 = await startKubicle({
+      args: ['--node', 'local', '--node-name', 'net-node-2', '--pod-cidr', '10.246.4.0/24', '--service-cidr', '10.114.0.0/16', '--service-node-port-range', '31100-31199', '--bridge', 'kubtest4', '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())],
+    });
+    const kc2 = await kubectlFor(k2, '1.33');
+    try {
+      await eventually(async () => (await kc2(['get', 'node', 'net-node-2'])).code === 0, 'the second node registers');
+      const pod2 = { ...webPod('other-web'), spec: { ...webPod('other-web').spec, containers: [{ ...webPod('other-web').spec.containers[0], image: `127.0.0.1:${registryPort}/kubicle/busybox:1` }] } };
+      assert.equal((await kc2(['apply', '-f', '-'], { input: JSON.stringify(pod2) })).code, 0);
+      assert.equal((await kc2(['wait', '--for=condition=Ready', 'pod/other-web', '--timeout=60s'])).code, 0);
+      const otherIP = JSON.parse((await kc2(['get', 'pod', 'other-web', '-o', 'json'])).stdout).status.podIP as string;
+      assert.match(otherIP, /^10\.246\.4\./);
+      assert.equal((await httpGet(`http://${otherIP}:8080/`)).body, 'other-web\n', 'the host reaches the other cluster');
+      const quick = (url: string) => inClient(`timeout 2 wget -qO- ${url}`);
+      assert.notEqual((await quick(`http://${otherIP}:8080/`)).code, 0, "a pod cannot reach another cluster's pod");
+      assert.deepEqual(await hostLookup('10.246.4.1', 'kube-dns.kube-system.svc.cluster.local'), ['10.114.0.10'], "the other cluster's DNS answers the host");
+      assert.doesNotMatch((await inClient('timeout 3 nslookup kube-dns.kube-system.svc.cluster.local 10.246.4.1')).out, /Address: 10\.114\.0\.10/, "but not this cluster's pods");
+      assert.notEqual((await quick('http://127.0.0.1:1/')).code, 0);
+      const a = (await json(['get', 'pod', 'web-a', '-n', ns])).status.podIP;
+      const back = await kc2(['exec', 'other-web', '--', 'sh', '-c', `timeout 2 wget -qO- http://${a}:8080/`]);
+      assert.notEqual(back.code, 0, 'nor the other way round');
+      // A third cluster whose pod range overlaps the first is refused at start.
+      await assert.rejects(
+        startKubicle({ args: ['--node', 'local', '--node-name', 'net-node-3', '--pod-cidr', '10.246.3.128/25', '--service-cidr', '10.115.0.0/16', '--bridge', 'kubtest5', '--registry-port', '0', '--kubelet-port', String(await freePort())] }),
+        /pod CIDR 10\.246\.3\.128\/25 overlaps 10\.246\.3\.1\/24 on kubtest3/,
+      );
+    } finally {
+      await kc2(['delete', 'pods', '--all', '--grace-period=0', '--force']);
+      const agent = new SandboxClient({ socketPath: path.join(k2.dataDir, 'agent.sock') });
+      await eventually(async () => (await agent.listSandboxes()).length === 0, 'the second cluster\'s sandboxes are removed', 60_000).catch(() => {});
+      await cleanup(k2);
+    }
   });
 
   it('bad input: foreign, taken and malformed cluster IPs and node ports are refused, nothing is written', async () => {

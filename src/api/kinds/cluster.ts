@@ -180,8 +180,9 @@ const networkpolicies: ResourceType = {
     for (const dir of ['ingress', 'egress'] as const) {
       ((o.spec?.[dir] ?? []) as J[]).forEach((rule, i) => {
         const f = `spec.${dir}[${i}]`;
-        ((rule?.[dir === 'ingress' ? 'from' : 'to'] ?? []) as J[]).forEach((peer, j) => validatePeer(peer, `${f}.${dir === 'ingress' ? 'from' : 'to'}[${j}]`, errs));
-        ((rule?.ports ?? []) as J[]).forEach((p, j) => validatePolicyPort(p, `${f}.ports[${j}]`, errs));
+        const peers = dir === 'ingress' ? 'from' : 'to';
+        for (const [j, peer] of ((rule?.[peers] ?? []) as J[]).entries()) validatePeer(peer, `${f}.${peers}[${j}]`, errs);
+        for (const [j, p] of ((rule?.ports ?? []) as J[]).entries()) validatePolicyPort(p, `${f}.ports[${j}]`, errs);
       });
     }
   },

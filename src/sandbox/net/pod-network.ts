@@ -36,7 +36,7 @@ export class PodNetwork {
     const [addr, bits] = opts.cidr.split('/');
     this.prefix = Number(bits);
     if (!(this.prefix >= 8 && this.prefix <= 30)) throw new KubicleError('Invalid', `pod CIDR ${opts.cidr}: prefix must be /8 to /30`);
-    this.base = ipToInt(addr) & maskOf(this.prefix);
+    this.base = (ipToInt(addr) & maskOf(this.prefix)) >>> 0;
   }
 
   get gateway(): string {
@@ -60,6 +60,7 @@ export class PodNetwork {
         () => true,
         () => false,
       );
+      await this.refuseOverlap();
       if (!exists) await ip([`link add ${this.bridge} type bridge`]);
       await ip([`addr replace ${this.gateway}/${this.prefix} dev ${this.bridge}`, `link set ${this.bridge} up`]);
     })().catch((err) => {
@@ -67,6 +68,25 @@ export class PodNetwork {
       throw err;
     });
     return this.ensured;
+  }
+
+  /**
+   * Refuses a pod range that overlaps an address on another interface (another cluster's bridge,
+   * the host's own network): both would claim the same routes and each would break the other.
+   */
+  private async refuseOverlap(): Promise<void> {
+    const { stdout } = await execFileP('ip', ['-j', '-4', 'addr', 'show']);
+    const size = 2 ** (32 - this.prefix);
+    for (const link of JSON.parse(stdout) as { ifname: string; addr_info?: { local: string; prefixlen: number }[] }[]) {
+      if (link.ifname === this.bridge || link.ifname === 'lo') continue;
+      for (const a of link.addr_info ?? []) {
+        const other = (ipToInt(a.local) & maskOf(a.prefixlen)) >>> 0;
+        const otherSize = 2 ** (32 - a.prefixlen);
+        if (other < this.base + size && this.base < other + otherSize) {
+          throw new KubicleError('Invalid', `pod CIDR ${this.opts.cidr} overlaps ${a.local}/${a.prefixlen} on ${link.ifname}`);
+        }
+      }
+    }
   }
 
   /**
