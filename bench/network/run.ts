@@ -42,7 +42,7 @@ async function main() {
   const registryPort = await freePort();
   const image = `127.0.0.1:${registryPort}/kubicle/busybox:1`;
   const k = await startKubicle({
-    args: ['--node', 'local', '--node-name', 'bench-net', '--pod-cidr', podCidr, '--service-cidr', '10.118.0.0/16', '--bridge', bridge, '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())],
+    args: ['--node', 'local', '--load-balancer-pool', '127.241.18.0/28', '--node-name', 'bench-net', '--pod-cidr', podCidr, '--service-cidr', '10.118.0.0/16', '--bridge', bridge, '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())],
   });
   try {
     const { ca, cert, key } = await k.creds();

@@ -38,7 +38,7 @@ function kubiclePid(dataDir: string): number {
 async function main() {
   const registryPort = await freePort();
   const image = `127.0.0.1:${registryPort}/kubicle/busybox:1`;
-  const k = await startKubicle({ args: ['--node', 'local', '--node-name', 'bench-node', '--pod-cidr', '10.247.0.0/24', '--service-cidr', '10.119.0.0/16', '--bridge', 'kubbench0', '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())] });
+  const k = await startKubicle({ args: ['--node', 'local', '--load-balancer-pool', '127.241.19.0/28', '--node-name', 'bench-node', '--pod-cidr', '10.247.0.0/24', '--service-cidr', '10.119.0.0/16', '--bridge', 'kubbench0', '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())] });
   const { ca, cert, key } = await k.creds();
   const client = new KubeClient({ server: k.url, caPem: ca, certPem: cert, keyPem: key });
   const ns = 'bench';

@@ -23,6 +23,8 @@ import { StatefulSetController } from '../controllers/statefulset.js';
 import { Kubelet, type KubeletOptions } from '../kubelet/kubelet.js';
 import { NodeSimulator, type SimulatorOptions } from '../kubelet/node-simulator.js';
 import { ClusterDns, type ClusterDnsOptions } from '../network/cluster-dns.js';
+import { IngressController, type IngressControllerOptions } from '../network/ingress-controller.js';
+import { LoadBalancer, type LoadBalancerOptions } from '../network/load-balancer.js';
 import { PolicyEnforcer } from '../network/policy-enforcer.js';
 import type { PolicyRulesOptions } from '../network/policy-rules.js';
 import { ServiceProxy, type ServiceProxyOptions } from '../network/service-proxy.js';
@@ -34,7 +36,8 @@ import { Scheduler } from '../scheduler/scheduler.js';
  * The control plane's loops beside the API server, as components: the controller manager (the
  * namespace and service-account controllers, which are part of the API's own semantics and always
  * run, and unless the server is bare the workload controllers under one lease), the scheduler
- * (its own lease), the node simulator, a real node's kubelet, service proxy and network policy, and cluster DNS. Each runs in a worker thread of its own (see
+ * (its own lease), the node simulator, a real node's kubelet, service proxy and network policy, cluster DNS, and the
+ * platform's load balancer and ingress controller. Each runs in a worker thread of its own (see
  * component-worker.ts) and reaches the API server only over HTTPS.
  */
 export type Component =
@@ -44,7 +47,9 @@ export type Component =
   | { kind: 'kubelet'; options: KubeletOptions; agentSocket: string }
   | { kind: 'service-proxy'; options: ServiceProxyOptions }
   | { kind: 'cluster-dns'; options: ClusterDnsOptions }
-  | { kind: 'network-policy'; options: PolicyRulesOptions };
+  | { kind: 'network-policy'; options: PolicyRulesOptions }
+  | { kind: 'load-balancer'; options: LoadBalancerOptions }
+  | { kind: 'ingress-controller'; options: IngressControllerOptions };
 
 export function runComponent(c: Component, client: KubeClient, log: Logger, signal: AbortSignal): Promise<unknown> {
   switch (c.kind) {
@@ -68,6 +73,10 @@ export function runComponent(c: Component, client: KubeClient, log: Logger, sign
       return new ClusterDns(client, c.options, log.with({ component: 'cluster-dns' })).run(signal);
     case 'network-policy':
       return new PolicyEnforcer(client, c.options, log.with({ component: 'network-policy' })).run(signal);
+    case 'load-balancer':
+      return new LoadBalancer(client, c.options, log.with({ component: 'load-balancer' })).run(signal);
+    case 'ingress-controller':
+      return new IngressController(client, c.options, log.with({ component: 'ingress-controller' })).run(signal);
   }
 }
 

@@ -12,6 +12,7 @@ import type { Component } from './control-plane.js';
 import { openStore } from './store.js';
 import os from 'node:os';
 import { issueServing, type KeyPair } from '../apiserver/pki.js';
+import { claimRanges } from '../network/host-claims.js';
 import { HostAgent } from '../sandbox/agent.js';
 import { buildAndPush } from '../sandbox/images/image-builder.js';
 import { RegistryClient } from '../sandbox/images/registry-client.js';
@@ -55,12 +56,13 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
   const simulated = Number(config['simulate-nodes']);
   if (simulated > 0) components.push({ kind: 'node-simulator', options: { count: simulated, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 } });
   const node = config.node === 'local' ? await startNode(config, dataDir, log, signal, pki.ca, server.loopbackToken) : undefined;
-  if (node) components.push(node.kubelet, node.proxy, node.dns, node.policy);
+  if (node) components.push(...node.components);
   const running = components.map((c) => runInWorker(c, client, log, signal));
   process.stdout.write(
     `Kubicle is up: ${server.url} (store: ${config.store === 'sqlite' ? path.join(dataDir, 'store.db') : config.store.replace(/password=[^&]*/, 'password=***')})\n` +
       `kubeconfig: ${kubeconfig}\n` +
-      (node ? `node: ${node.kubelet.options.nodeName} (runc, pods in ${config['pod-cidr']})${node.registry ? `; image registry: ${node.registry} (kubicle/busybox:1 pushed)` : ''}\n` : '') +
+      (node ? `node: ${node.nodeName} (runc, pods in ${config['pod-cidr']})${node.registry ? `; image registry: ${node.registry} (kubicle/busybox:1 pushed)` : ''}\n` : '') +
+      (node ? `load balancers: ${config['load-balancer-pool']}; ingress: http://${node.ingressIP}:${config['ingress-http-port']} https://${node.ingressIP}:${config['ingress-https-port']}\n` : '') +
       `\n  export KUBECONFIG=${kubeconfig}\n  kubectl get namespaces\n\nCtrl-C stops it; objects are kept.\n`,
   );
   await serving;
@@ -85,7 +87,12 @@ async function startNode(config: Config, dataDir: string, log: Logger, signal: A
     const img = await busyboxImage();
     await buildAndPush(new RegistryClient(), `${registry}/kubicle/busybox:1`, img.entries, img.config);
   }
-  const { pods, clusterDnsIP } = nodeNetwork(config);
+  const { pods, services, clusterDnsIP, pool, ingressIP } = nodeNetwork(config);
+  const release = await claimRanges(config.bridge, [
+    { what: 'service range', flag: '--service-cidr', cidr: services },
+    { what: 'load balancer pool', flag: '--load-balancer-pool', cidr: pool },
+  ]);
+  waits.push(new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })).then(release));
   const socketPath = config['agent-socket'] || path.join(dataDir, 'agent.sock');
   const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath, podCidr: config['pod-cidr'], bridge: config.bridge }, log.with({ component: 'agent' }));
   const agentRunning = agent.run(signal);
@@ -115,22 +122,45 @@ async function startNode(config: Config, dataDir: string, log: Logger, signal: A
   };
   const proxy: Component = {
     kind: 'service-proxy',
-    options: { table: `${config.bridge}-services`, bridge: config.bridge, podCidr: config['pod-cidr'], gateway: pods.gateway, nodeName, serviceCidr: config['service-cidr'] },
+    options: { table: `${config.bridge}-services`, bridge: config.bridge, podCidr: config['pod-cidr'], gateway: pods.gateway, nodeName, serviceCidr: config['service-cidr'], loadBalancerPool: pool.text },
   };
   const policy: Component = { kind: 'network-policy', options: { table: `${config.bridge}-policy`, bridge: config.bridge, dnsEndpoint: pods.gateway } };
-  return { kubelet, proxy, dns, policy, registry, running: Promise.all(waits) };
+  const loadBalancer: Component = { kind: 'load-balancer', options: { pool: pool.text, reserved: [ingressIP], nodeName } };
+  const ingressCert = issueServing(ca, [ingressIP]);
+  const ingress: Component = {
+    kind: 'ingress-controller',
+    options: {
+      address: ingressIP,
+      httpPort: Number(config['ingress-http-port']),
+      httpsPort: Number(config['ingress-https-port']),
+      defaultCert: { certPem: ingressCert.cert, keyPem: ingressCert.key },
+      className: 'kubicle',
+      nodeName,
+    },
+  };
+  return { nodeName, ingressIP, components: [kubelet, proxy, dns, policy, loadBalancer, ingress], registry, running: Promise.all(waits) };
 }
 
 /**
  * The local node's addresses from the config: the pod range (its first address is the bridge's,
- * where cluster DNS answers) and the cluster DNS Service's address, the service range's tenth as
- * upstream's convention. Overlapping ranges are refused.
+ * where cluster DNS answers), the cluster DNS Service's address (the service range's tenth, as
+ * upstream's convention), and the load balancer pool (its first address the ingress
+ * controller's). Overlapping ranges are refused.
  */
-function nodeNetwork(config: Config): { pods: { cidr: Cidr; gateway: string }; clusterDnsIP: string } {
+function nodeNetwork(config: Config): { pods: { cidr: Cidr; gateway: string }; services: Cidr; clusterDnsIP: string; pool: Cidr; ingressIP: string } {
   const cidr = parseCidr(config['pod-cidr']);
   if (!cidr) throw new KubicleError('Invalid', `--pod-cidr ${JSON.stringify(config['pod-cidr'])} is not an IPv4 network such as 10.244.0.0/24`);
   const services = parseCidr(config['service-cidr']);
   if (!services) throw new KubicleError('Invalid', `--service-cidr ${JSON.stringify(config['service-cidr'])} is not an IPv4 network such as 10.96.0.0/12`);
   if (cidrsOverlap(cidr, services)) throw new KubicleError('Invalid', `--pod-cidr ${cidr.text} overlaps --service-cidr ${services.text}`);
-  return { pods: { cidr, gateway: formatIPv4(cidr.base + 1) }, clusterDnsIP: formatIPv4(services.base + 10) };
+  const pool = parseCidr(config['load-balancer-pool']);
+  const loopback = parseCidr('127.0.0.0/8') as Cidr;
+  const hostLoopback = parseCidr('127.0.0.0/24') as Cidr;
+  if (!pool || pool.bits < 8 || pool.bits > 30 || !cidrsOverlap(pool, loopback) || cidrsOverlap(pool, hostLoopback)) {
+    throw new KubicleError(
+      'Invalid',
+      `--load-balancer-pool ${JSON.stringify(config['load-balancer-pool'])} must be a network of at least 4 addresses inside 127.0.0.0/8 and outside 127.0.0.0/24 (the host's own loopback services), such as 127.240.0.0/24`,
+    );
+  }
+  return { pods: { cidr, gateway: formatIPv4(cidr.base + 1) }, services, clusterDnsIP: formatIPv4(services.base + 10), pool, ingressIP: formatIPv4(pool.base + 1) };
 }

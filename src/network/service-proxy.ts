@@ -39,7 +39,7 @@ export class ServiceProxy {
     const informers = new InformerFactory(this.client, this.log);
     const services = informers.for('/api/v1/services');
     const slices = informers.for('/apis/discovery.k8s.io/v1/endpointslices');
-    const table = new TableSync(() => renderServiceRules(this.opts, servicePortRules(services.list(), slices.list(), this.opts.nodeName)), this.log);
+    const table = new TableSync(() => renderServiceRules(this.opts, servicePortRules(services.list(), slices.list(), this.opts.nodeName, this.opts.loadBalancerPool)), this.log);
     const changed = () => void table.schedule();
     for (const inf of [services, slices]) inf.on({ add: changed, update: changed, delete: changed });
     informers.start(signal);

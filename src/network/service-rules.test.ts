@@ -49,3 +49,33 @@ test('the rendered table parses in the real nft, refuses what has no endpoint, a
   assert.doesNotMatch(script, /10\.246\.9\.7/, 'not-ready endpoints get no rule');
   await assert.rejects(nft(script.replace('numgen random', 'numgen bogus'), true), (err: Error) => /nft:/.test(err.message));
 });
+
+test('load balancer addresses: forwarded like node ports when in the pool, ignored outside it, one Service per address and port', async (t) => {
+  const lb = (name: string, ip: string, extra: object = {}) => ({
+    metadata: { namespace: 'd', name },
+    spec: { type: 'LoadBalancer', clusterIP: `10.96.1.${name.length}`, ports: [{ port: 80, protocol: 'TCP', nodePort: 30100 + name.length }], ...extra },
+    status: { loadBalancer: { ingress: [{ ip, ipMode: 'VIP' }] } },
+  });
+  const svcs = [
+    lb('a', '127.241.0.2', { externalTrafficPolicy: 'Local' }),
+    lb('bb', '127.0.0.1'),
+    lb('ccc', '127.241.0.2'),
+    lb('dddd', '127.241.0.4', { loadBalancerSourceRanges: ['198.51.100.0/24'] }),
+    { ...lb('eeeee', '127.241.0.5'), status: { loadBalancer: { ingress: [{ ip: '127.241.0.5', ipMode: 'Proxy' }] } } },
+  ];
+  const eps = (svc: string) => slice(svc, [{ port: 8080, protocol: 'TCP' }], [{ addresses: ['10.246.9.5'], conditions: { ready: true }, nodeName: 'n1' }]);
+  const rules = servicePortRules(svcs, svcs.map((s) => eps(s.metadata.name)), 'n1', '127.241.0.0/24');
+  const by = Object.fromEntries(rules.map((r) => [r.key, r.loadBalancerIPs]));
+  assert.deepEqual(by, { 'd/a::tcp': ['127.241.0.2'], 'd/bb::tcp': [], 'd/ccc::tcp': ['127.241.0.2'], 'd/dddd::tcp': ['127.241.0.4'], 'd/eeeee::tcp': [] });
+  const script = renderServiceRules({ ...opts, loadBalancerPool: '127.241.0.0/24' }, rules);
+  assert.equal(script.match(/127\.241\.0\.2 \. tcp \. 80/g)?.length, 1, 'a second Service showing the same address is not programmed');
+  assert.match(script, /ip saddr 127\.0\.0\.0\/8 meta mark set meta mark \| 0x4000/, 'Local still masquerades loopback clients');
+  assert.match(script, /chain lb-[0-9a-f]+ \{\n\t\tip saddr != \{ 198\.51\.100\.0\/24 \} drop/);
+  assert.doesNotMatch(script, /127\.0\.0\.1 \./, 'an address outside the pool is never captured');
+  try {
+    execFileSync('nft', ['--version']);
+  } catch {
+    return t.skip('nft is not installed');
+  }
+  await nft(script, true);
+});

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { type Cidr, cidrContains, parseCidr, parseIPv4 } from '../api/ipv4.js';
 import type { Obj } from '../client/kube-client.js';
 
 /**
@@ -21,6 +22,12 @@ export interface ServiceRulesOptions {
   gateway: string;
   /** The node these rules are for: externalTrafficPolicy Local keeps to its endpoints. */
   nodeName: string;
+  /**
+   * The platform's load balancer pool. Only status addresses inside it are forwarded: status is
+   * written through the API, and an address outside the pool (127.0.0.1, another cluster's)
+   * would otherwise capture the host's own traffic to it.
+   */
+  loadBalancerPool?: string;
 }
 
 export interface ServicePortRule {
@@ -29,6 +36,10 @@ export interface ServicePortRule {
   protocol: string;
   port: number;
   nodePort?: number;
+  /** LoadBalancer addresses this node forwards in the kernel (status ipMode VIP; Proxy ones go through the load balancer). */
+  loadBalancerIPs: string[];
+  /** loadBalancerSourceRanges: when set, only these clients may use the load balancer addresses. */
+  sourceRanges?: string[];
   affinitySeconds?: number;
   externalLocal: boolean;
   endpoints: { ip: string; port: number; local: boolean }[];
@@ -42,7 +53,8 @@ const protocols: Record<string, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp'
  * none is ready, serving ones that are terminating (upstream's graceful termination). Headless and
  * ExternalName Services have none.
  */
-export function servicePortRules(services: Obj[], slices: Obj[], nodeName: string): ServicePortRule[] {
+export function servicePortRules(services: Obj[], slices: Obj[], nodeName: string, loadBalancerPool?: string): ServicePortRule[] {
+  const pool = parseCidr(loadBalancerPool);
   const slicesOf = new Map<string, Obj[]>();
   for (const s of slices) {
     const owner = s.metadata?.labels?.['kubernetes.io/service-name'];
@@ -81,6 +93,8 @@ export function servicePortRules(services: Obj[], slices: Obj[], nodeName: strin
         protocol,
         port: sp.port,
         nodePort: spec.type === 'NodePort' || spec.type === 'LoadBalancer' ? sp.nodePort : undefined,
+        loadBalancerIPs: spec.type === 'LoadBalancer' && pool ? loadBalancerIPs(svc, pool) : [],
+        sourceRanges: spec.type === 'LoadBalancer' && spec.loadBalancerSourceRanges?.length ? sourceRanges(spec.loadBalancerSourceRanges) : undefined,
         affinitySeconds: spec.sessionAffinity === 'ClientIP' ? (spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800) : undefined,
         externalLocal: spec.externalTrafficPolicy === 'Local',
         endpoints: endpoints.sort((a, b) => a.ip.localeCompare(b.ip) || a.port - b.port),
@@ -88,6 +102,16 @@ export function servicePortRules(services: Obj[], slices: Obj[], nodeName: strin
     }
   }
   return out.sort((a, b) => a.key.localeCompare(b.key));
+}
+
+/** The Service's load balancer addresses that the kernel forwards (ipMode VIP, the default). */
+function loadBalancerIPs(svc: Obj, pool: Cidr): string[] {
+  const ingress = (svc.status?.loadBalancer?.ingress ?? []) as Obj[];
+  return ingress.filter((i) => i.ipMode !== 'Proxy' && cidrContains(pool, parseIPv4(i.ip) ?? -1)).map((i) => i.ip as string);
+}
+
+function sourceRanges(ranges: unknown[]): string[] {
+  return ranges.map((r) => parseCidr(typeof r === 'string' ? r.trim() : r, true)?.text).filter((r): r is string => r !== undefined);
 }
 
 /** The nft script that replaces the table with these rules (atomically when fed to `nft -f`). */
@@ -99,17 +123,25 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
   const noEndpoints: string[] = [];
   const noEndpointNodePorts: string[] = [];
   const sets: string[] = [];
+  // One address, protocol and port maps to one Service: the first (rules are sorted) keeps it, as
+  // a duplicate element would make nft refuse the whole table.
+  const claimed = new Set<string>();
+  const claim = (k: string) => !claimed.has(k) && !!claimed.add(k);
   for (const r of rules) {
     const id = hash(r.key);
     const svcChain = `svc-${id}`;
-    if (r.clusterIP) {
+    if (r.clusterIP && claim(`${r.clusterIP} . ${r.protocol} . ${r.port}`)) {
       if (r.endpoints.length) serviceIps.push(`${r.clusterIP} . ${r.protocol} . ${r.port} : goto ${svcChain}`);
       else noEndpoints.push(`${r.clusterIP} . ${r.protocol} . ${r.port}`);
     }
-    if (r.nodePort) {
-      const reachable = r.externalLocal ? r.endpoints.some((e) => e.local) : r.endpoints.length > 0;
-      if (reachable) nodePorts.push(`${r.protocol} . ${r.nodePort} : goto ext-${id}`);
+    const externallyReachable = r.externalLocal ? r.endpoints.some((e) => e.local) : r.endpoints.length > 0;
+    if (r.nodePort && claim(`${r.protocol} . ${r.nodePort}`)) {
+      if (externallyReachable) nodePorts.push(`${r.protocol} . ${r.nodePort} : goto ext-${id}`);
       else noEndpointNodePorts.push(`${r.protocol} . ${r.nodePort}`);
+    }
+    for (const lb of r.loadBalancerIPs.filter((ip) => claim(`${ip} . ${r.protocol} . ${r.port}`))) {
+      if (externallyReachable) serviceIps.push(`${lb} . ${r.protocol} . ${r.port} : goto ${r.sourceRanges ? 'lb' : 'ext'}-${id}`);
+      else noEndpoints.push(`${lb} . ${r.protocol} . ${r.port}`);
     }
     if (!r.endpoints.length) continue;
     const epChain = (i: number) => `ep-${id}-${i}`;
@@ -121,12 +153,18 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
     // From outside the pod network a node port is masqueraded so replies come back through this
     // node, unless the Service asks to keep the client's address (Local: this node's endpoints only).
     const local = all.filter((i) => r.endpoints[i].local);
+    // Loopback clients are masqueraded even under Local: a pod cannot answer 127.0.0.1.
     const ext = r.externalLocal
       ? local.length
-        ? `${affinity(local)}\t\t${pick(local)}\n`
+        ? `\t\tip saddr 127.0.0.0/8 meta mark set meta mark | ${masqueradeMark}\n${affinity(local)}\t\t${pick(local)}\n`
         : '\t\tdrop\n'
       : `\t\tip saddr != ${opts.podCidr} meta mark set meta mark | ${masqueradeMark}\n\t\tgoto ${svcChain}\n`;
-    if (r.nodePort) chains.push(`\tchain ext-${id} {\n${ext}\t}\n`);
+    if (r.nodePort || r.loadBalancerIPs.length) chains.push(`\tchain ext-${id} {\n${ext}\t}\n`);
+    if (r.loadBalancerIPs.length && r.sourceRanges) {
+      // loadBalancerSourceRanges: other clients are dropped, as a cloud firewall would.
+      const allowed = r.sourceRanges.length ? `ip saddr != { ${r.sourceRanges.join(', ')} } drop\n\t\t` : 'drop\n\t\t';
+      chains.push(`\tchain lb-${id} {\n\t\t${allowed}goto ext-${id}\n\t}\n`);
+    }
     r.endpoints.forEach((e, i) => {
       if (r.affinitySeconds) sets.push(`\tset aff-${id}-${i} {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout ${r.affinitySeconds}s\n\t}\n`);
       chains.push(

@@ -93,7 +93,7 @@ describe('Services and cluster DNS (runc pods)', () => {
     const registryPort = await freePort();
     image = `127.0.0.1:${registryPort}/kubicle/busybox:1`;
     k = await startKubicle({
-      args: ['--node', 'local', '--node-name', 'net-node', '--pod-cidr', podCidr, '--service-cidr', serviceCidr, '--service-node-port-range', nodePorts, '--bridge', bridge, '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())],
+      args: ['--node', 'local', '--load-balancer-pool', '127.241.3.0/28', '--node-name', 'net-node', '--pod-cidr', podCidr, '--service-cidr', serviceCidr, '--service-node-port-range', nodePorts, '--bridge', bridge, '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())],
     });
     kc = await kubectlFor(k, '1.33');
     await run(['create', 'namespace', ns]);
@@ -302,7 +302,7 @@ describe('Services and cluster DNS (runc pods)', () => {
   it('clusters are isolated: pods of one cannot reach the pods, DNS or host of another; the host reaches both', async () => {
     const registryPort = await freePort();
     const k2 = await startKubicle({
-      args: ['--node', 'local', '--node-name', 'net-node-2', '--pod-cidr', '10.246.4.0/24', '--service-cidr', '10.114.0.0/16', '--service-node-port-range', '31100-31199', '--bridge', 'kubtest4', '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())],
+      args: ['--node', 'local', '--load-balancer-pool', '127.241.4.0/28', '--node-name', 'net-node-2', '--pod-cidr', '10.246.4.0/24', '--service-cidr', '10.114.0.0/16', '--service-node-port-range', '31100-31199', '--bridge', 'kubtest4', '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())],
     });
     const kc2 = await kubectlFor(k2, '1.33');
     try {
@@ -323,7 +323,7 @@ describe('Services and cluster DNS (runc pods)', () => {
       assert.notEqual(back.code, 0, 'nor the other way round');
       // A third cluster whose pod range overlaps the first is refused at start.
       await assert.rejects(
-        startKubicle({ args: ['--node', 'local', '--node-name', 'net-node-3', '--pod-cidr', '10.246.3.128/25', '--service-cidr', '10.115.0.0/16', '--bridge', 'kubtest5', '--registry-port', '0', '--kubelet-port', String(await freePort())] }),
+        startKubicle({ args: ['--node', 'local', '--load-balancer-pool', '127.241.5.0/28', '--node-name', 'net-node-3', '--pod-cidr', '10.246.3.128/25', '--service-cidr', '10.115.0.0/16', '--bridge', 'kubtest5', '--registry-port', '0', '--kubelet-port', String(await freePort())] }),
         /pod CIDR 10\.246\.3\.128\/25 overlaps 10\.246\.3\.1\/24 on kubtest3/,
       );
     } finally {

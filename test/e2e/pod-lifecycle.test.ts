@@ -49,7 +49,7 @@ describe('probes and lifecycle hooks (runc pods)', () => {
     await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
     const registryPort = await freePort();
     image = `127.0.0.1:${registryPort}/kubicle/busybox:1`;
-    k = await startKubicle({ args: ['--node', 'local', '--node-name', 'lifecycle-node', '--pod-cidr', podCidr, '--service-cidr', serviceCidr, '--bridge', bridge, '--registry-port', String(registryPort), '--restart-backoff', '1', '--kubelet-port', String(await freePort())] });
+    k = await startKubicle({ args: ['--node', 'local', '--load-balancer-pool', '127.241.12.0/28', '--node-name', 'lifecycle-node', '--pod-cidr', podCidr, '--service-cidr', serviceCidr, '--bridge', bridge, '--registry-port', String(registryPort), '--restart-backoff', '1', '--kubelet-port', String(await freePort())] });
     kc = await kubectlFor(k, '1.33');
     await run(['create', 'namespace', ns]);
     await eventually(async () => (await kc(['get', 'node', 'lifecycle-node'])).code === 0, 'the node registers');

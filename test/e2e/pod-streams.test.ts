@@ -44,7 +44,7 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
   before(async () => {
     const registryPort = await freePort();
     image = `127.0.0.1:${registryPort}/kubicle/busybox:1`;
-    k = await startKubicle({ args: ['--node', 'local', '--node-name', 'streams-node', '--pod-cidr', podCidr, '--service-cidr', serviceCidr, '--bridge', bridge, '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())] });
+    k = await startKubicle({ args: ['--node', 'local', '--load-balancer-pool', '127.241.11.0/28', '--node-name', 'streams-node', '--pod-cidr', podCidr, '--service-cidr', serviceCidr, '--bridge', bridge, '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())] });
     for (const v of versions) kubectl[v] = await kubectlFor(k, v);
     tmp = await mkdtemp(path.join(os.tmpdir(), 'kubicle-streams-'));
     await run('1.33', ['create', 'namespace', ns]);

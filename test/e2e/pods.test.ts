@@ -60,7 +60,7 @@ describe('pods on the local node (runc)', () => {
   before(async () => {
     registry = `127.0.0.1:${await freePort()}`;
     image = `${registry}/kubicle/busybox:1`;
-    k = await startKubicle({ args: ['--node', 'local', '--node-name', 'e2e-node', '--pod-cidr', podCidr, '--service-cidr', serviceCidr, '--bridge', bridge, '--registry-port', registry.split(':')[1], '--restart-backoff', '1', '--kubelet-port', String(await freePort())] });
+    k = await startKubicle({ args: ['--node', 'local', '--load-balancer-pool', '127.241.10.0/28', '--node-name', 'e2e-node', '--pod-cidr', podCidr, '--service-cidr', serviceCidr, '--bridge', bridge, '--registry-port', registry.split(':')[1], '--restart-backoff', '1', '--kubelet-port', String(await freePort())] });
     kc = await kubectlFor(k, '1.33');
     await run(['create', 'namespace', ns]);
     await eventually(async () => (await kc(['get', 'node', 'e2e-node'])).code === 0, 'the node registers');

@@ -145,4 +145,17 @@ function keepAllocations(o: KubeObject, old: KubeObject): void {
       if (same?.nodePort) p.nodePort = same.nodePort;
     }
   }
+  // Leaving NodePort or LoadBalancer: the fields only those types have go with the type unless the
+  // update itself changed them (upstream's dropTypeDependentFields), so `kubectl patch` of the type
+  // alone succeeds.
+  if (withNodePorts(was.type) && !withNodePorts(type)) {
+    const oldPorts = (was.ports ?? []) as J[];
+    for (const p of (s.ports ?? []) as J[]) {
+      if (p && typeof p === 'object' && p.nodePort !== undefined && oldPorts.some((q) => q.nodePort === p.nodePort)) delete p.nodePort;
+    }
+    for (const f of ['externalTrafficPolicy', 'healthCheckNodePort']) if (s[f] === was[f]) delete s[f];
+  }
+  if (was.type === 'LoadBalancer' && type !== 'LoadBalancer') {
+    for (const f of ['allocateLoadBalancerNodePorts', 'loadBalancerClass']) if (s[f] === was[f]) delete s[f];
+  }
 }
