@@ -17,6 +17,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 command -v setfattr >/dev/null || need+=(attr)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+# Not run by Kubicle: bench/network measures the built-in load balancer relay beside it (ADR 0008).
+command -v haproxy >/dev/null || need+=(haproxy)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

@@ -1,6 +1,8 @@
-import { execFileSync, fork } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import dnsPacket from 'dns-packet';
 import { KubeClient, type Obj } from '../../src/client/kube-client.js';
@@ -14,7 +16,10 @@ import { f1, load, summary } from '../api/stats.js';
  * bench/network: through the node's service proxy and cluster DNS, each beside a floor measured in
  * the same run:
  * - new TCP connections (one HTTP/1.0 request each) per second and their latency, to a busybox
- *   httpd pod through its ClusterIP (nftables DNAT) beside the pod's own address;
+ *   httpd pod through its ClusterIP (nftables DNAT), its LoadBalancer address (the same DNAT),
+ *   the ingress controller (HTTP, L7), and the two candidate PROXY protocol relays — the built-in
+ *   one and Debian's HAProxy (when installed) — all beside the pod's own address. httpd does not
+ *   speak the PROXY protocol, so through both relays it answers 400: the same work for both;
  * - DNS queries per second at the cluster DNS beside a bare UDP echo server in Node;
  * - time from creating 1,000 Services (with EndpointSlices) until all are in the kernel's tables,
  *   beside creating them in the API alone and beside one `nft -f` of the same rule set;
@@ -60,22 +65,52 @@ async function main() {
     await until(async () => (await client.get(`/api/v1/namespaces/${ns}/pods/srv`)).status?.phase === 'Running', 'the server pod runs', 60_000);
     const podIP = (await client.get(`/api/v1/namespaces/${ns}/pods/srv`)).status.podIP as string;
     const clusterIP = svc.spec.clusterIP as string;
-    await until(async () => (await request(clusterIP, 80).then(() => true, () => false)), 'the cluster IP answers');
+    await until(() => request(clusterIP, 80).then(() => true), 'the cluster IP answers');
 
-    // Connections: alternate rounds so drift on the shared machine hits both alike.
-    const rounds: Record<'pod' | 'service', { perSec: number; p50: number; p99: number }[]> = { pod: [], service: [] };
+    // The same pod behind a LoadBalancer (kernel DNAT), one with the PROXY protocol (the built-in
+    // relay), an Ingress, and HAProxy relaying with the PROXY protocol as the other candidate.
+    const lbSvc = (name: string, annotations: object = {}) =>
+      client.create(`/api/v1/namespaces/${ns}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name, annotations }, spec: { type: 'LoadBalancer', selector: { app: 'srv' }, ports: [{ port: 80, targetPort: 8080 }] } });
+    await lbSvc('srv-lb');
+    await lbSvc('srv-proxy', { 'service.kubicle.io/proxy-protocol': 'v1' });
+    await client.create(`/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses`, {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: { name: 'srv' },
+      spec: { rules: [{ host: 'srv.bench', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'srv', port: { number: 80 } } } }] } }] },
+    });
+    const lbIP = async (name: string) => (await client.get(`/api/v1/namespaces/${ns}/services/${name}`)).status?.loadBalancer?.ingress?.[0]?.ip as string | undefined;
+    await until(async () => !!(await lbIP('srv-lb')) && !!(await lbIP('srv-proxy')), 'load balancer addresses');
+    const vip = (await lbIP('srv-lb')) as string;
+    const relay = (await lbIP('srv-proxy')) as string;
+    const ingressIP = '127.241.18.1';
+    await until(() => request(vip, 80).then(() => true), 'the load balancer answers');
+    await until(() => request(relay, 80).then(() => true), 'the relay answers');
+    await until(() => request(ingressIP, 80, 'srv.bench').then((status) => status === 200), 'the ingress answers');
+    const haproxy = startHaproxy('127.241.18.14', 80, podIP, 8080);
+    if (haproxy) await until(() => request('127.241.18.14', 80).then(() => true), 'haproxy answers');
+
+    // Connections: alternate rounds so drift on the shared machine hits all alike.
+    type Kind = 'pod' | 'service' | 'lb' | 'ingress' | 'relay' | 'haproxy';
+    const targets: [Kind, string, number, string?][] = [
+      ['pod', podIP, 8080],
+      ['service', clusterIP, 80],
+      ['lb', vip, 80],
+      ['ingress', ingressIP, 80, 'srv.bench'],
+      ['relay', relay, 80],
+      ...(haproxy ? [['haproxy', '127.241.18.14', 80] as [Kind, string, number]] : []),
+    ];
+    const rounds = Object.fromEntries(targets.map(([kind]) => [kind, [] as { perSec: number; p50: number; p99: number }[]])) as Record<Kind, { perSec: number; p50: number; p99: number }[]>;
     for (let round = 0; round < 3; round++) {
-      for (const [kind, host, port] of [
-        ['pod', podIP, 8080],
-        ['service', clusterIP, 80],
-      ] as const) {
-        const r = await load(CONNS, 8, () => request(host, port));
+      for (const [kind, host, port, vhost] of targets) {
+        const r = await load(CONNS, 8, async () => void (await request(host, port, vhost)));
         const s = summary(r.latencies);
         rounds[kind].push({ perSec: (CONNS / r.wallMs) * 1000, p50: s.p50, p99: s.p99 });
       }
     }
+    haproxy?.kill();
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    const conn = (kind: 'pod' | 'service') => ({ perSec: med(rounds[kind].map((r) => r.perSec)), p50: med(rounds[kind].map((r) => r.p50)), p99: med(rounds[kind].map((r) => r.p99)) });
+    const conn = (kind: Kind) => ({ perSec: med(rounds[kind].map((r) => r.perSec)), p50: med(rounds[kind].map((r) => r.p50)), p99: med(rounds[kind].map((r) => r.p99)) });
 
     // DNS: queries for a Service name at the cluster DNS, beside a UDP echo in another Node process.
     const echo = fork(process.argv[1], [], { env: { ...process.env, BENCH_UDP_ECHO: '1' }, stdio: 'ignore' }) as ReturnType<typeof fork>;
@@ -118,9 +153,20 @@ async function main() {
     }
 
     const p = conn('pod');
-    const s = conn('service');
     console.log(`bench/network (${CONNS} connections × 3 rounds each, medians of rounds; ${SERVICES} services)`);
-    console.log(`connections/s via ClusterIP:   ${f1(s.perSec)}/s   p50 ${f1(s.p50)} ms  p99 ${f1(s.p99)} ms   | floor direct to pod IP: ${f1(p.perSec)}/s  p50 ${f1(p.p50)} ms  p99 ${f1(p.p99)} ms   ratio ${f1(p.perSec / s.perSec)}×`);
+    const labels: Record<Kind, string> = {
+      pod: '',
+      service: 'ClusterIP (nft DNAT)',
+      lb: 'LoadBalancer VIP (nft DNAT)',
+      ingress: 'Ingress (built-in HTTP proxy)',
+      relay: 'PROXY relay, built-in (400)',
+      haproxy: 'PROXY relay, HAProxy (400)',
+    };
+    for (const [kind] of targets.slice(1)) {
+      const s = conn(kind);
+      console.log(`connections/s via ${labels[kind].padEnd(30)} ${f1(s.perSec)}/s   p50 ${f1(s.p50)} ms  p99 ${f1(s.p99)} ms   | floor direct to pod IP: ${f1(p.perSec)}/s  p50 ${f1(p.p50)} ms  p99 ${f1(p.p99)} ms   ratio ${f1(p.perSec / s.perSec)}×`);
+    }
+    if (!haproxy) console.log('(haproxy is not installed: scripts/setup.sh installs it)');
     console.log(`DNS queries/s (A, UDP, 32 in flight): ${f1(dns.perSec)}/s   p50 ${f1(dns.p50)} ms  p99 ${f1(dns.p99)} ms   | floor UDP echo (Node): ${f1(floor.perSec)}/s   ratio ${f1(floor.perSec / dns.perSec)}×`);
     console.log(`${SERVICES} Services created → all programmed: ${f1(programmedMs)} ms   | API creates alone: ${f1(apiMs)} ms (${f1(created.wallMs)} ms wall); one nft -f of the same table: p50 ${f1(summary(nftTimes).p50)} ms`);
     console.log(`one endpoint change with ${SERVICES} Services → programmed: p50 ${f1(summary(changes).p50)} ms  max ${f1(Math.max(...changes))} ms`);
@@ -152,16 +198,32 @@ function slice(name: string, ip: string): Obj {
   };
 }
 
-/** One new connection, an HTTP/1.0 request, the whole response. */
-function request(host: string, port: number): Promise<void> {
+/** One new connection, an HTTP/1.0 request (with a Host when given), the whole response; its status. */
+function request(host: string, port: number, vhost?: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, host);
+    let head = '';
     s.setTimeout(5000, () => s.destroy(new Error('timeout')));
-    s.once('connect', () => s.end('GET / HTTP/1.0\r\n\r\n'));
-    s.on('data', () => {});
-    s.once('end', () => resolve());
+    s.once('connect', () => s.end(`GET / HTTP/1.0\r\n${vhost ? `Host: ${vhost}\r\n` : ''}\r\n`));
+    s.on('data', (d) => {
+      if (head.length < 16) head += d.toString('latin1');
+    });
+    s.once('end', () => resolve(Number(head.split(' ')[1])));
     s.once('error', reject);
   });
+}
+
+/** HAProxy in TCP mode relaying to the pod with a PROXY protocol v1 header; undefined if not installed. */
+function startHaproxy(ip: string, port: number, podIP: string, podPort: number): ChildProcess | undefined {
+  try {
+    execFileSync('haproxy', ['-v']);
+  } catch {
+    return undefined;
+  }
+  const cfg = `global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\nfrontend lb\n  bind ${ip}:${port}\n  default_backend pods\nbackend pods\n  server srv ${podIP}:${podPort} send-proxy\n`;
+  const file = path.join(os.tmpdir(), `kubicle-bench-haproxy-${process.pid}.cfg`);
+  writeFileSync(file, cfg);
+  return spawn('haproxy', ['-db', '-f', file], { stdio: 'ignore' });
 }
 
 /** Sends `query` with 32 in flight for DNS_SECONDS; per-reply latency and rate. */

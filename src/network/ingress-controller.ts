@@ -115,6 +115,9 @@ export class IngressController {
       (req, res) => this.serve(req, res, true),
     );
     for (const [server, encrypted] of [[plain, false], [secure, true]] as const) {
+      // A client that half-closes after its request (HTTP/1.0 tools, `nc`) still gets the answer,
+      // as from any web server; Node's default would drop the request on the client's FIN.
+      (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
       server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as net.Socket, head, encrypted));
       server.on('clientError', (_err, socket) => socket.destroy());
     }

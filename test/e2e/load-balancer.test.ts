@@ -266,6 +266,8 @@ describe('Load balancers and ingress (runc pods)', () => {
     const get = (p: string, host: string) => request(`http://${ingressIP}${p}`, { host });
     await eventually(async () => (await get('/a/deeper', 'shop.test')).body === 'web-a\n', 'a Prefix path routes');
     assert.equal((await get('/b', 'shop.test')).body, 'web-b\n');
+    const halfClosed = await exchange(ingressIP, 80, 'GET /b HTTP/1.0\r\nHost: shop.test\r\n\r\n');
+    assert.match(halfClosed.data.toString(), /^HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nweb-b\n$/, 'a client that half-closes after its request still gets the answer');
     const notFound = await get('/b/more', 'shop.test');
     assert.equal(notFound.status, 404, 'an Exact path matches only itself');
     assert.match(notFound.body, /no Ingress rule matches/, "the controller's own 404, not the pod's");
