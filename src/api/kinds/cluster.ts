@@ -5,6 +5,7 @@ import type { ResourceType } from '../resource-type.js';
 import { labelSelectorToString } from '../selectors.js';
 import { age } from '../time.js';
 import { ageColumn, col, nameColumn, num, orNone } from './columns.js';
+import { ingressclasses, ingresses } from './ingress.js';
 import { validateResourceList } from './pod-spec.js';
 
 /**
@@ -187,62 +188,6 @@ const networkpolicies: ResourceType = {
     }
   },
   columns: [nameColumn, col('Pod-Selector', (o) => labelSelectorToString(o.spec?.podSelector) || '<none>'), ageColumn],
-};
-
-const ingresses: ResourceType = {
-  ...base,
-  group: 'networking.k8s.io',
-  version: 'v1',
-  kind: 'Ingress',
-  plural: 'ingresses',
-  singular: 'ingress',
-  namespaced: true,
-  shortNames: ['ing'],
-  storage: 'networking.k8s.io/ingresses',
-  status: true,
-  generation: true,
-  validate: (o, errs) => {
-    ((o.spec?.rules ?? []) as J[]).forEach((r, i) => {
-      ((r.http?.paths ?? []) as J[]).forEach((p, j) => {
-        const f = `spec.rules[${i}].http.paths[${j}]`;
-        if (!['Exact', 'Prefix', 'ImplementationSpecific'].includes(p.pathType)) {
-          if (p.pathType === undefined) errs.required(`${f}.pathType`, 'pathType must be specified');
-          else errs.notSupported(`${f}.pathType`, p.pathType, ['Exact', 'ImplementationSpecific', 'Prefix']);
-        }
-        if (p.path !== undefined && !String(p.path).startsWith('/')) errs.invalid(`${f}.path`, p.path, "must be an absolute path");
-        if (!p.backend) errs.required(`${f}.backend`);
-      });
-    });
-    if (!o.spec?.rules?.length && !o.spec?.defaultBackend) errs.invalid('spec', o.spec, 'either `defaultBackend` or `rules` must be specified');
-  },
-  columns: [
-    nameColumn,
-    col('Class', (o) => o.spec?.ingressClassName ?? '<none>'),
-    col('Hosts', (o) => ((o.spec?.rules ?? []) as J[]).map((r) => r.host ?? '*').join(',') || '*'),
-    col('Address', (o) => ((o.status?.loadBalancer?.ingress ?? []) as J[]).map((i) => i.ip || i.hostname).join(',')),
-    col('Ports', (o) => (o.spec?.tls?.length ? '80, 443' : '80')),
-    ageColumn,
-  ],
-};
-
-const ingressclasses: ResourceType = {
-  ...base,
-  group: 'networking.k8s.io',
-  version: 'v1',
-  kind: 'IngressClass',
-  plural: 'ingressclasses',
-  singular: 'ingressclass',
-  namespaced: false,
-  storage: 'networking.k8s.io/ingressclasses',
-  validate: (o, errs) => {
-    if (!o.spec?.controller) errs.required('spec.controller');
-  },
-  columns: [
-    nameColumn,
-    col('Controller', (o) => o.spec?.controller ?? ''),
-    col('Parameters', (o) => (o.spec?.parameters ? `${o.spec.parameters.kind}/${o.spec.parameters.name}` : '<none>')),
-    ageColumn,
-  ],
 };
 
 function hpaTargets(o: KubeObject): string {
