@@ -69,6 +69,12 @@ export class ClusterDns {
     await new Promise<void>((resolve, reject) => udp.once('error', reject).bind(this.opts.port, this.opts.listen, () => resolve()));
     await new Promise<void>((resolve, reject) => tcp.once('error', reject).listen(this.opts.port, this.opts.listen, () => resolve()));
     await this.publish(services, slices);
+    // Someone deleting or editing the kube-dns Service or this node's slice: put them back.
+    const republish = (o: Obj) => {
+      if (o.metadata?.namespace !== 'kube-system' || (o.metadata.name !== SERVICE && o.metadata.labels?.['kubernetes.io/service-name'] !== SERVICE)) return;
+      void this.publish(services, slices).catch((err) => this.log.warn('kube-dns not republished', { err }));
+    };
+    for (const inf of [services, slices]) inf.on({ update: republish, delete: republish });
     this.markReady();
     this.log.info('cluster dns ready', { listen: `${this.opts.listen}:${this.opts.port}`, service: this.opts.serviceIP, domain: this.opts.domain });
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));

@@ -353,6 +353,15 @@ describe('Services and cluster DNS (runc pods)', () => {
     await run(['create', 'service', 'nodeport', 'fresh', '-n', ns, '--tcp=80', '--node-port=31050']);
   });
 
+  it('the kube-dns EndpointSlice and Service come back when deleted, at the same address', async () => {
+    const dnsSlices = async () => (await json(['get', 'endpointslices', '-n', 'kube-system', '-l', 'kubernetes.io/service-name=kube-dns'])).items.length;
+    await run(['delete', 'endpointslice', '-n', 'kube-system', '-l', 'kubernetes.io/service-name=kube-dns']);
+    await eventually(async () => (await dnsSlices()) === 1, 'the slice is back');
+    await run(['delete', 'svc', 'kube-dns', '-n', 'kube-system']);
+    await eventually(async () => (await kc(['get', 'svc', 'kube-dns', '-n', 'kube-system', '-o', 'jsonpath={.spec.clusterIP}'])).stdout === dnsIP, 'the Service is back at its address');
+    await eventually(async () => (await inClient(`nslookup web.${ns}.svc.cluster.local`)).code === 0, 'pods resolve again');
+  });
+
   it('the DNS server survives garbage and answers FORMERR, then serves the next query', async () => {
     const sock = dgram.createSocket('udp4');
     const ask = (msg: Buffer) =>
