@@ -17,6 +17,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 command -v setfattr >/dev/null || need+=(attr)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+# socat carries attach input to conmon's SOCK_SEQPACKET attach socket (sandbox/runtimes/runc/attach.ts).
+command -v socat >/dev/null || need+=(socat)
 # Not run by Kubicle: bench/network measures the built-in load balancer relay beside it (ADR 0008).
 command -v haproxy >/dev/null || need+=(haproxy)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)

@@ -39,6 +39,7 @@ export async function containerSpec(client: KubeClient, pod: Obj, c: Obj): Promi
     },
     mounts: (c.volumeMounts ?? []).map((m: Obj) => ({ volume: m.name, containerPath: m.mountPath, subPath: m.subPath || (m.subPathExpr ? expand(m.subPathExpr) : undefined), readOnly: !!m.readOnly })),
     stdin: !!c.stdin,
+    stdinOnce: !!c.stdinOnce,
     tty: !!c.tty,
   };
 }

@@ -43,25 +43,21 @@ export class KubeletStreams {
   }
 
   /**
-   * `/attach/{ns}/{pod}/{container}`: the container's output from now on, until it exits. The
-   * runtime keeps no open input for its containers, so attaching stdin is refused.
+   * `/attach/{ns}/{pod}/{container}?input=1&tty=1`: the container's output from now on and, with
+   * input, its stdin (the container must declare `stdin: true`), until it exits or the client
+   * detaches. As upstream, the session ends with success whatever the container's exit code: the
+   * client reads that from the pod's status.
    */
   async attach(req: http.IncomingMessage, socket: Duplex, head: Buffer, pod: Obj, container: string, q: URLSearchParams): Promise<void> {
     this.requireContainer(pod, container);
-    if (flag(q, 'input')) throw new KubicleError('BadRequest', `attaching to the input of container ${container} is not supported: this runtime starts containers without an open stdin`);
-    const abort = new AbortController();
-    const logs = await this.agent.logs(pod.metadata.uid, container, { follow: true, sinceTime: new Date().toISOString() }, abort.signal);
-    this.wss.handleUpgrade(req, socket, head, (client) => {
-      logs.on('data', (d: Buffer) => client.readyState === WebSocket.OPEN && client.send(channelMessage(StreamChannel.stdout, d)));
-      logs.once('end', () => {
-        if (client.readyState !== WebSocket.OPEN) return;
-        client.send(channelMessage(StreamChannel.error, JSON.stringify(exitStatus(0, []))));
-        client.close(1000);
-      });
-      logs.once('error', () => client.terminate());
-      client.on('close', () => abort.abort());
-      client.on('error', () => {});
+    const spec = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].find((c: Obj) => c.name === container);
+    if (flag(q, 'input') && !spec?.stdin) throw new KubicleError('BadRequest', `stdin is not enabled for container ${container}: set stdin: true in its spec to attach to its input`);
+    if (flag(q, 'tty') && !spec?.tty) throw new KubicleError('BadRequest', `tty is not enabled for container ${container}: set tty: true in its spec`);
+    const agent = await this.agent.attachStream(pod.metadata.uid, container, { stdin: flag(q, 'input') }).catch((err) => {
+      if (err instanceof KubicleError && err.code === 'Conflict') throw new KubicleError('BadRequest', `container ${container} is not running`);
+      throw err;
     });
+    this.wss.handleUpgrade(req, socket, head, (client) => this.relayExec(client, agent, [], true));
   }
 
   /** `/portForward/{ns}/{pod}?port=N`: bytes as binary messages, an empty one for a half-close, 1011 with the reason on failure. */
@@ -76,7 +72,8 @@ export class KubeletStreams {
     });
   }
 
-  private relayExec(client: WebSocket, agent: WebSocket, command: string[]): void {
+  /** Relays an agent exec or attach session; an attach always ends in success (see attach). */
+  private relayExec(client: WebSocket, agent: WebSocket, command: string[], attach = false): void {
     client.on('message', (d: Buffer, binary) => {
       if (!binary || !d.length || agent.readyState !== WebSocket.OPEN) return;
       if (d[0] === StreamChannel.resize) {
@@ -92,7 +89,7 @@ export class KubeletStreams {
       if (client.readyState !== WebSocket.OPEN || !d.length) return;
       if (d[0] === Channel.status) {
         const result = JSON.parse(d.subarray(1).toString()) as ExecResult;
-        client.send(channelMessage(StreamChannel.error, JSON.stringify(exitStatus(result.exitCode, command, result.message))));
+        client.send(channelMessage(StreamChannel.error, JSON.stringify(attach && !result.message ? exitStatus(0, []) : exitStatus(result.exitCode, command, result.message))));
       } else client.send(d);
     });
     closeTogether(client, agent);

@@ -50,6 +50,14 @@ export interface SandboxRuntime {
   execStream(sandboxId: string, name: string, spec: ExecSpec): Promise<StreamedProcess>;
 
   /**
+   * Attaches to a running container: its output from now on, and with `stdin` its input (BadRequest
+   * unless the container was started with stdin). Resizes reach its terminal when it has one. The
+   * process ends with the container's exit code when the container exits; killing it detaches
+   * and leaves the container running. Conflict when the container is not running.
+   */
+  attach(sandboxId: string, name: string, stdin: boolean): Promise<StreamedProcess>;
+
+  /**
    * A TCP connection to `port` on the sandbox's own loopback, as a process whose stdin is what
    * is sent and whose stdout is what comes back. It ends with a non-zero code and a message
    * when nothing accepts the connection.

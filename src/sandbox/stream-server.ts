@@ -39,6 +39,10 @@ export class StreamServer {
       if (!spec.command.length) throw new KubicleError('Invalid', 'command is required');
       return { proc: await (await this.runtimeOf(sandbox)).execStream(sandbox, name, spec), protocol: execSubprotocol };
     }
+    if (parts.length === 5 && third === 'containers' && action === 'attach') {
+      this.requireProtocol(req, execSubprotocol);
+      return { proc: await (await this.runtimeOf(sandbox)).attach(sandbox, name, q.get('stdin') === 'true'), protocol: execSubprotocol };
+    }
     throw new KubicleError('NotFound', `no stream route for ${req.url}`);
   }
 

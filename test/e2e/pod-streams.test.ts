@@ -94,6 +94,39 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
       assert.match(screen, /20 90/, `the resize reached the container (screen: ${JSON.stringify(screen)})`);
     });
 
+    it(`kubectl ${v} run -i --rm: piped input reaches the container, its exit code comes back, the pod is removed`, async () => {
+      const name = `piped-${v.replace('.', '-')}`;
+      const r = await kubectl[v](['run', '-i', '--rm', '--restart=Never', '-n', ns, name, `--image=${image}`, '--', 'sh', '-c', 'read line; echo "got: $line"; exit 3'], { input: 'the input line\n', timeoutMs: 60_000 });
+      assert.equal(r.code, 3, `the container's exit code (stderr: ${r.stderr})`);
+      assert.match(r.stdout, /got: the input line/);
+      await eventually(async () => (await kubectl[v](['get', 'pod', '-n', ns, name])).code !== 0, 'the pod is removed');
+    });
+
+    it(`kubectl ${v} run -it: an interactive shell on a terminal of the client's size`, async () => {
+      const name = `shell-${v.replace('.', '-')}`;
+      const term = spawnPty(kubectlPath(v), ['--kubeconfig', k.kubeconfig, 'run', '-it', '--rm', '--restart=Never', '-n', ns, name, `--image=${image}`, '--', 'sh'], {
+        cols: 101,
+        rows: 31,
+        env: process.env as Record<string, string>,
+      });
+      let screen = '';
+      term.onData((d) => {
+        screen += d;
+      });
+      const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+      await eventually(async () => screen.includes("If you don't see a command prompt"), `kubectl attaches (screen: ${JSON.stringify(screen)})`, 60_000);
+      // Typed as a user would, after the attach is up: the shell answers on the terminal.
+      await eventually(async () => {
+        term.write('tty; stty size\r');
+        await new Promise((r) => setTimeout(r, 300));
+        return /31 101/.test(screen);
+      }, `the terminal has the client's size (screen: ${JSON.stringify(screen)})`, 20_000);
+      assert.match(screen, /\/dev\/pts\/\d+/);
+      term.write('exit 5\r');
+      assert.equal(await exited, 5);
+      await eventually(async () => (await kubectl[v](['get', 'pod', '-n', ns, name])).code !== 0, 'the pod is removed');
+    });
+
     it(`kubectl ${v} cp: a directory into the pod and back, byte for byte`, async () => {
       const src = path.join(tmp, `src-${v}`);
       await run(v, ['exec', '-n', ns, 'web', '--', 'mkdir', '-p', '/tmp/x']);

@@ -87,6 +87,11 @@ export class SandboxClient {
     return this.socket(`/v1/sandboxes/${enc(sandbox)}/containers/${enc(name)}/exec?${q}`, execSubprotocol);
   }
 
+  /** An attach session (the container's output, and its input with `stdin`) in the exec protocol of streams.ts. */
+  attachStream(sandbox: string, name: string, opts: { stdin: boolean }): Promise<WebSocket> {
+    return this.socket(`/v1/sandboxes/${enc(sandbox)}/containers/${enc(name)}/attach${opts.stdin ? '?stdin=true' : ''}`, execSubprotocol);
+  }
+
   /** One TCP connection to a port in the sandbox, as an open WebSocket (streams.ts). */
   portForward(sandbox: string, port: number): Promise<WebSocket> {
     return this.socket(`/v1/sandboxes/${enc(sandbox)}/portforward?port=${port}`, portForwardSubprotocol);

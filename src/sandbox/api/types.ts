@@ -62,7 +62,10 @@ export interface ContainerSpec {
   noNewPrivileges?: boolean;
   resources?: ContainerResources;
   mounts?: MountSpec[];
+  /** Start with an open input (Kubernetes stdin), which attach can then carry. */
   stdin?: boolean;
+  /** Close that input when the first attach ends (Kubernetes stdinOnce). */
+  stdinOnce?: boolean;
   tty?: boolean;
 }
 

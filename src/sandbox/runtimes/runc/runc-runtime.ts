@@ -10,6 +10,7 @@ import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, LogOptions, Sa
 import type { Cgroups } from '../../cgroups.js';
 import type { Image } from '../../images/image-store.js';
 import { readLog } from '../../log-reader.js';
+import { attachToConmon } from './attach.js';
 import { PodNetwork } from '../../net/pod-network.js';
 import { spawn as spawnPty } from 'node-pty';
 import type { SandboxRuntime, StreamedProcess } from '../../runtime.js';
@@ -50,6 +51,8 @@ interface RunRecord {
   imageId: string;
   createdAt: string;
   startedAt?: string;
+  /** Started with an open input (conmon -i): attach may carry the caller's input. */
+  stdin?: boolean;
   /** Set once the run is known to be over; later reads never recompute it. */
   final?: { exitCode: number; finishedAt: string; reason: string; message?: string };
 }
@@ -158,7 +161,7 @@ export class RuncRuntime implements SandboxRuntime {
       const attempt = last === undefined ? 0 : last + 1;
       const runDir = path.join(dir, 'containers', spec.name, String(attempt));
       const id = `${sandboxId}_${spec.name}_${attempt}`;
-      const rec: RunRecord = { name: spec.name, attempt, id, image: spec.image, imageId: image.id, createdAt: new Date().toISOString() };
+      const rec: RunRecord = { name: spec.name, attempt, id, image: spec.image, imageId: image.id, createdAt: new Date().toISOString(), stdin: !!spec.stdin };
       for (const d of ['rootfs', 'upper', 'work', 'exits', 'persist', 'sock']) await mkdir(path.join(runDir, d), { recursive: true });
       await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
       try {
@@ -245,6 +248,8 @@ export class RuncRuntime implements SandboxRuntime {
       '--log-level',
       'error',
       ...(spec.stdin ? ['-i'] : []),
+      // Kubernetes' stdinOnce: false keeps the input open after the first attach ends.
+      ...(spec.stdin && !spec.stdinOnce ? ['--leave-stdin-open'] : []),
       ...(spec.tty ? ['-t'] : []),
     ];
     return new Promise((resolve, reject) => {
@@ -461,6 +466,23 @@ export class RuncRuntime implements SandboxRuntime {
     }
     const child = spawn(this.runc, ['--root', this.runcRoot, 'exec', id, ...spec.command], { stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     return fromChild(child, { stderr: true });
+  }
+
+  async attach(sandboxId: string, name: string, stdin: boolean): Promise<StreamedProcess> {
+    await this.runningId(sandboxId, name);
+    const attempt = (await this.attempts(sandboxId, name)).at(-1) as number;
+    const runDir = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt));
+    const rec = JSON.parse(await readFile(path.join(runDir, 'run.json'), 'utf8')) as RunRecord;
+    if (stdin && !rec.stdin) throw new KubicleError('BadRequest', `container ${name} was not started with stdin open (stdin: true); its input cannot be attached`);
+    const abort = new AbortController();
+    const output = await this.logs(sandboxId, name, { follow: true, sinceTime: new Date().toISOString() }, abort.signal);
+    return attachToConmon({
+      runDir,
+      output,
+      stopOutput: () => abort.abort(),
+      stdin,
+      exitCode: async () => (await this.runStatus(sandboxId, name, attempt)).exitCode ?? 0,
+    });
   }
 
   async portForward(sandboxId: string, port: number): Promise<StreamedProcess> {

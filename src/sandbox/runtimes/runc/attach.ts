@@ -1,0 +1,82 @@
+import { spawn } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { ExecResult } from '../../api/types.js';
+import type { StreamedProcess } from '../../runtime.js';
+
+export interface AttachTarget {
+  /** The run's directory: conmon's bundle, holding its control FIFO and (with --full-attach) its attach socket. */
+  runDir: string;
+  /** The container's log followed from now on; it ends when the container exits. */
+  output: Readable;
+  /** Stops following the log. */
+  stopOutput: () => void;
+  /** Whether to carry the caller's input (the container must have been started with stdin). */
+  stdin: boolean;
+  /** The container's exit code once the log has ended. */
+  exitCode: () => Promise<number>;
+}
+
+/**
+ * Attaching to a container conmon monitors. Output is the container's log from now on (conmon
+ * writes every byte there as it comes, partial lines and terminal output included). Input goes to
+ * conmon's attach socket, which is SOCK_SEQPACKET — a socket type Node cannot open — so socat,
+ * the standard tool for joining sockets, carries it; what conmon sends back on that socket is a
+ * copy of the output and is drained unread. Resizes are written to conmon's control FIFO.
+ * When the caller detaches, conmon closes the container's input unless it was started to keep it
+ * open (stdinOnce: false), as Kubernetes asks.
+ */
+export function attachToConmon(t: AttachTarget): StreamedProcess {
+  // A relative path from the socket's directory: the absolute one may exceed the 108 bytes a
+  // unix socket address holds.
+  const relay = t.stdin ? spawn('socat', ['-', 'UNIX-CONNECT:attach,type=5'], { cwd: t.runDir, stdio: ['pipe', 'pipe', 'pipe'] }) : undefined;
+  let relayError = '';
+  relay?.stdout?.resume();
+  relay?.stderr?.on('data', (d: Buffer) => {
+    relayError += d.toString();
+  });
+  relay?.stdin?.on('error', () => {});
+  let killed = false;
+  const done = new Promise<ExecResult>((resolve) => {
+    relay?.on('error', (err) => {
+      relayError ||= err.message;
+    });
+    t.output.once('end', () => {
+      relay?.kill();
+      void t.exitCode().then(
+        (exitCode) => resolve({ exitCode }),
+        () => resolve({ exitCode: 0 }),
+      );
+    });
+    t.output.once('error', (err) => resolve({ exitCode: 1, message: err.message }));
+    relay?.once('exit', (code) => {
+      // The input relay failing before the container ends means input cannot be delivered.
+      if (!killed && code !== 0 && relayError) {
+        t.stopOutput();
+        resolve({ exitCode: 1, message: `attaching input failed: ${relayError.trim()}` });
+      }
+    });
+  });
+  return {
+    stdin: relay?.stdin ?? undefined,
+    stdout: t.output,
+    resize(cols, rows) {
+      if (!Number.isInteger(cols) || !Number.isInteger(rows) || cols < 1 || rows < 1) return;
+      // conmon's control messages: "<type> <height> <width>\n", type 1 being a window resize.
+      void open(path.join(t.runDir, 'ctl'), 'r+')
+        .then(async (fifo) => {
+          await fifo.write(`1 ${rows} ${cols}\n`);
+          await fifo.close();
+        })
+        .catch(() => {});
+    },
+    kill() {
+      if (killed) return;
+      killed = true;
+      relay?.kill();
+      t.stopOutput();
+    },
+    done,
+  };
+}
