@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { freePort } from '../support/etcd.js';
-import { type Kubicle, cleanup, eventually, kubectlFor, startKubicle } from '../support/kubicle.js';
+import { type Kubicle, cleanup, eventually, kubectlFor, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 const execFileP = promisify(execFile);
 
@@ -95,11 +95,7 @@ describe('Load balancers and ingress (runc pods)', () => {
   let image: string;
   const ns = 'lb-e2e';
 
-  const run = async (args: string[], input?: string) => {
-    const r = await kc(args, input === undefined ? {} : { input });
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const run = (args: string[], input?: string) => mustSucceed(kc)(args, input);
   const json = async (args: string[]) => JSON.parse(await run([...args, '-o', 'json']));
   const apply = (doc: object) => run(['apply', '-n', ns, '-f', '-'], JSON.stringify(doc));
   const lbIP = async (svc: string) => (await json(['get', 'svc', svc, '-n', ns])).status?.loadBalancer?.ingress?.[0]?.ip as string | undefined;

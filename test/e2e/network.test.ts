@@ -10,7 +10,7 @@ import dnsPacket from 'dns-packet';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { freePort } from '../support/etcd.js';
 import { httpGet } from '../support/http.js';
-import { type Kubicle, cleanup, eventually, kubectlFor, startKubicle } from '../support/kubicle.js';
+import { type Kubicle, cleanup, eventually, kubectlFor, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 const execFileP = promisify(execFile);
 
@@ -35,11 +35,7 @@ describe('Services and cluster DNS (runc pods)', () => {
   let image: string;
   const ns = 'net-e2e';
 
-  const run = async (args: string[], input?: string) => {
-    const r = await kc(args, input === undefined ? {} : { input });
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const run = (args: string[], input?: string) => mustSucceed(kc)(args, input);
   const json = async (args: string[]) => JSON.parse(await run([...args, '-o', 'json']));
   const apply = (doc: object) => run(['apply', '-n', ns, '-f', '-'], JSON.stringify(doc));
   /** A command in the client pod; resolves its output and exit code. */
