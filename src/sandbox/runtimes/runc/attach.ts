@@ -38,6 +38,7 @@ export function attachToConmon(t: AttachTarget): StreamedProcess {
   });
   relay?.stdin?.on('error', () => {});
   let killed = false;
+  let resizes = Promise.resolve();
   const done = new Promise<ExecResult>((resolve) => {
     relay?.on('error', (err) => {
       relayError ||= err.message;
@@ -64,10 +65,12 @@ export function attachToConmon(t: AttachTarget): StreamedProcess {
     resize(cols, rows) {
       if (!Number.isInteger(cols) || !Number.isInteger(rows) || cols < 1 || rows < 1) return;
       // conmon's control messages: "<type> <height> <width>\n", type 1 being a window resize.
-      void open(path.join(t.runDir, 'ctl'), 'r+')
-        .then(async (fifo) => {
-          await fifo.write(`1 ${rows} ${cols}\n`);
-          await fifo.close();
+      // In order: kubectl sends a size one larger and then the real one to make programs redraw,
+      // and the last one written must be the last one sent.
+      resizes = resizes
+        .then(async () => {
+          const fifo = await open(path.join(t.runDir, 'ctl'), 'r+');
+          await fifo.write(`1 ${rows} ${cols}\n`).finally(() => fifo.close());
         })
         .catch(() => {});
     },
