@@ -31,8 +31,6 @@ const maxEdnsLimit = 4096;
  * Malformed queries get FORMERR (or are dropped when not even the header can be read).
  */
 export class ClusterDns {
-  readonly ready: Promise<void>;
-  private markReady!: () => void;
   private zone?: DnsZone;
 
   constructor(
@@ -40,9 +38,6 @@ export class ClusterDns {
     private readonly opts: ClusterDnsOptions,
     private readonly log: Logger,
   ) {
-    this.ready = new Promise((r) => {
-      this.markReady = r;
-    });
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -75,7 +70,6 @@ export class ClusterDns {
       void this.publish(services, slices).catch((err) => this.log.warn('kube-dns not republished', { err }));
     };
     for (const inf of [services, slices]) inf.on({ update: republish, delete: republish });
-    this.markReady();
     this.log.info('cluster dns ready', { listen: `${this.opts.listen}:${this.opts.port}`, service: this.opts.serviceIP, domain: this.opts.domain });
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     udp.close();

@@ -39,8 +39,6 @@ const hopByHop = ['connection', 'keep-alive', 'proxy-connection', 'transfer-enco
  * has no ready endpoint, 502 when the endpoint fails.
  */
 export class IngressController {
-  readonly ready: Promise<void>;
-  private markReady!: () => void;
   private routes = new IngressRoutes([], []);
   private readonly reported = new Map<string, string>();
   private readonly contexts = new Map<string, tls.SecureContext>();
@@ -53,9 +51,6 @@ export class IngressController {
     private readonly opts: IngressControllerOptions,
     private readonly log: Logger,
   ) {
-    this.ready = new Promise((r) => {
-      this.markReady = r;
-    });
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -124,7 +119,6 @@ export class IngressController {
     await listen(plain, this.opts.httpPort, this.opts.address);
     await listen(secure, this.opts.httpsPort, this.opts.address);
     changed();
-    this.markReady();
     this.log.info('ingress controller ready', { address: this.opts.address, http: this.opts.httpPort, https: this.opts.httpsPort });
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     clearTimeout(pending);

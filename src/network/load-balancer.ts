@@ -27,8 +27,6 @@ const COMPONENT = 'kubicle-load-balancer';
  * Service stops being a LoadBalancer. Services it cannot serve get a Warning event saying why.
  */
 export class LoadBalancer {
-  readonly ready: Promise<void>;
-  private markReady!: () => void;
   private readonly pool: Cidr;
   private readonly reported = new Map<string, string>();
 
@@ -40,9 +38,6 @@ export class LoadBalancer {
     const pool = parseCidr(opts.pool);
     if (!pool) throw new KubicleError('Invalid', `load balancer pool ${JSON.stringify(opts.pool)} is not an IPv4 network`);
     this.pool = pool;
-    this.ready = new Promise((r) => {
-      this.markReady = r;
-    });
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -85,7 +80,6 @@ export class LoadBalancer {
     informers.start(signal);
     await informers.synced();
     reconcile();
-    this.markReady();
     this.log.info('load balancer ready', { pool: this.pool.text });
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     clearTimeout(retry);

@@ -11,17 +11,12 @@ import { TableSync } from './table-sync.js';
  * swaps). Until a policy selects a pod, everything is allowed. On stop the table is removed.
  */
 export class PolicyEnforcer {
-  readonly ready: Promise<void>;
-  private markReady!: () => void;
 
   constructor(
     private readonly client: KubeClient,
     private readonly opts: PolicyRulesOptions,
     private readonly log: Logger,
   ) {
-    this.ready = new Promise((r) => {
-      this.markReady = r;
-    });
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -37,7 +32,6 @@ export class PolicyEnforcer {
     informers.start(signal);
     await informers.synced();
     await table.schedule();
-    this.markReady();
     this.log.info('network policy ready', { table: this.opts.table });
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     await table.stop();

@@ -15,17 +15,12 @@ export interface ServiceProxyOptions extends ServiceRulesOptions {
  * nftables table in step with them (see TableSync). On stop the table and route are removed.
  */
 export class ServiceProxy {
-  readonly ready: Promise<void>;
-  private markReady!: () => void;
 
   constructor(
     private readonly client: KubeClient,
     private readonly opts: ServiceProxyOptions,
     private readonly log: Logger,
   ) {
-    this.ready = new Promise((r) => {
-      this.markReady = r;
-    });
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -45,7 +40,6 @@ export class ServiceProxy {
     informers.start(signal);
     await informers.synced();
     await table.schedule();
-    this.markReady();
     this.log.info('service proxy ready', { table: this.opts.table });
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     await table.stop();
