@@ -151,7 +151,7 @@ export function renderPolicyRules(opts: PolicyRulesOptions, policies: Obj[], pod
   const egressElems = verdicts(egress, 'egress');
   const t = opts.table;
   return (
-    `add table ip ${t}\ndelete table ip ${t}\ntable ip ${t} {\n` +
+    `table ip ${t} {\n` +
     `\tmap ingress-pods {\n\t\ttype ipv4_addr : verdict\n${ingressElems}\t}\n` +
     `\tmap egress-pods {\n\t\ttype ipv4_addr : verdict\n${egressElems}\t}\n` +
     // Between pods (bridged or routed through a Service): the sender's egress, then the receiver's ingress.

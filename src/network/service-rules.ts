@@ -8,8 +8,8 @@ import type { Obj } from '../client/kube-client.js';
  * which picks an endpoint at random (or the client's last one under ClientIP affinity) and DNATs to
  * it. Service ports with no usable endpoint are in a set whose new connections are refused at once.
  *
- * The table is rendered whole and swapped in one nft transaction, so the kernel never holds half a
- * rule set: either the old table or the new one.
+ * The table is rendered whole; TableSync swaps it in one nft transaction, so the kernel never
+ * holds half a rule set, and ClientIP affinity survives the swap.
  */
 export interface ServiceRulesOptions {
   /** nft table name, one per cluster on a host. */
@@ -114,7 +114,7 @@ function sourceRanges(ranges: unknown[]): string[] {
   return ranges.map((r) => parseCidr(typeof r === 'string' ? r.trim() : r, true)?.text).filter((r): r is string => r !== undefined);
 }
 
-/** The nft script that replaces the table with these rules (atomically when fed to `nft -f`). */
+/** The nft definition of the table holding these rules (TableSync swaps it in). */
 export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePortRule[]): string {
   const t = opts.table;
   const chains: string[] = [];
@@ -148,7 +148,10 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
     const pick = (list: number[]) =>
       list.length === 1 ? `goto ${epChain(list[0])}` : `numgen random mod ${list.length} vmap { ${list.map((n, i) => `${i} : goto ${epChain(n)}`).join(', ')} }`;
     const all = r.endpoints.map((_, i) => i);
-    const affinity = (list: number[]) => (r.affinitySeconds ? list.map((i) => `\t\tip saddr @aff-${id}-${i} goto ${epChain(i)}\n`).join('') : '');
+    // One affinity set per endpoint, named by the endpoint and timeout, not its position: a client
+    // keeps its endpoint while others come and go, and a changed timeout makes a fresh set.
+    const affSet = (i: number) => `aff-${hash(`${r.key}|${r.endpoints[i].ip}:${r.endpoints[i].port}|${r.affinitySeconds}`)}`;
+    const affinity = (list: number[]) => (r.affinitySeconds ? list.map((i) => `\t\tip saddr @${affSet(i)} goto ${epChain(i)}\n`).join('') : '');
     chains.push(`\tchain ${svcChain} {\n\t\tcomment "${r.key}"\n${affinity(all)}\t\t${pick(all)}\n\t}\n`);
     // From outside the pod network a node port is masqueraded so replies come back through this
     // node, unless the Service asks to keep the client's address (Local: this node's endpoints only).
@@ -166,12 +169,12 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
       chains.push(`\tchain lb-${id} {\n\t\t${allowed}goto ext-${id}\n\t}\n`);
     }
     r.endpoints.forEach((e, i) => {
-      if (r.affinitySeconds) sets.push(`\tset aff-${id}-${i} {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout ${r.affinitySeconds}s\n\t}\n`);
+      if (r.affinitySeconds) sets.push(`\tset ${affSet(i)} {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout ${r.affinitySeconds}s\n\t}\n`);
       chains.push(
         `\tchain ${epChain(i)} {\n` +
           // A pod reaching itself through its Service: masquerade, or it would see its own address as the peer.
           `\t\tip saddr ${e.ip} meta mark set meta mark | ${masqueradeMark}\n` +
-          (r.affinitySeconds ? `\t\tupdate @aff-${id}-${i} { ip saddr }\n` : '') +
+          (r.affinitySeconds ? `\t\tupdate @${affSet(i)} { ip saddr }\n` : '') +
           `\t\tmeta l4proto ${r.protocol} dnat to ${e.ip}:${e.port}\n\t}\n`,
       );
     });
@@ -181,7 +184,7 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
   const refuse = (match: string) => `\t\tct state new ${match} meta l4proto tcp reject with tcp reset\n\t\tct state new ${match} reject\n`;
   const elements = (list: string[]) => (list.length ? `\t\telements = { ${list.join(',\n\t\t\t')} }\n` : '');
   return (
-    `add table ip ${t}\ndelete table ip ${t}\ntable ip ${t} {\n` +
+    `table ip ${t} {\n` +
     `\tmap service-ips {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n${elements(serviceIps)}\t}\n` +
     `\tmap service-nodeports {\n\t\ttype inet_proto . inet_service : verdict\n${elements(nodePorts)}\t}\n` +
     `\tset no-endpoint-services {\n\t\ttype ipv4_addr . inet_proto . inet_service\n${elements(noEndpoints)}\t}\n` +
