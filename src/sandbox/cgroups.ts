@@ -1,5 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, readFile, readdir, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { SandboxResources, Usage } from './api/types.js';
 
@@ -50,6 +50,13 @@ export class Cgroups {
       await writeFile(path.join(root, 'cpu', rel, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round((r.cpuMillis * cfsPeriod) / 1000))));
     }
     if (r.pids) await writeFile(path.join(root, 'pids', rel, 'pids.max'), String(r.pids));
+  }
+
+  /** Moves a process (a microvm's QEMU) into the sandbox's cgroup, so its limits and usage cover it. */
+  async addProcess(sandboxId: string, pid: number): Promise<void> {
+    const rel = `kubicle/${sandboxId}`;
+    const dirs = this.unified ? [path.join(root, rel)] : ['cpu', 'cpuacct', 'memory', 'pids'].map((c) => path.join(root, c, rel));
+    for (const dir of dirs) if (existsSync(dir)) await writeFile(path.join(dir, 'cgroup.procs'), String(pid));
   }
 
   /** Removes the sandbox's cgroups (they must be empty). Idempotent. */

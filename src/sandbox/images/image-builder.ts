@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import type { ImageConfig } from './image-store.js';
 import { parseReference } from './reference.js';
-import { type RegistryClient, type RegistryCredentials, mediaTypes } from './registry-client.js';
+import { mediaTypes, type RegistryClient, type RegistryCredentials } from './registry-client.js';
 
 /** One entry of a layer built from local files. */
 export type LayerEntry =

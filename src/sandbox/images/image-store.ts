@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KubicleError } from '../../observe/errors.js';
 import type { Logger } from '../../observe/log.js';
 import { ContentStore } from './content-store.js';
 import { formatReference, parseReference } from './reference.js';
-import { type Manifest, type RegistryClient, type RegistryCredentials, mediaTypes } from './registry-client.js';
+import { type Manifest, mediaTypes, type RegistryClient, type RegistryCredentials } from './registry-client.js';
 import { unpackLayer } from './unpack.js';
 
 /** What a container needs of an image's config (OCI image config `config` section). */

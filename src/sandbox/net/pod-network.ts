@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KubicleError } from '../../observe/errors.js';
@@ -114,9 +114,30 @@ export class PodNetwork {
     return ipAddr;
   }
 
-  /** Removes the namespace (its veth goes with it) and frees the address. Idempotent. */
+  /** The tap device a microvm sandbox's virtio-net sits on. */
+  static tapOf(sandboxId: string): string {
+    return `tap${createHash('sha1').update(sandboxId).digest('hex').slice(0, 8)}`;
+  }
+
+  /**
+   * Gives a microvm sandbox a tap device on the bridge and an address, which the guest configures
+   * on its own interface: the guest's kernel is the sandbox's network stack, so there is no
+   * namespace. Idempotent. Returns what the guest needs to configure.
+   */
+  async attachTap(sandboxId: string): Promise<{ ip: string; prefix: number; gateway: string; tap: string }> {
+    await this.ensureBridge();
+    const ipAddr = await this.lease(sandboxId);
+    const tap = PodNetwork.tapOf(sandboxId);
+    await ip([`link del ${tap}`]).catch(() => {});
+    await ip([`tuntap add dev ${tap} mode tap`, `link set ${tap} master ${this.bridge}`, `link set ${tap} up`]);
+    this.log.debug('sandbox tap attached', { sandbox: sandboxId, ip: ipAddr, tap });
+    return { ip: ipAddr, prefix: this.prefix, gateway: this.gateway, tap };
+  }
+
+  /** Removes the namespace (its veth goes with it) or tap and frees the address. Idempotent. */
   async detach(sandboxId: string): Promise<void> {
     await ip([`netns del ${PodNetwork.namespaceOf(sandboxId)}`]).catch(() => {});
+    await ip([`link del ${PodNetwork.tapOf(sandboxId)}`]).catch(() => {});
     for (const name of await readdir(this.opts.stateDir).catch(() => [] as string[])) {
       const owner = await readFile(path.join(this.opts.stateDir, name), 'utf8').catch(() => '');
       if (owner === sandboxId) await rm(path.join(this.opts.stateDir, name), { force: true });

@@ -1,23 +1,23 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
+import { spawn as spawnPty } from 'node-pty';
 import { KubicleError } from '../../../observe/errors.js';
 import type { Logger } from '../../../observe/log.js';
 import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, LogOptions, SandboxSpec, SandboxStatus, Usage } from '../../api/types.js';
 import type { Cgroups } from '../../cgroups.js';
 import type { Image } from '../../images/image-store.js';
 import { readLog } from '../../log-reader.js';
-import { attachToConmon } from './attach.js';
 import { PodNetwork } from '../../net/pod-network.js';
-import { spawn as spawnPty } from 'node-pty';
 import type { SandboxRuntime, StreamedProcess } from '../../runtime.js';
 import { fromChild, fromPty } from '../../streamed-process.js';
-import { SandboxVolumes, isMountPoint } from '../../volumes.js';
+import { resolveUser } from '../../user.js';
+import { isMountPoint, SandboxVolumes } from '../../volumes.js';
+import { attachToConmon } from './attach.js';
 import { ociSpec } from './oci-spec.js';
-import { resolveUser } from './user.js';
 
 const run = promisify(execFile);
 

@@ -1,6 +1,6 @@
 import { lstat, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { KubicleError } from '../../../observe/errors.js';
+import { KubicleError } from '../observe/errors.js';
 
 /**
  * The uid, gid and extra groups a container runs as: the spec's numbers when given, else the

@@ -1,0 +1,246 @@
+import { once } from 'node:events';
+import net from 'node:net';
+import { Readable, Writable } from 'node:stream';
+import { KubicleError } from '../../../observe/errors.js';
+import type { ExecResult } from '../../api/types.js';
+import type { StreamedProcess } from '../../runtime.js';
+
+/** Frame types of the guest agent's protocol; guest/agent.c is the other half and says what each means. */
+const T = { HELLO: 1, SPAWN: 2, STDIN: 3, STDIN_EOF: 4, RESIZE: 5, SIGNAL: 6, CONNECT: 7, READY: 16, STARTED: 17, STDOUT: 18, STDERR: 19, ERROR: 20, EXIT: 21 } as const;
+const HEADER = 9;
+const MAX_DATA = 64 * 1024;
+
+/** What the guest agent runs: a command in a root (a container's mount), as a user, maybe on a terminal. */
+export interface GuestCommand {
+  argv: string[];
+  env?: string[];
+  /** A directory in the guest to chroot into; the initramfs itself when absent. */
+  root?: string;
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+  groups?: number[];
+  tty?: boolean;
+  stdin?: boolean;
+  rows?: number;
+  cols?: number;
+}
+
+/** One process or connection in the guest, as the host sees it. */
+export interface GuestProcess extends StreamedProcess {
+  /** Resolves with the guest pid once started; rejects with the reason it could not start. */
+  started: Promise<number>;
+  /** Sends a signal to the process's group. */
+  signal(sig: number): void;
+}
+
+interface Stream {
+  stdout: Readable;
+  stderr: Readable;
+  started: { resolve: (pid: number) => void; reject: (err: Error) => void };
+  error?: string;
+  finish: (r: ExecResult) => void;
+}
+
+/**
+ * The host's end of the guest agent's channel: the virtio-serial port that QEMU exposes as a unix
+ * socket. Frames (guest/agent.c) carry many processes' streams at once, each by a stream id.
+ * When the connection drops (the guest died or QEMU exited) every open process ends with 255.
+ */
+export class GuestChannel {
+  private readonly streams = new Map<number, Stream>();
+  private nextId = 1;
+  private buffered: Buffer = Buffer.alloc(0);
+  private closed = false;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.on('data', (d: Buffer) => this.receive(d));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.closed = true;
+      for (const [id, s] of this.streams) this.end(id, s, { exitCode: 255, message: s.error ?? 'the microvm went away' });
+    });
+  }
+
+  /**
+   * Connects to the agent and waits for its greeting; the agent answers only once the guest has
+   * booted, so this is also how boot completion is seen. Unavailable after `timeoutMs`.
+   */
+  static async open(socketPath: string, timeoutMs: number): Promise<GuestChannel> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const socket = net.connect(socketPath);
+      try {
+        await once(socket, 'connect');
+        const channel = new GuestChannel(socket);
+        await channel.hello(Math.max(0, deadline - Date.now()));
+        return channel;
+      } catch (err) {
+        socket.destroy();
+        if (Date.now() >= deadline) throw new KubicleError('Unavailable', `the microvm's agent did not answer within ${timeoutMs} ms: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+
+  private hello(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      // Re-sent until answered: the guest's port opens only once its agent runs.
+      const send = () => this.send(0, T.HELLO);
+      const every = setInterval(send, 100);
+      const timer = setTimeout(() => done(new Error('no greeting')), timeoutMs);
+      const done = (err?: Error) => {
+        clearInterval(every);
+        clearTimeout(timer);
+        this.onReady = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      this.onReady = () => done();
+      this.socket.once('close', () => done(new Error('the connection closed')));
+      send();
+    });
+  }
+
+  private onReady?: () => void;
+
+  get alive(): boolean {
+    return !this.closed;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  /** Starts a command; the process's `started` says whether it really ran. */
+  spawn(cmd: GuestCommand): GuestProcess {
+    const fields: string[] = [];
+    if (cmd.root) fields.push(`root=${cmd.root}`);
+    if (cmd.cwd) fields.push(`cwd=${cmd.cwd}`);
+    fields.push(`uid=${cmd.uid ?? 0}`, `gid=${cmd.gid ?? 0}`, `tty=${cmd.tty ? 1 : 0}`, `stdin=${cmd.stdin ? 1 : 0}`);
+    for (const g of cmd.groups ?? []) fields.push(`group=${g}`);
+    if (cmd.rows) fields.push(`rows=${cmd.rows}`);
+    if (cmd.cols) fields.push(`cols=${cmd.cols}`);
+    for (const e of cmd.env ?? []) fields.push(`env=${e}`);
+    for (const a of cmd.argv) fields.push(`arg=${a}`);
+    if (fields.some((f) => f.includes('\0'))) throw new KubicleError('Invalid', 'a command, argument or variable holds a NUL byte');
+    return this.open(T.SPAWN, Buffer.from(fields.join('\0')), !!cmd.stdin, !!cmd.tty);
+  }
+
+  /** A TCP connection to `port` on the guest's loopback (port-forward). */
+  connect(port: number): GuestProcess {
+    return this.open(T.CONNECT, Buffer.from(String(port)), true, false);
+  }
+
+  /** Runs a command to its end and collects its output (stdout and stderr together). */
+  async run(cmd: GuestCommand, input?: Buffer, timeoutMs = 30_000): Promise<{ exitCode: number; output: string }> {
+    const p = this.spawn({ ...cmd, stdin: input !== undefined });
+    const chunks: Buffer[] = [];
+    p.stdout.on('data', (d: Buffer) => chunks.push(d));
+    p.stderr?.on('data', (d: Buffer) => chunks.push(d));
+    if (input !== undefined) p.stdin?.end(input);
+    const timer = setTimeout(() => p.signal(9), timeoutMs);
+    const r = await p.done;
+    clearTimeout(timer);
+    const output = Buffer.concat(chunks).toString();
+    return { exitCode: r.exitCode, output: r.message && !output ? r.message : output };
+  }
+
+  private open(type: number, payload: Buffer, input: boolean, tty: boolean): GuestProcess {
+    const id = this.nextId++;
+    let resolveDone!: (r: ExecResult) => void;
+    const done = new Promise<ExecResult>((r) => {
+      resolveDone = r;
+    });
+    let started!: Stream['started'];
+    const startedP = new Promise<number>((resolve, reject) => {
+      started = { resolve, reject };
+    });
+    startedP.catch(() => {});
+    const stream: Stream = { stdout: new Readable({ read() {} }), stderr: new Readable({ read() {} }), started, finish: resolveDone };
+    this.streams.set(id, stream);
+    if (this.closed) this.end(id, stream, { exitCode: 255, message: 'the microvm went away' });
+    else this.send(id, type, payload);
+    const stdin = input
+      ? new Writable({
+          write: (chunk: Buffer, _enc, cb) => {
+            for (let i = 0; i < chunk.length; i += MAX_DATA) this.send(id, T.STDIN, chunk.subarray(i, i + MAX_DATA));
+            cb();
+          },
+          final: (cb) => {
+            // A terminal has no end of input but the user's ^D, which arrives as data.
+            if (!tty) this.send(id, T.STDIN_EOF);
+            cb();
+          },
+        })
+      : undefined;
+    return {
+      stdin,
+      stdout: stream.stdout,
+      stderr: tty ? undefined : stream.stderr,
+      started: startedP,
+      resize: (cols, rows) => {
+        if (tty && cols > 0 && rows > 0) this.send(id, T.RESIZE, Buffer.from(`${Math.min(rows, 1000)} ${Math.min(cols, 1000)}`));
+      },
+      signal: (sig) => this.send(id, T.SIGNAL, Buffer.from(String(sig))),
+      kill: () => this.send(id, T.SIGNAL, Buffer.from('9')),
+      done,
+    };
+  }
+
+  private send(id: number, type: number, payload: Buffer = Buffer.alloc(0)): void {
+    if (this.closed) return;
+    const header = Buffer.alloc(HEADER);
+    header.writeUInt32BE(payload.length, 0);
+    header.writeUInt32BE(id, 4);
+    header.writeUInt8(type, 8);
+    this.socket.write(Buffer.concat([header, payload]));
+  }
+
+  private receive(data: Buffer): void {
+    this.buffered = this.buffered.length ? Buffer.concat([this.buffered, data]) : data;
+    while (this.buffered.length >= HEADER) {
+      const len = this.buffered.readUInt32BE(0);
+      if (this.buffered.length < HEADER + len) break;
+      const id = this.buffered.readUInt32BE(4);
+      const type = this.buffered.readUInt8(8);
+      const payload = this.buffered.subarray(HEADER, HEADER + len);
+      this.buffered = this.buffered.subarray(HEADER + len);
+      this.frame(id, type, payload);
+    }
+  }
+
+  private frame(id: number, type: number, payload: Buffer): void {
+    if (type === T.READY) return this.onReady?.();
+    const s = this.streams.get(id);
+    if (!s) return;
+    switch (type) {
+      case T.STARTED:
+        s.started.resolve(Number(payload.toString()));
+        break;
+      case T.STDOUT:
+        s.stdout.push(Buffer.from(payload));
+        break;
+      case T.STDERR:
+        s.stderr.push(Buffer.from(payload));
+        break;
+      case T.ERROR:
+        s.error = payload.toString();
+        s.started.reject(new KubicleError('Invalid', s.error));
+        break;
+      case T.EXIT: {
+        const exitCode = Number(payload.toString());
+        this.end(id, s, s.error ? { exitCode, message: s.error } : { exitCode });
+        break;
+      }
+    }
+  }
+
+  private end(id: number, s: Stream, r: ExecResult): void {
+    this.streams.delete(id);
+    s.started.reject(new KubicleError('Unavailable', r.message ?? `exited ${r.exitCode}`));
+    s.stdout.push(null);
+    s.stderr.push(null);
+    s.finish(r);
+  }
+}

@@ -1,0 +1,69 @@
+/*
+ * The shell the guest agent runs (busybox sh in the initramfs) to lay out a sandbox inside its
+ * microvm. Everything variable reaches the script as positional arguments, never spliced into
+ * its text, so names and paths cannot inject commands.
+ *
+ * Layout in the guest: /run/kubicle/etc (hosts, resolv.conf, hostname), /run/kubicle/volumes/<name>,
+ * /run/kubicle/scratch (the sandbox's scratch disk: disk-backed emptyDirs), /run/kubicle/c/<container>
+ * (the container's root filesystem, from its own disk).
+ */
+
+/** Finds a disk by its serial number: `$(disk SERIAL)`. */
+const findDisk = 'disk() { for b in /sys/block/vd*; do [ "$(cat "$b/serial" 2>/dev/null)" = "$1" ] && echo "/dev/${b##*/}" && return; done; echo "no disk $1" >&2; exit 1; }';
+
+/** Args: scratch disk serial. Mounts the scratch disk and makes the sandbox's directories. */
+export const prepareSandbox = `${findDisk}
+set -e
+mkdir -p /run/kubicle/etc /run/kubicle/volumes /run/kubicle/c /run/kubicle/scratch
+mount -o noinit_itable "$(disk "$1")" /run/kubicle/scratch`;
+
+/** Args: name, medium (disk|memory), size limit in bytes (0: none). An emptyDir. */
+export const makeDirVolume = `set -e
+v=/run/kubicle/volumes/$1
+mkdir -p "$v"
+if [ "$2" = memory ]; then
+  if [ "$3" != 0 ]; then mount -t tmpfs -o "mode=1777,size=$3" tmpfs "$v"; else mount -t tmpfs -o mode=1777 tmpfs "$v"; fi
+else
+  mkdir -p "/run/kubicle/scratch/$1" && chmod 1777 "/run/kubicle/scratch/$1" && mount --bind "/run/kubicle/scratch/$1" "$v"
+fi`;
+
+/**
+ * Args: name. Replaces a files volume's content with the tar on stdin: unpacked beside it, then
+ * swapped in by rename, so a reader sees the old content or the new, as with runc's atomic writer.
+ */
+export const replaceFilesVolume = `set -e
+v=/run/kubicle/volumes/$1
+mkdir -p "$v"
+rm -rf "$v.new" && mkdir -p "$v.new" && tar -x -C "$v.new"
+for f in "$v.new"/* "$v.new"/..?*; do [ -e "$f" ] || [ -L "$f" ] || continue; mv -f "$f" "$v/" 2>/dev/null || { rm -rf "$v/\${f##*/}"; mv "$f" "$v/"; }; done
+rm -rf "$v.new"`;
+
+/** Args: container name. Unmounts a container's root and forgets the disk's cached blocks, so a new image can be written. */
+export const releaseContainer = `r=/run/kubicle/c/$1
+if [ -d "$r" ]; then umount -l "$r/dev/pts" "$r/dev" "$r/proc" "$r/sys" 2>/dev/null; for m in $(awk -v r="$r" '$2 ~ "^"r {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null; done; fi
+exit 0`;
+
+/** Args: container name, disk serial, then volume mounts as triples: source dir, container path, ro|rw. */
+export const mountContainer = `${findDisk}
+set -e
+name=$1; dev=$(disk "$2"); shift 2
+r=/run/kubicle/c/$name
+mkdir -p "$r"
+blockdev --flushbufs "$dev"
+mount -o noinit_itable "$dev" "$r"
+mkdir -p "$r/proc" "$r/sys" "$r/dev" "$r/etc" "$r/tmp"
+mount -t proc proc "$r/proc"
+mount -t sysfs sysfs "$r/sys"
+mount -t tmpfs -o mode=755 dev "$r/dev"
+for d in null zero full random urandom tty; do touch "$r/dev/$d"; mount --bind "/dev/$d" "$r/dev/$d"; done
+mkdir -p "$r/dev/pts" "$r/dev/shm"
+mount --bind /dev/pts "$r/dev/pts"
+ln -sf pts/ptmx "$r/dev/ptmx"
+mount -t tmpfs -o mode=1777 shm "$r/dev/shm"
+for f in hosts resolv.conf hostname; do rm -f "$r/etc/$f"; touch "$r/etc/$f"; mount --bind "/run/kubicle/etc/$f" "$r/etc/$f"; done
+while [ $# -ge 3 ]; do
+  src=$1; dst=$r$2; mode=$3; shift 3
+  if [ -d "$src" ]; then mkdir -p "$dst"; else mkdir -p "$(dirname "$dst")"; [ -e "$dst" ] || touch "$dst"; fi
+  mount --bind "$src" "$dst"
+  if [ "$mode" = ro ]; then mount -o remount,bind,ro "$dst"; fi
+done`;

@@ -1,0 +1,504 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { type Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { KubicleError } from '../../../observe/errors.js';
+import type { Logger } from '../../../observe/log.js';
+import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, LogOptions, SandboxSpec, SandboxStatus, Usage } from '../../api/types.js';
+import type { Cgroups } from '../../cgroups.js';
+import type { Image } from '../../images/image-store.js';
+import { readLog } from '../../log-reader.js';
+import { LogWriter } from '../../log-writer.js';
+import { PodNetwork } from '../../net/pod-network.js';
+import { resolveArgv, resolveEnv } from '../../process-spec.js';
+import type { SandboxRuntime, StreamedProcess } from '../../runtime.js';
+import { resolveUser } from '../../user.js';
+import { SandboxVolumes } from '../../volumes.js';
+import { GuestChannel, type GuestProcess } from './guest-channel.js';
+import { makeDirVolume, mountContainer, prepareSandbox, releaseContainer, replaceFilesVolume } from './guest-scripts.js';
+import { type Accel, type GuestImage, isQemu, probeAccel, startVm } from './qemu.js';
+
+const run = promisify(execFile);
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../..');
+
+export interface MicrovmRuntimeOptions {
+  /** Where sandboxes live on disk: <stateDir>/<sandbox>/… */
+  stateDir: string;
+  network: PodNetwork;
+  cgroups: Cgroups;
+  /** Kernel and initramfs; build/guest/ (scripts/build-guest.sh) by default. */
+  guest?: GuestImage;
+  /** Skips the probe (tests that know the machine). */
+  accel?: Accel;
+  /** Guest memory when the sandbox sets no limit. */
+  defaultMemoryMiB?: number;
+  /** Containers a sandbox can hold over its life (one disk each; microvm has no hot-plug). */
+  containerSlots?: number;
+  /** Size of each container disk and of the scratch disk (sparse files). */
+  diskBytes?: number;
+  bootTimeoutMs?: number;
+}
+
+interface SandboxRecord {
+  spec: SandboxSpec;
+  createdAt: string;
+  ip?: string;
+  accel: Accel;
+  pid: number;
+  /** Container name -> disk slot. */
+  slots: Record<string, number>;
+}
+
+interface RunRecord {
+  name: string;
+  attempt: number;
+  id: string;
+  image: string;
+  imageId: string;
+  createdAt: string;
+  startedAt?: string;
+  stdin?: boolean;
+  final?: { exitCode: number; finishedAt: string; reason: string; message?: string };
+}
+
+const idPattern = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+const namePattern = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/**
+ * Sandboxes as QEMU `-M microvm` guests (ADR 0009): one VM per sandbox, its containers processes
+ * in it, each in a chroot over its own disk — an ext4 image made with `mkfs.ext4 -d` from the
+ * image's layers, writable, fresh for every run. The guest agent (guest/agent.c) runs them and
+ * carries their streams over a virtio-serial port; their output is written here in the
+ * Kubernetes log format, so logs read the same as runc's. The guest's network is a tap on the pod
+ * bridge with a leased address, so Services, DNS and policies see a microvm pod like any other.
+ * QEMU daemonises, so VMs outlive this process.
+ */
+export class MicrovmRuntime implements SandboxRuntime {
+  readonly name = 'microvm';
+  private readonly guest: GuestImage;
+  private accel?: Promise<{ accel: Accel; reason: string }>;
+  private readonly channels = new Map<string, Promise<GuestChannel>>();
+  /** Running container processes by sandbox/name, while this process watches them. */
+  private readonly procs = new Map<string, { proc: GuestProcess; done: Promise<void> }>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly opts: MicrovmRuntimeOptions,
+    private readonly log: Logger,
+  ) {
+    this.guest = opts.guest ?? { kernel: path.join(repoRoot, 'build/guest/vmlinux'), initramfs: path.join(repoRoot, 'build/guest/initramfs.cpio.gz') };
+    if (opts.accel) this.accel = Promise.resolve({ accel: opts.accel, reason: 'configured' });
+  }
+
+  /** Which accelerator guests use on this machine, probed once. */
+  acceleration(): Promise<{ accel: Accel; reason: string }> {
+    this.accel ??= probeAccel(this.guest).then((r) => {
+      this.log.info('microvm acceleration', r);
+      return r;
+    });
+    return this.accel;
+  }
+
+  private sandboxDir(id: string): string {
+    if (!idPattern.test(id)) throw new KubicleError('Invalid', `invalid sandbox id ${JSON.stringify(id)}`);
+    return path.join(this.opts.stateDir, id);
+  }
+
+  private serial<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(work, work);
+    const settled = next.catch(() => {});
+    this.locks.set(id, settled);
+    void settled.then(() => {
+      if (this.locks.get(id) === settled) this.locks.delete(id);
+    });
+    return next;
+  }
+
+  private async record(id: string): Promise<SandboxRecord> {
+    const text = await readFile(path.join(this.sandboxDir(id), 'sandbox.json'), 'utf8').catch(() => undefined);
+    if (!text) throw new KubicleError('NotFound', `sandbox ${id} not found`);
+    return JSON.parse(text) as SandboxRecord;
+  }
+
+  private async saveRecord(id: string, rec: SandboxRecord): Promise<void> {
+    await writeFile(path.join(this.sandboxDir(id), 'sandbox.json'), JSON.stringify(rec));
+  }
+
+  /** The agent channel of a running VM, opened (again) on first use, e.g. after this process restarted. */
+  private channel(id: string, timeoutMs = 5000): Promise<GuestChannel> {
+    let ch = this.channels.get(id);
+    if (!ch) {
+      ch = GuestChannel.open(path.join(this.sandboxDir(id), 'agent.sock'), timeoutMs);
+      this.channels.set(id, ch);
+      ch.catch(() => this.channels.delete(id));
+    }
+    return ch.then((c) => {
+      if (c.alive) return c;
+      this.channels.delete(id);
+      return this.channel(id, timeoutMs);
+    });
+  }
+
+  createSandbox(spec: SandboxSpec): Promise<SandboxStatus> {
+    return this.serial(spec.id, async () => {
+      const dir = this.sandboxDir(spec.id);
+      if (existsSync(path.join(dir, 'sandbox.json'))) return this.status(spec.id);
+      if (!spec.hostname || spec.hostname.length > 63) throw new KubicleError('Invalid', 'hostname must be 1 to 63 characters');
+      if (spec.network === 'host') throw new KubicleError('Invalid', 'a microvm sandbox has its own kernel and cannot share the host network');
+      const host = spec.volumes?.find((v) => v.type === 'host');
+      if (host) throw new KubicleError('Invalid', `volume ${host.name}: host paths cannot be mounted into a microvm`);
+      const started = Date.now();
+      await mkdir(path.join(dir, 'disks'), { recursive: true, mode: 0o700 });
+      try {
+        const { accel } = await this.acceleration();
+        const slots = this.opts.containerSlots ?? 8;
+        const size = this.opts.diskBytes ?? 2 * 2 ** 30;
+        const disks = [{ serial: 'scratch', file: path.join(dir, 'disks/scratch.img') }];
+        for (let i = 0; i < slots; i++) disks.push({ serial: `c${i}`, file: path.join(dir, `disks/c${i}.img`) });
+        for (const d of disks) await run('truncate', ['-s', String(size), d.file]);
+        await run('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', disks[0].file]);
+        await this.opts.cgroups.createSandbox(spec.id, spec.resources);
+        const net = await this.opts.network.attachTap(spec.id);
+        const memoryMiB = spec.resources?.memoryBytes ? Math.max(128, Math.floor(spec.resources.memoryBytes / 2 ** 20)) : (this.opts.defaultMemoryMiB ?? 256);
+        const cpus = Math.max(1, Math.ceil((spec.resources?.cpuMillis ?? 1000) / 1000));
+        const mac = `52:54:00:${createHash('sha1').update(spec.id).digest('hex').slice(0, 6).match(/../g)?.join(':')}`;
+        const pid = await startVm({
+          guest: this.guest,
+          accel,
+          memoryMiB,
+          cpus,
+          append: `kubicle.ip=${net.ip}/${net.prefix} kubicle.gw=${net.gateway} kubicle.hostname=${spec.hostname}`,
+          agentSocket: path.join(dir, 'agent.sock'),
+          consoleLog: path.join(dir, 'console.log'),
+          pidFile: path.join(dir, 'qemu.pid'),
+          disks,
+          net: { tap: net.tap, mac },
+        });
+        await this.opts.cgroups.addProcess(spec.id, pid);
+        const rec: SandboxRecord = { spec, createdAt: new Date().toISOString(), ip: net.ip, accel, pid, slots: {} };
+        await this.saveRecord(spec.id, rec);
+        const ch = await this.channel(spec.id, this.opts.bootTimeoutMs ?? 60_000);
+        const booted = Date.now() - started;
+        await this.guestRun(ch, prepareSandbox, ['scratch']);
+        await this.writeEtc(ch, spec, net.ip);
+        const volumes = new SandboxVolumes(path.join(dir, 'volumes'));
+        for (const v of spec.volumes ?? []) {
+          if (v.type === 'dir') await this.guestRun(ch, makeDirVolume, [v.name, v.medium ?? 'disk', String(v.sizeLimitBytes ?? 0)]);
+          if (v.type === 'files') {
+            await volumes.create(v);
+            await this.syncFiles(ch, dir, v.name);
+          }
+        }
+        this.log.info('sandbox created', { sandbox: spec.id, ip: net.ip, accel, bootMs: booted, ms: Date.now() - started });
+      } catch (err) {
+        await this.teardown(spec.id).catch(() => {});
+        throw err;
+      }
+      return this.status(spec.id);
+    });
+  }
+
+  /** Runs one of guest-scripts.ts's scripts with its arguments; Internal with its output when it fails. */
+  private async guestRun(ch: GuestChannel, script: string, args: string[], input?: Buffer): Promise<void> {
+    const r = await ch.run({ argv: ['/bin/sh', '-c', script, 'kubicle', ...args] }, input);
+    if (r.exitCode !== 0) throw new KubicleError('Internal', `in the microvm: ${r.output.trim() || `exit ${r.exitCode}`}`);
+  }
+
+  private async writeEtc(ch: GuestChannel, spec: SandboxSpec, ip: string): Promise<void> {
+    const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', `${ip}\t${spec.hostname}`];
+    for (const a of spec.hostAliases ?? []) hosts.push(`${a.ip}\t${a.hostnames.join(' ')}`);
+    const dns = spec.dns ?? {};
+    const resolv = [...(dns.nameservers ?? []).map((n) => `nameserver ${n}`), ...(dns.searches?.length ? [`search ${dns.searches.join(' ')}`] : []), ...(dns.options?.length ? [`options ${dns.options.join(' ')}`] : [])];
+    const files: [string, string][] = [
+      ['hosts', `${hosts.join('\n')}\n`],
+      ['resolv.conf', `${resolv.join('\n')}\n`],
+      ['hostname', `${spec.hostname}\n`],
+    ];
+    for (const [name, text] of files) await this.guestRun(ch, 'cat > "/run/kubicle/etc/$1"', [name], Buffer.from(text));
+  }
+
+  /** Copies a files volume from its host copy (written by SandboxVolumes) into the guest. */
+  private async syncFiles(ch: GuestChannel, dir: string, volume: string): Promise<void> {
+    const { stdout } = await run('tar', ['-c', '-C', path.join(dir, 'volumes', volume), '.'], { encoding: 'buffer', maxBuffer: 64 << 20 });
+    await this.guestRun(ch, replaceFilesVolume, [volume], stdout);
+  }
+
+  async updateFiles(sandboxId: string, volume: string, files: FileSpec[]): Promise<void> {
+    return this.serial(sandboxId, async () => {
+      const rec = await this.record(sandboxId);
+      const v = rec.spec.volumes?.find((x) => x.name === volume);
+      if (v?.type !== 'files') throw new KubicleError('NotFound', `no files volume ${volume} in sandbox ${sandboxId}`);
+      const dir = this.sandboxDir(sandboxId);
+      await new SandboxVolumes(path.join(dir, 'volumes')).writeFiles(volume, files);
+      await this.syncFiles(await this.channel(sandboxId), dir, volume);
+    });
+  }
+
+  startContainer(sandboxId: string, spec: ContainerSpec, image: Image): Promise<ContainerStatus> {
+    return this.serial(sandboxId, async () => {
+      if (!namePattern.test(spec.name)) throw new KubicleError('Invalid', `invalid container name ${JSON.stringify(spec.name)}`);
+      const sb = await this.record(sandboxId);
+      const dir = this.sandboxDir(sandboxId);
+      const attempts = await this.attempts(sandboxId, spec.name);
+      const last = attempts.at(-1);
+      if (last !== undefined && (await this.runStatus(sandboxId, spec.name, last)).state === 'running') throw new KubicleError('Conflict', `container ${spec.name} is still running`);
+      for (const old of attempts.slice(0, -1)) await rm(path.join(dir, 'containers', spec.name, String(old)), { recursive: true, force: true });
+      const attempt = last === undefined ? 0 : last + 1;
+      const runDir = path.join(dir, 'containers', spec.name, String(attempt));
+      const id = `${sandboxId}_${spec.name}_${attempt}`;
+      const rec: RunRecord = { name: spec.name, attempt, id, image: spec.image, imageId: image.id, createdAt: new Date().toISOString(), stdin: !!spec.stdin };
+      await mkdir(runDir, { recursive: true });
+      await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
+      let slot = sb.slots[spec.name];
+      if (slot === undefined) {
+        const used = new Set(Object.values(sb.slots));
+        slot = [...Array(this.opts.containerSlots ?? 8).keys()].find((i) => !used.has(i)) ?? -1;
+        if (slot < 0) return this.failRun(runDir, rec, `a microvm sandbox holds at most ${this.opts.containerSlots ?? 8} containers`);
+        sb.slots[spec.name] = slot;
+        await this.saveRecord(sandboxId, sb);
+      }
+      const ch = await this.channel(sandboxId);
+      await this.guestRun(ch, releaseContainer, [spec.name]);
+      let user: { uid: number; gid: number; additionalGids: number[] };
+      const mounts: string[] = [];
+      try {
+        user = await this.writeRootDisk(path.join(dir, `disks/c${slot}.img`), image, spec);
+        for (const m of spec.mounts ?? []) {
+          const v = sb.spec.volumes?.find((x) => x.name === m.volume);
+          if (!v) throw new KubicleError('Invalid', `mount of unknown volume ${JSON.stringify(m.volume)}`);
+          const sub = m.subPath ? path.posix.normalize(m.subPath) : '';
+          if (sub && (path.isAbsolute(sub) || sub === '..' || sub.startsWith('../'))) throw new KubicleError('Invalid', `subPath ${JSON.stringify(m.subPath)} must be relative and stay inside the volume`);
+          if (!path.posix.isAbsolute(m.containerPath)) throw new KubicleError('Invalid', `mount path ${JSON.stringify(m.containerPath)} must be absolute`);
+          mounts.push(path.posix.join('/run/kubicle/volumes', m.volume, sub), m.containerPath, m.readOnly ? 'ro' : 'rw');
+        }
+      } catch (err) {
+        if (!(err instanceof KubicleError) || err.code !== 'Invalid') throw err;
+        return this.failRun(runDir, rec, err.message);
+      }
+      await this.guestRun(ch, mountContainer, [spec.name, `c${slot}`, ...mounts]);
+      const proc = ch.spawn({
+        argv: resolveArgv(spec, image.config),
+        env: resolveEnv(spec, image.config, sb.spec.hostname),
+        root: `/run/kubicle/c/${spec.name}`,
+        cwd: spec.workingDir || image.config.WorkingDir || '/',
+        uid: user.uid,
+        gid: user.gid,
+        groups: user.additionalGids,
+        tty: !!spec.tty,
+        stdin: !!spec.stdin,
+      });
+      const logs = new LogWriter(path.join(runDir, 'log'));
+      proc.stdout.on('data', (d: Buffer) => logs.write('stdout', d));
+      proc.stderr?.on('data', (d: Buffer) => logs.write('stderr', d));
+      const key = `${sandboxId}/${spec.name}`;
+      const done = proc.done.then(async (r) => {
+        await logs.close();
+        const started = await proc.started.then(
+          () => true,
+          () => false,
+        );
+        rec.startedAt ??= new Date().toISOString();
+        rec.final = {
+          exitCode: started ? r.exitCode : 128,
+          finishedAt: new Date().toISOString(),
+          reason: !started ? 'StartError' : r.exitCode === 0 ? 'Completed' : 'Error',
+          ...(r.message ? { message: r.message } : {}),
+        };
+        await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec)).catch(() => {});
+        if (this.procs.get(key)?.proc === proc) this.procs.delete(key);
+      });
+      this.procs.set(key, { proc, done });
+      try {
+        await proc.started;
+        rec.startedAt = new Date().toISOString();
+        await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
+        this.log.info('container started', { sandbox: sandboxId, container: spec.name, attempt });
+      } catch {
+        await done;
+      }
+      return this.runStatus(sandboxId, spec.name, attempt);
+    });
+  }
+
+  /** Makes the container's root disk from the image's layers (merged by a read-only overlay) and resolves its user. */
+  private async writeRootDisk(file: string, image: Image, spec: ContainerSpec): Promise<{ uid: number; gid: number; additionalGids: number[] }> {
+    const layers = [...image.layerDirs].reverse();
+    let merged = layers[0];
+    let mountDir: string | undefined;
+    if (layers.length > 1) {
+      mountDir = await mkdtemp(path.join(this.opts.stateDir, '.merge-'));
+      await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${layers.join(':')}`, mountDir]);
+      merged = mountDir;
+    }
+    try {
+      const user = await resolveUser(merged, image.config.User, spec.user);
+      await run('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', '-d', merged, file]);
+      return user;
+    } finally {
+      if (mountDir) {
+        await run('umount', [mountDir]).catch(() => {});
+        await rm(mountDir, { recursive: true, force: true });
+      }
+    }
+  }
+
+  private async failRun(runDir: string, rec: RunRecord, message: string): Promise<ContainerStatus> {
+    const now = new Date().toISOString();
+    rec.startedAt ??= now;
+    rec.final = { exitCode: 128, finishedAt: now, reason: 'StartError', message };
+    await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
+    return this.runStatus(rec.id.split('_')[0], rec.name, rec.attempt);
+  }
+
+  private async attempts(sandboxId: string, name: string): Promise<number[]> {
+    const names = await readdir(path.join(this.sandboxDir(sandboxId), 'containers', name)).catch(() => [] as string[]);
+    return names
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number)
+      .sort((a, b) => a - b);
+  }
+
+  private async runStatus(sandboxId: string, name: string, attempt: number): Promise<ContainerStatus> {
+    const file = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt), 'run.json');
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (!text) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
+    const rec = JSON.parse(text) as RunRecord;
+    const base: ContainerStatus = { name, id: rec.id, attempt, image: rec.image, imageId: rec.imageId, state: 'created', createdAt: rec.createdAt, startedAt: rec.startedAt };
+    if (rec.final) return { ...base, state: 'exited', exitCode: rec.final.exitCode, finishedAt: rec.final.finishedAt, reason: rec.final.reason, message: rec.final.message };
+    if (this.procs.has(`${sandboxId}/${name}`)) return { ...base, state: rec.startedAt ? 'running' : 'created' };
+    // Nobody here watches the run (this process restarted, or the VM died): its end was not seen.
+    return { ...base, state: 'exited', exitCode: 255, reason: 'Error', message: 'the microvm agent lost this run; its exit status is unknown', finishedAt: new Date().toISOString() };
+  }
+
+  async status(sandboxId: string): Promise<SandboxStatus> {
+    const sb = await this.record(sandboxId);
+    const containers: ContainerStatus[] = [];
+    const names = await readdir(path.join(this.sandboxDir(sandboxId), 'containers')).catch(() => [] as string[]);
+    for (const name of names.sort()) {
+      const last = (await this.attempts(sandboxId, name)).at(-1);
+      if (last !== undefined) containers.push(await this.runStatus(sandboxId, name, last));
+    }
+    const alive = await isQemu(sb.pid);
+    return { id: sandboxId, state: alive ? 'ready' : 'stopped', labels: sb.spec.labels ?? {}, createdAt: sb.createdAt, ip: sb.ip, containers };
+  }
+
+  async list(): Promise<SandboxStatus[]> {
+    const ids = await readdir(this.opts.stateDir).catch(() => [] as string[]);
+    const out: SandboxStatus[] = [];
+    for (const id of ids.filter((i) => idPattern.test(i))) {
+      const st = await this.status(id).catch(() => undefined);
+      if (st) out.push(st);
+    }
+    return out;
+  }
+
+  stopContainer(sandboxId: string, name: string, graceSeconds: number): Promise<void> {
+    return this.stopProcess(sandboxId, name, graceSeconds);
+  }
+
+  private async stopProcess(sandboxId: string, name: string, graceSeconds: number): Promise<void> {
+    const p = this.procs.get(`${sandboxId}/${name}`);
+    if (!p) return;
+    p.proc.signal(15);
+    const timer = setTimeout(() => p.proc.signal(9), Math.max(0, graceSeconds) * 1000);
+    await p.done;
+    clearTimeout(timer);
+  }
+
+  removeSandbox(sandboxId: string, graceSeconds: number): Promise<void> {
+    return this.serial(sandboxId, async () => {
+      const names = await readdir(path.join(this.sandboxDir(sandboxId), 'containers')).catch(() => [] as string[]);
+      await Promise.all(names.map((n) => this.stopProcess(sandboxId, n, graceSeconds)));
+      await this.teardown(sandboxId);
+    });
+  }
+
+  private async teardown(sandboxId: string): Promise<void> {
+    const dir = this.sandboxDir(sandboxId);
+    const ch = this.channels.get(sandboxId);
+    this.channels.delete(sandboxId);
+    void ch?.then((c) => c.close()).catch(() => {});
+    const pid = Number((await readFile(path.join(dir, 'qemu.pid'), 'utf8').catch(() => '0')).trim());
+    if (pid > 0 && (await isQemu(pid))) {
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 20));
+    }
+    await this.opts.network.detach(sandboxId);
+    await this.opts.cgroups.removeSandbox(sandboxId);
+    await rm(dir, { recursive: true, force: true });
+    this.log.info('sandbox removed', { sandbox: sandboxId });
+  }
+
+  async logs(sandboxId: string, name: string, opts: LogOptions, signal: AbortSignal): Promise<Readable> {
+    const attempts = await this.attempts(sandboxId, name);
+    const attempt = opts.previous ? attempts.at(-2) : attempts.at(-1);
+    if (attempt === undefined) throw new KubicleError('NotFound', opts.previous ? `previous terminated container ${name} not found` : `container ${name} not found in sandbox ${sandboxId}`);
+    const file = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt), 'log');
+    return readLog(file, opts, async () => (await this.runStatus(sandboxId, name, attempt)).state === 'exited', signal);
+  }
+
+  /** The guest command that runs in a running container as its user. */
+  private async inContainer(sandboxId: string, name: string): Promise<{ ch: GuestChannel; root: string }> {
+    if (!this.procs.has(`${sandboxId}/${name}`)) {
+      await this.record(sandboxId);
+      throw new KubicleError('Conflict', `container ${name} is not running`);
+    }
+    return { ch: await this.channel(sandboxId), root: `/run/kubicle/c/${name}` };
+  }
+
+  async execStream(sandboxId: string, name: string, spec: ExecSpec): Promise<StreamedProcess> {
+    const { ch, root } = await this.inContainer(sandboxId, name);
+    const env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...(spec.tty ? ['TERM=xterm'] : [])];
+    return ch.spawn({ argv: spec.command, env, root, tty: spec.tty, stdin: spec.stdin });
+  }
+
+  async exec(sandboxId: string, name: string, command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+    const { ch, root } = await this.inContainer(sandboxId, name);
+    return ch.run({ argv: command, root, env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] }, undefined, timeoutMs);
+  }
+
+  async attach(sandboxId: string, name: string, stdin: boolean): Promise<StreamedProcess> {
+    const p = this.procs.get(`${sandboxId}/${name}`);
+    if (!p) throw new KubicleError('Conflict', `container ${name} is not running`);
+    if (stdin && !p.proc.stdin) throw new KubicleError('BadRequest', `container ${name} was not started with stdin`);
+    const ac = new AbortController();
+    const attempt = (await this.attempts(sandboxId, name)).at(-1) ?? 0;
+    const out = await readLog(path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt), 'log'), { follow: true, sinceTime: new Date().toISOString() }, async () => !this.procs.has(`${sandboxId}/${name}`), ac.signal);
+    return {
+      stdin: stdin ? new Writable({ write: (chunk, _e, cb) => (p.proc.stdin?.write(chunk) ? cb() : p.proc.stdin?.once('drain', () => cb())) }) : undefined,
+      stdout: out,
+      resize: (cols, rows) => p.proc.resize(cols, rows),
+      kill: () => ac.abort(),
+      done: p.proc.done.then((r) => ({ exitCode: r.exitCode })),
+    };
+  }
+
+  async portForward(sandboxId: string, port: number): Promise<StreamedProcess> {
+    await this.record(sandboxId);
+    const ch = await this.channel(sandboxId);
+    return ch.connect(port);
+  }
+
+  async usage(sandboxId: string, name?: string): Promise<Usage> {
+    await this.record(sandboxId);
+    // The guest is one process to the host: a container's share is not visible from here.
+    void name;
+    return this.opts.cgroups.usage(sandboxId);
+  }
+
+  async leftovers(sandboxId: string): Promise<string[]> {
+    const out: string[] = [];
+    const dir = path.join(this.opts.stateDir, sandboxId);
+    if (existsSync(dir)) out.push(dir);
+    const { stdout } = await run('ip', ['-o', 'link', 'show']).catch(() => ({ stdout: '' }));
+    const tap = PodNetwork.tapOf(sandboxId);
+    if (stdout.includes(`${tap}:`)) out.push(`tap ${tap}`);
+    out.push(...this.opts.cgroups.leftovers(sandboxId));
+    return out;
+  }
+}

@@ -1,0 +1,122 @@
+import { execFile, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { KubicleError } from '../../../observe/errors.js';
+
+const run = promisify(execFile);
+
+/** How guests run here: hardware virtualisation, or QEMU's translator where KVM does not work. */
+export type Accel = 'kvm' | 'tcg';
+
+/** The guest every microvm boots (scripts/build-guest.sh makes it). */
+export interface GuestImage {
+  kernel: string;
+  initramfs: string;
+}
+
+export interface VmSpec {
+  guest: GuestImage;
+  accel: Accel;
+  memoryMiB: number;
+  cpus: number;
+  /** Extra kernel command line (the agent's network settings). */
+  append: string;
+  /** The agent's virtio-serial port, as a unix socket QEMU listens on. */
+  agentSocket: string;
+  consoleLog: string;
+  pidFile: string;
+  /** Block devices by serial number (what the guest finds them by), raw files. */
+  disks: { serial: string; file: string }[];
+  /** A tap device on the pod bridge, and the MAC of the guest's interface. */
+  net?: { tap: string; mac: string };
+}
+
+/** The QEMU command line for one `-M microvm` guest, detached from its caller. */
+export function qemuArgs(vm: VmSpec): string[] {
+  const args = [
+    '-M', 'microvm,x-option-roms=off,rtc=on',
+    '-accel', vm.accel,
+    '-cpu', vm.accel === 'kvm' ? 'host' : 'max',
+    '-m', `${vm.memoryMiB}M`,
+    '-smp', String(vm.cpus),
+    '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+    '-serial', `file:${vm.consoleLog}`,
+    '-kernel', vm.guest.kernel,
+    '-initrd', vm.guest.initramfs,
+    // panic=-1 and -no-reboot: a guest whose init dies ends the QEMU process, which ends the pod.
+    '-append', `console=ttyS0 quiet panic=-1 reboot=t ${vm.append}`.trim(),
+    '-chardev', `socket,id=agent,path=${vm.agentSocket},server=on,wait=off`,
+    '-device', 'virtio-serial-device',
+    '-device', 'virtserialport,chardev=agent,name=kubicle.agent',
+  ];
+  vm.disks.forEach((d, i) => {
+    args.push('-drive', `id=disk${i},file=${d.file},format=raw,if=none,cache=writeback,discard=unmap`, '-device', `virtio-blk-device,drive=disk${i},serial=${d.serial}`);
+  });
+  if (vm.net) args.push('-netdev', `tap,id=net0,ifname=${vm.net.tap},script=no,downscript=no`, '-device', `virtio-net-device,netdev=net0,mac=${vm.net.mac}`);
+  args.push('-daemonize', '-pidfile', vm.pidFile);
+  return args;
+}
+
+/** Starts the guest; QEMU daemonises, so the VM outlives this process. Returns QEMU's pid. */
+export async function startVm(vm: VmSpec, qemu = 'qemu-system-x86_64'): Promise<number> {
+  try {
+    await run(qemu, qemuArgs(vm), { timeout: 30_000 });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new KubicleError('Internal', `qemu: ${(e.stderr || e.message).trim()}`);
+  }
+  return Number((await readFile(vm.pidFile, 'utf8')).trim());
+}
+
+/** Whether a pid is a live QEMU (not a reused pid). */
+export async function isQemu(pid: number): Promise<boolean> {
+  const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return cmd.startsWith('qemu-system');
+}
+
+/**
+ * Which accelerator works: boots the guest kernel under KVM with an init that prints a mark and
+ * ends, and falls back to TCG when the mark does not come within `timeoutMs` (a nested guest can
+ * hang instead of failing). The answer is the machine's, so callers keep it.
+ */
+export async function probeAccel(guest: GuestImage, timeoutMs = 8000, qemu = 'qemu-system-x86_64'): Promise<{ accel: Accel; reason: string }> {
+  const mark = 'kubicle-accel-ok';
+  try {
+    await readFile('/dev/kvm').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new Error('no /dev/kvm');
+    });
+  } catch (err) {
+    return { accel: 'tcg', reason: (err as Error).message };
+  }
+  const child = spawn(
+    qemu,
+    // biome-ignore format: one flag and its value per line
+    ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host', '-m', '128M', '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+     '-serial', 'stdio', '-kernel', guest.kernel, '-initrd', guest.initramfs, '-append', `console=ttyS0 quiet panic=-1 rdinit=/bin/echo -- ${mark}`],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const ok = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    child.stdout.on('data', () => {
+      if (out.includes(mark)) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    });
+    child.once('close', () => {
+      clearTimeout(timer);
+      resolve(out.includes(mark));
+    });
+  });
+  child.kill('SIGKILL');
+  if (ok) return { accel: 'kvm', reason: 'a KVM guest booted' };
+  const why = out.match(/qemu-system[^\n]*/)?.[0] ?? `no KVM guest booted within ${timeoutMs} ms`;
+  return { accel: 'tcg', reason: why };
+}
