@@ -21,6 +21,12 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v socat >/dev/null || need+=(socat)
 # Not run by Kubicle: bench/network measures the built-in load balancer relay beside it (ADR 0008).
 command -v haproxy >/dev/null || need+=(haproxy)
+# The microvm runtime: QEMU, and what scripts/build-guest.sh makes the guest with (ADR 0009).
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v cpio >/dev/null || need+=(cpio)
+command -v xz >/dev/null || need+=(xz-utils)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
@@ -28,6 +34,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq >&2
   apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
+
+bash scripts/build-guest.sh
 
 stamp=node_modules/.kubicle-installed
 if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then

@@ -1,12 +1,12 @@
-import https from 'node:https';
 import { mkdtempSync } from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import type { Backend } from '../../src/storage/backend.js';
 import { EtcdBackend } from '../../src/storage/etcd/etcd-backend.js';
 import { SqliteBackend } from '../../src/storage/sqlite/sqlite-backend.js';
 import { startEtcd } from '../../test/support/etcd.js';
-import { cleanup, startKubicle, type Kubicle } from '../../test/support/kubicle.js';
+import { cleanup, type Kubicle, startKubicle } from '../../test/support/kubicle.js';
 import { f1, load, summary } from './stats.js';
 
 /**

@@ -1,7 +1,7 @@
 import https from 'node:https';
 import os from 'node:os';
-import { f1, load, summary } from '../api/stats.js';
 import { cleanup, type Kubicle, startKubicle } from '../../test/support/kubicle.js';
+import { f1, load, summary } from '../api/stats.js';
 
 /**
  * bench/scheduler: 1,000 simulated nodes, 10,000 pods. Pods bound per second and scheduling

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { isCode } from '../observe/errors.js';
 import { FieldErrors } from './field-errors.js';
 import { dns1123LabelErrors, dns1123SubdomainErrors, qualifiedNameErrors, validateLabels } from './names.js';
-import { isCode } from '../observe/errors.js';
 
 test('DNS-1123 names', () => {
   assert.deepEqual(dns1123LabelErrors('web-1'), []);

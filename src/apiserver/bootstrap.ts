@@ -9,6 +9,9 @@ import type { ObjectStore } from './object-store.js';
  * Objects every cluster has from its first start: the system namespaces, the default StorageClass,
  * the system PriorityClasses and the `kubernetes` Service with Endpoints pointing at this API server. Idempotent.
  */
+/** Measured by bench/microvm (docs/benchmarks.md): QEMU's RSS beyond the guest's own use, and its CPU while idle. */
+export const microvmOverhead = { cpu: '100m', memory: '96Mi' };
+
 export async function bootstrap(registry: Registry, store: ObjectStore, host: string, port: number, kubernetesIP: string): Promise<void> {
   const ensure = async (group: string, plural: string, ns: string | undefined, obj: KubeObject) => {
     const rt = registry.mustLookup(group, 'v1', plural);
@@ -27,6 +30,16 @@ export async function bootstrap(registry: Registry, store: ObjectStore, host: st
     provisioner: 'kubicle.io/local-path',
     reclaimPolicy: 'Delete',
     volumeBindingMode: 'Immediate',
+  });
+  // The sandboxes this platform runs pods in (DESIGN §1). microvm's overhead is what a guest costs
+  // beyond its pod's own use: QEMU and the guest kernel (bench/microvm measures it).
+  await ensure('node.k8s.io', 'runtimeclasses', undefined, { apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name: 'runc' }, handler: 'runc' });
+  await ensure('node.k8s.io', 'runtimeclasses', undefined, {
+    apiVersion: 'node.k8s.io/v1',
+    kind: 'RuntimeClass',
+    metadata: { name: 'microvm' },
+    handler: 'microvm',
+    overhead: { podFixed: microvmOverhead },
   });
   for (const pc of systemPriorityClasses) {
     await ensure('scheduling.k8s.io', 'priorityclasses', undefined, { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: pc.name }, value: pc.value, description: pc.description });

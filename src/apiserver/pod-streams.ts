@@ -1,19 +1,19 @@
 import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer, createWebSocketStream } from 'ws';
+import { createWebSocketStream, WebSocket, WebSocketServer } from 'ws';
 import type { KubeObject } from '../api/object.js';
-import { ExecProtocol, PortForwardProtocol } from '../api/remote-command.js';
 import type { Registry } from '../api/registry.js';
+import { ExecProtocol, PortForwardProtocol } from '../api/remote-command.js';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import type { KubeletConnector } from './kubelet-connector.js';
 import type { ObjectStore } from './object-store.js';
 import { containerOf } from './pod-logs.js';
 import type { ResourceRequest } from './request-info.js';
+import { toStatus } from './status.js';
 import { SpdySession } from './streams/spdy.js';
 import { relaySpdyExec } from './streams/spdy-exec.js';
 import { servePortForward } from './streams/spdy-port-forward.js';
-import { toStatus } from './status.js';
 
 const streamSubresources = new Set(['exec', 'attach', 'portforward']);
 

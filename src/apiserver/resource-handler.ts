@@ -1,25 +1,25 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isPlainObject, type KubeObject } from '../api/object.js';
-import { strategicMergePatch } from '../api/patch/strategic-merge-patch.js';
 import { jsonPatch } from '../api/patch/json-patch.js';
 import { mergePatch } from '../api/patch/merge-patch.js';
+import { strategicMergePatch } from '../api/patch/strategic-merge-patch.js';
 import type { Registry } from '../api/registry.js';
 import { groupVersion, type ResourceType } from '../api/resource-type.js';
 import { parseFieldSelector, parseLabelSelector } from '../api/selectors.js';
 import { KubicleError } from '../observe/errors.js';
-import { decodeObject, decodeDocument, duplicateJsonKeys, mediaType, readBody } from './body.js';
+import { decodeDocument, decodeObject, duplicateJsonKeys, mediaType, readBody } from './body.js';
 import type { Evictor } from './eviction.js';
-import type { PodLogs } from './pod-logs.js';
 import type { FieldChecker } from './field-validation.js';
-import { protobufMediaType } from './protobuf/decode.js';
 import { negotiate, type Rendering } from './negotiate.js';
 import { checkFieldSelector, type DeleteOptions, type ObjectStore, type Selection } from './object-store.js';
+import type { PodLogs } from './pod-logs.js';
+import { protobufMediaType } from './protobuf/decode.js';
 import type { ResourceRequest } from './request-info.js';
 import { sendJson } from './respond.js';
 import { applyScale, toScale } from './scale.js';
 import { type IncludeObject, tableContentType, toTable } from './table.js';
-import { serveWatch } from './watch-handler.js';
 import type { WatchCache } from './watch-cache.js';
+import { serveWatch } from './watch-handler.js';
 
 /**
  * The resource verbs over HTTP: get, list, watch, create, update, patch, delete and

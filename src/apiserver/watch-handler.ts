@@ -2,11 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KubeObject } from '../api/object.js';
 import { groupVersion, type ResourceType } from '../api/resource-type.js';
 import { isCode, KubicleError } from '../observe/errors.js';
+import type { Rendering } from './negotiate.js';
 import { keyFor, prefixFor, present } from './object-codec.js';
 import { type ObjectStore, type Selection, selects } from './object-store.js';
-import type { Rendering } from './negotiate.js';
 import { toStatus } from './status.js';
-import { type IncludeObject, columnDefinitions, tableRow } from './table.js';
+import { columnDefinitions, type IncludeObject, tableRow } from './table.js';
 import type { CachedEvent, WatchCache } from './watch-cache.js';
 
 /**

@@ -28,8 +28,8 @@ import { LoadBalancer, type LoadBalancerOptions } from '../network/load-balancer
 import { PolicyEnforcer } from '../network/policy-enforcer.js';
 import type { PolicyRulesOptions } from '../network/policy-rules.js';
 import { ServiceProxy, type ServiceProxyOptions } from '../network/service-proxy.js';
-import { SandboxClient } from '../sandbox/api/client.js';
 import type { Logger } from '../observe/log.js';
+import { SandboxClient } from '../sandbox/api/client.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 
 /**

@@ -1,17 +1,17 @@
-import { createLogger } from '../observe/log.js';
+import { setMaxListeners } from 'node:events';
+import path from 'node:path';
 import { versionInfo } from '../apiserver/version.js';
-import { parseConfig, usage } from './config.js';
-import { openStore } from './store.js';
-import { up } from './up.js';
 import { KubeClient } from '../client/kube-client.js';
 import { loadKubeconfig } from '../client/kubeconfig.js';
 import { NodeSimulator } from '../kubelet/node-simulator.js';
-import { setMaxListeners } from 'node:events';
-import path from 'node:path';
+import { createLogger } from '../observe/log.js';
 import { HostAgent } from '../sandbox/agent.js';
 import { buildAndPush, entriesFromDirectory } from '../sandbox/images/image-builder.js';
 import { RegistryClient } from '../sandbox/images/registry-client.js';
 import { busyboxImage, nodeWebImage } from '../sandbox/images/sample-images.js';
+import { parseConfig, usage } from './config.js';
+import { openStore } from './store.js';
+import { up } from './up.js';
 
 /** The `kubicle` command: parses the configuration and runs one role or tool. */
 async function main(argv: string[]): Promise<number> {

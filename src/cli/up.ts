@@ -1,23 +1,23 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { builtinRegistry } from '../api/registry.js';
-import { type Cidr, cidrsOverlap, formatIPv4, parseCidr } from '../api/ipv4.js';
-import { KubicleError } from '../observe/errors.js';
-import { renderKubeconfig } from '../apiserver/kubeconfig.js';
-import { ApiServer } from '../apiserver/server.js';
-import type { Logger } from '../observe/log.js';
-import type { Config } from './config.js';
-import { runInWorker } from './component-worker.js';
-import type { Component } from './control-plane.js';
-import { openStore } from './store.js';
 import os from 'node:os';
+import path from 'node:path';
+import { type Cidr, cidrsOverlap, formatIPv4, parseCidr } from '../api/ipv4.js';
+import { builtinRegistry } from '../api/registry.js';
+import { renderKubeconfig } from '../apiserver/kubeconfig.js';
 import { issueServing, type KeyPair } from '../apiserver/pki.js';
+import { ApiServer } from '../apiserver/server.js';
 import { claimRanges } from '../network/host-claims.js';
+import { KubicleError } from '../observe/errors.js';
+import type { Logger } from '../observe/log.js';
 import { HostAgent } from '../sandbox/agent.js';
 import { buildAndPush } from '../sandbox/images/image-builder.js';
 import { RegistryClient } from '../sandbox/images/registry-client.js';
 import { RegistryServer } from '../sandbox/images/registry-server.js';
 import { busyboxImage } from '../sandbox/images/sample-images.js';
+import { runInWorker } from './component-worker.js';
+import type { Config } from './config.js';
+import type { Component } from './control-plane.js';
+import { openStore } from './store.js';
 
 /**
  * `kubicle up`: the API server on the chosen store, with the controllers this stage has, in the

@@ -1,5 +1,5 @@
 import https from 'node:https';
-import { KubicleError, type ErrorCode } from '../observe/errors.js';
+import { type ErrorCode, KubicleError } from '../observe/errors.js';
 
 /**
  * A small Kubernetes REST client over HTTPS with a bearer token or client certificate.

@@ -1,8 +1,8 @@
+import { recordEvent } from '../client/event-recorder.js';
 import { type Informer, objectKey } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { WorkQueue } from '../client/work-queue.js';
-import { recordEvent } from '../client/event-recorder.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { controllerRef, isActivePod, isPodAvailable, isPodReady, ownerReferenceTo, selectorMatches } from './owner.js';

@@ -1,4 +1,4 @@
-import { matchesLabels, type LabelSelector } from '../api/selectors.js';
+import { type LabelSelector, matchesLabels } from '../api/selectors.js';
 import { type Informer, type InformerHandlers, objectKey } from '../client/informer.js';
 import type { Obj } from '../client/kube-client.js';
 import { isPodReady } from './owner.js';

@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { ExecProtocol, StreamChannel, type TerminalSize, channelMessage, exitStatus } from '../api/remote-command.js';
+import { channelMessage, ExecProtocol, exitStatus, StreamChannel, type TerminalSize } from '../api/remote-command.js';
 import type { Obj } from '../client/kube-client.js';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';

@@ -1,6 +1,6 @@
 import { bytes } from '../api/quantity.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
-import { KubicleError, isCode } from '../observe/errors.js';
+import { isCode, KubicleError } from '../observe/errors.js';
 import type { FileSpec, VolumeSpec } from '../sandbox/api/types.js';
 
 /**

@@ -1,12 +1,13 @@
+import { podResourceTotals } from '../api/pod-resources.js';
 import { recordEvent } from '../client/event-recorder.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
-import { KubicleError, isCode } from '../observe/errors.js';
-import { type ClusterDnsSettings, podResolver, type ResolverSettings } from './pod-dns.js';
+import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import type { ContainerStatus, RegistryAuth, SandboxStatus } from '../sandbox/api/types.js';
 import { runAction } from './container-actions.js';
 import { containerSpec } from './container-spec.js';
+import { type ClusterDnsSettings, podResolver, type ResolverSettings } from './pod-dns.js';
 import { type ContainerMemo, podStatus, terminatedOf } from './pod-status.js';
 import { sandboxVolumes } from './pod-volumes.js';
 import { Prober } from './prober.js';
@@ -101,7 +102,9 @@ export class PodWorker {
     let next: number | undefined;
     try {
       if (!sb) {
-        sb = await this.agent.createSandbox({
+        const handler = await this.runtimeHandler(pod);
+        sb = await this.agent.createSandbox(
+          {
           id: pod.metadata.uid,
           hostname: (pod.spec.hostname ?? pod.metadata.name).slice(0, 63),
           labels: { 'kubicle.io/namespace': pod.metadata.namespace, 'kubicle.io/pod': pod.metadata.name, 'kubicle.io/node': this.opts.nodeName },
@@ -109,7 +112,11 @@ export class PodWorker {
           hostAliases: pod.spec.hostAliases,
           dns: podResolver(pod, this.opts.dns, this.opts.hostResolver),
           volumes: await sandboxVolumes(this.client, pod),
-        });
+          // A microvm is sized by the pod: its memory and vCPUs are the pod's limits (overhead included).
+          resources: handler === 'microvm' ? sandboxResources(pod) : undefined,
+          },
+          handler,
+        );
       }
       next = await this.containers(pod, sb, mem);
       sb = await this.agent.getSandbox(pod.metadata.uid);
@@ -123,6 +130,16 @@ export class PodWorker {
     }
     await this.report(pod, sb, mem);
     return next;
+  }
+
+  /** The runtime a pod's sandbox runs in: its RuntimeClass's handler, runc without one. */
+  private async runtimeHandler(pod: Obj): Promise<string> {
+    const name = pod.spec.runtimeClassName;
+    if (!name) return 'runc';
+    const rc = await this.client.get(`/apis/node.k8s.io/v1/runtimeclasses/${encodeURIComponent(name)}`).catch((err) => {
+      throw isCode(err, 'NotFound') ? new KubicleError('Invalid', `RuntimeClass "${name}" not found`) : err;
+    });
+    return rc.handler as string;
   }
 
   /** Init containers in order, then app containers; returns ms until a back-off ends or a run needs watching. */
@@ -372,4 +389,11 @@ export class PodWorker {
 
 function graceOf(pod: Obj): number {
   return pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
+}
+
+/** The pod-level limits, as upstream sets the pod cgroup: memory only when every container limits it. */
+function sandboxResources(pod: Obj): { memoryBytes?: number; cpuMillis?: number } {
+  const limits = podResourceTotals(pod.spec, 'limits');
+  const all = (k: string) => [...(pod.spec.containers ?? []), ...(pod.spec.initContainers ?? [])].every((c: Obj) => c.resources?.limits?.[k] !== undefined);
+  return { memoryBytes: all('memory') ? limits.get('memory') : undefined, cpuMillis: all('cpu') ? limits.get('cpu') : undefined };
 }

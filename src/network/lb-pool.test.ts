@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseCidr, type Cidr } from '../api/ipv4.js';
+import { type Cidr, parseCidr } from '../api/ipv4.js';
 import { assignLoadBalancerIPs } from './lb-pool.js';
 
 const pool = parseCidr('127.241.0.0/29') as Cidr; // usable .1–.6; .1 reserved for ingress

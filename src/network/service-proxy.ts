@@ -2,8 +2,8 @@ import { InformerFactory } from '../client/informer-factory.js';
 import type { KubeClient } from '../client/kube-client.js';
 import type { Logger } from '../observe/log.js';
 import { ensureSysctl, ip, removeTable } from './host-net.js';
-import { TableSync } from './table-sync.js';
 import { renderServiceRules, type ServiceRulesOptions, servicePortRules } from './service-rules.js';
+import { TableSync } from './table-sync.js';
 
 export interface ServiceProxyOptions extends ServiceRulesOptions {
   /** The cluster's service range: routed to the bridge, so host traffic to cluster IPs never leaves the machine. */

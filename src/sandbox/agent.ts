@@ -6,6 +6,7 @@ import { ImageStore } from './images/image-store.js';
 import { RegistryClient } from './images/registry-client.js';
 import { PodNetwork } from './net/pod-network.js';
 import type { SandboxRuntime } from './runtime.js';
+import { MicrovmRuntime } from './runtimes/microvm/microvm-runtime.js';
 import { RuncRuntime } from './runtimes/runc/runc-runtime.js';
 import { SandboxServer } from './server.js';
 
@@ -49,11 +50,17 @@ export class HostAgent {
     const network = new PodNetwork({ cidr: this.opts.podCidr, bridge: this.opts.bridge, stateDir: path.join(stateDir, 'ipam') }, this.log);
     await network.ensureBridge();
     const runc = new RuncRuntime({ stateDir: path.join(stateDir, 'sandboxes'), network, cgroups: new Cgroups() }, this.log.with({ runtime: 'runc' }));
-    const runtimes = new Map<string, SandboxRuntime>([['runc', runc]]);
+    const microvm = new MicrovmRuntime({ stateDir: path.join(stateDir, 'microvm'), network, cgroups: new Cgroups() }, this.log.with({ runtime: 'microvm' }));
+    const runtimes = new Map<string, SandboxRuntime>([
+      ['runc', runc],
+      ['microvm', microvm],
+    ]);
     const server = new SandboxServer(runtimes, images, this.log, this.opts.tcp?.token);
     await server.listen(this.opts.socketPath, this.opts.tcp);
     const adopted = await runc.list();
     this.log.info('host agent ready', { socket: this.opts.socketPath, sandboxes: adopted.length });
+    // Which accelerator microvm guests get is the machine's answer; ask once, early, and log it.
+    void microvm.acceleration().catch((err) => this.log.warn('microvm acceleration probe failed', { err }));
     this.markReady();
     const gc = setInterval(() => void this.collectImages(images, runtimes), 60_000);
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));

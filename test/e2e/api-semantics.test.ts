@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { cleanup, type Kubicle, startKubicle } from '../support/kubicle.js';
 import { cm, rawClient } from '../support/http.js';
+import { cleanup, type Kubicle, startKubicle } from '../support/kubicle.js';
 
 /** API semantics over raw HTTP against `kubicle up`: bad input, lists, watches, deletion, subresources. */
 let k: Kubicle;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { rawClient } from '../support/http.js';
-import { cleanup, kubectlFor, type Kubicle, mustSucceed, startKubicle } from '../support/kubicle.js';
+import { cleanup, type Kubicle, kubectlFor, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 /** kubectl drain evicts through pods/eviction and respects PodDisruptionBudgets. */
 let k: Kubicle;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdtemp, readFile, readdir, readlink, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,7 +12,7 @@ import { silentLogger } from '../../src/observe/log.js';
 import { buildAndPush } from '../../src/sandbox/images/image-builder.js';
 import { ImageStore } from '../../src/sandbox/images/image-store.js';
 import { parseReference } from '../../src/sandbox/images/reference.js';
-import { RegistryClient, mediaTypes } from '../../src/sandbox/images/registry-client.js';
+import { mediaTypes, RegistryClient } from '../../src/sandbox/images/registry-client.js';
 import { RegistryServer } from '../../src/sandbox/images/registry-server.js';
 import { busyboxImage } from '../../src/sandbox/images/sample-images.js';
 import { freePort } from '../support/etcd.js';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { cleanup, type Kubicle, startKubicle } from '../support/kubicle.js';
 import { cm, rawClient } from '../support/http.js';
+import { cleanup, type Kubicle, startKubicle } from '../support/kubicle.js';
 
 /**
  * A @kubernetes/client-node informer against kubicle: it sees adds, updates and deletes, and

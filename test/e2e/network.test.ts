@@ -10,7 +10,7 @@ import dnsPacket from 'dns-packet';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { freePort } from '../support/etcd.js';
 import { httpGet } from '../support/http.js';
-import { type Kubicle, cleanup, eventually, kubectlFor, mustSucceed, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 const execFileP = promisify(execFile);
 

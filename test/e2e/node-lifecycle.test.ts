@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { cleanup, eventually, kubectlFor, type Kubicle, mustSucceed, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 /** A node that stops heartbeating turns NotReady; its pods are evicted and rescheduled. */
 let k: Kubicle;

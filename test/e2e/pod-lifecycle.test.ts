@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { freePort } from '../support/etcd.js';
-import { type Kubicle, cleanup, eventually, kubectlFor, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
 
 /**
  * Probes and lifecycle hooks on a local node, with stock kubectl: liveness restarts, readiness

@@ -9,7 +9,7 @@ import { spawn as spawnPty } from 'node-pty';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { freePort } from '../support/etcd.js';
 import { httpGet } from '../support/http.js';
-import { type Kubicle, cleanup, eventually, kubectlFor, kubectlPath, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, kubectlPath, startKubicle } from '../support/kubicle.js';
 
 /**
  * kubectl's streaming commands against a local node, on the oldest and newest kubectl: 1.27

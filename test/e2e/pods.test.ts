@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { freePort } from '../support/etcd.js';
 import { httpGet } from '../support/http.js';
-import { type Kubicle, cleanup, eventually, kubectlFor, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
 
 /**
  * Pods really run: stock kubectl against `kubicle up` with its local node (host agent, runc under

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { cleanup, kubectlFor, type Kubicle, mustSucceed, startKubicle } from '../support/kubicle.js';
+import { cleanup, type Kubicle, kubectlFor, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 /** The ResourceQuota controller's usage accounting, read back with stock kubectl. */
 let k: Kubicle;

@@ -3,8 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { cleanup, type Kubicle, startKubicle } from '../support/kubicle.js';
 import { rawClient } from '../support/http.js';
+import { cleanup, type Kubicle, startKubicle } from '../support/kubicle.js';
 
 /**
  * Every resource discovery lists gets the full verb set against a minimal valid object; plus

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { rawClient } from '../support/http.js';
-import { cleanup, kubectlFor, type Kubicle, mustSucceed, startKubicle } from '../support/kubicle.js';
+import { cleanup, type Kubicle, kubectlFor, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 /** The scheduler and the node simulator, driven with stock kubectl. */
 let k: Kubicle;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Kubicle, cleanup, kubectlFor, startKubicle } from '../support/kubicle.js';
+import { cleanup, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
 
 /**
  * Exhausted ranges on a bare API server: a service range of 16 addresses (14 usable, the

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { rawClient } from '../support/http.js';
-import { cleanup, eventually, kubectlFor, type Kubicle, mustSucceed, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 /** DaemonSets and StatefulSets on simulated nodes, driven by stock kubectl 1.33. */
 let k: Kubicle;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { cleanup, eventually, kubectlFor, type Kubicle, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
 
 /** Deployments, ReplicaSets and the garbage collector on simulated nodes, driven by stock kubectl. */
 let k: Kubicle;

@@ -1,6 +1,6 @@
-import type { KubeObject } from '../object.js';
 import type { FieldErrors } from '../field-errors.js';
 import { cidrContains, parseCidr } from '../ipv4.js';
+import type { KubeObject } from '../object.js';
 import type { ResourceType } from '../resource-type.js';
 import { labelSelectorToString } from '../selectors.js';
 import { age } from '../time.js';

@@ -1,6 +1,6 @@
-import { dns1123SubdomainErrors } from '../names.js';
 import type { FieldErrors } from '../field-errors.js';
 import { parseIPv4 } from '../ipv4.js';
+import { dns1123SubdomainErrors } from '../names.js';
 import type { KubeObject } from '../object.js';
 import type { ResourceType } from '../resource-type.js';
 import { ageColumn, col, nameColumn } from './columns.js';

@@ -1,5 +1,5 @@
-import type { KubeObject } from '../object.js';
 import { parseIPv4 } from '../ipv4.js';
+import type { KubeObject } from '../object.js';
 import type { ResourceType } from '../resource-type.js';
 import { ageColumn, col, nameColumn, orNone } from './columns.js';
 

@@ -1,6 +1,6 @@
 import type { FieldErrors } from '../field-errors.js';
 import { deepEqual, type KubeObject } from '../object.js';
-import { matchesLabels, parseLabelSelector, labelSelectorToString } from '../selectors.js';
+import { labelSelectorToString, matchesLabels, parseLabelSelector } from '../selectors.js';
 
 /** Rules every controller-owned workload shares: a selector that selects its own template. */
 export function validateSelector(o: KubeObject, errs: FieldErrors, templatePath = 'spec.template'): void {

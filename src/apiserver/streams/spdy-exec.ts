@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { StreamChannel, channelMessage, streamTypes } from '../../api/remote-command.js';
+import { channelMessage, StreamChannel, streamTypes } from '../../api/remote-command.js';
 import type { SpdySession, SpdyStream } from './spdy.js';
 
 /** How long a client has to open the streams it asked for (upstream's default, too). */

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import zlib from 'node:zlib';
-import { type SpdyStream, SpdySession } from './spdy.js';
+import { SpdySession, type SpdyStream } from './spdy.js';
 import { spdyDictionary } from './spdy-dictionary.js';
 
 /** A server session on one end of a loopback connection; the test plays the client with raw frames. */

@@ -1,5 +1,5 @@
-import type { FilterPlugin } from '../framework.js';
 import { tolerates } from '../../api/node-match.js';
+import type { FilterPlugin } from '../framework.js';
 
 /** NodeUnschedulable (cordoned nodes) and NodeName (a pod naming its node). */
 export const nodeUnschedulable: FilterPlugin = {

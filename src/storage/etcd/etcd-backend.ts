@@ -1,7 +1,7 @@
 import { Etcd3, type IOptions } from 'etcd3';
 import type * as RPC from 'etcd3/lib/rpc.js';
 import { KubicleError } from '../../observe/errors.js';
-import { type Backend, type KeyValue, type ListOptions, type ListResult, type Watch, type WatchListener, prefixEnd } from '../backend.js';
+import { type Backend, type KeyValue, type ListOptions, type ListResult, prefixEnd, type Watch, type WatchListener } from '../backend.js';
 
 /**
  * EtcdBackend: the Backend contract on a real etcd 3.4 (the production store). The mapping is

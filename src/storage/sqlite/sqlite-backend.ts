@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { KubicleError } from '../../observe/errors.js';
-import { type Backend, type KeyValue, type ListOptions, type ListResult, type Watch, type WatchEvent, type WatchListener, prefixEnd } from '../backend.js';
+import { type Backend, type KeyValue, type ListOptions, type ListResult, prefixEnd, type Watch, type WatchEvent, type WatchListener } from '../backend.js';
 
 /**
  * SqliteBackend: the embedded default store, one file. An append-only table where each row is

@@ -211,7 +211,10 @@ export class GuestChannel {
   }
 
   private frame(id: number, type: number, payload: Buffer): void {
-    if (type === T.READY) return this.onReady?.();
+    if (type === T.READY) {
+      this.onReady?.();
+      return;
+    }
     const s = this.streams.get(id);
     if (!s) return;
     switch (type) {

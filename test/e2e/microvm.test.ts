@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { SandboxClient } from '../../src/sandbox/api/client.js';
+import { freePort } from '../support/etcd.js';
+import { httpGet } from '../support/http.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, mustSucceed, startKubicle } from '../support/kubicle.js';
+
+/**
+ * Pods in the microvm RuntimeClass: each its own QEMU microvm guest (TCG here; KVM where a probe
+ * boot works), driven by stock kubectl 1.27 and 1.33 like any pod.
+ */
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const podCidr = '10.246.12.0/24';
+const bridge = 'kubtest8';
+
+describe('microvm pods', () => {
+  let k: Kubicle;
+  let image: string;
+  const ns = 'microvm-e2e';
+  let kc: Awaited<ReturnType<typeof kubectlFor>>;
+  let old: Awaited<ReturnType<typeof kubectlFor>>;
+  let ok: ReturnType<typeof mustSucceed>;
+  const manifest = (name: string, command: string[], extra: object = {}) =>
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: ns, labels: { app: name } },
+      spec: { runtimeClassName: 'microvm', terminationGracePeriodSeconds: 2, containers: [{ name: 'main', image, command }], ...extra },
+    });
+
+  before(async () => {
+    const registryPort = await freePort();
+    image = `127.0.0.1:${registryPort}/kubicle/busybox:1`;
+    k = await startKubicle({
+      args: ['--node', 'local', '--node-name', 'microvm-node', '--pod-cidr', podCidr, '--service-cidr', '10.121.0.0/16', '--bridge', bridge, '--load-balancer-pool', '127.241.13.0/28', '--registry-port', String(registryPort), '--kubelet-port', String(await freePort())],
+    });
+    kc = await kubectlFor(k, '1.33');
+    old = await kubectlFor(k, '1.27');
+    ok = mustSucceed(kc);
+    await ok(['create', 'namespace', ns]);
+    await eventually(async () => (await kc(['get', 'node', 'microvm-node'])).code === 0, 'the node registers');
+    await ok(['apply', '-f', '-'], manifest('web', ['sh', '-c', 'mkdir -p /www && echo "from the microvm" > /www/index.html && echo serving && httpd -f -p 8080 -h /www']));
+    await ok(['wait', '-n', ns, '--for=condition=Ready', 'pod/web', '--timeout=120s']);
+  });
+
+  after(async () => {
+    await kc?.(['delete', 'pods', '--all', '-n', ns, '--grace-period=0', '--force']);
+    const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
+    await eventually(async () => (await agent.listSandboxes()).length === 0, 'every sandbox is removed', 60_000).catch(() => {});
+    await cleanup(k);
+  });
+
+  it('the default RuntimeClasses exist, microvm with its overhead', async () => {
+    const rc = JSON.parse(await ok(['get', 'runtimeclass', 'microvm', '-o', 'json']));
+    assert.equal(rc.handler, 'microvm');
+    assert.ok(rc.overhead?.podFixed?.memory, 'microvm has a pod overhead');
+    assert.equal(JSON.parse(await ok(['get', 'runtimeclass', 'runc', '-o', 'json'])).handler, 'runc');
+    const pod = JSON.parse(await ok(['get', 'pod', 'web', '-n', ns, '-o', 'json']));
+    assert.deepEqual(pod.spec.overhead, rc.overhead.podFixed, 'the pod got the class overhead at admission');
+  });
+
+  it('runs on its own kernel: uname -r is the guest kernel, host processes are not visible', async () => {
+    const guestRelease = (await readFile(path.join(repo, 'build/guest/kernel-release'), 'utf8')).trim();
+    for (const k8 of [kc, old]) {
+      const r = await k8(['exec', '-n', ns, 'web', '--', 'uname', '-r']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), guestRelease);
+    }
+    assert.notEqual(guestRelease, os.release(), 'the guest kernel is not the host kernel');
+    const ps = await ok(['exec', '-n', ns, 'web', '--', 'ps', '-o', 'pid,comm']);
+    assert.match(ps, /httpd/);
+    assert.doesNotMatch(ps, /\bnode\b|etcd|conmon|qemu|docker-registry/, 'no host process is visible from the guest');
+  });
+
+  it('a sysctl set inside stays inside', async () => {
+    const host = (await readFile('/proc/sys/vm/swappiness', 'utf8')).trim();
+    const inside = host === '17' ? '23' : '17';
+    await ok(['exec', '-n', ns, 'web', '--', 'sysctl', '-w', `vm.swappiness=${inside}`]);
+    assert.equal((await ok(['exec', '-n', ns, 'web', '--', 'cat', '/proc/sys/vm/swappiness'])).trim(), inside);
+    assert.equal((await readFile('/proc/sys/vm/swappiness', 'utf8')).trim(), host, "the host's value is unchanged");
+  });
+
+  it('logs, exec with stdout, stderr and exit code, exec -i', async () => {
+    assert.match(await ok(['logs', '-n', ns, 'web']), /serving/);
+    const r = await kc(['exec', '-n', ns, 'web', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    assert.equal(r.code, 3);
+    assert.equal(r.stdout, 'out\n');
+    assert.match(r.stderr, /^err\n/);
+    const counted = await ok(['exec', '-i', '-n', ns, 'web', '--', 'wc', '-l'], Array.from({ length: 5000 }, (_, i) => `line ${i}`).join('\n'));
+    assert.equal(counted.trim(), '4999');
+  });
+
+  it('sits on the pod network: the host reaches it at its pod IP and through a Service', async () => {
+    const ip = (await ok(['get', 'pod', 'web', '-n', ns, '-o', 'jsonpath={.status.podIP}'])).trim();
+    assert.ok(ip.startsWith('10.246.12.'), ip);
+    assert.equal((await httpGet(`http://${ip}:8080/`)).body.trim(), 'from the microvm');
+    await ok(['expose', 'pod', 'web', '-n', ns, '--port', '80', '--target-port', '8080']);
+    const svc = (await ok(['get', 'svc', 'web', '-n', ns, '-o', 'jsonpath={.spec.clusterIP}'])).trim();
+    await eventually(async () => (await httpGet(`http://${svc}/`).catch(() => ({ body: '' }))).body.trim() === 'from the microvm', 'the Service reaches the microvm pod', 20_000);
+  });
+
+  it('a container that exits is restarted with its exit code recorded; a bad command is a StartError', async () => {
+    await ok(['apply', '-f', '-'], manifest('crash', ['sh', '-c', 'echo run; exit 4']));
+    await eventually(async () => {
+      const p = JSON.parse(await ok(['get', 'pod', 'crash', '-n', ns, '-o', 'json']));
+      const s = p.status?.containerStatuses?.[0];
+      return s?.restartCount >= 1 && s?.lastState?.terminated?.exitCode === 4;
+    }, 'the container restarts with its exit code', 90_000);
+    await ok(['apply', '-f', '-'], manifest('bad', ['/no/such/command'], { restartPolicy: 'Never' }));
+    await eventually(async () => {
+      const p = JSON.parse(await ok(['get', 'pod', 'bad', '-n', ns, '-o', 'json']));
+      const t = p.status?.containerStatuses?.[0]?.state?.terminated;
+      return t?.reason === 'StartError' && /no\/such\/command/.test(t.message ?? '');
+    }, 'a command that cannot start is a StartError with the reason', 90_000);
+  });
+
+  it('a guest whose kernel dies fails the pod cleanly', async () => {
+    await ok(['apply', '-f', '-'], manifest('doomed', ['sleep', '3600'], { restartPolicy: 'Never' }));
+    await ok(['wait', '-n', ns, '--for=condition=Ready', 'pod/doomed', '--timeout=120s']);
+    // Crash the guest kernel from inside: QEMU exits (panic=-1, -no-reboot) and takes the pod with it.
+    await kc(['exec', '-n', ns, 'doomed', '--', 'sh', '-c', 'echo c > /proc/sysrq-trigger'], { timeoutMs: 20_000 });
+    await eventually(async () => (await ok(['get', 'pod', 'doomed', '-n', ns, '-o', 'jsonpath={.status.phase}'])).trim() === 'Failed', 'the pod fails', 60_000);
+    const t = JSON.parse(await ok(['get', 'pod', 'doomed', '-n', ns, '-o', 'json'])).status.containerStatuses[0].state.terminated;
+    assert.notEqual(t.exitCode, 0);
+  });
+});
