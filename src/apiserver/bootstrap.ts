@@ -10,7 +10,7 @@ import type { ObjectStore } from './object-store.js';
  * the system PriorityClasses and the `kubernetes` Service with Endpoints pointing at this API server. Idempotent.
  */
 /** Measured by bench/microvm (docs/benchmarks.md): QEMU's RSS beyond the guest's own use, and its CPU while idle. */
-export const microvmOverhead = { cpu: '100m', memory: '96Mi' };
+export const microvmOverhead = { cpu: '100m', memory: '220Mi' };
 
 export async function bootstrap(registry: Registry, store: ObjectStore, host: string, port: number, kubernetesIP: string): Promise<void> {
   const ensure = async (group: string, plural: string, ns: string | undefined, obj: KubeObject) => {
