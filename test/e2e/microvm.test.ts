@@ -118,6 +118,19 @@ describe('microvm pods', () => {
     }, 'a command that cannot start is a StartError with the reason', 90_000);
   });
 
+  it('bad input: a hostPath volume is refused with the reason, and no VM is left behind', async () => {
+    await ok(['apply', '-f', '-'], manifest('hostpath', ['sleep', '60'], { volumes: [{ name: 'h', hostPath: { path: '/etc' } }] }));
+    await eventually(async () => {
+      const p = JSON.parse(await ok(['get', 'pod', 'hostpath', '-n', ns, '-o', 'json']));
+      const w = p.status?.containerStatuses?.[0]?.state?.waiting;
+      return w?.reason === 'CreateContainerConfigError' && /host paths cannot be mounted into a microvm/.test(w.message ?? '');
+    }, 'the pod waits with CreateContainerConfigError and the reason', 60_000);
+    const uid = (await ok(['get', 'pod', 'hostpath', '-n', ns, '-o', 'jsonpath={.metadata.uid}'])).trim();
+    const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
+    assert.ok(!(await agent.listSandboxes()).some((s) => s.id === uid), 'no sandbox was created for it');
+    await ok(['delete', 'pod', 'hostpath', '-n', ns, '--grace-period=0', '--force']);
+  });
+
   it('a guest whose kernel dies fails the pod cleanly', async () => {
     await ok(['apply', '-f', '-'], manifest('doomed', ['sleep', '3600'], { restartPolicy: 'Never' }));
     await ok(['wait', '-n', ns, '--for=condition=Ready', 'pod/doomed', '--timeout=120s']);

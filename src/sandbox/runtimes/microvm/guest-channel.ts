@@ -9,6 +9,8 @@ import type { StreamedProcess } from '../../runtime.js';
 const T = { HELLO: 1, SPAWN: 2, STDIN: 3, STDIN_EOF: 4, RESIZE: 5, SIGNAL: 6, CONNECT: 7, READY: 16, STARTED: 17, STDOUT: 18, STDERR: 19, ERROR: 20, EXIT: 21 } as const;
 const HEADER = 9;
 const MAX_DATA = 64 * 1024;
+/** The largest frame the guest agent accepts (MAX_FRAME in guest/agent.c). */
+const MAX_FRAME = 1 << 20;
 
 /** What the guest agent runs: a command in a root (a container's mount), as a user, maybe on a terminal. */
 export interface GuestCommand {
@@ -124,7 +126,10 @@ export class GuestChannel {
     for (const e of cmd.env ?? []) fields.push(`env=${e}`);
     for (const a of cmd.argv) fields.push(`arg=${a}`);
     if (fields.some((f) => f.includes('\0'))) throw new KubicleError('Invalid', 'a command, argument or variable holds a NUL byte');
-    return this.open(T.SPAWN, Buffer.from(fields.join('\0')), !!cmd.stdin, !!cmd.tty);
+    const payload = Buffer.from(fields.join('\0'));
+    // The agent takes frames up to 1 MiB and at most 255 arguments and 255 variables.
+    if (payload.length > MAX_FRAME || cmd.argv.length > 255 || (cmd.env?.length ?? 0) > 255) throw new KubicleError('Invalid', 'the command and its environment are too large for a microvm (at most 1 MiB, 255 arguments, 255 variables)');
+    return this.open(T.SPAWN, payload, !!cmd.stdin, !!cmd.tty);
   }
 
   /** A TCP connection to `port` on the guest's loopback (port-forward). */

@@ -10,12 +10,14 @@ import { KubicleError } from '../../../observe/errors.js';
 import type { Logger } from '../../../observe/log.js';
 import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, LogOptions, SandboxSpec, SandboxStatus, Usage } from '../../api/types.js';
 import type { Cgroups } from '../../cgroups.js';
+import { etcFiles } from '../../etc-files.js';
 import type { Image } from '../../images/image-store.js';
 import { readLog } from '../../log-reader.js';
 import { LogWriter } from '../../log-writer.js';
 import { PodNetwork } from '../../net/pod-network.js';
 import { resolveArgv, resolveEnv } from '../../process-spec.js';
 import type { SandboxRuntime, StreamedProcess } from '../../runtime.js';
+import { checkContainerName, type RunRecord, SandboxStore } from '../../sandbox-store.js';
 import { resolveUser } from '../../user.js';
 import { SandboxVolumes } from '../../volumes.js';
 import { GuestChannel, type GuestProcess } from './guest-channel.js';
@@ -53,21 +55,6 @@ interface SandboxRecord {
   slots: Record<string, number>;
 }
 
-interface RunRecord {
-  name: string;
-  attempt: number;
-  id: string;
-  image: string;
-  imageId: string;
-  createdAt: string;
-  startedAt?: string;
-  stdin?: boolean;
-  final?: { exitCode: number; finishedAt: string; reason: string; message?: string };
-}
-
-const idPattern = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
-const namePattern = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
 /**
  * Sandboxes as QEMU `-M microvm` guests (ADR 0009): one VM per sandbox, its containers processes
  * in it, each in a chroot over its own disk — an ext4 image made with `mkfs.ext4 -d` from the
@@ -84,12 +71,13 @@ export class MicrovmRuntime implements SandboxRuntime {
   private readonly channels = new Map<string, Promise<GuestChannel>>();
   /** Running container processes by sandbox/name, while this process watches them. */
   private readonly procs = new Map<string, { proc: GuestProcess; done: Promise<void> }>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly store: SandboxStore<SandboxRecord>;
 
   constructor(
     private readonly opts: MicrovmRuntimeOptions,
     private readonly log: Logger,
   ) {
+    this.store = new SandboxStore(opts.stateDir);
     this.guest = opts.guest ?? { kernel: path.join(repoRoot, 'build/guest/vmlinux'), initramfs: path.join(repoRoot, 'build/guest/initramfs.cpio.gz') };
     if (opts.accel) this.accel = Promise.resolve({ accel: opts.accel, reason: 'configured' });
   }
@@ -103,37 +91,15 @@ export class MicrovmRuntime implements SandboxRuntime {
     return this.accel;
   }
 
-  private sandboxDir(id: string): string {
-    if (!idPattern.test(id)) throw new KubicleError('Invalid', `invalid sandbox id ${JSON.stringify(id)}`);
-    return path.join(this.opts.stateDir, id);
-  }
 
-  private serial<T>(id: string, work: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const next = prev.then(work, work);
-    const settled = next.catch(() => {});
-    this.locks.set(id, settled);
-    void settled.then(() => {
-      if (this.locks.get(id) === settled) this.locks.delete(id);
-    });
-    return next;
-  }
 
-  private async record(id: string): Promise<SandboxRecord> {
-    const text = await readFile(path.join(this.sandboxDir(id), 'sandbox.json'), 'utf8').catch(() => undefined);
-    if (!text) throw new KubicleError('NotFound', `sandbox ${id} not found`);
-    return JSON.parse(text) as SandboxRecord;
-  }
 
-  private async saveRecord(id: string, rec: SandboxRecord): Promise<void> {
-    await writeFile(path.join(this.sandboxDir(id), 'sandbox.json'), JSON.stringify(rec));
-  }
 
   /** The agent channel of a running VM, opened (again) on first use, e.g. after this process restarted. */
   private channel(id: string, timeoutMs = 5000): Promise<GuestChannel> {
     let ch = this.channels.get(id);
     if (!ch) {
-      ch = GuestChannel.open(path.join(this.sandboxDir(id), 'agent.sock'), timeoutMs);
+      ch = GuestChannel.open(path.join(this.store.dir(id), 'agent.sock'), timeoutMs);
       this.channels.set(id, ch);
       ch.catch(() => this.channels.delete(id));
     }
@@ -145,8 +111,8 @@ export class MicrovmRuntime implements SandboxRuntime {
   }
 
   createSandbox(spec: SandboxSpec): Promise<SandboxStatus> {
-    return this.serial(spec.id, async () => {
-      const dir = this.sandboxDir(spec.id);
+    return this.store.serial(spec.id, async () => {
+      const dir = this.store.dir(spec.id);
       if (existsSync(path.join(dir, 'sandbox.json'))) return this.status(spec.id);
       if (!spec.hostname || spec.hostname.length > 63) throw new KubicleError('Invalid', 'hostname must be 1 to 63 characters');
       if (spec.network === 'host') throw new KubicleError('Invalid', 'a microvm sandbox has its own kernel and cannot share the host network');
@@ -181,7 +147,7 @@ export class MicrovmRuntime implements SandboxRuntime {
         });
         await this.opts.cgroups.addProcess(spec.id, pid);
         const rec: SandboxRecord = { spec, createdAt: new Date().toISOString(), ip: net.ip, accel, pid, slots: {} };
-        await this.saveRecord(spec.id, rec);
+        await this.store.save(spec.id, rec);
         const ch = await this.channel(spec.id, this.opts.bootTimeoutMs ?? 60_000);
         const booted = Date.now() - started;
         await this.guestRun(ch, prepareSandbox, ['scratch']);
@@ -210,16 +176,7 @@ export class MicrovmRuntime implements SandboxRuntime {
   }
 
   private async writeEtc(ch: GuestChannel, spec: SandboxSpec, ip: string): Promise<void> {
-    const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', `${ip}\t${spec.hostname}`];
-    for (const a of spec.hostAliases ?? []) hosts.push(`${a.ip}\t${a.hostnames.join(' ')}`);
-    const dns = spec.dns ?? {};
-    const resolv = [...(dns.nameservers ?? []).map((n) => `nameserver ${n}`), ...(dns.searches?.length ? [`search ${dns.searches.join(' ')}`] : []), ...(dns.options?.length ? [`options ${dns.options.join(' ')}`] : [])];
-    const files: [string, string][] = [
-      ['hosts', `${hosts.join('\n')}\n`],
-      ['resolv.conf', `${resolv.join('\n')}\n`],
-      ['hostname', `${spec.hostname}\n`],
-    ];
-    for (const [name, text] of files) await this.guestRun(ch, 'cat > "/run/kubicle/etc/$1"', [name], Buffer.from(text));
+    for (const [name, text] of Object.entries(etcFiles(spec, ip))) await this.guestRun(ch, 'cat > "/run/kubicle/etc/$1"', [name], Buffer.from(text));
   }
 
   /** Copies a files volume from its host copy (written by SandboxVolumes) into the guest. */
@@ -229,22 +186,22 @@ export class MicrovmRuntime implements SandboxRuntime {
   }
 
   async updateFiles(sandboxId: string, volume: string, files: FileSpec[]): Promise<void> {
-    return this.serial(sandboxId, async () => {
-      const rec = await this.record(sandboxId);
+    return this.store.serial(sandboxId, async () => {
+      const rec = await this.store.record(sandboxId);
       const v = rec.spec.volumes?.find((x) => x.name === volume);
       if (v?.type !== 'files') throw new KubicleError('NotFound', `no files volume ${volume} in sandbox ${sandboxId}`);
-      const dir = this.sandboxDir(sandboxId);
+      const dir = this.store.dir(sandboxId);
       await new SandboxVolumes(path.join(dir, 'volumes')).writeFiles(volume, files);
       await this.syncFiles(await this.channel(sandboxId), dir, volume);
     });
   }
 
   startContainer(sandboxId: string, spec: ContainerSpec, image: Image): Promise<ContainerStatus> {
-    return this.serial(sandboxId, async () => {
-      if (!namePattern.test(spec.name)) throw new KubicleError('Invalid', `invalid container name ${JSON.stringify(spec.name)}`);
-      const sb = await this.record(sandboxId);
-      const dir = this.sandboxDir(sandboxId);
-      const attempts = await this.attempts(sandboxId, spec.name);
+    return this.store.serial(sandboxId, async () => {
+      checkContainerName(spec.name);
+      const sb = await this.store.record(sandboxId);
+      const dir = this.store.dir(sandboxId);
+      const attempts = await this.store.attempts(sandboxId, spec.name);
       const last = attempts.at(-1);
       if (last !== undefined && (await this.runStatus(sandboxId, spec.name, last)).state === 'running') throw new KubicleError('Conflict', `container ${spec.name} is still running`);
       for (const old of attempts.slice(0, -1)) await rm(path.join(dir, 'containers', spec.name, String(old)), { recursive: true, force: true });
@@ -260,7 +217,7 @@ export class MicrovmRuntime implements SandboxRuntime {
         slot = [...Array(this.opts.containerSlots ?? 8).keys()].find((i) => !used.has(i)) ?? -1;
         if (slot < 0) return this.failRun(runDir, rec, `a microvm sandbox holds at most ${this.opts.containerSlots ?? 8} containers`);
         sb.slots[spec.name] = slot;
-        await this.saveRecord(sandboxId, sb);
+        await this.store.save(sandboxId, sb);
       }
       const ch = await this.channel(sandboxId);
       await this.guestRun(ch, releaseContainer, [spec.name]);
@@ -281,17 +238,25 @@ export class MicrovmRuntime implements SandboxRuntime {
         return this.failRun(runDir, rec, err.message);
       }
       await this.guestRun(ch, mountContainer, [spec.name, `c${slot}`, ...mounts]);
-      const proc = ch.spawn({
-        argv: resolveArgv(spec, image.config),
-        env: resolveEnv(spec, image.config, sb.spec.hostname),
-        root: `/run/kubicle/c/${spec.name}`,
-        cwd: spec.workingDir || image.config.WorkingDir || '/',
-        uid: user.uid,
-        gid: user.gid,
-        groups: user.additionalGids,
-        tty: !!spec.tty,
-        stdin: !!spec.stdin,
-      });
+      let proc: GuestProcess;
+      try {
+        proc = ch.spawn({
+          argv: resolveArgv(spec, image.config),
+          env: resolveEnv(spec, image.config, sb.spec.hostname),
+          root: `/run/kubicle/c/${spec.name}`,
+          cwd: spec.workingDir || image.config.WorkingDir || '/',
+          uid: user.uid,
+          gid: user.gid,
+          groups: user.additionalGids,
+          tty: !!spec.tty,
+          stdin: !!spec.stdin,
+        });
+      } catch (err) {
+        // A command the agent cannot take (no command at all, too large): StartError, as runc reports it.
+        if (!(err instanceof KubicleError) || err.code !== 'Invalid') throw err;
+        await this.guestRun(ch, releaseContainer, [spec.name]);
+        return this.failRun(runDir, rec, err.message);
+      }
       const logs = new LogWriter(path.join(runDir, 'log'));
       proc.stdout.on('data', (d: Buffer) => logs.write('stdout', d));
       proc.stderr?.on('data', (d: Buffer) => logs.write('stderr', d));
@@ -355,19 +320,8 @@ export class MicrovmRuntime implements SandboxRuntime {
     return this.runStatus(rec.id.split('_')[0], rec.name, rec.attempt);
   }
 
-  private async attempts(sandboxId: string, name: string): Promise<number[]> {
-    const names = await readdir(path.join(this.sandboxDir(sandboxId), 'containers', name)).catch(() => [] as string[]);
-    return names
-      .filter((n) => /^\d+$/.test(n))
-      .map(Number)
-      .sort((a, b) => a - b);
-  }
-
   private async runStatus(sandboxId: string, name: string, attempt: number): Promise<ContainerStatus> {
-    const file = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt), 'run.json');
-    const text = await readFile(file, 'utf8').catch(() => undefined);
-    if (!text) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
-    const rec = JSON.parse(text) as RunRecord;
+    const rec = await this.store.run(sandboxId, name, attempt);
     const base: ContainerStatus = { name, id: rec.id, attempt, image: rec.image, imageId: rec.imageId, state: 'created', createdAt: rec.createdAt, startedAt: rec.startedAt };
     if (rec.final) return { ...base, state: 'exited', exitCode: rec.final.exitCode, finishedAt: rec.final.finishedAt, reason: rec.final.reason, message: rec.final.message };
     if (this.procs.has(`${sandboxId}/${name}`)) return { ...base, state: rec.startedAt ? 'running' : 'created' };
@@ -376,11 +330,11 @@ export class MicrovmRuntime implements SandboxRuntime {
   }
 
   async status(sandboxId: string): Promise<SandboxStatus> {
-    const sb = await this.record(sandboxId);
+    const sb = await this.store.record(sandboxId);
     const containers: ContainerStatus[] = [];
-    const names = await readdir(path.join(this.sandboxDir(sandboxId), 'containers')).catch(() => [] as string[]);
+    const names = await readdir(path.join(this.store.dir(sandboxId), 'containers')).catch(() => [] as string[]);
     for (const name of names.sort()) {
-      const last = (await this.attempts(sandboxId, name)).at(-1);
+      const last = (await this.store.attempts(sandboxId, name)).at(-1);
       if (last !== undefined) containers.push(await this.runStatus(sandboxId, name, last));
     }
     const alive = await isQemu(sb.pid);
@@ -388,9 +342,8 @@ export class MicrovmRuntime implements SandboxRuntime {
   }
 
   async list(): Promise<SandboxStatus[]> {
-    const ids = await readdir(this.opts.stateDir).catch(() => [] as string[]);
     const out: SandboxStatus[] = [];
-    for (const id of ids.filter((i) => idPattern.test(i))) {
+    for (const id of await this.store.ids()) {
       const st = await this.status(id).catch(() => undefined);
       if (st) out.push(st);
     }
@@ -411,15 +364,15 @@ export class MicrovmRuntime implements SandboxRuntime {
   }
 
   removeSandbox(sandboxId: string, graceSeconds: number): Promise<void> {
-    return this.serial(sandboxId, async () => {
-      const names = await readdir(path.join(this.sandboxDir(sandboxId), 'containers')).catch(() => [] as string[]);
+    return this.store.serial(sandboxId, async () => {
+      const names = await readdir(path.join(this.store.dir(sandboxId), 'containers')).catch(() => [] as string[]);
       await Promise.all(names.map((n) => this.stopProcess(sandboxId, n, graceSeconds)));
       await this.teardown(sandboxId);
     });
   }
 
   private async teardown(sandboxId: string): Promise<void> {
-    const dir = this.sandboxDir(sandboxId);
+    const dir = this.store.dir(sandboxId);
     const ch = this.channels.get(sandboxId);
     this.channels.delete(sandboxId);
     void ch?.then((c) => c.close()).catch(() => {});
@@ -435,17 +388,17 @@ export class MicrovmRuntime implements SandboxRuntime {
   }
 
   async logs(sandboxId: string, name: string, opts: LogOptions, signal: AbortSignal): Promise<Readable> {
-    const attempts = await this.attempts(sandboxId, name);
+    const attempts = await this.store.attempts(sandboxId, name);
     const attempt = opts.previous ? attempts.at(-2) : attempts.at(-1);
     if (attempt === undefined) throw new KubicleError('NotFound', opts.previous ? `previous terminated container ${name} not found` : `container ${name} not found in sandbox ${sandboxId}`);
-    const file = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt), 'log');
+    const file = path.join(this.store.dir(sandboxId), 'containers', name, String(attempt), 'log');
     return readLog(file, opts, async () => (await this.runStatus(sandboxId, name, attempt)).state === 'exited', signal);
   }
 
   /** The guest command that runs in a running container as its user. */
   private async inContainer(sandboxId: string, name: string): Promise<{ ch: GuestChannel; root: string }> {
     if (!this.procs.has(`${sandboxId}/${name}`)) {
-      await this.record(sandboxId);
+      await this.store.record(sandboxId);
       throw new KubicleError('Conflict', `container ${name} is not running`);
     }
     return { ch: await this.channel(sandboxId), root: `/run/kubicle/c/${name}` };
@@ -467,8 +420,8 @@ export class MicrovmRuntime implements SandboxRuntime {
     if (!p) throw new KubicleError('Conflict', `container ${name} is not running`);
     if (stdin && !p.proc.stdin) throw new KubicleError('BadRequest', `container ${name} was not started with stdin`);
     const ac = new AbortController();
-    const attempt = (await this.attempts(sandboxId, name)).at(-1) ?? 0;
-    const out = await readLog(path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt), 'log'), { follow: true, sinceTime: new Date().toISOString() }, async () => !this.procs.has(`${sandboxId}/${name}`), ac.signal);
+    const attempt = (await this.store.attempts(sandboxId, name)).at(-1) ?? 0;
+    const out = await readLog(path.join(this.store.dir(sandboxId), 'containers', name, String(attempt), 'log'), { follow: true, sinceTime: new Date().toISOString() }, async () => !this.procs.has(`${sandboxId}/${name}`), ac.signal);
     return {
       stdin: stdin ? new Writable({ write: (chunk, _e, cb) => (p.proc.stdin?.write(chunk) ? cb() : p.proc.stdin?.once('drain', () => cb())) }) : undefined,
       stdout: out,
@@ -479,13 +432,13 @@ export class MicrovmRuntime implements SandboxRuntime {
   }
 
   async portForward(sandboxId: string, port: number): Promise<StreamedProcess> {
-    await this.record(sandboxId);
+    await this.store.record(sandboxId);
     const ch = await this.channel(sandboxId);
     return ch.connect(port);
   }
 
   async usage(sandboxId: string, name?: string): Promise<Usage> {
-    await this.record(sandboxId);
+    await this.store.record(sandboxId);
     // The guest is one process to the host: a container's share is not visible from here.
     void name;
     return this.opts.cgroups.usage(sandboxId);

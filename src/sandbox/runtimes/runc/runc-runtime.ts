@@ -9,10 +9,12 @@ import { KubicleError } from '../../../observe/errors.js';
 import type { Logger } from '../../../observe/log.js';
 import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, LogOptions, SandboxSpec, SandboxStatus, Usage } from '../../api/types.js';
 import type { Cgroups } from '../../cgroups.js';
+import { etcFiles } from '../../etc-files.js';
 import type { Image } from '../../images/image-store.js';
 import { readLog } from '../../log-reader.js';
 import { PodNetwork } from '../../net/pod-network.js';
 import type { SandboxRuntime, StreamedProcess } from '../../runtime.js';
+import { checkContainerName, type RunRecord, SandboxStore } from '../../sandbox-store.js';
 import { fromChild, fromPty } from '../../streamed-process.js';
 import { resolveUser } from '../../user.js';
 import { isMountPoint, SandboxVolumes } from '../../volumes.js';
@@ -42,24 +44,6 @@ interface SandboxRecord {
   ip?: string;
 }
 
-/** What the runtime keeps per container run, in <run>/run.json. */
-interface RunRecord {
-  name: string;
-  attempt: number;
-  id: string;
-  image: string;
-  imageId: string;
-  createdAt: string;
-  startedAt?: string;
-  /** Started with an open input (conmon -i): attach may carry the caller's input. */
-  stdin?: boolean;
-  /** Set once the run is known to be over; later reads never recompute it. */
-  final?: { exitCode: number; finishedAt: string; reason: string; message?: string };
-}
-
-const idPattern = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
-const namePattern = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
 /**
  * Sandboxes as runc containers. Each container run is a runc container over an overlayfs root
  * (image layers below, a writable layer of its own above), watched by conmon — the monitor CRI-O
@@ -74,12 +58,13 @@ export class RuncRuntime implements SandboxRuntime {
   private readonly runc: string;
   private readonly conmon: string;
   private readonly busybox: string;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly store: SandboxStore<SandboxRecord>;
 
   constructor(
     private readonly opts: RuncRuntimeOptions,
     private readonly log: Logger,
   ) {
+    this.store = new SandboxStore(opts.stateDir);
     this.runcRoot = opts.runcRoot ?? '/run/kubicle/runc';
     // conmon execs the runtime by path, not through PATH.
     this.runc = opts.runc ?? lookPath('runc');
@@ -87,32 +72,12 @@ export class RuncRuntime implements SandboxRuntime {
     this.busybox = opts.busybox ?? '/bin/busybox';
   }
 
-  private sandboxDir(id: string): string {
-    if (!idPattern.test(id)) throw new KubicleError('Invalid', `invalid sandbox id ${JSON.stringify(id)}: lower-case letters, digits, '.' and '-', at most 63`);
-    return path.join(this.opts.stateDir, id);
-  }
 
-  /** Serializes work on one sandbox (create, start, stop, remove) so they never interleave. */
-  private serial<T>(id: string, work: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const next = prev.then(work, work);
-    const tail = next.catch(() => {});
-    this.locks.set(id, tail);
-    tail.then(() => {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
-    });
-    return next;
-  }
 
-  private async record(id: string): Promise<SandboxRecord> {
-    const text = await readFile(path.join(this.sandboxDir(id), 'sandbox.json'), 'utf8').catch(() => undefined);
-    if (!text) throw new KubicleError('NotFound', `sandbox ${id} not found`);
-    return JSON.parse(text) as SandboxRecord;
-  }
 
   createSandbox(spec: SandboxSpec): Promise<SandboxStatus> {
-    return this.serial(spec.id, async () => {
-      const dir = this.sandboxDir(spec.id);
+    return this.store.serial(spec.id, async () => {
+      const dir = this.store.dir(spec.id);
       if (existsSync(path.join(dir, 'sandbox.json'))) return this.status(spec.id);
       if (!spec.hostname || spec.hostname.length > 63) throw new KubicleError('Invalid', 'hostname must be 1 to 63 characters');
       const started = Date.now();
@@ -135,21 +100,15 @@ export class RuncRuntime implements SandboxRuntime {
   }
 
   private async writeEtc(dir: string, spec: SandboxSpec, ip?: string): Promise<void> {
-    const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', ...(ip ? [`${ip}\t${spec.hostname}`] : [])];
-    for (const a of spec.hostAliases ?? []) hosts.push(`${a.ip}\t${a.hostnames.join(' ')}`);
-    const dns = spec.dns ?? {};
-    const resolv = [...(dns.nameservers ?? []).map((n) => `nameserver ${n}`), ...(dns.searches?.length ? [`search ${dns.searches.join(' ')}`] : []), ...(dns.options?.length ? [`options ${dns.options.join(' ')}`] : [])];
-    await writeFile(path.join(dir, 'etc/hosts'), `${hosts.join('\n')}\n`, { mode: 0o644 });
-    await writeFile(path.join(dir, 'etc/resolv.conf'), `${resolv.join('\n')}\n`, { mode: 0o644 });
-    await writeFile(path.join(dir, 'etc/hostname'), `${spec.hostname}\n`, { mode: 0o644 });
+    for (const [name, text] of Object.entries(etcFiles(spec, ip))) await writeFile(path.join(dir, 'etc', name), text, { mode: 0o644 });
   }
 
   startContainer(sandboxId: string, spec: ContainerSpec, image: Image): Promise<ContainerStatus> {
-    return this.serial(sandboxId, async () => {
-      if (!namePattern.test(spec.name)) throw new KubicleError('Invalid', `invalid container name ${JSON.stringify(spec.name)}`);
-      const sb = await this.record(sandboxId);
-      const dir = this.sandboxDir(sandboxId);
-      const attempts = await this.attempts(sandboxId, spec.name);
+    return this.store.serial(sandboxId, async () => {
+      checkContainerName(spec.name);
+      const sb = await this.store.record(sandboxId);
+      const dir = this.store.dir(sandboxId);
+      const attempts = await this.store.attempts(sandboxId, spec.name);
       const last = attempts.at(-1);
       if (last !== undefined) {
         const st = await this.runStatus(sandboxId, spec.name, last);
@@ -290,25 +249,12 @@ export class RuncRuntime implements SandboxRuntime {
     });
   }
 
-  private async attempts(sandboxId: string, name: string): Promise<number[]> {
-    const names = await readdir(path.join(this.sandboxDir(sandboxId), 'containers', name)).catch(() => [] as string[]);
-    return names
-      .filter((n) => /^\d+$/.test(n))
-      .map(Number)
-      .sort((a, b) => a - b);
-  }
 
-  private async runRecord(sandboxId: string, name: string, attempt: number): Promise<RunRecord> {
-    const file = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt), 'run.json');
-    const text = await readFile(file, 'utf8').catch(() => undefined);
-    if (!text) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
-    return JSON.parse(text) as RunRecord;
-  }
 
   /** The state of one run, finalizing it (exit code, OOM) the first time it is seen over. */
   private async runStatus(sandboxId: string, name: string, attempt: number): Promise<ContainerStatus> {
-    const runDir = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt));
-    const rec = await this.runRecord(sandboxId, name, attempt);
+    const runDir = path.join(this.store.dir(sandboxId), 'containers', name, String(attempt));
+    const rec = await this.store.run(sandboxId, name, attempt);
     const base: ContainerStatus = { name, id: rec.id, attempt, image: rec.image, imageId: rec.imageId, state: 'created', createdAt: rec.createdAt, startedAt: rec.startedAt };
     if (rec.final) return { ...base, state: 'exited', exitCode: rec.final.exitCode, finishedAt: rec.final.finishedAt, reason: rec.final.reason, message: rec.final.message };
     const exitFile = path.join(runDir, 'exits', rec.id);
@@ -331,11 +277,11 @@ export class RuncRuntime implements SandboxRuntime {
   }
 
   async status(sandboxId: string): Promise<SandboxStatus> {
-    const sb = await this.record(sandboxId);
+    const sb = await this.store.record(sandboxId);
     const containers: ContainerStatus[] = [];
-    const names = await readdir(path.join(this.sandboxDir(sandboxId), 'containers')).catch(() => [] as string[]);
+    const names = await readdir(path.join(this.store.dir(sandboxId), 'containers')).catch(() => [] as string[]);
     for (const name of names.sort()) {
-      const attempts = await this.attempts(sandboxId, name);
+      const attempts = await this.store.attempts(sandboxId, name);
       const last = attempts.at(-1);
       if (last !== undefined) containers.push(await this.runStatus(sandboxId, name, last).catch(() => undefined as never));
     }
@@ -344,8 +290,7 @@ export class RuncRuntime implements SandboxRuntime {
 
   async list(): Promise<SandboxStatus[]> {
     const out: SandboxStatus[] = [];
-    for (const id of await readdir(this.opts.stateDir).catch(() => [] as string[])) {
-      if (!idPattern.test(id)) continue;
+    for (const id of await this.store.ids()) {
       const st = await this.status(id).catch(() => undefined);
       if (st) out.push(st);
     }
@@ -353,8 +298,8 @@ export class RuncRuntime implements SandboxRuntime {
   }
 
   stopContainer(sandboxId: string, name: string, graceSeconds: number): Promise<void> {
-    return this.serial(sandboxId, async () => {
-      const last = (await this.attempts(sandboxId, name)).at(-1);
+    return this.store.serial(sandboxId, async () => {
+      const last = (await this.store.attempts(sandboxId, name)).at(-1);
       if (last === undefined) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
       await this.stopRun(sandboxId, name, last, graceSeconds);
     });
@@ -382,8 +327,8 @@ export class RuncRuntime implements SandboxRuntime {
 
   /** Deletes a finished run's runc container and rootfs mount, keeping its log and record. */
   private async releaseRun(sandboxId: string, name: string, attempt: number): Promise<void> {
-    const runDir = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt));
-    const rec = await this.runRecord(sandboxId, name, attempt).catch(() => undefined);
+    const runDir = path.join(this.store.dir(sandboxId), 'containers', name, String(attempt));
+    const rec = await this.store.run(sandboxId, name, attempt).catch(() => undefined);
     if (rec) {
       await this.runStatus(sandboxId, name, attempt).catch(() => {});
       await run(this.runc, ['--root', this.runcRoot, 'delete', '--force', rec.id]).catch(() => {});
@@ -394,16 +339,16 @@ export class RuncRuntime implements SandboxRuntime {
 
   private async removeRun(sandboxId: string, name: string, attempt: number): Promise<void> {
     await this.releaseRun(sandboxId, name, attempt);
-    await rm(path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt)), { recursive: true, force: true });
+    await rm(path.join(this.store.dir(sandboxId), 'containers', name, String(attempt)), { recursive: true, force: true });
   }
 
   removeSandbox(sandboxId: string, graceSeconds: number): Promise<void> {
-    return this.serial(sandboxId, async () => {
-      const rec = await this.record(sandboxId).catch(() => undefined);
-      const names = await readdir(path.join(this.sandboxDir(sandboxId), 'containers')).catch(() => [] as string[]);
+    return this.store.serial(sandboxId, async () => {
+      const rec = await this.store.record(sandboxId).catch(() => undefined);
+      const names = await readdir(path.join(this.store.dir(sandboxId), 'containers')).catch(() => [] as string[]);
       await Promise.all(
         names.map(async (name) => {
-          for (const a of await this.attempts(sandboxId, name)) {
+          for (const a of await this.store.attempts(sandboxId, name)) {
             await this.stopRun(sandboxId, name, a, graceSeconds).catch((err) => this.log.warn('stop failed', { sandbox: sandboxId, container: name, err }));
             await this.releaseRun(sandboxId, name, a);
           }
@@ -415,7 +360,7 @@ export class RuncRuntime implements SandboxRuntime {
   }
 
   private async teardown(sandboxId: string, spec?: SandboxSpec): Promise<void> {
-    const dir = this.sandboxDir(sandboxId);
+    const dir = this.store.dir(sandboxId);
     await new SandboxVolumes(path.join(dir, 'volumes')).teardown(spec?.volumes ?? []);
     await this.opts.network.detach(sandboxId);
     await this.opts.cgroups.removeSandbox(sandboxId);
@@ -428,25 +373,25 @@ export class RuncRuntime implements SandboxRuntime {
   }
 
   async updateFiles(sandboxId: string, volume: string, files: FileSpec[]): Promise<void> {
-    const sb = await this.record(sandboxId);
+    const sb = await this.store.record(sandboxId);
     const v = sb.spec.volumes?.find((x) => x.name === volume);
     if (v?.type !== 'files') throw new KubicleError('NotFound', `sandbox ${sandboxId} has no files volume ${volume}`);
-    await new SandboxVolumes(path.join(this.sandboxDir(sandboxId), 'volumes')).writeFiles(volume, files);
+    await new SandboxVolumes(path.join(this.store.dir(sandboxId), 'volumes')).writeFiles(volume, files);
   }
 
   async logs(sandboxId: string, name: string, opts: LogOptions, signal: AbortSignal): Promise<Readable> {
-    const attempts = await this.attempts(sandboxId, name);
+    const attempts = await this.store.attempts(sandboxId, name);
     if (!attempts.length) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
     const attempt = opts.previous ? attempts.at(-2) : attempts.at(-1);
     if (attempt === undefined) throw new KubicleError('BadRequest', `previous terminated container "${name}" not found`);
-    const runDir = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt));
+    const runDir = path.join(this.store.dir(sandboxId), 'containers', name, String(attempt));
     const done = async () => (await this.runStatus(sandboxId, name, attempt)).state === 'exited';
     return readLog(path.join(runDir, 'log'), { ...opts, follow: !!opts.follow && !opts.previous }, done, signal);
   }
 
   /** The runc id of a container's current run, which must be running. */
   private async runningId(sandboxId: string, name: string): Promise<string> {
-    const last = (await this.attempts(sandboxId, name)).at(-1);
+    const last = (await this.store.attempts(sandboxId, name)).at(-1);
     if (last === undefined) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
     const st = await this.runStatus(sandboxId, name, last);
     if (st.state !== 'running') throw new KubicleError('Conflict', `container ${name} is not running`);
@@ -470,8 +415,8 @@ export class RuncRuntime implements SandboxRuntime {
 
   async attach(sandboxId: string, name: string, stdin: boolean): Promise<StreamedProcess> {
     await this.runningId(sandboxId, name);
-    const attempt = (await this.attempts(sandboxId, name)).at(-1) as number;
-    const runDir = path.join(this.sandboxDir(sandboxId), 'containers', name, String(attempt));
+    const attempt = (await this.store.attempts(sandboxId, name)).at(-1) as number;
+    const runDir = path.join(this.store.dir(sandboxId), 'containers', name, String(attempt));
     const rec = JSON.parse(await readFile(path.join(runDir, 'run.json'), 'utf8')) as RunRecord;
     if (stdin && !rec.stdin) throw new KubicleError('BadRequest', `container ${name} was not started with stdin open (stdin: true); its input cannot be attached`);
     const abort = new AbortController();
@@ -487,7 +432,7 @@ export class RuncRuntime implements SandboxRuntime {
 
   async portForward(sandboxId: string, port: number): Promise<StreamedProcess> {
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new KubicleError('Invalid', `invalid port ${port}`);
-    await this.record(sandboxId);
+    await this.store.record(sandboxId);
     // One helper per connection inside the sandbox's namespace, so ports bound to its loopback
     // are reachable too; busybox's nc half-closes when its input ends.
     const child = spawn('ip', ['netns', 'exec', PodNetwork.namespaceOf(sandboxId), this.busybox, 'nc', '127.0.0.1', String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -517,20 +462,20 @@ export class RuncRuntime implements SandboxRuntime {
   }
 
   async usage(sandboxId: string, name?: string): Promise<Usage> {
-    await this.record(sandboxId);
+    await this.store.record(sandboxId);
     if (!name) return this.opts.cgroups.usage(sandboxId);
-    const last = (await this.attempts(sandboxId, name)).at(-1);
+    const last = (await this.store.attempts(sandboxId, name)).at(-1);
     if (last === undefined) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
-    const rec = await this.runRecord(sandboxId, name, last);
+    const rec = await this.store.run(sandboxId, name, last);
     return this.opts.cgroups.usage(sandboxId, rec.id);
   }
 
   async leftovers(sandboxId: string): Promise<string[]> {
     const found: string[] = [];
-    if (existsSync(this.sandboxDir(sandboxId))) found.push(`directory ${this.sandboxDir(sandboxId)}`);
+    if (existsSync(this.store.dir(sandboxId))) found.push(`directory ${this.store.dir(sandboxId)}`);
     found.push(...this.opts.cgroups.leftovers(sandboxId).map((d) => `cgroup ${d}`));
     if (existsSync(PodNetwork.namespacePath(sandboxId))) found.push(`netns ${PodNetwork.namespacePath(sandboxId)}`);
-    for (const m of await mountsUnder(`${this.sandboxDir(sandboxId)}/`)) found.push(`mount ${m}`);
+    for (const m of await mountsUnder(`${this.store.dir(sandboxId)}/`)) found.push(`mount ${m}`);
     const { stdout } = await run(this.runc, ['--root', this.runcRoot, 'list', '-q']).catch(() => ({ stdout: '' }));
     for (const id of stdout.split('\n')) if (id.startsWith(`${sandboxId}_`)) found.push(`runc container ${id}`);
     return found;

@@ -1,0 +1,92 @@
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { KubicleError } from '../observe/errors.js';
+import type { SandboxSpec } from './api/types.js';
+
+/** What a runtime keeps per container run, in <sandbox>/containers/<name>/<attempt>/run.json. */
+export interface RunRecord {
+  name: string;
+  attempt: number;
+  id: string;
+  image: string;
+  imageId: string;
+  createdAt: string;
+  startedAt?: string;
+  /** Started with an open input: attach may carry the caller's input. */
+  stdin?: boolean;
+  /** Set once the run is known to be over; later reads never recompute it. */
+  final?: { exitCode: number; finishedAt: string; reason: string; message?: string };
+}
+
+const idPattern = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+const namePattern = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** Invalid unless `name` is a DNS label, as container names are. */
+export function checkContainerName(name: string): void {
+  if (!namePattern.test(name)) throw new KubicleError('Invalid', `invalid container name ${JSON.stringify(name)}`);
+}
+
+/**
+ * A runtime's sandboxes on disk, the same layout for every runtime: <stateDir>/<id>/sandbox.json
+ * (the runtime's own record type R) and a directory per container run. State lives here, not in
+ * memory, so a restarted agent finds it. Work on one sandbox is serialised through `serial`.
+ */
+export class SandboxStore<R extends { spec: SandboxSpec }> {
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly stateDir: string) {}
+
+  /** The sandbox's directory; Invalid for an id that is not lower-case letters, digits, '.' and '-' (at most 63). */
+  dir(id: string): string {
+    if (!idPattern.test(id)) throw new KubicleError('Invalid', `invalid sandbox id ${JSON.stringify(id)}: lower-case letters, digits, '.' and '-', at most 63`);
+    return path.join(this.stateDir, id);
+  }
+
+  /** Serializes work on one sandbox (create, start, stop, remove) so they never interleave. */
+  serial<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(work, work);
+    const tail = next.catch(() => {});
+    this.locks.set(id, tail);
+    void tail.then(() => {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    });
+    return next;
+  }
+
+  /** The sandbox's record; NotFound when absent. */
+  async record(id: string): Promise<R> {
+    const text = await readFile(path.join(this.dir(id), 'sandbox.json'), 'utf8').catch(() => undefined);
+    if (!text) throw new KubicleError('NotFound', `sandbox ${id} not found`);
+    return JSON.parse(text) as R;
+  }
+
+  async save(id: string, rec: R): Promise<void> {
+    await writeFile(path.join(this.dir(id), 'sandbox.json'), JSON.stringify(rec));
+  }
+
+  /** Every sandbox id on disk. */
+  async ids(): Promise<string[]> {
+    return (await readdir(this.stateDir).catch(() => [] as string[])).filter((id) => idPattern.test(id));
+  }
+
+  runDir(id: string, name: string, attempt: number): string {
+    return path.join(this.dir(id), 'containers', name, String(attempt));
+  }
+
+  /** The attempt numbers of a container's runs on disk, oldest first. */
+  async attempts(id: string, name: string): Promise<number[]> {
+    const names = await readdir(path.join(this.dir(id), 'containers', name)).catch(() => [] as string[]);
+    return names
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number)
+      .sort((a, b) => a - b);
+  }
+
+  /** One run's record; NotFound when absent. */
+  async run(id: string, name: string, attempt: number): Promise<RunRecord> {
+    const text = await readFile(path.join(this.runDir(id, name, attempt), 'run.json'), 'utf8').catch(() => undefined);
+    if (!text) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${id}`);
+    return JSON.parse(text) as RunRecord;
+  }
+}
