@@ -44,7 +44,11 @@ export class KubeletConnector {
     return upstream;
   }
 
-  /** An open WebSocket to a kubelet stream endpoint (exec, attach, portForward). */
+  /**
+   * An open WebSocket to a kubelet stream endpoint (exec, attach, portForward), handed over
+   * paused: the first messages can arrive with the upgrade response itself and ws would emit them
+   * before the caller could listen. Attach the listeners, then resume().
+   */
   async socket(pod: KubeObject, path: string, protocols: string[] = []): Promise<WebSocket> {
     const { host, port, nodeName } = await this.endpoint(this.nodeOf(pod));
     const ws = new WebSocket(`wss://${host.includes(':') ? `[${host}]` : host}:${port}${path}`, protocols, {
@@ -54,7 +58,10 @@ export class KubeletConnector {
       maxPayload: 16 << 20,
     });
     return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve(ws));
+      ws.once('open', () => {
+        ws.pause();
+        resolve(ws);
+      });
       ws.once('unexpected-response', (_req, res) => void refusal(res).then(reject));
       ws.once('error', (err) => reject(new KubicleError('Unavailable', `cannot reach the kubelet of node ${nodeName}: ${err.message}`)));
     });

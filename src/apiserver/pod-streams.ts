@@ -64,13 +64,11 @@ export class PodStreams {
     if (websocket) {
       const protocol = choose(offeredWebSocket(req), [ExecProtocol.v5, ExecProtocol.v4]);
       const upstream = await this.kubelet.socket(pod, path, [protocol]);
-      upstream.pause();
-      this.wss.handleUpgrade(req, socket, head, (client) => relayMessages(client, upstream));
+        this.wss.handleUpgrade(req, socket, head, (client) => relayMessages(client, upstream));
       return;
     }
     const protocol = choose(offeredSpdy(req), [ExecProtocol.v4]);
     const upstream = await this.kubelet.socket(pod, path, [ExecProtocol.v4]);
-    upstream.pause();
     const session = this.switchToSpdy(socket, head, protocol);
     await relaySpdyExec(session, upstream, want);
   }

@@ -69,6 +69,7 @@ export class KubeletStreams {
       client.on('message', (d: Buffer) => agent.readyState === WebSocket.OPEN && agent.send(d));
       agent.on('message', (d: Buffer) => client.readyState === WebSocket.OPEN && client.send(d));
       closeTogether(client, agent);
+      agent.resume();
     });
   }
 
@@ -93,6 +94,7 @@ export class KubeletStreams {
       } else client.send(d);
     });
     closeTogether(client, agent);
+    agent.resume();
   }
 
   private requireContainer(pod: Obj, container: string): void {

@@ -146,7 +146,8 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
 
     it(`kubectl ${v} port-forward: HTTP through the forwarded port; a closed port says why`, async () => {
       const port = await freePort();
-      const pf = spawn(kubectlPath(v), ['--kubeconfig', k.kubeconfig, 'port-forward', '-n', ns, 'pod/web', `${port}:80`, `${port + 1}:81`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const closedPort = await freePort();
+      const pf = spawn(kubectlPath(v), ['--kubeconfig', k.kubeconfig, 'port-forward', '-n', ns, 'pod/web', `${port}:80`, `${closedPort}:81`], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       pf.stdout.on('data', (d) => {
         out += d;
@@ -161,7 +162,7 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
           assert.equal(res.status, 200);
           assert.equal(res.body, 'hello from kubicle busybox\n');
         }
-        await httpGet(`http://127.0.0.1:${port + 1}/`).catch(() => undefined);
+        await httpGet(`http://127.0.0.1:${closedPort}/`).catch(() => undefined);
         await eventually(async () => /error forwarding port 81 to pod web_streams-e2e.*Connection refused/.test(out), `the refusal is reported (${out})`);
       } finally {
         pf.kill();

@@ -60,4 +60,5 @@ async function forward(errorStream: SpdyStream, data: SpdyStream, port: number, 
   });
   ws.on('error', () => ws.terminate());
   data.resume();
+  ws.resume();
 }

@@ -103,7 +103,12 @@ export class SandboxClient {
         ? new WebSocket(`ws+unix://${this.endpoint.socketPath}:${path}`, protocol, { perMessageDeflate: false })
         : new WebSocket(new URL(path, this.endpoint.url.replace(/^http/, 'ws')), protocol, { perMessageDeflate: false, headers: { authorization: `Bearer ${this.endpoint.token}` } });
     return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve(ws));
+      // Handed over paused: the first output can come with the upgrade response, and ws emits
+      // it before the caller could listen. Callers attach their listeners, then resume().
+      ws.once('open', () => {
+        ws.pause();
+        resolve(ws);
+      });
       ws.once('unexpected-response', (_req, res) => void errorOf(res).then(reject));
       ws.once('error', (err) => reject(new KubicleError('Unavailable', `sandbox agent unreachable: ${err.message}`, { cause: err })));
     });
