@@ -193,8 +193,8 @@ export class SandboxServer {
       const url = new URL(req.url ?? '/', 'http://agent');
       const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
       if (parts[0] !== 'v1' || parts[1] !== 'sandboxes') throw new KubicleError('NotFound', `no stream route for ${url.pathname}`);
-      const { proc, protocol } = await this.streams.open(req, parts.slice(1), url.searchParams);
-      this.streams.upgrade(req, socket, head, proc, protocol);
+      const session = await this.streams.open(req, parts.slice(1), url.searchParams);
+      this.streams.upgrade(req, socket, head, session);
     } catch (err) {
       const e = err instanceof KubicleError ? err : new KubicleError('Internal', (err as Error).message);
       if (e.code === 'Internal') this.log.error('sandbox stream error', { url: req.url, err });

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawn as spawnPty } from 'node-pty';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
+import { Channel, frame } from '../../src/sandbox/api/streams.js';
 import { freePort } from '../support/etcd.js';
 import { httpGet } from '../support/http.js';
 import { cleanup, eventually, type Kubicle, kubectlFor, kubectlPath, startKubicle } from '../support/kubicle.js';
@@ -184,6 +185,26 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
       assert.ok(ticks.length >= 2, `ticks arrive while attached (got ${JSON.stringify(r.stdout)})`);
       assert.ok(ticks.every((t, i) => i === 0 || t === ticks[i - 1] + 1), 'in order, none lost');
     }
+  });
+
+  it("the agent starts a terminal at the size the request gives, else at the client's first resize, else at 80×24", async () => {
+    const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
+    const uid = await run('1.33', ['get', 'pod', '-n', ns, 'web', '-o', 'jsonpath={.metadata.uid}']);
+    const session = async (opts: { size?: { cols: number; rows: number }; resize?: { cols: number; rows: number } }) => {
+      const ws = await agent.execStream(uid, 'web', { command: ['stty', 'size'], tty: true, size: opts.size });
+      let out = '';
+      ws.on('message', (d: Buffer) => {
+        if (d[0] === Channel.stdout) out += d.subarray(1).toString();
+      });
+      const closed = new Promise((r) => ws.once('close', r));
+      ws.resume();
+      if (opts.resize) ws.send(frame(Channel.resize, JSON.stringify(opts.resize)));
+      await closed;
+      return out.trim();
+    };
+    assert.equal(await session({ size: { cols: 70, rows: 10 } }), '10 70');
+    assert.equal(await session({ resize: { cols: 99, rows: 21 } }), '21 99');
+    assert.equal(await session({}), '24 80', 'a client that never sends its size gets the default terminal');
   });
 
   it('bad stream requests get a Status and the right code', async () => {

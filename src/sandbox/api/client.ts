@@ -84,6 +84,10 @@ export class SandboxClient {
     for (const c of spec.command) q.append('command', c);
     if (spec.stdin) q.set('stdin', 'true');
     if (spec.tty) q.set('tty', 'true');
+    if (spec.size) {
+      q.set('cols', String(spec.size.cols));
+      q.set('rows', String(spec.size.rows));
+    }
     return this.socket(`/v1/sandboxes/${enc(sandbox)}/containers/${enc(name)}/exec?${q}`, execSubprotocol);
   }
 

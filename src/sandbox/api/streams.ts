@@ -5,7 +5,9 @@
  * subprotocol `execSubprotocol`): every binary message starts with a channel byte. The client
  * sends `stdin` data, `resize` ({cols, rows} as JSON) and `[close, stdin]` when its input ends;
  * the agent sends `stdout` and `stderr` data, then one `status` message (an ExecResult as
- * JSON) and a normal close. Output always arrives before the status.
+ * JSON) and a normal close. Output always arrives before the status. A terminal starts at
+ * `cols`×`rows` when the request gives them; otherwise the process starts on the client's
+ * first resize (or after a second at 80×24), so that it never sees another size first.
  *
  * Port-forward (`GET /v1/sandboxes/{id}/portforward?port=N`, subprotocol
  * `portForwardSubprotocol`): one WebSocket per TCP connection into the sandbox's network;

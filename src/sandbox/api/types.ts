@@ -152,6 +152,8 @@ export interface ExecSpec {
   stdin?: boolean;
   /** Run on a terminal: one output stream, resizable. */
   tty?: boolean;
+  /** The terminal's size from the start (80×24 when not given). */
+  size?: { cols: number; rows: number };
 }
 
 /** How a streamed process ended: its exit code, or a message when it could not run or was cut short. */

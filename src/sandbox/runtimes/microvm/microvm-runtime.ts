@@ -407,7 +407,7 @@ export class MicrovmRuntime implements SandboxRuntime {
   async execStream(sandboxId: string, name: string, spec: ExecSpec): Promise<StreamedProcess> {
     const { ch, root } = await this.inContainer(sandboxId, name);
     const env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...(spec.tty ? ['TERM=xterm'] : [])];
-    return ch.spawn({ argv: spec.command, env, root, tty: spec.tty, stdin: spec.stdin });
+    return ch.spawn({ argv: spec.command, env, root, tty: spec.tty, stdin: spec.stdin, cols: spec.size?.cols, rows: spec.size?.rows });
   }
 
   async exec(sandboxId: string, name: string, command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {

@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -391,23 +392,34 @@ export class RuncRuntime implements SandboxRuntime {
 
   /** The runc id of a container's current run, which must be running. */
   private async runningId(sandboxId: string, name: string): Promise<string> {
+    return (await this.runningRun(sandboxId, name)).id;
+  }
+
+  private async runningRun(sandboxId: string, name: string): Promise<{ id: string; runDir: string }> {
     const last = (await this.store.attempts(sandboxId, name)).at(-1);
     if (last === undefined) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
     const st = await this.runStatus(sandboxId, name, last);
     if (st.state !== 'running') throw new KubicleError('Conflict', `container ${name} is not running`);
-    return st.id;
+    return { id: st.id, runDir: path.join(this.store.dir(sandboxId), 'containers', name, String(last)) };
   }
 
   async execStream(sandboxId: string, name: string, spec: ExecSpec): Promise<StreamedProcess> {
     if (!spec.command?.length) throw new KubicleError('Invalid', 'command is required');
-    const id = await this.runningId(sandboxId, name);
+    const { id, runDir } = await this.runningRun(sandboxId, name);
     if (spec.tty) {
-      // In the foreground, `runc exec --tty` makes the container's terminal itself and copies it
-      // to and from its own stdio, which is a pty we own: so no console socket (whose fd passing
-      // Node cannot receive), and a resize of our pty reaches the container's through runc's
-      // SIGWINCH handler.
-      const args = ['--root', this.runcRoot, 'exec', '--tty', '--env', 'TERM=xterm', id, ...spec.command];
-      return fromPty(spawnPty(this.runc, args, { name: 'xterm', cols: 80, rows: 24, encoding: null, env: process.env as Record<string, string> }));
+      // In the foreground, runc makes the container's terminal itself and copies it to and from
+      // its own stdio, which is a pty we own: so no console socket (whose fd passing Node cannot
+      // receive), and a resize of our pty reaches the container's through runc's SIGWINCH
+      // handler. runc sizes that terminal from its stdin only after the process has started, so
+      // the process spec carries the size too (consoleSize): a first `stty size` sees it.
+      const size = spec.size ?? { cols: 80, rows: 24 };
+      const config = JSON.parse(await readFile(path.join(runDir, 'config.json'), 'utf8'));
+      const env = [...(config.process.env as string[]).filter((e) => !e.startsWith('TERM=')), 'TERM=xterm'];
+      const processFile = path.join(runDir, `exec-${randomUUID()}.json`);
+      await writeFile(processFile, JSON.stringify({ ...config.process, args: spec.command, env, terminal: true, consoleSize: { width: size.cols, height: size.rows } }));
+      const proc = fromPty(spawnPty(this.runc, ['--root', this.runcRoot, 'exec', '--process', processFile, id], { name: 'xterm', cols: size.cols, rows: size.rows, encoding: null, env: process.env as Record<string, string> }));
+      void proc.done.finally(() => rm(processFile, { force: true }));
+      return proc;
     }
     const child = spawn(this.runc, ['--root', this.runcRoot, 'exec', id, ...spec.command], { stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     return fromChild(child, { stderr: true });
