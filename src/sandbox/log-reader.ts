@@ -24,7 +24,7 @@ async function* lines(file: string, opts: LogOptions, finished: () => Promise<bo
   let pos = 0;
   let rest = '';
   let partial = '';
-  const render = (l: Line) => (opts.timestamps ? `${l.time} ${l.text}\n` : `${l.text}\n`);
+  const render = (l: Line) => (opts.timestamps ? `${rfc3339Nano(l.time)} ${l.text}\n` : `${l.text}\n`);
   const parse = (chunk: string): Line[] => {
     const out: Line[] = [];
     const all = (rest + chunk).split('\n');
@@ -85,4 +85,17 @@ async function* lines(file: string, opts: LogOptions, finished: () => Promise<bo
     if (over && !more.length) return;
     if (!more.length) await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A log time as the kubelet prints it with --timestamps (Go's time.RFC3339Nano): UTC with a Z,
+ * the fraction without trailing zeros. Log writers differ (conmon writes +00:00); clients that
+ * parse the prefix expect upstream's form. A time it cannot read is passed through.
+ */
+export function rfc3339Nano(t: string): string {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(t);
+  if (!m) return t;
+  const utc = m[3] === 'Z' || m[3] === '+00:00' || m[3] === '-00:00' ? m[1] : new Date(`${m[1]}${m[3]}`).toISOString().slice(0, 19);
+  const frac = (m[2] ?? '').replace(/0+$/, '');
+  return `${utc}${frac ? `.${frac}` : ''}Z`;
 }
