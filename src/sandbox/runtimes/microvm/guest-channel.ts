@@ -26,6 +26,8 @@ export interface GuestCommand {
   stdin?: boolean;
   rows?: number;
   cols?: number;
+  /** A container's main process: signals follow the rules of a PID namespace's init. */
+  init?: boolean;
 }
 
 /** One process or connection in the guest, as the host sees it. */
@@ -123,6 +125,7 @@ export class GuestChannel {
     for (const g of cmd.groups ?? []) fields.push(`group=${g}`);
     if (cmd.rows) fields.push(`rows=${cmd.rows}`);
     if (cmd.cols) fields.push(`cols=${cmd.cols}`);
+    if (cmd.init) fields.push('init=1');
     for (const e of cmd.env ?? []) fields.push(`env=${e}`);
     for (const a of cmd.argv) fields.push(`arg=${a}`);
     if (fields.some((f) => f.includes('\0'))) throw new KubicleError('Invalid', 'a command, argument or variable holds a NUL byte');

@@ -20,7 +20,7 @@ import type { SandboxRuntime, StreamedProcess } from '../../runtime.js';
 import { checkContainerName, type RunRecord, SandboxStore } from '../../sandbox-store.js';
 import { resolveUser } from '../../user.js';
 import { SandboxVolumes } from '../../volumes.js';
-import { GuestChannel, type GuestProcess } from './guest-channel.js';
+import { GuestChannel, type GuestCommand, type GuestProcess } from './guest-channel.js';
 import { makeDirVolume, mountContainer, prepareSandbox, releaseContainer, replaceFilesVolume } from './guest-scripts.js';
 import { type Accel, type GuestImage, isQemu, probeAccel, startVm } from './qemu.js';
 
@@ -70,7 +70,8 @@ export class MicrovmRuntime implements SandboxRuntime {
   private accel?: Promise<{ accel: Accel; reason: string }>;
   private readonly channels = new Map<string, Promise<GuestChannel>>();
   /** Running container processes by sandbox/name, while this process watches them. */
-  private readonly procs = new Map<string, { proc: GuestProcess; done: Promise<void> }>();
+  /** Running containers: the main process, and how it was started, which execs in it inherit. */
+  private readonly procs = new Map<string, { proc: GuestProcess; done: Promise<void>; as: GuestCommand }>();
   private readonly store: SandboxStore<SandboxRecord>;
 
   constructor(
@@ -239,18 +240,17 @@ export class MicrovmRuntime implements SandboxRuntime {
       }
       await this.guestRun(ch, mountContainer, [spec.name, `c${slot}`, ...mounts]);
       let proc: GuestProcess;
+      const as: GuestCommand = {
+        argv: resolveArgv(spec, image.config),
+        env: resolveEnv(spec, image.config, sb.spec.hostname),
+        root: `/run/kubicle/c/${spec.name}`,
+        cwd: spec.workingDir || image.config.WorkingDir || '/',
+        uid: user.uid,
+        gid: user.gid,
+        groups: user.additionalGids,
+      };
       try {
-        proc = ch.spawn({
-          argv: resolveArgv(spec, image.config),
-          env: resolveEnv(spec, image.config, sb.spec.hostname),
-          root: `/run/kubicle/c/${spec.name}`,
-          cwd: spec.workingDir || image.config.WorkingDir || '/',
-          uid: user.uid,
-          gid: user.gid,
-          groups: user.additionalGids,
-          tty: !!spec.tty,
-          stdin: !!spec.stdin,
-        });
+        proc = ch.spawn({ ...as, tty: !!spec.tty, stdin: !!spec.stdin, init: true });
       } catch (err) {
         // A command the agent cannot take (no command at all, too large): StartError, as runc reports it.
         if (!(err instanceof KubicleError) || err.code !== 'Invalid') throw err;
@@ -277,7 +277,7 @@ export class MicrovmRuntime implements SandboxRuntime {
         await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec)).catch(() => {});
         if (this.procs.get(key)?.proc === proc) this.procs.delete(key);
       });
-      this.procs.set(key, { proc, done });
+      this.procs.set(key, { proc, done, as });
       try {
         await proc.started;
         rec.startedAt = new Date().toISOString();
@@ -395,24 +395,28 @@ export class MicrovmRuntime implements SandboxRuntime {
     return readLog(file, opts, async () => (await this.runStatus(sandboxId, name, attempt)).state === 'exited', signal);
   }
 
-  /** The guest command that runs in a running container as its user. */
-  private async inContainer(sandboxId: string, name: string): Promise<{ ch: GuestChannel; root: string }> {
-    if (!this.procs.has(`${sandboxId}/${name}`)) {
+  /**
+   * The channel to a running container's guest, and how its main process runs: an exec gets the
+   * same root, user, working directory and environment, as `runc exec` does.
+   */
+  private async inContainer(sandboxId: string, name: string): Promise<{ ch: GuestChannel; as: GuestCommand }> {
+    const p = this.procs.get(`${sandboxId}/${name}`);
+    if (!p) {
       await this.store.record(sandboxId);
       throw new KubicleError('Conflict', `container ${name} is not running`);
     }
-    return { ch: await this.channel(sandboxId), root: `/run/kubicle/c/${name}` };
+    return { ch: await this.channel(sandboxId), as: p.as };
   }
 
   async execStream(sandboxId: string, name: string, spec: ExecSpec): Promise<StreamedProcess> {
-    const { ch, root } = await this.inContainer(sandboxId, name);
-    const env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...(spec.tty ? ['TERM=xterm'] : [])];
-    return ch.spawn({ argv: spec.command, env, root, tty: spec.tty, stdin: spec.stdin, cols: spec.size?.cols, rows: spec.size?.rows });
+    const { ch, as } = await this.inContainer(sandboxId, name);
+    const env = spec.tty ? [...(as.env ?? []).filter((e) => !e.startsWith('TERM=')), 'TERM=xterm'] : as.env;
+    return ch.spawn({ ...as, argv: spec.command, env, tty: spec.tty, stdin: spec.stdin, cols: spec.size?.cols, rows: spec.size?.rows });
   }
 
   async exec(sandboxId: string, name: string, command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
-    const { ch, root } = await this.inContainer(sandboxId, name);
-    return ch.run({ argv: command, root, env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] }, undefined, timeoutMs);
+    const { ch, as } = await this.inContainer(sandboxId, name);
+    return ch.run({ ...as, argv: command }, undefined, timeoutMs);
   }
 
   async attach(sandboxId: string, name: string, stdin: boolean): Promise<StreamedProcess> {

@@ -309,7 +309,9 @@ export class RuncRuntime implements SandboxRuntime {
   private async stopRun(sandboxId: string, name: string, attempt: number, graceSeconds: number): Promise<void> {
     let st = await this.runStatus(sandboxId, name, attempt);
     if (st.state === 'exited') return;
-    const kill = (sig: string) => run(this.runc, ['--root', this.runcRoot, 'kill', '--all', st.id, sig]).catch(() => {});
+    // As upstream runtimes do, TERM goes to the container's init only (which, as PID 1, gets it
+    // only if it handles it); after the grace period KILL takes every process.
+    const kill = (sig: string) => run(this.runc, ['--root', this.runcRoot, 'kill', ...(sig === 'KILL' ? ['--all'] : []), st.id, sig]).catch(() => {});
     await kill('TERM');
     const deadline = Date.now() + Math.max(0, graceSeconds) * 1000;
     while (Date.now() < deadline) {

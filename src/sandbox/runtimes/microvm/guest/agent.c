@@ -7,7 +7,9 @@
  * Protocol, over the virtio-serial port: frames of a 9-byte header (u32 big-endian payload length,
  * u32 big-endian stream id, u8 type) and a payload. Stream ids are the host's choice.
  *   host -> guest: HELLO, SPAWN (NUL-separated key=value), STDIN, STDIN_EOF, RESIZE ("rows cols"),
- *                  SIGNAL ("n", to the process group), CONNECT ("port")
+ *                  SIGNAL ("n": to the process; SIGKILL to its whole process group), CONNECT ("port")
+ *   SPAWN with init=1 marks a container's main process: like PID 1 of a container's own PID
+ *   namespace, it gets signals other than KILL and STOP only when it handles them.
  *   guest -> host: READY (answer to HELLO), STARTED ("pid"), STDOUT, STDERR,
  *                  ERROR (why a spawn or connect failed), EXIT ("code", 128+n for signal n; last frame)
  */
@@ -47,6 +49,7 @@ struct stream {
   int in;         /* where STDIN goes: pipe, pty master or socket; -1 once closed */
   int out, err;   /* what is read into STDOUT and STDERR; -1 once at end */
   int tty;
+  int init;       /* a container's main process: PID 1 signal rules */
   int exited, code;
 };
 
@@ -99,6 +102,19 @@ static struct stream *alloc_stream(uint32_t id) {
 
 static void close_fd(int *fd) { if (*fd >= 0) close(*fd); *fd = -1; }
 
+/* Whether a process has a handler for a signal (SigCgt in /proc/PID/status). */
+static int catches(pid_t pid, int sig) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return 1;
+  int yes = 1;
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, "SigCgt:", 7)) { yes = (strtoull(line + 7, NULL, 16) >> (sig - 1)) & 1; break; }
+  fclose(f);
+  return yes;
+}
+
 /* A stream ends once its process is reaped (or its connection closed) and its output is drained. */
 static void maybe_finish(struct stream *s) {
   if (!s->used || s->out >= 0 || s->err >= 0) return;
@@ -109,7 +125,7 @@ static void maybe_finish(struct stream *s) {
 }
 
 /* The spawn request: key=value entries separated by NULs. */
-struct spawn_req { const char *root, *cwd; uid_t uid; gid_t gid; int tty, stdin_open, rows, cols; gid_t groups[64]; int ngroups; char *env[256]; int nenv; char *argv[256]; int nargv; };
+struct spawn_req { const char *root, *cwd; uid_t uid; gid_t gid; int tty, stdin_open, rows, cols, init; gid_t groups[64]; int ngroups; char *env[256]; int nenv; char *argv[256]; int nargv; };
 
 static int parse_spawn(char *p, size_t len, struct spawn_req *r) {
   memset(r, 0, sizeof *r);
@@ -131,6 +147,7 @@ static int parse_spawn(char *p, size_t len, struct spawn_req *r) {
     else if (!strcmp(entry, "stdin")) r->stdin_open = atoi(v);
     else if (!strcmp(entry, "rows")) r->rows = atoi(v);
     else if (!strcmp(entry, "cols")) r->cols = atoi(v);
+    else if (!strcmp(entry, "init")) r->init = atoi(v);
     else if (!strcmp(entry, "env") && r->nenv < 255) r->env[r->nenv++] = v;
     else if (!strcmp(entry, "arg") && r->nargv < 255) r->argv[r->nargv++] = v;
     else return -1;
@@ -200,6 +217,7 @@ static void spawn_stream(uint32_t id, char *payload, size_t len) {
   ssize_t n = read(report[0], msg, sizeof msg - 1);
   close(report[0]);
   s->pid = pid;
+  s->init = r.init;
   if (n > 0) {
     /* The command never started: say why; its exit (127 or 126) follows when it is reaped. */
     msg[n] = 0;
@@ -286,7 +304,14 @@ static void handle_frame(uint32_t id, int type, char *payload, size_t len) {
     }
     break;
   case T_SIGNAL:
-    if (s && s->pid > 0 && !s->exited) { payload[len] = 0; int sig = atoi(payload); if (kill(-s->pid, sig) < 0) kill(s->pid, sig); }
+    /* As in a container, a signal is for its main process (a shell's TERM trap runs, its
+       children are left alone); only a kill takes everything the process started with it. */
+    if (s && s->pid > 0 && !s->exited) {
+      payload[len] = 0;
+      int sig = atoi(payload);
+      if (s->init && sig != SIGKILL && sig != SIGSTOP && !catches(s->pid, sig)) break;
+      if (sig != SIGKILL || kill(-s->pid, sig) < 0) kill(s->pid, sig);
+    }
     break;
   }
 }
