@@ -118,6 +118,19 @@ describe('microvm pods', () => {
     }, 'a command that cannot start is a StartError with the reason', 90_000);
   });
 
+  it('cluster policy: a namespace labelled runtime.kubicle.io/enforce=microvm runs every pod as a microvm and refuses others', async () => {
+    await ok(['create', 'namespace', 'vm-only']);
+    await ok(['label', 'namespace', 'vm-only', 'runtime.kubicle.io/enforce=microvm']);
+    await ok(['run', 'plain', '-n', 'vm-only', `--image=${image}`, '--', 'sleep', '3600']);
+    const pod = JSON.parse(await ok(['get', 'pod', 'plain', '-n', 'vm-only', '-o', 'json']));
+    assert.equal(pod.spec.runtimeClassName, 'microvm', 'a pod that names no class gets the enforced one');
+    assert.ok(pod.spec.overhead?.memory, 'and its overhead');
+    const refused = await kc(['run', 'wants-runc', '-n', 'vm-only', `--image=${image}`, '--overrides={"spec":{"runtimeClassName":"runc"}}', '--', 'sleep', '3600']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /pods "wants-runc" is forbidden: pod rejected: namespace "vm-only" requires RuntimeClass "microvm" \(label runtime.kubicle.io\/enforce\), not "runc"/);
+    await ok(['delete', 'namespace', 'vm-only', '--wait=false']);
+  });
+
   it('bad input: a hostPath volume is refused with the reason, and no VM is left behind', async () => {
     await ok(['apply', '-f', '-'], manifest('hostpath', ['sleep', '60'], { volumes: [{ name: 'h', hostPath: { path: '/etc' } }] }));
     await eventually(async () => {
