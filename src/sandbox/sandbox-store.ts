@@ -70,6 +70,21 @@ export class SandboxStore<R extends { spec: SandboxSpec }> {
     return (await readdir(this.stateDir).catch(() => [] as string[])).filter((id) => idPattern.test(id));
   }
 
+  /** `read` of every sandbox on disk, skipping those it fails for (half-removed ones, say). */
+  async each<T>(read: (id: string) => Promise<T>): Promise<T[]> {
+    const out: T[] = [];
+    for (const id of await this.ids()) {
+      const r = await read(id).catch(() => undefined);
+      if (r !== undefined) out.push(r);
+    }
+    return out;
+  }
+
+  /** The names of the containers a sandbox has had runs of. */
+  async containerNames(id: string): Promise<string[]> {
+    return readdir(path.join(this.dir(id), 'containers')).catch(() => [] as string[]);
+  }
+
   runDir(id: string, name: string, attempt: number): string {
     return path.join(this.dir(id), 'containers', name, String(attempt));
   }

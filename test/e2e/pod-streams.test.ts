@@ -5,12 +5,11 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { spawn as spawnPty } from 'node-pty';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { Channel, frame } from '../../src/sandbox/api/streams.js';
 import { freePort } from '../support/etcd.js';
 import { httpGet } from '../support/http.js';
-import { cleanup, eventually, type Kubicle, kubectlFor, kubectlPath, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, kubectlOnTerminal, kubectlPath, startKubicle } from '../support/kubicle.js';
 
 /**
  * kubectl's streaming commands against a local node, on the oldest and newest kubectl: 1.27
@@ -76,23 +75,14 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
     });
 
     it(`kubectl ${v} exec -it: a terminal of the client's size that follows a resize`, async () => {
-      const term = spawnPty(kubectlPath(v), ['--kubeconfig', k.kubeconfig, 'exec', '-it', '-n', ns, 'web', '--', 'sh', '-c', 'tty; stty size; read x; stty size; exit 7'], {
-        cols: 111,
-        rows: 33,
-        env: process.env as Record<string, string>,
-      });
-      let screen = '';
-      term.onData((d) => {
-        screen += d;
-      });
-      const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
-      await eventually(async () => screen.includes('33 111'), `the first size shows (screen: ${JSON.stringify(screen)})`, 20_000);
+      const { term, screen, exited } = kubectlOnTerminal(k, v, ['exec', '-it', '-n', ns, 'web', '--', 'sh', '-c', 'tty; stty size; read x; stty size; exit 7'], { cols: 111, rows: 33 });
+      await eventually(async () => screen().includes('33 111'), `the first size shows (screen: ${JSON.stringify(screen())})`, 20_000);
       term.resize(90, 20);
       await new Promise((r) => setTimeout(r, 500));
       term.write('\r');
       assert.equal(await exited, 7);
-      assert.match(screen, /\/dev\/pts\/\d+/);
-      assert.match(screen, /20 90/, `the resize reached the container (screen: ${JSON.stringify(screen)})`);
+      assert.match(screen(), /\/dev\/pts\/\d+/);
+      assert.match(screen(), /20 90/, `the resize reached the container (screen: ${JSON.stringify(screen())})`);
     });
 
     it(`kubectl ${v} run -i --rm: piped input reaches the container, its exit code comes back, the pod is removed`, async () => {
@@ -105,24 +95,15 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
 
     it(`kubectl ${v} run -it: an interactive shell on a terminal of the client's size`, async () => {
       const name = `shell-${v.replace('.', '-')}`;
-      const term = spawnPty(kubectlPath(v), ['--kubeconfig', k.kubeconfig, 'run', '-it', '--rm', '--restart=Never', '-n', ns, name, `--image=${image}`, '--', 'sh'], {
-        cols: 101,
-        rows: 31,
-        env: process.env as Record<string, string>,
-      });
-      let screen = '';
-      term.onData((d) => {
-        screen += d;
-      });
-      const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
-      await eventually(async () => screen.includes("If you don't see a command prompt"), `kubectl attaches (screen: ${JSON.stringify(screen)})`, 60_000);
+      const { term, screen, exited } = kubectlOnTerminal(k, v, ['run', '-it', '--rm', '--restart=Never', '-n', ns, name, `--image=${image}`, '--', 'sh'], { cols: 101, rows: 31 });
+      await eventually(async () => screen().includes("If you don't see a command prompt"), `kubectl attaches (screen: ${JSON.stringify(screen())})`, 60_000);
       // Typed as a user would, after the attach is up: the shell answers on the terminal.
       await eventually(async () => {
         term.write('tty; stty size\r');
         await new Promise((r) => setTimeout(r, 300));
-        return /31 101/.test(screen);
-      }, `the terminal has the client's size (screen: ${JSON.stringify(screen)})`, 20_000);
-      assert.match(screen, /\/dev\/pts\/\d+/);
+        return /31 101/.test(screen());
+      }, `the terminal has the client's size (screen: ${JSON.stringify(screen())})`, 20_000);
+      assert.match(screen(), /\/dev\/pts\/\d+/);
       term.write('exit 5\r');
       assert.equal(await exited, 5);
       await eventually(async () => (await kubectl[v](['get', 'pod', '-n', ns, name])).code !== 0, 'the pod is removed');

@@ -4,11 +4,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { spawn as spawnPty } from 'node-pty';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { freePort } from '../support/etcd.js';
 import { httpGet } from '../support/http.js';
-import { cleanup, eventually, type Kubicle, kubectlFor, kubectlPath, mustSucceed, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, kubectlOnTerminal, kubectlPath, mustSucceed, startKubicle } from '../support/kubicle.js';
 
 /**
  * One conformance suite for every RuntimeClass: the same pods, the same stock-kubectl checks,
@@ -97,22 +96,13 @@ describe('the pod features every runtime has', () => {
       });
 
       it('exec -it: a terminal of the client size that follows a resize, and the exit code', async () => {
-        const term = spawnPty(kubectlPath('1.33'), ['--kubeconfig', k.kubeconfig, 'exec', '-it', '-n', ns, 'web', '--', 'sh', '-c', 'stty size; read x; stty size; exit 4'], {
-          cols: 97,
-          rows: 29,
-          env: process.env as Record<string, string>,
-        });
-        let screen = '';
-        term.onData((d) => {
-          screen += d;
-        });
-        const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
-        await eventually(async () => screen.includes('29 97'), `the first size is the client's (screen: ${JSON.stringify(screen)})`, 30_000);
+        const { term, screen, exited } = kubectlOnTerminal(k, '1.33', ['exec', '-it', '-n', ns, 'web', '--', 'sh', '-c', 'stty size; read x; stty size; exit 4'], { cols: 97, rows: 29 });
+        await eventually(async () => screen().includes('29 97'), `the first size is the client's (screen: ${JSON.stringify(screen())})`, 30_000);
         term.resize(71, 17);
         await eventually(async () => {
           term.write('\r');
-          return /17 71/.test(screen);
-        }, `the resize reaches the process (screen: ${JSON.stringify(screen)})`);
+          return /17 71/.test(screen());
+        }, `the resize reaches the process (screen: ${JSON.stringify(screen())})`);
         assert.equal(await exited, 4);
       });
 

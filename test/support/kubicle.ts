@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type IPty, spawn as spawnPty } from 'node-pty';
 import { freePort } from './etcd.js';
 
 /**
@@ -92,6 +93,20 @@ export async function cleanup(k: Kubicle): Promise<void> {
 }
 
 export const kubectlVersions = ['1.27', '1.28', '1.29', '1.30', '1.31', '1.32', '1.33'];
+
+/**
+ * Stock kubectl on a pseudo-terminal of the given size, as a user at a terminal runs it: the
+ * terminal (to type, resize), everything printed so far, and the exit code.
+ */
+export function kubectlOnTerminal(k: Kubicle, version: string, args: string[], size: { cols: number; rows: number }): { term: IPty; screen: () => string; exited: Promise<number> } {
+  const term = spawnPty(kubectlPath(version), ['--kubeconfig', k.kubeconfig, ...args], { ...size, env: process.env as Record<string, string> });
+  let screen = '';
+  term.onData((d) => {
+    screen += d;
+  });
+  const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+  return { term, screen: () => screen, exited };
+}
 
 export function kubectlPath(version: string): string {
   const p = `/usr/lib/google-cloud-sdk/bin/kubectl.${version}`;

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -332,7 +332,7 @@ export class MicrovmRuntime implements SandboxRuntime {
   async status(sandboxId: string): Promise<SandboxStatus> {
     const sb = await this.store.record(sandboxId);
     const containers: ContainerStatus[] = [];
-    const names = await readdir(path.join(this.store.dir(sandboxId), 'containers')).catch(() => [] as string[]);
+    const names = await this.store.containerNames(sandboxId);
     for (const name of names.sort()) {
       const last = (await this.store.attempts(sandboxId, name)).at(-1);
       if (last !== undefined) containers.push(await this.runStatus(sandboxId, name, last));
@@ -341,13 +341,8 @@ export class MicrovmRuntime implements SandboxRuntime {
     return { id: sandboxId, state: alive ? 'ready' : 'stopped', labels: sb.spec.labels ?? {}, createdAt: sb.createdAt, ip: sb.ip, containers };
   }
 
-  async list(): Promise<SandboxStatus[]> {
-    const out: SandboxStatus[] = [];
-    for (const id of await this.store.ids()) {
-      const st = await this.status(id).catch(() => undefined);
-      if (st) out.push(st);
-    }
-    return out;
+  list(): Promise<SandboxStatus[]> {
+    return this.store.each((id) => this.status(id));
   }
 
   stopContainer(sandboxId: string, name: string, graceSeconds: number): Promise<void> {
@@ -365,7 +360,7 @@ export class MicrovmRuntime implements SandboxRuntime {
 
   removeSandbox(sandboxId: string, graceSeconds: number): Promise<void> {
     return this.store.serial(sandboxId, async () => {
-      const names = await readdir(path.join(this.store.dir(sandboxId), 'containers')).catch(() => [] as string[]);
+      const names = await this.store.containerNames(sandboxId);
       await Promise.all(names.map((n) => this.stopProcess(sandboxId, n, graceSeconds)));
       await this.teardown(sandboxId);
     });
@@ -391,7 +386,7 @@ export class MicrovmRuntime implements SandboxRuntime {
     const attempts = await this.store.attempts(sandboxId, name);
     const attempt = opts.previous ? attempts.at(-2) : attempts.at(-1);
     if (attempt === undefined) throw new KubicleError('NotFound', opts.previous ? `previous terminated container ${name} not found` : `container ${name} not found in sandbox ${sandboxId}`);
-    const file = path.join(this.store.dir(sandboxId), 'containers', name, String(attempt), 'log');
+    const file = path.join(this.store.runDir(sandboxId, name, attempt), 'log');
     return readLog(file, opts, async () => (await this.runStatus(sandboxId, name, attempt)).state === 'exited', signal);
   }
 
@@ -425,7 +420,7 @@ export class MicrovmRuntime implements SandboxRuntime {
     if (stdin && !p.proc.stdin) throw new KubicleError('BadRequest', `container ${name} was not started with stdin`);
     const ac = new AbortController();
     const attempt = (await this.store.attempts(sandboxId, name)).at(-1) ?? 0;
-    const out = await readLog(path.join(this.store.dir(sandboxId), 'containers', name, String(attempt), 'log'), { follow: true, sinceTime: new Date().toISOString() }, async () => !this.procs.has(`${sandboxId}/${name}`), ac.signal);
+    const out = await readLog(path.join(this.store.runDir(sandboxId, name, attempt), 'log'), { follow: true, sinceTime: new Date().toISOString() }, async () => !this.procs.has(`${sandboxId}/${name}`), ac.signal);
     return {
       stdin: stdin ? new Writable({ write: (chunk, _e, cb) => (p.proc.stdin?.write(chunk) ? cb() : p.proc.stdin?.once('drain', () => cb())) }) : undefined,
       stdout: out,

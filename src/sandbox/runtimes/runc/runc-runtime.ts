@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -254,7 +254,7 @@ export class RuncRuntime implements SandboxRuntime {
 
   /** The state of one run, finalizing it (exit code, OOM) the first time it is seen over. */
   private async runStatus(sandboxId: string, name: string, attempt: number): Promise<ContainerStatus> {
-    const runDir = path.join(this.store.dir(sandboxId), 'containers', name, String(attempt));
+    const runDir = this.store.runDir(sandboxId, name, attempt);
     const rec = await this.store.run(sandboxId, name, attempt);
     const base: ContainerStatus = { name, id: rec.id, attempt, image: rec.image, imageId: rec.imageId, state: 'created', createdAt: rec.createdAt, startedAt: rec.startedAt };
     if (rec.final) return { ...base, state: 'exited', exitCode: rec.final.exitCode, finishedAt: rec.final.finishedAt, reason: rec.final.reason, message: rec.final.message };
@@ -280,7 +280,7 @@ export class RuncRuntime implements SandboxRuntime {
   async status(sandboxId: string): Promise<SandboxStatus> {
     const sb = await this.store.record(sandboxId);
     const containers: ContainerStatus[] = [];
-    const names = await readdir(path.join(this.store.dir(sandboxId), 'containers')).catch(() => [] as string[]);
+    const names = await this.store.containerNames(sandboxId);
     for (const name of names.sort()) {
       const attempts = await this.store.attempts(sandboxId, name);
       const last = attempts.at(-1);
@@ -289,13 +289,8 @@ export class RuncRuntime implements SandboxRuntime {
     return { id: sandboxId, state: 'ready', labels: sb.spec.labels ?? {}, createdAt: sb.createdAt, ip: sb.ip, containers: containers.filter(Boolean) };
   }
 
-  async list(): Promise<SandboxStatus[]> {
-    const out: SandboxStatus[] = [];
-    for (const id of await this.store.ids()) {
-      const st = await this.status(id).catch(() => undefined);
-      if (st) out.push(st);
-    }
-    return out;
+  list(): Promise<SandboxStatus[]> {
+    return this.store.each((id) => this.status(id));
   }
 
   stopContainer(sandboxId: string, name: string, graceSeconds: number): Promise<void> {
@@ -330,7 +325,7 @@ export class RuncRuntime implements SandboxRuntime {
 
   /** Deletes a finished run's runc container and rootfs mount, keeping its log and record. */
   private async releaseRun(sandboxId: string, name: string, attempt: number): Promise<void> {
-    const runDir = path.join(this.store.dir(sandboxId), 'containers', name, String(attempt));
+    const runDir = this.store.runDir(sandboxId, name, attempt);
     const rec = await this.store.run(sandboxId, name, attempt).catch(() => undefined);
     if (rec) {
       await this.runStatus(sandboxId, name, attempt).catch(() => {});
@@ -342,13 +337,13 @@ export class RuncRuntime implements SandboxRuntime {
 
   private async removeRun(sandboxId: string, name: string, attempt: number): Promise<void> {
     await this.releaseRun(sandboxId, name, attempt);
-    await rm(path.join(this.store.dir(sandboxId), 'containers', name, String(attempt)), { recursive: true, force: true });
+    await rm(this.store.runDir(sandboxId, name, attempt), { recursive: true, force: true });
   }
 
   removeSandbox(sandboxId: string, graceSeconds: number): Promise<void> {
     return this.store.serial(sandboxId, async () => {
       const rec = await this.store.record(sandboxId).catch(() => undefined);
-      const names = await readdir(path.join(this.store.dir(sandboxId), 'containers')).catch(() => [] as string[]);
+      const names = await this.store.containerNames(sandboxId);
       await Promise.all(
         names.map(async (name) => {
           for (const a of await this.store.attempts(sandboxId, name)) {
@@ -387,7 +382,7 @@ export class RuncRuntime implements SandboxRuntime {
     if (!attempts.length) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
     const attempt = opts.previous ? attempts.at(-2) : attempts.at(-1);
     if (attempt === undefined) throw new KubicleError('BadRequest', `previous terminated container "${name}" not found`);
-    const runDir = path.join(this.store.dir(sandboxId), 'containers', name, String(attempt));
+    const runDir = this.store.runDir(sandboxId, name, attempt);
     const done = async () => (await this.runStatus(sandboxId, name, attempt)).state === 'exited';
     return readLog(path.join(runDir, 'log'), { ...opts, follow: !!opts.follow && !opts.previous }, done, signal);
   }
@@ -402,7 +397,7 @@ export class RuncRuntime implements SandboxRuntime {
     if (last === undefined) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${sandboxId}`);
     const st = await this.runStatus(sandboxId, name, last);
     if (st.state !== 'running') throw new KubicleError('Conflict', `container ${name} is not running`);
-    return { id: st.id, runDir: path.join(this.store.dir(sandboxId), 'containers', name, String(last)) };
+    return { id: st.id, runDir: this.store.runDir(sandboxId, name, last) };
   }
 
   async execStream(sandboxId: string, name: string, spec: ExecSpec): Promise<StreamedProcess> {
@@ -430,7 +425,7 @@ export class RuncRuntime implements SandboxRuntime {
   async attach(sandboxId: string, name: string, stdin: boolean): Promise<StreamedProcess> {
     await this.runningId(sandboxId, name);
     const attempt = (await this.store.attempts(sandboxId, name)).at(-1) as number;
-    const runDir = path.join(this.store.dir(sandboxId), 'containers', name, String(attempt));
+    const runDir = this.store.runDir(sandboxId, name, attempt);
     const rec = JSON.parse(await readFile(path.join(runDir, 'run.json'), 'utf8')) as RunRecord;
     if (stdin && !rec.stdin) throw new KubicleError('BadRequest', `container ${name} was not started with stdin open (stdin: true); its input cannot be attached`);
     const abort = new AbortController();
