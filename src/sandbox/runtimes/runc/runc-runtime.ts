@@ -263,8 +263,7 @@ export class RuncRuntime implements SandboxRuntime {
     const pid = Number((await readFile(path.join(runDir, 'pid'), 'utf8').catch(() => '0')).trim());
     if (exitText === undefined) {
       if (pid > 0 && existsSync(`/proc/${pid}`)) return { ...base, state: rec.startedAt ? 'running' : 'created', pid };
-      const monitor = Number((await readFile(path.join(runDir, 'conmon.pid'), 'utf8').catch(() => '0')).trim());
-      if (monitor > 0 && existsSync(`/proc/${monitor}`)) return { ...base, state: rec.startedAt ? 'running' : 'created', pid };
+      if (await this.monitorAlive(runDir)) return { ...base, state: rec.startedAt ? 'running' : 'created', pid };
       // Neither the process nor its monitor is there and no exit was recorded: the host lost it (reboot, kill -9 of conmon).
       rec.final = { exitCode: 255, finishedAt: new Date().toISOString(), reason: 'Error', message: 'the container and its monitor are gone; its exit status was lost' };
     } else {
@@ -275,6 +274,12 @@ export class RuncRuntime implements SandboxRuntime {
     }
     await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
     return { ...base, state: 'exited', exitCode: rec.final.exitCode, finishedAt: rec.final.finishedAt, reason: rec.final.reason, message: rec.final.message };
+  }
+
+  /** Whether a run's conmon still runs. */
+  private async monitorAlive(runDir: string): Promise<boolean> {
+    const monitor = Number((await readFile(path.join(runDir, 'conmon.pid'), 'utf8').catch(() => '0')).trim());
+    return monitor > 0 && existsSync(`/proc/${monitor}`);
   }
 
   async status(sandboxId: string): Promise<SandboxStatus> {
@@ -383,7 +388,9 @@ export class RuncRuntime implements SandboxRuntime {
     const attempt = opts.previous ? attempts.at(-2) : attempts.at(-1);
     if (attempt === undefined) throw new KubicleError('BadRequest', `previous terminated container "${name}" not found`);
     const runDir = this.store.runDir(sandboxId, name, attempt);
-    const done = async () => (await this.runStatus(sandboxId, name, attempt)).state === 'exited';
+    // conmon records the exit as soon as the process is reaped and drains its output after: the
+    // log is complete only once conmon itself is gone.
+    const done = async () => (await this.runStatus(sandboxId, name, attempt)).state === 'exited' && !(await this.monitorAlive(runDir));
     return readLog(path.join(runDir, 'log'), { ...opts, follow: !!opts.follow && !opts.previous }, done, signal);
   }
 
