@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { appendFileSync, unlinkSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
-import { rfc3339Nano } from './log-reader.js';
+import { readLog, rfc3339Nano } from './log-reader.js';
 
 describe('log times with --timestamps', () => {
   it('are printed as Go prints time.RFC3339Nano: UTC with Z, no trailing zeros in the fraction', () => {
@@ -9,5 +13,31 @@ describe('log times with --timestamps', () => {
     assert.equal(rfc3339Nano('2026-11-24T01:13:22.5+02:00'), '2026-11-23T23:13:22.5Z');
     assert.equal(rfc3339Nano('2026-11-23T20:13:22.25-03:00'), '2026-11-23T23:13:22.25Z');
     assert.equal(rfc3339Nano('not a time'), 'not a time', 'what it cannot read passes through');
+  });
+});
+
+describe('following a log', () => {
+  it('still delivers the last lines when the log is removed as the run ends (a deleted pod)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'kubicle-log-'));
+    const file = path.join(dir, 'log');
+    await writeFile(file, '2026-11-23T23:00:00.000000000+00:00 stdout F tick 1\n');
+    let over = false;
+    const stream = await readLog(file, { follow: true }, async () => over, new AbortController().signal);
+    const chunks: string[] = [];
+    const ended = new Promise<void>((resolve) => {
+      stream.on('data', (d: Buffer | string) => {
+        chunks.push(String(d));
+        if (chunks.length === 1) {
+          // The run's last words, then the run ends and its files go, all before the next read.
+          appendFileSync(file, '2026-11-23T23:00:01.000000000+00:00 stdout F got TERM\n');
+          unlinkSync(file);
+          over = true;
+        }
+      });
+      stream.on('end', resolve);
+    });
+    await ended;
+    await rm(dir, { recursive: true, force: true });
+    assert.deepEqual(chunks, ['tick 1\n', 'got TERM\n']);
   });
 });

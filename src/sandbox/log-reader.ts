@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { LogOptions } from './api/types.js';
 
@@ -45,20 +45,19 @@ async function* lines(file: string, opts: LogOptions, finished: () => Promise<bo
     }
     return out.filter((l) => since === undefined || Date.parse(l.time) >= since);
   };
+  // The file stays open from the first read on: when a pod is deleted its sandbox, log and all,
+  // may be removed the moment the container exits, and a follower still has the last lines to read.
+  let fh: FileHandle | undefined;
   const read = async (): Promise<string> => {
-    const fh = await open(file, 'r').catch(() => undefined);
+    fh ??= await open(file, 'r').catch(() => undefined);
     if (!fh) return '';
-    try {
-      const { size } = await fh.stat();
-      if (size < pos) pos = 0; // truncated by conmon at its size limit: start over
-      if (size === pos) return '';
-      const buf = Buffer.alloc(size - pos);
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      pos += bytesRead;
-      return buf.subarray(0, bytesRead).toString('utf8');
-    } finally {
-      await fh.close();
-    }
+    const { size } = await fh.stat();
+    if (size < pos) pos = 0; // truncated by conmon at its size limit: start over
+    if (size === pos) return '';
+    const buf = Buffer.alloc(size - pos);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    pos += bytesRead;
+    return buf.subarray(0, bytesRead).toString('utf8');
   };
   const emit = function* (ls: Line[]): Generator<string> {
     for (const l of ls) {
@@ -74,16 +73,21 @@ async function* lines(file: string, opts: LogOptions, finished: () => Promise<bo
       yield s;
     }
   };
-  let first = parse(await read());
-  if (opts.tailLines !== undefined) first = opts.tailLines <= 0 ? [] : first.slice(-opts.tailLines);
-  yield* emit(first);
-  if (!opts.follow) return;
-  while (!signal.aborted && budget > 0) {
-    const over = await finished();
-    const more = parse(await read());
-    yield* emit(more);
-    if (over && !more.length) return;
-    if (!more.length) await new Promise((r) => setTimeout(r, 100));
+  try {
+    let first = parse(await read());
+    if (opts.tailLines !== undefined) first = opts.tailLines <= 0 ? [] : first.slice(-opts.tailLines);
+    yield* emit(first);
+    if (!opts.follow) return;
+    while (!signal.aborted && budget > 0) {
+      // A run whose records are already gone is over too.
+      const over = await finished().catch(() => true);
+      const more = parse(await read());
+      yield* emit(more);
+      if (over && !more.length) return;
+      if (!more.length) await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await fh?.close();
   }
 }
 
