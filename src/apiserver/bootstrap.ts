@@ -9,8 +9,11 @@ import type { ObjectStore } from './object-store.js';
  * Objects every cluster has from its first start: the system namespaces, the default StorageClass,
  * the system PriorityClasses and the `kubernetes` Service with Endpoints pointing at this API server. Idempotent.
  */
-/** Measured by bench/microvm (docs/benchmarks.md): QEMU's RSS beyond the guest's own use, and its CPU while idle. */
-export const microvmOverhead = { cpu: '100m', memory: '220Mi' };
+/**
+ * Measured by bench/microvm (docs/benchmarks.md): QEMU's RSS beyond the guest's own use for a guest
+ * resumed from a template (105 MiB; the default since ADR 0010), and its CPU while idle.
+ */
+export const microvmOverhead = { cpu: '100m', memory: '120Mi' };
 
 export async function bootstrap(registry: Registry, store: ObjectStore, host: string, port: number, kubernetesIP: string): Promise<void> {
   const ensure = async (group: string, plural: string, ns: string | undefined, obj: KubeObject) => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -82,6 +83,51 @@ describe('microvm pods', () => {
     await ok(['exec', '-n', ns, 'web', '--', 'sysctl', '-w', `vm.swappiness=${inside}`]);
     assert.equal((await ok(['exec', '-n', ns, 'web', '--', 'cat', '/proc/sys/vm/swappiness'])).trim(), inside);
     assert.equal((await readFile('/proc/sys/vm/swappiness', 'utf8')).trim(), host, "the host's value is unchanged");
+  });
+
+  /** The QEMU command line of a pod's microvm, from the host agent's record of its sandbox. */
+  const qemuOf = async (pod: string): Promise<string[]> => {
+    const base = path.join(k.dataDir, 'agent', 'microvm');
+    for (const id of await readdir(base)) {
+      const rec = JSON.parse(await readFile(path.join(base, id, 'sandbox.json'), 'utf8').catch(() => '{}'));
+      if (rec.spec?.hostname === pod) return (await readFile(`/proc/${rec.pid}/cmdline`, 'utf8')).split('\0');
+    }
+    throw new Error(`no microvm for pod ${pod}`);
+  };
+  const templateDir = () => path.join(k.dataDir, 'agent', 'microvm-templates');
+
+  it('guests resumed from one saved template are each their own: clock, entropy, boot id, MAC', async () => {
+    await ok(['apply', '-f', '-'], manifest('twin', ['sleep', '3600']));
+    await ok(['wait', '-n', ns, '--for=condition=Ready', 'pod/twin', '--timeout=120s']);
+    const templates = (await readdir(templateDir())).filter((f) => f.endsWith('.vmstate'));
+    assert.equal(templates.length, 1, 'one template for the one shape');
+    const probe = 'cat /proc/sys/kernel/random/boot_id; head -c 16 /dev/urandom | od -An -tx1 | tr -d " \\n"; echo; date +%s; cat /sys/class/net/eth0/address';
+    const seen: string[][] = [];
+    for (const pod of ['web', 'twin']) {
+      const cmd = await qemuOf(pod);
+      assert.equal(cmd[cmd.indexOf('-incoming') + 1], `exec:cat '${path.join(templateDir(), templates[0])}'`, `${pod} was resumed from the template`);
+      const out = (await ok(['exec', '-n', ns, pod, '--', 'sh', '-c', probe])).trim().split('\n');
+      assert.equal(out.length, 4, out.join('|'));
+      assert.ok(Math.abs(Number(out[2]) - Date.now() / 1000) < 30, `${pod}'s clock is the host's: ${out[2]}`);
+      seen.push(out);
+    }
+    assert.notEqual(seen[0][0], seen[1][0], 'each has its own boot id');
+    assert.match(seen[0][1], /^[0-9a-f]{32}$/);
+    assert.notEqual(seen[0][1], seen[1][1], 'each has its own random stream');
+    assert.notEqual(seen[0][3], seen[1][3], 'each has its own MAC');
+    const ips = await Promise.all(['web', 'twin'].map(async (p) => (await ok(['get', 'pod', p, '-n', ns, '-o', 'jsonpath={.status.podIP}'])).trim()));
+    assert.equal((await ok(['exec', '-n', ns, 'twin', '--', 'wget', '-q', '-O', '-', `http://${ips[0]}:8080/`])).trim(), 'from the microvm', 'the twins reach each other');
+  });
+
+  it('a template that does not resume is dropped and the pod boots instead', async () => {
+    const [name] = (await readdir(templateDir())).filter((f) => f.endsWith('.vmstate'));
+    const file = path.join(templateDir(), name);
+    await writeFile(file, 'not a saved guest');
+    await ok(['apply', '-f', '-'], manifest('booted', ['sleep', '3600']));
+    await ok(['wait', '-n', ns, '--for=condition=Ready', 'pod/booted', '--timeout=120s']);
+    assert.ok(!(await qemuOf('booted')).includes('-incoming'), 'the pod booted');
+    assert.ok(!existsSync(file), 'the bad template is gone');
+    await ok(['delete', 'pod', 'booted', 'twin', '-n', ns, '--grace-period=0', '--force']);
   });
 
   it('logs, exec with stdout, stderr and exit code, exec -i', async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
 import { Readable, Writable } from 'node:stream';
@@ -6,7 +7,7 @@ import type { ExecResult } from '../../api/types.js';
 import type { StreamedProcess } from '../../runtime.js';
 
 /** Frame types of the guest agent's protocol; guest/agent.c is the other half and says what each means. */
-const T = { HELLO: 1, SPAWN: 2, STDIN: 3, STDIN_EOF: 4, RESIZE: 5, SIGNAL: 6, CONNECT: 7, READY: 16, STARTED: 17, STDOUT: 18, STDERR: 19, ERROR: 20, EXIT: 21 } as const;
+const T = { HELLO: 1, SPAWN: 2, STDIN: 3, STDIN_EOF: 4, RESIZE: 5, SIGNAL: 6, CONNECT: 7, SEED: 8, READY: 16, STARTED: 17, STDOUT: 18, STDERR: 19, ERROR: 20, EXIT: 21 } as const;
 const HEADER = 9;
 const MAX_DATA = 64 * 1024;
 /** The largest frame the guest agent accepts (MAX_FRAME in guest/agent.c). */
@@ -68,12 +69,16 @@ export class GuestChannel {
 
   /**
    * Connects to the agent and waits for its greeting; the agent answers only once the guest has
-   * booted, so this is also how boot completion is seen. Unavailable after `timeoutMs`.
+   * booted, so this is also how boot completion is seen. Unavailable after `timeoutMs`, or as
+   * soon as `signal` aborts (its QEMU is gone): the port takes one host at a time, so an attempt
+   * nobody waits for must not go on and take it.
    */
-  static async open(socketPath: string, timeoutMs: number): Promise<GuestChannel> {
+  static async open(socketPath: string, timeoutMs: number, signal?: AbortSignal): Promise<GuestChannel> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const socket = net.connect(socketPath);
+      const abort = () => socket.destroy();
+      signal?.addEventListener('abort', abort, { once: true });
       try {
         await once(socket, 'connect');
         const channel = new GuestChannel(socket);
@@ -81,8 +86,11 @@ export class GuestChannel {
         return channel;
       } catch (err) {
         socket.destroy();
+        if (signal?.aborted) throw new KubicleError('Unavailable', `the microvm's agent did not answer: ${String(signal.reason?.message ?? signal.reason)}`);
         if (Date.now() >= deadline) throw new KubicleError('Unavailable', `the microvm's agent did not answer within ${timeoutMs} ms: ${(err as Error).message}`);
         await new Promise((r) => setTimeout(r, 20));
+      } finally {
+        signal?.removeEventListener('abort', abort);
       }
     }
   }
@@ -114,6 +122,17 @@ export class GuestChannel {
 
   close(): void {
     this.socket.destroy();
+  }
+
+  /**
+   * Gives the guest the host's clock and fresh entropy, which it reseeds its random generator
+   * with. A guest restored from a template starts with the template's clock and generator state,
+   * shared with every sibling restored from it: this must come before anything the sandbox runs.
+   */
+  seed(): void {
+    const now = Date.now();
+    const clock = Buffer.from(`${Math.floor(now / 1000)} ${(now % 1000) * 1_000_000}\n`);
+    this.send(0, T.SEED, Buffer.concat([clock, randomBytes(64)]));
   }
 
   /** Starts a command; the process's `started` says whether it really ran. */

@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { KubicleError } from '../../../observe/errors.js';
 
@@ -27,11 +28,22 @@ export interface VmSpec {
   pidFile: string;
   /** Block devices by serial number (what the guest finds them by), raw files. */
   disks: { serial: string; file: string }[];
-  /** A tap device on the pod bridge, and the MAC of the guest's interface. */
-  net?: { tap: string; mac: string };
+  /**
+   * The guest's network interface, on a tap device of the pod bridge; without a tap the interface
+   * is there but unplugged (a template: its guests get their tap when restored). The interface's
+   * MAC is always GUEST_MAC here: the guest sets its own (prepareSandbox), as restored guests must.
+   */
+  net?: { tap?: string };
   /** The TSC's rate in kHz, for TCG guests (see tscArgs). */
   tscKhz?: number;
+  /** A saved guest (VmTemplates) to resume instead of booting; the rest of the spec must match its. */
+  incoming?: string;
+  /** A QMP control socket, for saving the guest. */
+  qmpSocket?: string;
 }
+
+/** The MAC QEMU gives every guest's interface before the guest sets the sandbox's own. */
+export const GUEST_MAC = '52:54:00:00:00:01';
 
 /**
  * Under TCG the guest's TSC is the host's, but a microvm has no HPET or PM timer to calibrate it
@@ -71,7 +83,16 @@ export function qemuArgs(vm: VmSpec): string[] {
   vm.disks.forEach((d, i) => {
     args.push('-drive', `id=disk${i},file=${d.file},format=raw,if=none,cache=writeback,discard=unmap`, '-device', `virtio-blk-device,drive=disk${i},serial=${d.serial}`);
   });
-  if (vm.net) args.push('-netdev', `tap,id=net0,ifname=${vm.net.tap},script=no,downscript=no`, '-device', `virtio-net-device,netdev=net0,mac=${vm.net.mac}`);
+  if (vm.net?.tap) args.push('-netdev', `tap,id=net0,ifname=${vm.net.tap},script=no,downscript=no`, '-device', `virtio-net-device,netdev=net0,mac=${GUEST_MAC}`);
+  else if (vm.net) args.push('-device', `virtio-net-device,mac=${GUEST_MAC}`);
+  // A saved guest resumes running (the saved run state would keep it paused), and announces no
+  // MAC: the one QEMU knows is GUEST_MAC, shared by every guest, not the sandbox's.
+  args.push('-global', 'migration.store-global-state=off');
+  if (vm.incoming) {
+    if (/'/.test(vm.incoming)) throw new KubicleError('Internal', `unusable saved guest path ${vm.incoming}`);
+    args.push('-global', 'migration.announce-rounds=0', '-incoming', `exec:cat '${vm.incoming}'`);
+  }
+  if (vm.qmpSocket) args.push('-qmp', `unix:${vm.qmpSocket},server=on,wait=off`);
   args.push('-daemonize', '-pidfile', vm.pidFile);
   return args;
 }
@@ -91,6 +112,25 @@ export async function startVm(vm: VmSpec, qemu = 'qemu-system-x86_64'): Promise<
 export async function isQemu(pid: number): Promise<boolean> {
   const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
   return cmd.startsWith('qemu-system');
+}
+
+/** Makes (or resets to zeros) disk images of `bytes`, sparse: they take space only as written. */
+export async function sparseFiles(files: string[], bytes: number): Promise<void> {
+  for (const f of files) {
+    const fh = await open(f, 'w');
+    try {
+      await fh.truncate(bytes);
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+/** Kills a QEMU (only if the pid still is one) and waits up to 2 s for it to be gone. */
+export async function killQemu(pid: number): Promise<void> {
+  if (pid <= 0 || !(await isQemu(pid))) return;
+  process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 20));
 }
 
 /**

@@ -7,7 +7,10 @@
  * Protocol, over the virtio-serial port: frames of a 9-byte header (u32 big-endian payload length,
  * u32 big-endian stream id, u8 type) and a payload. Stream ids are the host's choice.
  *   host -> guest: HELLO, SPAWN (NUL-separated key=value), STDIN, STDIN_EOF, RESIZE ("rows cols"),
- *                  SIGNAL ("n": to the process; SIGKILL to its whole process group), CONNECT ("port")
+ *                  SIGNAL ("n": to the process; SIGKILL to its whole process group), CONNECT ("port"),
+ *                  SEED ("sec nsec\n" then random bytes: sets the clock and reseeds the kernel's
+ *                  random generator, which a guest restored from a saved template shares with its
+ *                  siblings until then)
  *   SPAWN with init=1 marks a container's main process: like PID 1 of a container's own PID
  *   namespace, it gets signals other than KILL and STOP only when it handles them.
  *   guest -> host: READY (answer to HELLO), STARTED ("pid"), STDOUT, STDERR,
@@ -19,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/random.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pty.h>
@@ -32,10 +36,11 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 enum {
-  T_HELLO = 1, T_SPAWN = 2, T_STDIN = 3, T_STDIN_EOF = 4, T_RESIZE = 5, T_SIGNAL = 6, T_CONNECT = 7,
+  T_HELLO = 1, T_SPAWN = 2, T_STDIN = 3, T_STDIN_EOF = 4, T_RESIZE = 5, T_SIGNAL = 6, T_CONNECT = 7, T_SEED = 8,
   T_READY = 16, T_STARTED = 17, T_STDOUT = 18, T_STDERR = 19, T_ERROR = 20, T_EXIT = 21,
 };
 
@@ -275,12 +280,32 @@ static void reap(void) {
   }
 }
 
+/* The host's clock and entropy for a fresh sandbox (see SEED above). */
+static void seed(const char *p, size_t len) {
+  const char *nl = memchr(p, '\n', len);
+  if (!nl) return;
+  struct timespec ts = {0};
+  if (sscanf(p, "%ld %ld", &ts.tv_sec, &ts.tv_nsec) == 2) clock_settime(CLOCK_REALTIME, &ts);
+  struct { int entropy_count; int buf_size; unsigned char buf[256]; } pool;
+  size_t n = len - (size_t)(nl + 1 - p);
+  if (n > sizeof pool.buf) n = sizeof pool.buf;
+  pool.entropy_count = (int)n * 8;
+  pool.buf_size = (int)n;
+  memcpy(pool.buf, nl + 1, n);
+  int fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;
+  /* Credited entropy, then a reseed now rather than at the generator's next scheduled one. */
+  if (ioctl(fd, RNDADDENTROPY, &pool) < 0 || ioctl(fd, RNDRESEEDCRNG) < 0) perror("kubicle-guest-agent: seed");
+  close(fd);
+}
+
 static void handle_frame(uint32_t id, int type, char *payload, size_t len) {
   struct stream *s = find(id);
   switch (type) {
   case T_HELLO: send_frame(0, T_READY, "kubicle-guest-agent 1", 21); break;
   case T_SPAWN: spawn_stream(id, payload, len); break;
   case T_CONNECT: payload[len] = 0; connect_stream(id, payload); break;
+  case T_SEED: seed(payload, len); break;
   case T_STDIN:
     if (s && s->in >= 0) {
       /* Input is written whole; a reader that stops reading holds the agent up, as a pipe would. */
