@@ -57,7 +57,8 @@ export class HostAgent {
     ]);
     const server = new SandboxServer(runtimes, images, this.log, this.opts.tcp?.token);
     await server.listen(this.opts.socketPath, this.opts.tcp);
-    const adopted = await runc.list();
+    // Listing re-adopts: containers that kept running while no agent did are watched again.
+    const adopted = [...(await runc.list()), ...(await microvm.list())];
     this.log.info('host agent ready', { socket: this.opts.socketPath, sandboxes: adopted.length });
     // Which accelerator microvm guests get is the machine's answer; ask once, early, and log it.
     void microvm.acceleration().catch((err) => this.log.warn('microvm acceleration probe failed', { err }));

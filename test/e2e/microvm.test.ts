@@ -190,6 +190,39 @@ describe('microvm pods', () => {
     await ok(['delete', 'pod', 'hostpath', '-n', ns, '--grace-period=0', '--force']);
   });
 
+  it('a restarted kubicle re-adopts microvm pods: same containers, output made while it was down, exits seen', async () => {
+    const ticker = ['sh', '-c', 'i=0; while [ ! -e /tmp/stop ]; do echo "tick $i"; i=$((i+1)); sleep 0.2; done; echo stopping; exit 7'];
+    await ok(['apply', '-f', '-'], manifest('ticker', ticker));
+    await ok(['wait', '-n', ns, '--for=condition=Ready', 'pod/ticker', '--timeout=120s']);
+    const before = JSON.parse(await ok(['get', 'pod', 'ticker', '-n', ns, '-o', 'json']));
+    const webIp = (await ok(['get', 'pod', 'web', '-n', ns, '-o', 'jsonpath={.status.podIP}'])).trim();
+    await k.kill();
+    // The guests do not depend on the host agent: they serve while it is down, and output waits.
+    assert.equal((await httpGet(`http://${webIp}:8080/`)).body.trim(), 'from the microvm');
+    await new Promise((r) => setTimeout(r, 1500));
+    await k.start();
+    await eventually(async () => (await kc(['get', 'pods', '-n', ns])).code === 0, 'the API is back');
+    await eventually(async () => {
+      const r = await kc(['logs', '-n', ns, 'ticker']);
+      return r.code === 0 && r.stdout.trim().split('\n').length > 30;
+    }, 'ticks keep coming after the restart');
+    const after = JSON.parse(await ok(['get', 'pod', 'ticker', '-n', ns, '-o', 'json']));
+    assert.equal(after.status.containerStatuses[0].containerID, before.status.containerStatuses[0].containerID, 'the same container');
+    assert.equal(after.status.containerStatuses[0].restartCount, 0);
+    assert.ok(after.status.containerStatuses[0].state.running, 'still running');
+    const ticks = (await ok(['logs', '-n', ns, 'ticker'])).trim().split('\n');
+    assert.deepEqual(ticks, Array.from(ticks, (_, i) => `tick ${i}`), 'no tick lost while the host agent was down');
+    // The exec and the container's exit both go through the adopted guest connection.
+    await ok(['exec', '-n', ns, 'ticker', '--', 'touch', '/tmp/stop']);
+    await eventually(async () => {
+      const st = JSON.parse(await ok(['get', 'pod', 'ticker', '-n', ns, '-o', 'json'])).status.containerStatuses[0];
+      return st.restartCount === 1 && st.lastState?.terminated?.exitCode === 7;
+    }, 'the exit is seen and the container restarted', 60_000);
+    assert.match(await ok(['logs', '-n', ns, 'ticker', '--previous']), /stopping\n$/);
+    assert.equal((await httpGet(`http://${webIp}:8080/`)).body.trim(), 'from the microvm');
+    await ok(['delete', 'pod', 'ticker', '-n', ns, '--grace-period=0', '--force']);
+  });
+
   it('a guest whose kernel dies fails the pod cleanly', async () => {
     await ok(['apply', '-f', '-'], manifest('doomed', ['sleep', '3600'], { restartPolicy: 'Never' }));
     await ok(['wait', '-n', ns, '--for=condition=Ready', 'pod/doomed', '--timeout=120s']);

@@ -7,7 +7,7 @@ import type { ExecResult } from '../../api/types.js';
 import type { StreamedProcess } from '../../runtime.js';
 
 /** Frame types of the guest agent's protocol; guest/agent.c is the other half and says what each means. */
-const T = { HELLO: 1, SPAWN: 2, STDIN: 3, STDIN_EOF: 4, RESIZE: 5, SIGNAL: 6, CONNECT: 7, SEED: 8, READY: 16, STARTED: 17, STDOUT: 18, STDERR: 19, ERROR: 20, EXIT: 21 } as const;
+const T = { HELLO: 1, SPAWN: 2, STDIN: 3, STDIN_EOF: 4, RESIZE: 5, SIGNAL: 6, CONNECT: 7, SEED: 8, LIST: 9, READY: 16, STARTED: 17, STDOUT: 18, STDERR: 19, ERROR: 20, EXIT: 21, LISTED: 22 } as const;
 const HEADER = 9;
 const MAX_DATA = 64 * 1024;
 /** The largest frame the guest agent accepts (MAX_FRAME in guest/agent.c). */
@@ -31,8 +31,22 @@ export interface GuestCommand {
   init?: boolean;
 }
 
+/** A stream the guest agent has, as LIST reports it. */
+export interface GuestStreamInfo {
+  id: number;
+  /** 0 for a connection. */
+  pid: number;
+  exited: boolean;
+  code: number;
+}
+
+/** Frames held for streams nobody has claimed yet, at most this many bytes. */
+const MAX_HELD = 8 << 20;
+
 /** One process or connection in the guest, as the host sees it. */
 export interface GuestProcess extends StreamedProcess {
+  /** The stream's id on this guest: how a later connection finds it again (streams(), adopt()). */
+  id: number;
   /** Resolves with the guest pid once started; rejects with the reason it could not start. */
   started: Promise<number>;
   /** Sends a signal to the process's group. */
@@ -53,17 +67,23 @@ interface Stream {
  * When the connection drops (the guest died or QEMU exited) every open process ends with 255.
  */
 export class GuestChannel {
-  private readonly streams = new Map<number, Stream>();
+  private readonly byId = new Map<number, Stream>();
   private nextId = 1;
   private buffered: Buffer = Buffer.alloc(0);
   private closed = false;
+  /**
+   * Frames for streams this connection did not start, held until adopt(): a guest whose host
+   * went away flushes what it was writing to the next one, before anyone can ask for it.
+   */
+  private held?: { frames: Map<number, [number, Buffer][]>; bytes: number } = { frames: new Map(), bytes: 0 };
+  private onListed?: (text: string) => void;
 
   private constructor(private readonly socket: net.Socket) {
     socket.on('data', (d: Buffer) => this.receive(d));
     socket.on('error', () => {});
     socket.on('close', () => {
       this.closed = true;
-      for (const [id, s] of this.streams) this.end(id, s, { exitCode: 255, message: s.error ?? 'the microvm went away' });
+      for (const [id, s] of this.byId) this.end(id, s, { exitCode: 255, message: s.error ?? 'the microvm went away' });
     });
   }
 
@@ -173,8 +193,59 @@ export class GuestChannel {
     return { exitCode: r.exitCode, output: r.message && !output ? r.message : output };
   }
 
+  /**
+   * The streams the agent has, started by this connection or an earlier one (a host agent that
+   * restarted while its guests ran). New streams get ids above all of them.
+   */
+  streams(): Promise<GuestStreamInfo[]> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(new KubicleError('Unavailable', 'the microvm went away'));
+      const gone = () => reject(new KubicleError('Unavailable', 'the microvm went away'));
+      this.socket.once('close', gone);
+      this.onListed = (text) => {
+        this.socket.off('close', gone);
+        this.onListed = undefined;
+        const list = text
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => {
+            const [id, pid, exited, code] = l.split(' ').map(Number);
+            return { id, pid, exited: exited === 1, code };
+          });
+        this.nextId = Math.max(this.nextId, ...list.map((x) => x.id + 1));
+        resolve(list);
+      };
+      this.send(0, T.LIST);
+    });
+  }
+
+  /**
+   * Takes over streams an earlier connection started (see streams()): their output from now on,
+   * what came since this connection opened, and their exit. Frames of streams not taken are
+   * dropped from here on. `stdin` and `tty` as the stream was started.
+   */
+  adopt(streams: { id: number; pid: number; stdin: boolean; tty: boolean }[]): Map<number, GuestProcess> {
+    const held = this.held;
+    this.held = undefined;
+    const out = new Map<number, GuestProcess>();
+    for (const x of streams) {
+      const p = this.stream(x.id, x.stdin, x.tty);
+      this.byId.get(x.id)?.started.resolve(x.pid);
+      out.set(x.id, p);
+    }
+    for (const x of streams) for (const [type, payload] of held?.frames.get(x.id) ?? []) this.frame(x.id, type, payload);
+    return out;
+  }
+
   private open(type: number, payload: Buffer, input: boolean, tty: boolean): GuestProcess {
     const id = this.nextId++;
+    const p = this.stream(id, input, tty);
+    if (!this.closed) this.send(id, type, payload);
+    return p;
+  }
+
+  /** The host's side of stream `id`: its output, input, exit. */
+  private stream(id: number, input: boolean, tty: boolean): GuestProcess {
     let resolveDone!: (r: ExecResult) => void;
     const done = new Promise<ExecResult>((r) => {
       resolveDone = r;
@@ -185,9 +256,8 @@ export class GuestChannel {
     });
     startedP.catch(() => {});
     const stream: Stream = { stdout: new Readable({ read() {} }), stderr: new Readable({ read() {} }), started, finish: resolveDone };
-    this.streams.set(id, stream);
+    this.byId.set(id, stream);
     if (this.closed) this.end(id, stream, { exitCode: 255, message: 'the microvm went away' });
-    else this.send(id, type, payload);
     const stdin = input
       ? new Writable({
           write: (chunk: Buffer, _enc, cb) => {
@@ -202,6 +272,7 @@ export class GuestChannel {
         })
       : undefined;
     return {
+      id,
       stdin,
       stdout: stream.stdout,
       stderr: tty ? undefined : stream.stderr,
@@ -242,8 +313,20 @@ export class GuestChannel {
       this.onReady?.();
       return;
     }
-    const s = this.streams.get(id);
-    if (!s) return;
+    if (type === T.LISTED) {
+      this.onListed?.(payload.toString());
+      return;
+    }
+    const s = this.byId.get(id);
+    if (!s) {
+      if (this.held && this.held.bytes + payload.length <= MAX_HELD) {
+        const frames = this.held.frames.get(id) ?? [];
+        frames.push([type, Buffer.from(payload)]);
+        this.held.frames.set(id, frames);
+        this.held.bytes += payload.length;
+      }
+      return;
+    }
     switch (type) {
       case T.STARTED:
         s.started.resolve(Number(payload.toString()));
@@ -267,7 +350,7 @@ export class GuestChannel {
   }
 
   private end(id: number, s: Stream, r: ExecResult): void {
-    this.streams.delete(id);
+    this.byId.delete(id);
     s.started.reject(new KubicleError('Unavailable', r.message ?? `exited ${r.exitCode}`));
     s.stdout.push(null);
     s.stderr.push(null);

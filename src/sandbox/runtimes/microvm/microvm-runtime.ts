@@ -51,6 +51,14 @@ export interface MicrovmRuntimeOptions {
   templateDir?: string | false;
 }
 
+/** How a container's run was started in its guest (guest.json beside run.json), for re-adoption. */
+interface GuestRun {
+  stream: number;
+  as: GuestCommand;
+  stdin: boolean;
+  tty: boolean;
+}
+
 interface SandboxRecord {
   spec: SandboxSpec;
   createdAt: string;
@@ -80,6 +88,8 @@ export class MicrovmRuntime implements SandboxRuntime {
   private readonly procs = new Map<string, { proc: GuestProcess; done: Promise<void>; as: GuestCommand }>();
   private readonly store: SandboxStore<SandboxRecord>;
   private readonly templates?: VmTemplates;
+  /** Sandboxes whose guest is starting: their agent's one host connection is taken. */
+  private readonly creating = new Set<string>();
   /** Read once: a template's key includes it, and some hosts report a wandering rate. */
   private tscKhz?: Promise<number | undefined>;
 
@@ -106,11 +116,22 @@ export class MicrovmRuntime implements SandboxRuntime {
 
 
 
-  /** The agent channel of a running VM, opened (again) on first use, e.g. after this process restarted. */
+  /**
+   * The agent channel of a running VM, opened again on first use after this process restarted;
+   * the containers an earlier process started are adopted before anyone else can use it.
+   */
   private channel(id: string, timeoutMs = 5000): Promise<GuestChannel> {
     let ch = this.channels.get(id);
     if (!ch) {
-      ch = GuestChannel.open(path.join(this.store.dir(id), 'agent.sock'), timeoutMs);
+      ch = GuestChannel.open(path.join(this.store.dir(id), 'agent.sock'), timeoutMs).then(async (c) => {
+        try {
+          await this.adoptRuns(id, c);
+        } catch (err) {
+          c.close();
+          throw err;
+        }
+        return c;
+      });
       this.channels.set(id, ch);
       ch.catch(() => this.channels.delete(id));
     }
@@ -131,6 +152,7 @@ export class MicrovmRuntime implements SandboxRuntime {
       if (host) throw new KubicleError('Invalid', `volume ${host.name}: host paths cannot be mounted into a microvm`);
       const started = Date.now();
       await mkdir(path.join(dir, 'disks'), { recursive: true, mode: 0o700 });
+      this.creating.add(spec.id);
       try {
         const { accel } = await this.acceleration();
         const slots = this.opts.containerSlots ?? 8;
@@ -178,6 +200,8 @@ export class MicrovmRuntime implements SandboxRuntime {
       } catch (err) {
         await this.teardown(spec.id).catch(() => {});
         throw err;
+      } finally {
+        this.creating.delete(spec.id);
       }
       return this.status(spec.id);
     });
@@ -221,6 +245,7 @@ export class MicrovmRuntime implements SandboxRuntime {
     const watch = setInterval(() => void isQemu(pid).then((alive) => alive || ac.abort(new Error('QEMU exited'))), 100);
     try {
       const ch = await GuestChannel.open(path.join(this.store.dir(id), 'agent.sock'), timeoutMs, ac.signal);
+      ch.adopt([]); // a new guest has no earlier streams
       this.channels.set(id, Promise.resolve(ch));
       return ch;
     } catch (err) {
@@ -314,27 +339,8 @@ export class MicrovmRuntime implements SandboxRuntime {
         await this.guestRun(ch, releaseContainer, [spec.name]);
         return this.failRun(runDir, rec, err.message);
       }
-      const logs = new LogWriter(path.join(runDir, 'log'));
-      proc.stdout.on('data', (d: Buffer) => logs.write('stdout', d));
-      proc.stderr?.on('data', (d: Buffer) => logs.write('stderr', d));
-      const key = `${sandboxId}/${spec.name}`;
-      const done = proc.done.then(async (r) => {
-        await logs.close();
-        const started = await proc.started.then(
-          () => true,
-          () => false,
-        );
-        rec.startedAt ??= new Date().toISOString();
-        rec.final = {
-          exitCode: started ? r.exitCode : 128,
-          finishedAt: new Date().toISOString(),
-          reason: !started ? 'StartError' : r.exitCode === 0 ? 'Completed' : 'Error',
-          ...(r.message ? { message: r.message } : {}),
-        };
-        await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec)).catch(() => {});
-        if (this.procs.get(key)?.proc === proc) this.procs.delete(key);
-      });
-      this.procs.set(key, { proc, done, as });
+      const { done } = this.watch(sandboxId, runDir, rec, proc, as);
+      await writeFile(path.join(runDir, 'guest.json'), JSON.stringify({ stream: proc.id, as, stdin: !!spec.stdin, tty: !!spec.tty } satisfies GuestRun));
       try {
         await proc.started;
         rec.startedAt = new Date().toISOString();
@@ -345,6 +351,66 @@ export class MicrovmRuntime implements SandboxRuntime {
       }
       return this.runStatus(sandboxId, spec.name, attempt);
     });
+  }
+
+  /**
+   * Keeps a running container's output in its log and records its end. Returns when that is
+   * recorded (`done`), for a run started here or adopted from an earlier host agent process.
+   */
+  private watch(sandboxId: string, runDir: string, rec: RunRecord, proc: GuestProcess, as: GuestCommand): { done: Promise<void> } {
+    const logs = new LogWriter(path.join(runDir, 'log'));
+    proc.stdout.on('data', (d: Buffer) => logs.write('stdout', d));
+    proc.stderr?.on('data', (d: Buffer) => logs.write('stderr', d));
+    const key = `${sandboxId}/${rec.name}`;
+    const done = proc.done.then(async (r) => {
+      await logs.close();
+      const started = await proc.started.then(
+        () => true,
+        () => false,
+      );
+      rec.startedAt ??= new Date().toISOString();
+      rec.final = {
+        exitCode: started ? r.exitCode : 128,
+        finishedAt: new Date().toISOString(),
+        reason: !started ? 'StartError' : r.exitCode === 0 ? 'Completed' : 'Error',
+        ...(r.message ? { message: r.message } : {}),
+      };
+      await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec)).catch(() => {});
+      if (this.procs.get(key)?.proc === proc) this.procs.delete(key);
+    });
+    this.procs.set(key, { proc, done, as });
+    return { done };
+  }
+
+  /**
+   * Takes over the containers that an earlier host agent process started in this guest (the
+   * contract's re-adoption): each run's stream id was recorded beside it (guest.json), and the
+   * agent still has the stream, with the output that waited while no host was connected. A run
+   * whose stream the guest no longer has ended unseen: exit 255, as runc reports a lost monitor.
+   */
+  private async adoptRuns(sandboxId: string, ch: GuestChannel): Promise<void> {
+    const live = new Map((await ch.streams()).map((x) => [x.id, x]));
+    const claims: { runDir: string; rec: RunRecord; guest: GuestRun; pid: number }[] = [];
+    for (const name of await this.store.containerNames(sandboxId)) {
+      const attempt = (await this.store.attempts(sandboxId, name)).at(-1);
+      if (attempt === undefined || this.procs.has(`${sandboxId}/${name}`)) continue;
+      const runDir = this.store.runDir(sandboxId, name, attempt);
+      const rec = await this.store.run(sandboxId, name, attempt);
+      if (rec.final) continue;
+      const guest = JSON.parse(await readFile(path.join(runDir, 'guest.json'), 'utf8').catch(() => 'null')) as GuestRun | null;
+      const stream = guest ? live.get(guest.stream) : undefined;
+      if (guest && stream?.pid) claims.push({ runDir, rec, guest, pid: stream.pid });
+      else {
+        rec.final = { exitCode: 255, finishedAt: new Date().toISOString(), reason: 'Error', message: 'the microvm agent lost this run; its exit status is unknown' };
+        await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
+      }
+    }
+    const procs = ch.adopt(claims.map((c) => ({ id: c.guest.stream, pid: c.pid, stdin: c.guest.stdin, tty: c.guest.tty })));
+    for (const c of claims) {
+      const proc = procs.get(c.guest.stream);
+      if (proc) this.watch(sandboxId, c.runDir, c.rec, proc, c.guest.as);
+    }
+    if (claims.length) this.log.info('containers re-adopted', { sandbox: sandboxId, containers: claims.map((c) => c.rec.name) });
   }
 
   /** Makes the container's root disk from the image's layers (merged by a read-only overlay) and resolves its user. */
@@ -388,13 +454,15 @@ export class MicrovmRuntime implements SandboxRuntime {
 
   async status(sandboxId: string): Promise<SandboxStatus> {
     const sb = await this.store.record(sandboxId);
+    const alive = await isQemu(sb.pid);
+    // A guest this process has not talked to yet may run containers an earlier one started.
+    if (alive && !this.channels.has(sandboxId) && !this.creating.has(sandboxId)) await this.channel(sandboxId).catch((err: Error) => this.log.warn('microvm agent unreachable', { sandbox: sandboxId, error: err.message }));
     const containers: ContainerStatus[] = [];
     const names = await this.store.containerNames(sandboxId);
     for (const name of names.sort()) {
       const last = (await this.store.attempts(sandboxId, name)).at(-1);
       if (last !== undefined) containers.push(await this.runStatus(sandboxId, name, last));
     }
-    const alive = await isQemu(sb.pid);
     return { id: sandboxId, state: alive ? 'ready' : 'stopped', labels: sb.spec.labels ?? {}, createdAt: sb.createdAt, ip: sb.ip, containers };
   }
 

@@ -10,11 +10,16 @@
  *                  SIGNAL ("n": to the process; SIGKILL to its whole process group), CONNECT ("port"),
  *                  SEED ("sec nsec\n" then random bytes: sets the clock and reseeds the kernel's
  *                  random generator, which a guest restored from a saved template shares with its
- *                  siblings until then)
+ *                  siblings until then), LIST (the streams the agent has: for a host that reconnects)
  *   SPAWN with init=1 marks a container's main process: like PID 1 of a container's own PID
  *   namespace, it gets signals other than KILL and STOP only when it handles them.
  *   guest -> host: READY (answer to HELLO), STARTED ("pid"), STDOUT, STDERR,
- *                  ERROR (why a spawn or connect failed), EXIT ("code", 128+n for signal n; last frame)
+ *                  ERROR (why a spawn or connect failed), EXIT ("code", 128+n for signal n; last frame),
+ *                  LISTED (answer to LIST: a line "id pid exited code" per stream)
+ * While no host is connected, writes to the port block: processes' output waits in their pipes and
+ * nothing is lost but what QEMU held for the host that went. QEMU drops that by whole writes, so
+ * every frame is written whole, in one write of at most 32 KiB (the port's largest), and a new
+ * host never starts mid-frame.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -40,12 +45,15 @@
 #include <unistd.h>
 
 enum {
-  T_HELLO = 1, T_SPAWN = 2, T_STDIN = 3, T_STDIN_EOF = 4, T_RESIZE = 5, T_SIGNAL = 6, T_CONNECT = 7, T_SEED = 8,
-  T_READY = 16, T_STARTED = 17, T_STDOUT = 18, T_STDERR = 19, T_ERROR = 20, T_EXIT = 21,
+  T_HELLO = 1, T_SPAWN = 2, T_STDIN = 3, T_STDIN_EOF = 4, T_RESIZE = 5, T_SIGNAL = 6, T_CONNECT = 7, T_SEED = 8, T_LIST = 9,
+  T_READY = 16, T_STARTED = 17, T_STDOUT = 18, T_STDERR = 19, T_ERROR = 20, T_EXIT = 21, T_LISTED = 22,
 };
 
 #define MAX_STREAMS 256
 #define MAX_FRAME (1 << 20)
+/* The most the guest's virtio console takes in one write; a frame out is never larger. */
+#define MAX_OUT (32 * 1024)
+#define MAX_OUT_DATA (MAX_OUT - 9)
 
 struct stream {
   int used;
@@ -78,10 +86,11 @@ static void write_all(int fd, const void *buf, size_t len) {
 }
 
 static void send_frame(uint32_t id, int type, const void *data, size_t len) {
-  unsigned char h[9];
-  put32(h, len); put32(h + 4, id); h[8] = type;
-  write_all(port, h, 9);
-  if (len) write_all(port, data, len);
+  static unsigned char f[MAX_OUT];
+  if (len > MAX_OUT_DATA) len = MAX_OUT_DATA;
+  put32(f, len); put32(f + 4, id); f[8] = type;
+  memcpy(f + 9, data, len);
+  write_all(port, f, 9 + len);
 }
 
 static void send_text(uint32_t id, int type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -268,7 +277,7 @@ static void reap(void) {
       /* A terminal's master reads EIO once every holder of the slave is gone; a daemonised
          grandchild may keep it, so after the process exits read what is there and stop. */
       if (s->tty) {
-        char buf[65536];
+        char buf[MAX_OUT_DATA];
         fcntl(s->out, F_SETFL, fcntl(s->out, F_GETFL) | O_NONBLOCK);
         ssize_t n;
         while ((n = read(s->out, buf, sizeof buf)) > 0) send_frame(s->id, T_STDOUT, buf, n);
@@ -278,6 +287,17 @@ static void reap(void) {
       maybe_finish(s);
     }
   }
+}
+
+/* What a reconnecting host needs to take over the streams an earlier host started. */
+static void list_streams(void) {
+  static char out[MAX_OUT_DATA];
+  size_t n = 0;
+  for (int i = 0; i < MAX_STREAMS && n + 64 < sizeof out; i++) {
+    struct stream *s = &streams[i];
+    if (s->used) n += snprintf(out + n, sizeof out - n, "%u %d %d %d\n", s->id, (int)s->pid, s->exited, s->code);
+  }
+  send_frame(0, T_LISTED, out, n);
 }
 
 /* The host's clock and entropy for a fresh sandbox (see SEED above). */
@@ -306,6 +326,7 @@ static void handle_frame(uint32_t id, int type, char *payload, size_t len) {
   case T_SPAWN: spawn_stream(id, payload, len); break;
   case T_CONNECT: payload[len] = 0; connect_stream(id, payload); break;
   case T_SEED: seed(payload, len); break;
+  case T_LIST: list_streams(); break;
   case T_STDIN:
     if (s && s->in >= 0) {
       /* Input is written whole; a reader that stops reading holds the agent up, as a pipe would. */
@@ -384,14 +405,14 @@ int main(int argc, char **argv) {
           have -= 9 + len;
         }
       }
-    } else if (fds[1].revents & (POLLHUP | POLLERR)) host_gone = 1;
+    } else if (fds[1].revents & (POLLHUP | POLLERR)) { host_gone = 1; have = 0; }
     for (int i = 2; i < nfds; i++) {
       if (!fds[i].revents) continue;
       struct stream *s = owner[i];
       if (!s->used) continue;
       int *fd = fds[i].fd == s->out ? &s->out : &s->err;
       if (*fd != fds[i].fd) continue;
-      char data[65536];
+      char data[MAX_OUT_DATA];
       ssize_t n = read(*fd, data, sizeof data);
       if (n > 0) send_frame(s->id, fd == &s->out ? T_STDOUT : T_STDERR, data, n);
       else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
