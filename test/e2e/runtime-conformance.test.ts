@@ -68,6 +68,7 @@ describe('the pod features every runtime has', () => {
           pod('ticker', { command: ['sh', '-c', "trap 'echo got TERM; exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"] }, { terminationGracePeriodSeconds: 30 }),
           pod('crasher', { command: ['sh', '-c', 'echo run; exit 3'] }),
           pod('prober', { command: ['sleep', '3600'], livenessProbe: { exec: { command: ['cat', '/tmp/healthy'] }, periodSeconds: 1, failureThreshold: 2 } }),
+          pod('eater', { command: ['sh', '-c', 'tail /dev/zero'], resources: { limits: { memory: '32Mi' } } }, { restartPolicy: 'Never' }),
         ];
         await ok(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: pods }));
         await ok(['wait', '-n', ns, '--for=condition=Ready', 'pod/web', 'pod/ticker', '--timeout=180s']);
@@ -163,6 +164,13 @@ describe('the pod features every runtime has', () => {
           'the crasher waits in CrashLoopBackOff',
           120_000,
         );
+      });
+
+      it('a container over its memory limit is OOMKilled with exit 137', async () => {
+        await eventually(async () => (await get('eater')).status.phase === 'Failed', 'the pod fails', 120_000);
+        const t = (await get('eater')).status.containerStatuses[0].state.terminated;
+        assert.equal(t.reason, 'OOMKilled');
+        assert.equal(t.exitCode, 137);
       });
 
       it('top shows the pod, its memory measured', async () => {

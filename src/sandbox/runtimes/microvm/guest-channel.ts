@@ -19,6 +19,8 @@ export interface GuestCommand {
   env?: string[];
   /** A directory in the guest to chroot into; the initramfs itself when absent. */
   root?: string;
+  /** A cgroup (v2) directory in the guest to run in. */
+  cgroup?: string;
   cwd?: string;
   uid?: number;
   gid?: number;
@@ -159,6 +161,7 @@ export class GuestChannel {
   spawn(cmd: GuestCommand): GuestProcess {
     const fields: string[] = [];
     if (cmd.root) fields.push(`root=${cmd.root}`);
+    if (cmd.cgroup) fields.push(`cgroup=${cmd.cgroup}`);
     if (cmd.cwd) fields.push(`cwd=${cmd.cwd}`);
     fields.push(`uid=${cmd.uid ?? 0}`, `gid=${cmd.gid ?? 0}`, `tty=${cmd.tty ? 1 : 0}`, `stdin=${cmd.stdin ? 1 : 0}`);
     for (const g of cmd.groups ?? []) fields.push(`group=${g}`);

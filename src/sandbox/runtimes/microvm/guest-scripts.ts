@@ -58,15 +58,35 @@ rm -rf "$v.new" && mkdir -p "$v.new" && tar -x -C "$v.new"
 for f in "$v.new"/* "$v.new"/..?*; do [ -e "$f" ] || [ -L "$f" ] || continue; mv -f "$f" "$v/" 2>/dev/null || { rm -rf "$v/\${f##*/}"; mv "$f" "$v/"; }; done
 rm -rf "$v.new"`;
 
-/** Args: container name. Unmounts a container's root and forgets the disk's cached blocks, so a new image can be written. */
-export const releaseContainer = `r=/run/kubicle/c/$1
+/** The cgroup directory a container's processes run in. */
+export const containerCgroup = (name: string) => `/sys/fs/cgroup/kubicle-${name}`;
+
+/**
+ * Args: container name. Ends what is left of a container's last run (processes it left behind,
+ * by its cgroup) and unmounts its root, so a new image can be written to its disk.
+ */
+export const releaseContainer = `g=/sys/fs/cgroup/kubicle-$1
+if [ -d "$g" ]; then
+  echo 1 > "$g/cgroup.kill"
+  i=0; while ! rmdir "$g" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+fi
+r=/run/kubicle/c/$1
 if [ -d "$r" ]; then umount -l "$r/dev/pts" "$r/dev" "$r/proc" "$r/sys" 2>/dev/null; for m in $(awk -v r="$r" '$2 ~ "^"r {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null; done; fi
 exit 0`;
 
-/** Args: container name, disk serial, then volume mounts as triples: source dir, container path, ro|rw. */
+/**
+ * Args: container name, disk serial, memory.max and cpu.max for its cgroup (cgroup v2 syntax:
+ * "max" for none), then volume mounts as triples: source dir, container path, ro|rw. A fresh
+ * cgroup per run, so its OOM count is the run's own.
+ */
 export const mountContainer = `${findDisk}
 set -e
-name=$1; dev=$(disk "$2"); shift 2
+name=$1; dev=$(disk "$2")
+g=/sys/fs/cgroup/kubicle-$name
+mkdir "$g"
+echo "$3" > "$g/memory.max"
+echo "$4" > "$g/cpu.max"
+shift 4
 r=/run/kubicle/c/$name
 mkdir -p "$r"
 blockdev --flushbufs "$dev"

@@ -21,7 +21,7 @@ import { checkContainerName, type RunRecord, SandboxStore } from '../../sandbox-
 import { resolveUser } from '../../user.js';
 import { SandboxVolumes } from '../../volumes.js';
 import { GuestChannel, type GuestCommand, type GuestProcess } from './guest-channel.js';
-import { makeDirVolume, mountContainer, prepareSandbox, releaseContainer, replaceFilesVolume } from './guest-scripts.js';
+import { containerCgroup, makeDirVolume, mountContainer, prepareSandbox, releaseContainer, replaceFilesVolume } from './guest-scripts.js';
 import { type Accel, type GuestImage, hostTscKhz, isQemu, killQemu, probeAccel, sparseFiles, startVm, type VmSpec } from './qemu.js';
 import { VmTemplates } from './vm-templates.js';
 
@@ -320,12 +320,15 @@ export class MicrovmRuntime implements SandboxRuntime {
         if (!(err instanceof KubicleError) || err.code !== 'Invalid') throw err;
         return this.failRun(runDir, rec, err.message);
       }
-      await this.guestRun(ch, mountContainer, [spec.name, `c${slot}`, ...mounts]);
+      const memoryMax = spec.resources?.memoryLimitBytes ? String(spec.resources.memoryLimitBytes) : 'max';
+      const cpuMax = spec.resources?.cpuLimitMillis ? `${Math.max(1000, spec.resources.cpuLimitMillis * 100)} 100000` : 'max 100000';
+      await this.guestRun(ch, mountContainer, [spec.name, `c${slot}`, memoryMax, cpuMax, ...mounts]);
       let proc: GuestProcess;
       const as: GuestCommand = {
         argv: resolveArgv(spec, image.config),
         env: resolveEnv(spec, image.config, sb.spec.hostname),
         root: `/run/kubicle/c/${spec.name}`,
+        cgroup: containerCgroup(spec.name),
         cwd: spec.workingDir || image.config.WorkingDir || '/',
         uid: user.uid,
         gid: user.gid,
@@ -368,11 +371,13 @@ export class MicrovmRuntime implements SandboxRuntime {
         () => true,
         () => false,
       );
+      // Killed, and its cgroup counted an OOM kill: the guest kernel ended it for its memory limit.
+      const oom = started && r.exitCode === 128 + 9 && (await this.oomKilled(sandboxId, rec.name));
       rec.startedAt ??= new Date().toISOString();
       rec.final = {
         exitCode: started ? r.exitCode : 128,
         finishedAt: new Date().toISOString(),
-        reason: !started ? 'StartError' : r.exitCode === 0 ? 'Completed' : 'Error',
+        reason: !started ? 'StartError' : oom ? 'OOMKilled' : r.exitCode === 0 ? 'Completed' : 'Error',
         ...(r.message ? { message: r.message } : {}),
       };
       await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec)).catch(() => {});
@@ -380,6 +385,14 @@ export class MicrovmRuntime implements SandboxRuntime {
     });
     this.procs.set(key, { proc, done, as });
     return { done };
+  }
+
+  /** Whether the guest's OOM killer ended a process of the container's current run (its cgroup's count). */
+  private async oomKilled(sandboxId: string, name: string): Promise<boolean> {
+    const ch = await this.channels.get(sandboxId)?.catch(() => undefined);
+    if (!ch?.alive) return false;
+    const r = await ch.run({ argv: ['cat', `${containerCgroup(name)}/memory.events`] }, undefined, 5000).catch(() => undefined);
+    return Number(/^oom_kill (\d+)/m.exec(r?.output ?? '')?.[1] ?? 0) > 0;
   }
 
   /**

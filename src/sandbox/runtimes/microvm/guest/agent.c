@@ -11,6 +11,7 @@
  *                  SEED ("sec nsec\n" then random bytes: sets the clock and reseeds the kernel's
  *                  random generator, which a guest restored from a saved template shares with its
  *                  siblings until then), LIST (the streams the agent has: for a host that reconnects)
+ *   SPAWN with cgroup=DIR runs the process in that cgroup (v2) directory.
  *   SPAWN with init=1 marks a container's main process: like PID 1 of a container's own PID
  *   namespace, it gets signals other than KILL and STOP only when it handles them.
  *   guest -> host: READY (answer to HELLO), STARTED ("pid"), STDOUT, STDERR,
@@ -139,7 +140,7 @@ static void maybe_finish(struct stream *s) {
 }
 
 /* The spawn request: key=value entries separated by NULs. */
-struct spawn_req { const char *root, *cwd; uid_t uid; gid_t gid; int tty, stdin_open, rows, cols, init; gid_t groups[64]; int ngroups; char *env[256]; int nenv; char *argv[256]; int nargv; };
+struct spawn_req { const char *root, *cwd, *cgroup; uid_t uid; gid_t gid; int tty, stdin_open, rows, cols, init; gid_t groups[64]; int ngroups; char *env[256]; int nenv; char *argv[256]; int nargv; };
 
 static int parse_spawn(char *p, size_t len, struct spawn_req *r) {
   memset(r, 0, sizeof *r);
@@ -153,6 +154,7 @@ static int parse_spawn(char *p, size_t len, struct spawn_req *r) {
     *eq = 0;
     char *v = eq + 1;
     if (!strcmp(entry, "root")) r->root = v;
+    else if (!strcmp(entry, "cgroup")) r->cgroup = v;
     else if (!strcmp(entry, "cwd")) r->cwd = v;
     else if (!strcmp(entry, "uid")) r->uid = strtoul(v, NULL, 10);
     else if (!strcmp(entry, "gid")) r->gid = strtoul(v, NULL, 10);
@@ -172,7 +174,16 @@ static int parse_spawn(char *p, size_t len, struct spawn_req *r) {
 /* In the child: enter the root, become the user, exec. Failures go to the parent over `report`. */
 static void child(struct spawn_req *r, int report) {
   sigset_t all; sigemptyset(&all); sigprocmask(SIG_SETMASK, &all, NULL);
-  const char *step = "chroot";
+  const char *step = "cgroup";
+  if (r->cgroup) {
+    /* Join the container's cgroup before anything runs: its limits and OOM count cover all of it. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/cgroup.procs", r->cgroup);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) goto fail;
+    close(fd);
+  }
+  step = "chroot";
   if (r->root && (chroot(r->root) < 0 || chdir("/") < 0)) goto fail;
   step = "chdir";
   if (chdir(r->cwd) < 0) goto fail;
