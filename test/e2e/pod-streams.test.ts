@@ -75,14 +75,15 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
     });
 
     it(`kubectl ${v} exec -it: a terminal of the client's size that follows a resize`, async () => {
-      const { term, screen, exited } = kubectlOnTerminal(k, v, ['exec', '-it', '-n', ns, 'web', '--', 'sh', '-c', 'tty; stty size; read x; stty size; exit 7'], { cols: 111, rows: 33 });
+      // The process waits for the new size itself, so no Enter can overtake the resize.
+      const script = 'tty; stty size; while [ "$(stty size)" = "33 111" ]; do sleep 0.1; done; stty size; read x; exit 7';
+      const { term, screen, exited } = kubectlOnTerminal(k, v, ['exec', '-it', '-n', ns, 'web', '--', 'sh', '-c', script], { cols: 111, rows: 33 });
       await eventually(async () => screen().includes('33 111'), `the first size shows (screen: ${JSON.stringify(screen())})`, 20_000);
       term.resize(90, 20);
-      await new Promise((r) => setTimeout(r, 500));
+      await eventually(async () => /20 90/.test(screen()), `the resize reached the container (screen: ${JSON.stringify(screen())})`);
       term.write('\r');
       assert.equal(await exited, 7);
       assert.match(screen(), /\/dev\/pts\/\d+/);
-      assert.match(screen(), /20 90/, `the resize reached the container (screen: ${JSON.stringify(screen())})`);
     });
 
     it(`kubectl ${v} run -i --rm: piped input reaches the container, its exit code comes back, the pod is removed`, async () => {

@@ -97,13 +97,14 @@ describe('the pod features every runtime has', () => {
       });
 
       it('exec -it: a terminal of the client size that follows a resize, and the exit code', async () => {
-        const { term, screen, exited } = kubectlOnTerminal(k, '1.33', ['exec', '-it', '-n', ns, 'web', '--', 'sh', '-c', 'stty size; read x; stty size; exit 4'], { cols: 97, rows: 29 });
+        // The process watches for the new size itself: an Enter pressed right after the resize
+        // could otherwise overtake it (kubectl sends the size only once it has seen SIGWINCH).
+        const script = 'stty size; while [ "$(stty size)" = "29 97" ]; do sleep 0.1; done; stty size; read x; exit 4';
+        const { term, screen, exited } = kubectlOnTerminal(k, '1.33', ['exec', '-it', '-n', ns, 'web', '--', 'sh', '-c', script], { cols: 97, rows: 29 });
         await eventually(async () => screen().includes('29 97'), `the first size is the client's (screen: ${JSON.stringify(screen())})`, 30_000);
         term.resize(71, 17);
-        await eventually(async () => {
-          term.write('\r');
-          return /17 71/.test(screen());
-        }, `the resize reaches the process (screen: ${JSON.stringify(screen())})`);
+        await eventually(async () => /17 71/.test(screen()), `the resize reaches the process (screen: ${JSON.stringify(screen())})`);
+        term.write('\r');
         assert.equal(await exited, 4);
       });
 
