@@ -208,14 +208,14 @@ export class GuestChannel {
       this.onListed = (text) => {
         this.socket.off('close', gone);
         this.onListed = undefined;
-        const list = text
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => {
-            const [id, pid, exited, code] = l.split(' ').map(Number);
-            return { id, pid, exited: exited === 1, code };
-          });
-        this.nextId = Math.max(this.nextId, ...list.map((x) => x.id + 1));
+        // The guest is the tenant's: only well-formed lines with ids this side could have chosen count.
+        const list: GuestStreamInfo[] = [];
+        for (const line of text.split('\n')) {
+          const m = /^(\d{1,10}) (\d{1,10}) ([01]) (\d{1,3})$/.exec(line);
+          const id = Number(m?.[1]);
+          if (m && id > 0 && id < 2 ** 31) list.push({ id, pid: Number(m[2]), exited: m[3] === '1', code: Number(m[4]) });
+        }
+        this.nextId = list.reduce((next, x) => Math.max(next, x.id + 1), this.nextId);
         resolve(list);
       };
       this.send(0, T.LIST);
