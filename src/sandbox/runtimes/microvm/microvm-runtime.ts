@@ -51,6 +51,9 @@ export interface MicrovmRuntimeOptions {
   templateDir?: string | false;
 }
 
+/** The end of a run nobody saw end: its guest or its stream is gone (runc says the same of a lost monitor). */
+const lostRun = () => ({ exitCode: 255, finishedAt: new Date().toISOString(), reason: 'Error', message: 'the microvm agent lost this run; its exit status is unknown' });
+
 /** How a container's run was started in its guest (guest.json beside run.json), for re-adoption. */
 interface GuestRun {
   stream: number;
@@ -414,7 +417,7 @@ export class MicrovmRuntime implements SandboxRuntime {
       const stream = guest ? live.get(guest.stream) : undefined;
       if (guest && stream?.pid) claims.push({ runDir, rec, guest, pid: stream.pid });
       else {
-        rec.final = { exitCode: 255, finishedAt: new Date().toISOString(), reason: 'Error', message: 'the microvm agent lost this run; its exit status is unknown' };
+        rec.final = lostRun();
         await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
       }
     }
@@ -462,7 +465,7 @@ export class MicrovmRuntime implements SandboxRuntime {
     if (rec.final) return { ...base, state: 'exited', exitCode: rec.final.exitCode, finishedAt: rec.final.finishedAt, reason: rec.final.reason, message: rec.final.message };
     if (this.procs.has(`${sandboxId}/${name}`)) return { ...base, state: rec.startedAt ? 'running' : 'created' };
     // Nobody here watches the run (this process restarted, or the VM died): its end was not seen.
-    return { ...base, state: 'exited', exitCode: 255, reason: 'Error', message: 'the microvm agent lost this run; its exit status is unknown', finishedAt: new Date().toISOString() };
+    return { ...base, state: 'exited', ...lostRun() };
   }
 
   async status(sandboxId: string): Promise<SandboxStatus> {
