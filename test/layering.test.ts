@@ -21,7 +21,7 @@ const allowed: Record<string, string[]> = {
   scheduler: ['client', 'api', 'observe'],
   kubelet: ['client', 'api', 'observe', 'sandbox'],
   network: ['client', 'api', 'observe'],
-  provider: ['client', 'api', 'observe'],
+  provider: ['client', 'api', 'observe', 'sandbox'],
   sandbox: ['observe'],
   console: ['client', 'api', 'observe'],
   cli: ['*'],
@@ -50,9 +50,9 @@ function check(sources: { file: string; text: string }[]): string[] {
       const to = target.split(path.sep)[0];
       if (to === layer || rules.includes('*')) continue;
       if (!rules.includes(to)) violations.push(`${rel} imports ${target} (${layer} may not import ${to})`);
-      // The kubelet reaches the host agent only through the Sandbox API (types and client), never its internals.
-      if (layer === 'kubelet' && to === 'sandbox' && !target.startsWith(path.join('sandbox', 'api'))) {
-        violations.push(`${rel} imports ${target}: kubelet may use only sandbox/api`);
+      // The kubelet and the provider reach host agents only through the Sandbox API (types and client), never their internals.
+      if ((layer === 'kubelet' || layer === 'provider') && to === 'sandbox' && !target.startsWith(path.join('sandbox', 'api'))) {
+        violations.push(`${rel} imports ${target}: ${layer} may use only sandbox/api`);
       }
       // The API server reaches storage through the Backend contract only; cli picks implementations.
       if (layer === 'apiserver' && to === 'storage' && !target.startsWith(path.join('storage', 'backend'))) {

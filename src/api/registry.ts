@@ -3,6 +3,7 @@ import { appsKinds } from './kinds/apps.js';
 import { batchKinds } from './kinds/batch.js';
 import { clusterKinds } from './kinds/cluster.js';
 import { coreKinds } from './kinds/core.js';
+import { providerKinds } from './kinds/provider.js';
 import { groupVersion, type ResourceType } from './resource-type.js';
 
 /**
@@ -67,4 +68,9 @@ export function versionPriority(v: string): number {
 
 export function builtinRegistry(): Registry {
   return new Registry([...coreKinds, ...appsKinds, ...batchKinds, ...clusterKinds]);
+}
+
+/** The provider's API (`kubicle server`): the built-in kinds its machinery relies on, and kubicle.io. */
+export function providerRegistry(): Registry {
+  return new Registry([...coreKinds, ...appsKinds, ...batchKinds, ...clusterKinds, ...providerKinds]);
 }

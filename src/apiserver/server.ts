@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +19,7 @@ import { ResourceQuotaAdmission } from './admission/resource-quota.js';
 import { RuntimeClassAdmission } from './admission/runtime-class.js';
 import { ServiceAllocation, type ServiceRanges, serviceRanges } from './admission/service-allocation.js';
 import { Authenticator, type UserInfo } from './authn.js';
+import { type Authorizer, attributesOf, forbiddenMessage } from './authz/authorizer.js';
 import { bootstrap } from './bootstrap.js';
 import { runCompactor } from './compactor.js';
 import { aggregated, aggregatedContentType, apiGroup, apiGroupList, apiResourceList, apiVersions } from './discovery.js';
@@ -57,6 +59,14 @@ export interface ApiServerOptions {
   serviceCidr?: string;
   /** Node ports, "min-max" (default 30000-32767). */
   nodePortRange?: string;
+  /**
+   * Listen on this unix socket instead of host:port. host and port then say where clients reach
+   * the server (a tenant control plane behind the provider's gateway): the serving certificate,
+   * the `kubernetes` Service and `url` use them.
+   */
+  socketPath?: string;
+  /** Decides each authenticated request; absent, every authenticated user may do everything. */
+  authorizer?: Authorizer;
 }
 
 export class ApiServer {
@@ -113,7 +123,7 @@ export class ApiServer {
   }
 
   get url(): string {
-    const a = this.server?.address() as AddressInfo | undefined;
+    const a = this.opts.socketPath ? undefined : (this.server?.address() as AddressInfo | undefined);
     const host = this.opts.host === '0.0.0.0' || this.opts.host === '::' ? '127.0.0.1' : this.opts.host;
     return `https://${host.includes(':') ? `[${host}]` : host}:${a?.port ?? this.opts.port}`;
   }
@@ -142,9 +152,12 @@ export class ApiServer {
     server.headersTimeout = 60_000;
     server.keepAliveTimeout = 65_000;
     this.server = server;
+    // A socket file left by an earlier run would make listen fail; nothing else may own this path.
+    if (this.opts.socketPath) await rm(this.opts.socketPath, { force: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.opts.port, this.opts.host, () => resolve());
+      if (this.opts.socketPath) server.listen(this.opts.socketPath, () => resolve());
+      else server.listen(this.opts.port, this.opts.host, () => resolve());
     });
     const compactor = runCompactor(this.opts.backend, log, signal, this.opts.compactIntervalMs);
     this.isReady = true;
@@ -192,6 +205,7 @@ export class ApiServer {
     let user: UserInfo | undefined;
     try {
       user = this.authn.authenticate(req);
+      this.authorize(user, req.method ?? 'GET', url, r);
       await this.route(req, res, url);
     } catch (err) {
       const status = sendError(res, err, r ? { name: r.name, kind: r.resource, group: r.group } : undefined);
@@ -216,6 +230,7 @@ export class ApiServer {
     socket.on('error', () => {});
     try {
       user = this.authn.authenticate(req);
+      this.authorize(user, req.method ?? 'GET', url, r);
       if (!r || !PodStreams.handles(r)) throw new KubicleError('BadRequest', `upgrade is only supported for pods' exec, attach and portforward, not ${url.pathname}`);
       await this.podStreams.upgrade(req, socket, head, r, url.searchParams);
     } catch (err) {
@@ -226,6 +241,15 @@ export class ApiServer {
       this.streamRequests.inc({ subresource: r?.subresource ?? '', protocol: String(req.headers.upgrade ?? '').toLowerCase(), code: String(code) });
       this.opts.log.info('request', { method: req.method, path: url.pathname, upgrade: req.headers.upgrade, user: user?.name, code });
     }
+  }
+
+  /** Throws Forbidden, worded as upstream's, when the authorizer denies the request. */
+  private authorize(user: UserInfo, method: string, url: URL, r: ReturnType<typeof safeParse>): void {
+    const authorizer = this.opts.authorizer;
+    if (!authorizer) return;
+    const attrs = attributesOf(method, url, r);
+    const decision = authorizer.authorize(user, attrs);
+    if (!decision.allowed) throw new KubicleError('Forbidden', forbiddenMessage(user, attrs, decision.reason));
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {

@@ -16,6 +16,10 @@ export const schema = {
   store: { type: 'string', default: 'sqlite', env: 'KUBICLE_STORE', help: '"sqlite" (a file in the data dir) or etcd://host:port[/prefix]' },
   host: { type: 'string', default: '127.0.0.1', env: 'KUBICLE_HOST', help: 'address the API server listens on' },
   port: { type: 'string', default: '6443', env: 'KUBICLE_PORT', help: 'port the API server listens on (0: any free port)' },
+  'listen-socket': { type: 'string', default: '', env: 'KUBICLE_LISTEN_SOCKET', help: 'controlplane: serve on this unix socket; --host and --port then name the endpoint clients use' },
+  'cluster-endpoint-pool': { type: 'string', default: '127.250.0.0/16', env: 'KUBICLE_CLUSTER_ENDPOINT_POOL', help: 'server: addresses of tenant cluster endpoints, inside 127.0.0.0/8' },
+  'cluster-endpoint-port': { type: 'string', default: '443', env: 'KUBICLE_CLUSTER_ENDPOINT_PORT', help: 'server: the port of every cluster endpoint' },
+  'cluster-sleep-after': { type: 'string', default: '300', env: 'KUBICLE_CLUSTER_SLEEP_AFTER', help: 'server: idle seconds before a control plane sleeps unless its Cluster says (0: never)' },
   'token-file': { type: 'string', default: '', env: 'KUBICLE_TOKEN_FILE', help: 'static bearer tokens, one token,user,uid,"groups" per line' },
   'compact-interval': { type: 'string', default: '300', env: 'KUBICLE_COMPACT_INTERVAL', help: 'seconds between store compactions (history kept about this long)' },
   'node-monitor-grace-period': { type: 'string', default: '40', env: 'KUBICLE_NODE_MONITOR_GRACE_PERIOD', help: 'seconds without a node heartbeat before it is unreachable' },
@@ -39,6 +43,9 @@ export const schema = {
   registry: { type: 'string', default: '127.0.0.1:5000', env: 'KUBICLE_REGISTRY', help: 'for image build/samples: the registry to push to' },
   'restart-backoff': { type: 'string', default: '10', env: 'KUBICLE_RESTART_BACKOFF', help: 'seconds of the first container restart back-off (doubles up to 30 times that)' },
   kubeconfig: { type: 'string', default: '', env: 'KUBECONFIG', help: 'for simulate: the cluster to join (default <data-dir>/kubeconfig)' },
+  provider: { type: 'string', default: '', env: 'KUBICLE_PROVIDER', help: 'for cluster: the provider\'s kubeconfig (default <data-dir>/kubeconfig)' },
+  tenant: { type: 'string', default: 'default', env: 'KUBICLE_TENANT', help: 'for cluster: the tenant (its namespace on the provider)' },
+  wait: { type: 'boolean', default: false, env: '', help: 'for cluster create|start: wait until it runs' },
   'log-level': { type: 'string', default: 'info', env: 'KUBICLE_LOG_LEVEL', help: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, env: '', help: 'show this help' },
 } satisfies Record<string, Option>;
@@ -67,6 +74,9 @@ commands:
   up                 run the API server, controllers and scheduler in the foreground
   simulate nodes N   register N simulated nodes (they run nothing) and play their kubelets
   store compact      compact the store's history to its current revision (server stopped)
+  server             run the provider: tenants, clusters (each control plane in its own sandbox), this host's agent
+  cluster create|list|delete|start|stop|kubeconfig NAME   manage clusters through the provider (--tenant)
+  controlplane       run one tenant cluster's control plane (as the provider does in its sandbox)
   agent              run the host agent alone (Sandbox API on --agent-socket)
   image samples      build the busybox and node-web images from this host's files and push them to --registry
   image build DIR REF  make a one-layer image of DIR and push it as REF (command after --)

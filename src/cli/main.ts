@@ -9,8 +9,11 @@ import { HostAgent } from '../sandbox/agent.js';
 import { buildAndPush, entriesFromDirectory } from '../sandbox/images/image-builder.js';
 import { RegistryClient } from '../sandbox/images/registry-client.js';
 import { busyboxImage, nodeWebImage } from '../sandbox/images/sample-images.js';
+import { clusterCommand } from './cluster-commands.js';
 import { parseConfig, usage } from './config.js';
+import { providerServer } from './provider-server.js';
 import { openStore } from './store.js';
+import { tenantControlPlane } from './tenant-control-plane.js';
 import { up } from './up.js';
 
 /** The `kubicle` command: parses the configuration and runs one role or tool. */
@@ -48,6 +51,15 @@ async function main(argv: string[]): Promise<number> {
   switch (positionals.join(' ')) {
     case 'up':
       await up(config, log, ac.signal);
+      return 0;
+    case 'server':
+      await providerServer(config, log, ac.signal);
+      return 0;
+    case `cluster ${positionals[1]}`:
+    case `cluster ${positionals[1]} ${positionals[2]}`:
+      return clusterCommand(positionals[1], positionals[2], config, (s) => process.stdout.write(s));
+    case 'controlplane':
+      await tenantControlPlane(config, log, ac.signal);
       return 0;
     case 'store compact': {
       const backend = openStore(config.store, path.resolve(config['data-dir']));

@@ -1,11 +1,9 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type Cidr, cidrsOverlap, formatIPv4, parseCidr } from '../api/ipv4.js';
 import { builtinRegistry } from '../api/registry.js';
-import { renderKubeconfig } from '../apiserver/kubeconfig.js';
 import { issueServing, type KeyPair } from '../apiserver/pki.js';
-import { ApiServer } from '../apiserver/server.js';
 import { claimRanges } from '../network/host-claims.js';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
@@ -14,10 +12,10 @@ import { buildAndPush } from '../sandbox/images/image-builder.js';
 import { RegistryClient } from '../sandbox/images/registry-client.js';
 import { RegistryServer } from '../sandbox/images/registry-server.js';
 import { busyboxImage } from '../sandbox/images/sample-images.js';
+import { startApiServer } from './api-server.js';
 import { runInWorker } from './component-worker.js';
 import type { Config } from './config.js';
 import type { Component } from './control-plane.js';
-import { openStore } from './store.js';
 
 /**
  * `kubicle up`: the API server on the chosen store, with the controllers this stage has, in the
@@ -27,28 +25,8 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
   const dataDir = path.resolve(config['data-dir']);
   if (config.node === 'local') nodeNetwork(config); // refuse bad ranges before anything starts
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const backend = openStore(config.store, dataDir);
-  const server = new ApiServer({
-    backend,
-    registry: builtinRegistry(),
-    pkiDir: path.join(dataDir, 'pki'),
-    host: config.host,
-    port: Number(config.port),
-    log: log.with({ component: 'apiserver' }),
-    tokenFile: config['token-file'] ? await readFile(config['token-file'], 'utf8') : undefined,
-    compactIntervalMs: Number(config['compact-interval']) * 1000,
-    serviceCidr: config['service-cidr'],
-    nodePortRange: config['service-node-port-range'],
-  });
-  const serving = server.run(signal);
-  await Promise.race([server.ready, serving]);
+  const { server, backend, serving, kubeconfig } = await startApiServer(config, dataDir, builtinRegistry(), log, signal);
   const pki = server.credentials;
-  const kubeconfig = path.join(dataDir, 'kubeconfig');
-  await writeFile(
-    kubeconfig,
-    renderKubeconfig({ cluster: 'kubicle', server: server.url, caPem: pki.ca.cert, user: 'kubicle-admin', certPem: pki.admin.cert, keyPem: pki.admin.key }),
-    { mode: 0o600 },
-  );
   const client = { server: server.url, caPem: pki.ca.cert, token: server.loopbackToken };
   if (config.controllers !== 'all' && config.controllers !== 'none') throw new Error(`--controllers must be "all" or "none", not ${JSON.stringify(config.controllers)}`);
   const components: Component[] = [{ kind: 'controller-manager', workloads: config.controllers === 'all', nodeGracePeriodMs: Number(config['node-monitor-grace-period']) * 1000 }];
@@ -77,16 +55,7 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
 async function startNode(config: Config, dataDir: string, log: Logger, signal: AbortSignal, ca: KeyPair, apiToken: string) {
   if (config.node !== 'local') throw new Error(`--node must be "local" or "none", not ${JSON.stringify(config.node)}`);
   const waits: Promise<unknown>[] = [];
-  let registry: string | undefined;
-  if (Number(config['registry-port']) > 0) {
-    const server = new RegistryServer({ dataDir: path.join(dataDir, 'registry'), port: Number(config['registry-port']) }, log.with({ component: 'registry' }));
-    const serving = server.run(signal);
-    await Promise.race([server.ready, serving]);
-    registry = server.address;
-    waits.push(serving.catch((err) => log.error('registry stopped', { err })));
-    const img = await busyboxImage();
-    await buildAndPush(new RegistryClient(), `${registry}/kubicle/busybox:1`, img.entries, img.config);
-  }
+  const registry = await startRegistry(config, dataDir, log, signal, waits);
   const { pods, services, clusterDnsIP, pool, ingressIP } = nodeNetwork(config);
   const release = await claimRanges(config.bridge, [
     { what: 'service range', flag: '--service-cidr', cidr: services },
@@ -163,4 +132,20 @@ function nodeNetwork(config: Config): { pods: { cidr: Cidr; gateway: string }; s
     );
   }
   return { pods: { cidr, gateway: formatIPv4(cidr.base + 1) }, services, clusterDnsIP: formatIPv4(services.base + 10), pool, ingressIP: formatIPv4(pool.base + 1) };
+}
+
+/**
+ * The embedded image registry on 127.0.0.1:--registry-port with the busybox sample pushed (what
+ * pods and control-plane sandboxes start from); undefined when the port is 0. Its serving
+ * promise joins `waits`.
+ */
+export async function startRegistry(config: Config, dataDir: string, log: Logger, signal: AbortSignal, waits: Promise<unknown>[]): Promise<string | undefined> {
+  if (Number(config['registry-port']) <= 0) return undefined;
+  const server = new RegistryServer({ dataDir: path.join(dataDir, 'registry'), port: Number(config['registry-port']) }, log.with({ component: 'registry' }));
+  const serving = server.run(signal);
+  await Promise.race([server.ready, serving]);
+  waits.push(serving.catch((err) => log.error('registry stopped', { err })));
+  const img = await busyboxImage();
+  await buildAndPush(new RegistryClient(), `${server.address}/kubicle/busybox:1`, img.entries, img.config);
+  return server.address;
 }

@@ -12,6 +12,8 @@ export interface ClientConfig {
   token?: string;
   certPem?: string;
   keyPem?: string;
+  /** Reach the server over this unix socket (a tenant control plane's own components); TLS still checks the server's name against `server`. */
+  socketPath?: string;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: objects from the API are untyped JSON
@@ -56,7 +58,7 @@ export class KubeClient {
   private options(method: string, path: string, headers: Record<string, string>): https.RequestOptions {
     const h: Record<string, string> = { Accept: 'application/json', ...headers };
     if (this.cfg.token) h.Authorization = `Bearer ${this.cfg.token}`;
-    return { method, host: this.base.hostname, port: this.base.port, path, agent: this.agent, headers: h };
+    return { method, host: this.base.hostname, port: this.base.port, socketPath: this.cfg.socketPath, path, agent: this.agent, headers: h };
   }
 
   async request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<Obj> {

@@ -12,8 +12,12 @@ export interface SandboxSpec {
   labels?: Record<string, string>;
   /** Limits for the whole sandbox (its parent cgroup). */
   resources?: SandboxResources;
-  /** 'pod' gives the sandbox its own network namespace with an address; 'host' shares the host's. */
-  network?: 'pod' | 'host';
+  /**
+   * 'pod' gives the sandbox its own network namespace with an address on the host's pod bridge;
+   * 'none' its own namespace with only loopback (it talks to the world through unix sockets in its
+   * volumes, as a tenant control plane does); 'host' shares the host's.
+   */
+  network?: 'pod' | 'none' | 'host';
   dns?: { nameservers?: string[]; searches?: string[]; options?: string[] };
   /** Extra /etc/hosts lines. */
   hostAliases?: { ip: string; hostnames: string[] }[];

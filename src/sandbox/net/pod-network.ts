@@ -114,6 +114,17 @@ export class PodNetwork {
     return ipAddr;
   }
 
+  /**
+   * Gives a sandbox a namespace with only loopback up: no veth, no address, no route out.
+   * Idempotent. detach() removes it like any other.
+   */
+  async attachIsolated(sandboxId: string): Promise<void> {
+    const ns = PodNetwork.namespaceOf(sandboxId);
+    await ip([`netns del ${ns}`]).catch(() => {});
+    await ip([`netns add ${ns}`]);
+    await ip(['link set lo up'], ns);
+  }
+
   /** The tap device a microvm sandbox's virtio-net sits on. */
   static tapOf(sandboxId: string): string {
     return `tap${createHash('sha1').update(sandboxId).digest('hex').slice(0, 8)}`;

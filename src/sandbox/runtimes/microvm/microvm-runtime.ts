@@ -151,6 +151,7 @@ export class MicrovmRuntime implements SandboxRuntime {
       if (existsSync(path.join(dir, 'sandbox.json'))) return this.status(spec.id);
       if (!spec.hostname || spec.hostname.length > 63) throw new KubicleError('Invalid', 'hostname must be 1 to 63 characters');
       if (spec.network === 'host') throw new KubicleError('Invalid', 'a microvm sandbox has its own kernel and cannot share the host network');
+      if (spec.network === 'none') throw new KubicleError('Invalid', 'network "none" is not supported by microvm sandboxes (use runc)');
       const host = spec.volumes?.find((v) => v.type === 'host');
       if (host) throw new KubicleError('Invalid', `volume ${host.name}: host paths cannot be mounted into a microvm`);
       const started = Date.now();

@@ -87,7 +87,9 @@ export class RuncRuntime implements SandboxRuntime {
         const volumes = new SandboxVolumes(path.join(dir, 'volumes'));
         for (const v of spec.volumes ?? []) await volumes.create(v);
         await this.opts.cgroups.createSandbox(spec.id, spec.resources);
-        const ip = spec.network === 'host' ? undefined : await this.opts.network.attach(spec.id);
+        let ip: string | undefined;
+        if (spec.network === 'none') await this.opts.network.attachIsolated(spec.id);
+        else if (spec.network !== 'host') ip = await this.opts.network.attach(spec.id);
         await this.writeEtc(dir, spec, ip);
         const rec: SandboxRecord = { spec, createdAt: new Date().toISOString(), ip };
         await writeFile(path.join(dir, 'sandbox.json'), JSON.stringify(rec));

@@ -1,0 +1,133 @@
+import type { FieldErrors } from '../field-errors.js';
+import type { KubeObject } from '../object.js';
+import { parseQuantity } from '../quantity.js';
+import type { ResourceType } from '../resource-type.js';
+import { ageColumn, col, nameColumn } from './columns.js';
+
+/**
+ * The provider API, group kubicle.io/v1alpha1 (DESIGN §1): Tenants own Clusters; each Tenant's
+ * objects live in the namespace of the Tenant's name, so "a tenant sees only its own" is a
+ * namespace boundary. Hosts are registered by host agents. The cluster controller and the
+ * gateway in provider/ act on them; these are the shapes, defaults and rules.
+ */
+export const providerGroup = 'kubicle.io';
+const base = { group: providerGroup, version: 'v1alpha1', status: true, generation: true, nameRule: 'label' as const };
+// biome-ignore lint/suspicious/noExplicitAny: untyped JSON
+type J = Record<string, any>;
+
+export const clusterStores = ['sqlite', 'etcd'];
+export const clusterPhases = ['Pending', 'Starting', 'Running', 'Sleeping', 'Stopping', 'Stopped', 'Failed', 'Deleting'];
+
+function validateQuantities(obj: J | undefined, field: string, errs: FieldErrors): void {
+  for (const [k, v] of Object.entries(obj ?? {})) {
+    try {
+      parseQuantity(String(v));
+    } catch {
+      errs.invalid(`${field}.${k}`, v, 'must be a quantity such as 2, 500m or 4Gi');
+    }
+  }
+}
+
+const tenants: ResourceType = {
+  ...base,
+  kind: 'Tenant',
+  plural: 'tenants',
+  singular: 'tenant',
+  namespaced: false,
+  storage: 'kubicle.io/tenants',
+  validate: (o, errs) => {
+    validateQuantities(o.spec?.quota, 'spec.quota', errs);
+  },
+  columns: [
+    nameColumn,
+    col('CPU', (o) => o.spec?.quota?.cpu ?? '<unlimited>'),
+    col('Memory', (o) => o.spec?.quota?.memory ?? '<unlimited>'),
+    col('Clusters', (o) => o.spec?.quota?.clusters ?? '<unlimited>'),
+    ageColumn,
+  ],
+};
+
+const clusters: ResourceType = {
+  ...base,
+  kind: 'Cluster',
+  plural: 'clusters',
+  singular: 'cluster',
+  namespaced: true,
+  shortNames: ['kc'],
+  storage: 'kubicle.io/clusters',
+  defaults: (o) => {
+    o.spec ??= {};
+    o.spec.store ??= 'sqlite';
+    o.spec.controlPlane ??= {};
+    o.spec.controlPlane.runtimeClassName ??= 'runc';
+    o.spec.controlPlane.replicas ??= 1;
+    o.spec.stopped ??= false;
+  },
+  validate: (o, errs) => {
+    const s = o.spec as J;
+    if (!clusterStores.includes(s.store)) errs.notSupported('spec.store', s.store, clusterStores);
+    if (s.controlPlane.runtimeClassName !== 'runc') errs.notSupported('spec.controlPlane.runtimeClassName', s.controlPlane.runtimeClassName, ['runc']);
+    if (s.controlPlane.replicas !== 1) errs.invalid('spec.controlPlane.replicas', s.controlPlane.replicas, 'this provider runs exactly 1 control-plane replica per cluster');
+    if (typeof s.stopped !== 'boolean') errs.invalid('spec.stopped', s.stopped, 'must be true or false');
+    const idle = s.sleepAfterSeconds;
+    if (idle !== undefined && (!Number.isInteger(idle) || idle < 0)) errs.invalid('spec.sleepAfterSeconds', idle, 'must be a whole number of seconds, 0 for never');
+    validateQuantities(s.controlPlane.resources, 'spec.controlPlane.resources', errs);
+  },
+  validateUpdate: (o, old, errs) => {
+    if (o.spec?.store !== old.spec?.store) errs.immutable('spec.store', o.spec?.store);
+  },
+  columns: [
+    nameColumn,
+    col('Phase', (o) => o.status?.phase ?? 'Pending'),
+    col('Endpoint', (o) => o.status?.endpoint ?? ''),
+    col('Version', (o) => o.status?.version ?? ''),
+    col('Store', (o) => o.spec?.store ?? '', { wide: true }),
+    col('Host', (o) => o.status?.host ?? '', { wide: true }),
+    ageColumn,
+  ],
+};
+
+const hosts: ResourceType = {
+  ...base,
+  kind: 'Host',
+  plural: 'hosts',
+  singular: 'host',
+  namespaced: false,
+  storage: 'kubicle.io/hosts',
+  nameRule: 'subdomain',
+  keepStatusOnCreate: true,
+  columns: [
+    nameColumn,
+    col('Ready', (o) => ((o.status?.conditions ?? []) as J[]).find((c) => c.type === 'Ready')?.status ?? 'Unknown'),
+    col('CPU', (o) => o.status?.capacity?.cpu ?? ''),
+    col('Memory', (o) => o.status?.capacity?.memory ?? ''),
+    col('Zone', (o) => (o.metadata.labels ?? {})['topology.kubernetes.io/zone'] ?? ''),
+    ageColumn,
+  ],
+};
+
+/** A workload placed on a host: a cluster's control plane (and, with the virtual kubelet, its pods). */
+const sandboxes: ResourceType = {
+  ...base,
+  kind: 'Sandbox',
+  plural: 'sandboxes',
+  singular: 'sandbox',
+  namespaced: true,
+  nameRule: 'subdomain',
+  storage: 'kubicle.io/sandboxes',
+  columns: [
+    nameColumn,
+    col('Cluster', (o) => o.spec?.cluster ?? ''),
+    col('Role', (o) => o.spec?.role ?? ''),
+    col('Host', (o) => o.spec?.host ?? ''),
+    col('Phase', (o) => o.status?.phase ?? 'Pending'),
+    ageColumn,
+  ],
+};
+
+export const providerKinds: ResourceType[] = [tenants, clusters, hosts, sandboxes];
+
+/** A Cluster's short handle for messages and ids: <tenant>-<name>. */
+export function clusterKey(o: KubeObject): string {
+  return `${o.metadata.namespace}-${o.metadata.name}`;
+}

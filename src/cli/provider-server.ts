@@ -1,0 +1,113 @@
+import { mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Cidr, cidrsOverlap, parseCidr } from '../api/ipv4.js';
+import { providerGroup } from '../api/kinds/provider.js';
+import { providerRegistry } from '../api/registry.js';
+import { TenantAuthorizer } from '../apiserver/authz/tenant-authorizer.js';
+import { KubeClient, resourcePath } from '../client/kube-client.js';
+import { isCode, KubicleError } from '../observe/errors.js';
+import type { Logger } from '../observe/log.js';
+import { ClusterController } from '../provider/cluster-controller.js';
+import { EndpointGateway } from '../provider/endpoint-gateway.js';
+import { TenantController } from '../provider/tenant-controller.js';
+import { HostAgent } from '../sandbox/agent.js';
+import { SandboxClient } from '../sandbox/api/client.js';
+import { startApiServer } from './api-server.js';
+import type { Config } from './config.js';
+import { runComponent } from './control-plane.js';
+import { startRegistry } from './up.js';
+
+/**
+ * `kubicle server`: the provider (DESIGN §1) on this machine: its API (kubicle.io/v1alpha1 beside
+ * the built-in kinds its machinery uses) on its own store and CA, the tenant and cluster
+ * controllers, the endpoint gateway, the embedded registry, and this host's agent, registered as
+ * a Host. Writes the operator's kubeconfig to <data-dir>/kubeconfig.
+ */
+export const tenantGroupPrefix = 'kubicle:tenant:';
+export const operatorGroup = 'kubicle:operators';
+
+export async function providerServer(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
+  const dataDir = path.resolve(config['data-dir']);
+  const pool = endpointPool(config);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const waits: Promise<unknown>[] = [];
+  const registry = await startRegistry(config, dataDir, log, signal, waits);
+  if (!registry) throw new KubicleError('Invalid', 'the provider needs its image registry: --registry-port must not be 0');
+  const socketPath = config['agent-socket'] || path.join(dataDir, 'agent.sock');
+  const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath, podCidr: config['pod-cidr'], bridge: config.bridge }, log.with({ component: 'agent' }));
+  const agentRunning = agent.run(signal);
+  await Promise.race([agent.ready, agentRunning]);
+  waits.push(agentRunning);
+  const authorizer = new TenantAuthorizer({
+    operatorGroups: ['system:masters', operatorGroup],
+    tenantGroupPrefix,
+    tenantResource: { group: providerGroup, resource: 'tenants' },
+    rules: [
+      { group: providerGroup, resources: ['clusters'], verbs: '*' },
+      { group: providerGroup, resources: ['clusters/status', 'sandboxes', 'usages'], verbs: ['get', 'list', 'watch'] },
+      { group: '', resources: ['secrets', 'events'], verbs: ['get', 'list', 'watch'] },
+    ],
+  });
+  const { server, backend, serving, kubeconfig } = await startApiServer(config, dataDir, providerRegistry(), log, signal, { authorizer });
+  const client = new KubeClient({ server: server.url, caPem: server.credentials.ca.cert, token: server.loopbackToken });
+  const hostName = config['node-name'] || os.hostname().toLowerCase();
+  await registerHost(client, hostName);
+  const gateway = new EndpointGateway(log.with({ component: 'gateway' }));
+  const installDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+  const clusters = new ClusterController(
+    client,
+    gateway,
+    {
+      host: { name: hostName, agent: new SandboxClient({ socketPath }) },
+      clustersDir: path.join(dataDir, 'clusters'),
+      endpointPool: pool,
+      endpointPort: Number(config['cluster-endpoint-port']),
+      image: { image: `${registry}/kubicle/busybox:1`, installDir, nodeBinary: '/usr/bin/node', logLevel: config['log-level'] },
+      defaultSleepAfterSeconds: Number(config['cluster-sleep-after']),
+    },
+    log.with({ component: 'cluster-controller' }),
+  );
+  const running = [
+    runComponent({ kind: 'controller-manager', workloads: true, nodeGracePeriodMs: 40_000 }, client, log, signal),
+    new TenantController(client, log.with({ component: 'tenant-controller' })).run(signal),
+    clusters.run(signal),
+  ];
+  process.stdout.write(
+    `Kubicle provider is up: ${server.url}\nkubeconfig (operator): ${kubeconfig}\nhost: ${hostName}; cluster endpoints from ${pool.text}; registry ${registry}\n\n` +
+      `  ./kubicle cluster create NAME      # then: ./kubicle cluster kubeconfig NAME > NAME.kubeconfig\n`,
+  );
+  await serving;
+  await Promise.allSettled([...running, ...waits]);
+  client.close();
+  await backend.close();
+}
+
+async function registerHost(client: KubeClient, name: string): Promise<void> {
+  const host = {
+    apiVersion: `${providerGroup}/v1alpha1`,
+    kind: 'Host',
+    metadata: { name, labels: { 'topology.kubernetes.io/zone': 'local' } },
+    spec: {},
+    status: {
+      capacity: { cpu: String(os.cpus().length), memory: `${Math.floor(os.totalmem() / 1024 / 1024)}Mi` },
+      conditions: [{ type: 'Ready', status: 'True', reason: 'AgentReady', lastTransitionTime: new Date().toISOString() }],
+    },
+  };
+  try {
+    await client.create(resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'hosts' }), host);
+  } catch (err) {
+    if (!isCode(err, 'AlreadyExists')) throw err;
+  }
+}
+
+/** The cluster endpoint pool: inside 127.0.0.0/8 (this machine only, DESIGN §5) and outside 127.0.0.0/24. */
+function endpointPool(config: Config): Cidr {
+  const pool = parseCidr(config['cluster-endpoint-pool']);
+  const hostLoopback = parseCidr('127.0.0.0/24') as Cidr;
+  if (!pool || pool.bits < 8 || pool.bits > 30 || !cidrsOverlap(pool, parseCidr('127.0.0.0/8') as Cidr) || cidrsOverlap(pool, hostLoopback)) {
+    throw new KubicleError('Invalid', `--cluster-endpoint-pool ${JSON.stringify(config['cluster-endpoint-pool'])} must be a network of at least 4 addresses inside 127.0.0.0/8 and outside 127.0.0.0/24, such as 127.250.0.0/16`);
+  }
+  return pool;
+}

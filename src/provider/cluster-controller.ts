@@ -1,0 +1,370 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { chown, mkdir, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { type Cidr, formatIPv4, parseIPv4 } from '../api/ipv4.js';
+import { providerGroup } from '../api/kinds/provider.js';
+import { parseQuantity } from '../api/quantity.js';
+import { Informer } from '../client/informer.js';
+import { KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
+import { WorkQueue } from '../client/work-queue.js';
+import { isCode, KubicleError } from '../observe/errors.js';
+import type { Logger } from '../observe/log.js';
+import type { SandboxClient } from '../sandbox/api/client.js';
+import { apiSocketPath, type ControlPlaneImage, controlPlaneContainer, controlPlaneSandbox, controlPlaneUid } from './control-plane-sandbox.js';
+import type { EndpointGateway } from './endpoint-gateway.js';
+
+/**
+ * The cluster controller (DESIGN §2.3–2.4): makes each Cluster's control plane exist as asked.
+ * A new Cluster gets an endpoint address from the pool, a data directory, and a control-plane
+ * sandbox on the host; once it serves, its admin kubeconfig goes into the Secret
+ * `<cluster>-kubeconfig` beside it (Cluster API's convention) and the Cluster turns Running.
+ * `spec.stopped` halts the sandbox and keeps the data; a control plane without connections for
+ * `spec.sleepAfterSeconds` (and no CronJob waiting to fire) is stopped the same way and woken by
+ * the gateway on the next connection. Deleting the Cluster removes the sandbox, the endpoint and
+ * the data directory before the finalizer goes.
+ */
+export interface ClusterControllerOptions {
+  /** The host that runs control planes (one per provider for now; placement by resources comes with more hosts). */
+  host: { name: string; agent: SandboxClient };
+  /** Clusters' data directories live under here, one per Cluster uid. */
+  clustersDir: string;
+  endpointPool: Cidr;
+  endpointPort: number;
+  image: ControlPlaneImage;
+  /** Sleep after this many idle seconds when a Cluster does not say (0: never). */
+  defaultSleepAfterSeconds: number;
+  /** How often idleness is checked. */
+  idleCheckMs?: number;
+}
+
+export const clusterFinalizer = 'kubicle.io/cluster';
+const defaultResources = { cpu: '1', memory: '512Mi' };
+const readyTimeoutMs = 60_000;
+
+type State = 'running' | 'asleep' | 'stopped' | 'failed';
+
+interface Live {
+  state: State;
+  /** Operations on one cluster (start, sleep, stop, delete) run one after another. */
+  chain: Promise<unknown>;
+  startedAt: number;
+  socketPath: string;
+}
+
+export class ClusterController {
+  private readonly queue = new WorkQueue();
+  private readonly clusters: Informer;
+  private readonly tenants: Informer;
+  private readonly live = new Map<string, Live>();
+  private readonly allocated = new Set<string>();
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly gateway: EndpointGateway,
+    private readonly opts: ClusterControllerOptions,
+    private readonly log: Logger,
+  ) {
+    this.clusters = new Informer(client, `/apis/${providerGroup}/v1alpha1/clusters`, log);
+    this.tenants = new Informer(client, `/apis/${providerGroup}/v1alpha1/tenants`, log);
+    const enqueue = (c: Obj) => this.queue.add(`${c.metadata.namespace}/${c.metadata.name}`);
+    this.clusters.on({ add: enqueue, update: (_, c) => enqueue(c), delete: enqueue });
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const informers = [this.clusters.run(signal), this.tenants.run(signal)];
+    await Promise.race([Promise.all([this.clusters.synced, this.tenants.synced]), Promise.all(informers)]);
+    for (const c of this.clusters.list()) {
+      const ip = endpointAddress(c);
+      if (ip) this.allocated.add(ip);
+    }
+    const idle = this.idleLoop(signal);
+    await Promise.all([...informers, idle, this.queue.run(4, (key) => this.sync(key), signal, (key, err) => this.log.warn('cluster sync failed', { cluster: key, err }))]);
+    await this.gateway.closeAll();
+  }
+
+  private async sync(key: string): Promise<void> {
+    const c = this.clusters.get(key);
+    if (!c) return;
+    if (c.metadata.deletionTimestamp) return this.remove(key, c);
+    if (!(c.metadata.finalizers ?? []).includes(clusterFinalizer)) {
+      await this.client.patch(this.path(c), { metadata: { finalizers: [...(c.metadata.finalizers ?? []), clusterFinalizer], resourceVersion: c.metadata.resourceVersion } });
+      return; // the update brings it back
+    }
+    if (!endpointAddress(c)) {
+      const refusal = this.quotaRefusal(c);
+      if (refusal) return this.setStatus(c, { phase: 'Failed', message: refusal });
+      const address = this.allocate();
+      try {
+        await this.setStatus(c, { phase: 'Pending', endpoint: `https://${address}:${this.opts.endpointPort}`, dataDir: this.dataDir(c) });
+      } catch (err) {
+        this.allocated.delete(address);
+        throw err;
+      }
+      return;
+    }
+    const address = endpointAddress(c) as string;
+    this.allocated.add(address);
+    const live = this.liveOf(key, c);
+    if (c.spec.stopped) {
+      await this.gateway.close(key);
+      await this.serially(live, async () => {
+        if (live.state === 'running' || live.state === 'asleep') await this.halt(key, c, 'Stopped');
+        live.state = 'stopped';
+      });
+      if (c.status?.phase !== 'Stopped') await this.setStatus(c, { phase: 'Stopped', message: 'stopped by request; its state is kept' });
+      return;
+    }
+    await this.gateway.open(key, address, this.opts.endpointPort, { resolve: () => this.wake(key) });
+    if (live.state === 'stopped' || live.state === 'failed') live.state = c.status?.phase === 'Sleeping' ? 'asleep' : 'stopped';
+    // A cluster that slept stays asleep until a connection comes; anything else should run.
+    if (live.state === 'stopped') await this.wake(key);
+    else if (live.state === 'running' && c.status?.phase !== 'Running') await this.publish(c, live);
+  }
+
+  /** Starts the control plane unless it runs; resolves with its socket once it serves. */
+  private wake(key: string): Promise<string> {
+    const c = this.clusters.get(key);
+    if (!c || c.metadata.deletionTimestamp) return Promise.reject(new KubicleError('NotFound', `cluster ${key} is gone`));
+    if (c.spec.stopped) return Promise.reject(new KubicleError('Unavailable', `cluster ${key} is stopped`));
+    const live = this.liveOf(key, c);
+    if (live.state === 'running') return Promise.resolve(live.socketPath);
+    return this.serially(live, async () => {
+      if (live.state === 'running') return live.socketPath;
+      const woke = live.state === 'asleep';
+      const started = Date.now();
+      try {
+        await this.setStatus(c, { phase: 'Starting', message: woke ? 'waking on a connection' : '' }).catch(() => {});
+        await this.start(c, live);
+      } catch (err) {
+        live.state = 'failed';
+        await this.setStatus(c, { phase: 'Failed', message: (err as Error).message }).catch(() => {});
+        throw err;
+      }
+      live.state = 'running';
+      live.startedAt = Date.now();
+      this.log.info(woke ? 'cluster woke' : 'cluster started', { cluster: key, ms: live.startedAt - started });
+      // Serve the waiting connection first; the status follows (and a failure there is retried by sync).
+      void this.publish(c, live).catch((err) => {
+        this.log.warn('cluster status not published', { cluster: key, err });
+        this.queue.addRateLimited(key);
+      });
+      return live.socketPath;
+    });
+  }
+
+  private async start(c: Obj, live: Live): Promise<void> {
+    const dataDir = this.dataDir(c);
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    await chown(dataDir, controlPlaneUid, controlPlaneUid);
+    // Both reappear when the control plane serves: the kubeconfig is written once it is ready.
+    await rm(live.socketPath, { force: true });
+    await rm(path.join(dataDir, 'kubeconfig'), { force: true });
+    const layout = this.layout(c);
+    const agent = this.opts.host.agent;
+    await agent.removeSandbox(layout.sandboxId, 0).catch(() => {});
+    await agent.pullImage(this.opts.image.image);
+    await agent.createSandbox(controlPlaneSandbox(layout, this.opts.image, c.metadata.name, { 'kubicle.io/cluster': `${c.metadata.namespace}.${c.metadata.name}`, 'kubicle.io/role': 'control-plane' }));
+    const status = await agent.startContainer(layout.sandboxId, controlPlaneContainer(layout, this.opts.image));
+    if (status.state === 'exited') throw new KubicleError('Unavailable', `control plane did not start: ${status.message ?? status.reason ?? `exit ${status.exitCode}`}`);
+    await this.waitServing(layout.sandboxId, live.socketPath);
+  }
+
+  /** Waits until the control plane accepts connections on its socket (it listens only once ready). */
+  private async waitServing(sandboxId: string, socketPath: string): Promise<void> {
+    const deadline = Date.now() + readyTimeoutMs;
+    for (let i = 0; ; i++) {
+      if (existsSync(path.join(path.dirname(socketPath), 'kubeconfig')) && (await canConnect(socketPath))) return;
+      if (Date.now() > deadline) throw new KubicleError('Timeout', `control plane did not serve within ${readyTimeoutMs / 1000} s`);
+      // Every half second, see whether it died rather than waiting out the deadline.
+      if (i % 25 === 24) {
+        const sb = await this.opts.host.agent.getSandbox(sandboxId);
+        const cp = sb.containers.find((x) => x.name === 'control-plane');
+        if (cp?.state === 'exited') throw new KubicleError('Unavailable', `control plane exited with ${cp.exitCode} before serving${cp.message ? `: ${cp.message}` : ''}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** After a start: the kubeconfig Secret (once), the version served, and phase Running. */
+  private async publish(c: Obj, live: Live): Promise<void> {
+    const kubeconfig = await readFile(path.join(this.dataDir(c), 'kubeconfig'), 'utf8');
+    const secretPath = resourcePath({ version: 'v1', plural: 'secrets', namespace: c.metadata.namespace });
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: `${c.metadata.name}-kubeconfig`,
+        namespace: c.metadata.namespace,
+        labels: { 'kubicle.io/cluster': c.metadata.name },
+        ownerReferences: [{ apiVersion: `${providerGroup}/v1alpha1`, kind: 'Cluster', name: c.metadata.name, uid: c.metadata.uid, controller: true, blockOwnerDeletion: true }],
+      },
+      type: 'kubicle.io/kubeconfig',
+      data: { value: Buffer.from(kubeconfig).toString('base64') },
+    };
+    try {
+      await this.client.create(secretPath, secret);
+    } catch (err) {
+      if (!isCode(err, 'AlreadyExists')) throw err;
+    }
+    const version = await this.adminClient(c, live)
+      .get('/version')
+      .then((v) => v.gitVersion as string)
+      .catch(() => undefined);
+    await this.setStatus(c, { phase: 'Running', message: '', host: this.opts.host.name, version, kubeconfigSecret: secret.metadata.name });
+  }
+
+  /** Stops the control plane's sandbox; its data directory (store, CA) stays. */
+  private async halt(key: string, c: Obj, phase: 'Stopped' | 'Sleeping'): Promise<void> {
+    this.gateway.disconnect(key);
+    await this.opts.host.agent.removeSandbox(this.layout(c).sandboxId, 5);
+    this.log.info(phase === 'Sleeping' ? 'cluster asleep' : 'cluster stopped', { cluster: key });
+  }
+
+  private async remove(key: string, c: Obj): Promise<void> {
+    const live = this.liveOf(key, c);
+    await this.gateway.close(key);
+    await this.serially(live, async () => {
+      await this.opts.host.agent.removeSandbox(this.layout(c).sandboxId, 5).catch((err) => {
+        if (!isCode(err, 'NotFound')) throw err;
+      });
+      await rm(this.dataDir(c), { recursive: true, force: true });
+      live.state = 'stopped';
+    });
+    this.live.delete(key);
+    const address = endpointAddress(c);
+    if (address) this.allocated.delete(address);
+    if ((c.metadata.finalizers ?? []).includes(clusterFinalizer)) {
+      await this.client.patch(this.path(c), { metadata: { finalizers: c.metadata.finalizers.filter((f: string) => f !== clusterFinalizer), resourceVersion: c.metadata.resourceVersion } });
+    }
+    this.log.info('cluster deleted', { cluster: key });
+  }
+
+  /** Puts idle control planes to sleep: no connection for their sleepAfterSeconds, and no CronJob to fire. */
+  private async idleLoop(signal: AbortSignal): Promise<void> {
+    const every = this.opts.idleCheckMs ?? 1000;
+    while (!signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, every);
+        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+      for (const [key, live] of this.live) {
+        const c = this.clusters.get(key);
+        if (!c || live.state !== 'running' || c.spec.stopped) continue;
+        const after = (c.spec.sleepAfterSeconds ?? this.opts.defaultSleepAfterSeconds) * 1000;
+        const act = this.gateway.activity(key);
+        if (!after || !act || act.open > 0) continue;
+        const now = Date.now();
+        if (now - Math.max(act.idleSince, live.startedAt) < after) continue;
+        void this.sleep(key, c, live).catch((err) => this.log.warn('cluster could not sleep', { cluster: key, err }));
+      }
+    }
+  }
+
+  private async sleep(key: string, c: Obj, live: Live): Promise<void> {
+    if (await this.hasTimers(c, live)) {
+      live.startedAt = Date.now(); // look again after another idle period
+      return;
+    }
+    await this.serially(live, async () => {
+      const act = this.gateway.activity(key);
+      if (live.state !== 'running' || (act && act.open > 0)) return;
+      live.state = 'asleep';
+      await this.halt(key, c, 'Sleeping');
+    });
+    if (live.state === 'asleep') await this.setStatus(c, { phase: 'Sleeping', message: 'idle; the next connection wakes it' }).catch(() => {});
+  }
+
+  /** Whether a CronJob that is not suspended waits to fire: such a cluster must stay awake. */
+  private async hasTimers(c: Obj, live: Live): Promise<boolean> {
+    const list = await this.adminClient(c, live).get('/apis/batch/v1/cronjobs');
+    return ((list.items ?? []) as Obj[]).some((cj) => !cj.spec?.suspend);
+  }
+
+  private adminClient(c: Obj, live: Live): KubeClient {
+    const pki = path.join(this.dataDir(c), 'pki');
+    // Read fresh each time: a few small files, and no credentials held in memory between uses.
+    const read = (f: string) => readFileSync(path.join(pki, f), 'utf8');
+    return new KubeClient({ server: c.status.endpoint, caPem: read('ca.crt'), certPem: read('admin.crt'), keyPem: read('admin.key'), socketPath: live.socketPath });
+  }
+
+  private quotaRefusal(c: Obj): string | undefined {
+    const tenant = this.tenants.get(c.metadata.namespace);
+    const max = tenant?.spec?.quota?.clusters;
+    if (max === undefined) return undefined;
+    const have = this.clusters.listNamespace(c.metadata.namespace).filter((x) => x.metadata.uid !== c.metadata.uid && endpointAddress(x)).length;
+    return have >= Number(max) ? `tenant ${c.metadata.namespace} has reached its quota of ${max} clusters` : undefined;
+  }
+
+  private allocate(): string {
+    const pool = this.opts.endpointPool;
+    const size = 2 ** (32 - pool.bits);
+    // Skip the network address and the first host (kept for the provider itself).
+    for (let i = 2; i < size - 1; i++) {
+      const ip = formatIPv4(pool.base + i);
+      if (!this.allocated.has(ip)) {
+        this.allocated.add(ip);
+        return ip;
+      }
+    }
+    throw new KubicleError('Unavailable', `the endpoint pool ${pool.text} is exhausted`);
+  }
+
+  private layout(c: Obj) {
+    const r = { ...defaultResources, ...(c.spec.controlPlane?.resources ?? {}) };
+    return {
+      sandboxId: `cp-${c.metadata.uid}`,
+      dataDir: this.dataDir(c),
+      endpoint: { address: endpointAddress(c) as string, port: this.opts.endpointPort },
+      resources: { cpuMillis: Math.round(parseQuantity(r.cpu) * 1000), memoryBytes: Math.round(parseQuantity(r.memory)), pids: 1024 },
+    };
+  }
+
+  private dataDir(c: Obj): string {
+    return path.join(this.opts.clustersDir, c.metadata.uid);
+  }
+
+  private liveOf(key: string, c: Obj): Live {
+    let live = this.live.get(key);
+    if (!live) {
+      const phase = c.status?.phase;
+      live = { state: phase === 'Sleeping' ? 'asleep' : 'stopped', chain: Promise.resolve(), startedAt: 0, socketPath: apiSocketPath(this.dataDir(c)) };
+      this.live.set(key, live);
+    }
+    return live;
+  }
+
+  private serially<T>(live: Live, op: () => Promise<T>): Promise<T> {
+    const next = live.chain.then(op, op);
+    live.chain = next.catch(() => {});
+    return next;
+  }
+
+  private path(c: Obj, subresource?: string): string {
+    return resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'clusters', namespace: c.metadata.namespace, name: c.metadata.name, subresource });
+  }
+
+  private async setStatus(c: Obj, status: Obj): Promise<void> {
+    const fresh = this.clusters.get(`${c.metadata.namespace}/${c.metadata.name}`) ?? c;
+    const next: Obj = { ...(fresh.status ?? {}), ...status };
+    const ready = next.phase === 'Running' ? 'True' : 'False';
+    const old = ((fresh.status?.conditions ?? []) as Obj[]).find((x) => x.type === 'Ready');
+    next.conditions = [{ type: 'Ready', status: ready, reason: next.phase, message: next.message || '', lastTransitionTime: old?.status === ready ? old.lastTransitionTime : new Date().toISOString() }];
+    // Merge patch: an emptied field is sent as null so it goes.
+    for (const [k, v] of Object.entries(next)) if (v === '' || v === undefined) next[k] = null;
+    await this.client.patch(this.path(c, 'status'), { status: next });
+  }
+}
+
+function endpointAddress(c: Obj): string | undefined {
+  const m = /^https:\/\/([\d.]+):\d+$/.exec(c.status?.endpoint ?? '');
+  return m && parseIPv4(m[1]) !== undefined ? m[1] : undefined;
+}
+
+function canConnect(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
