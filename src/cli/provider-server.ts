@@ -6,7 +6,10 @@ import { type Cidr, cidrsOverlap, parseCidr } from '../api/ipv4.js';
 import { providerGroup } from '../api/kinds/provider.js';
 import { providerRegistry } from '../api/registry.js';
 import { TenantAuthorizer } from '../apiserver/authz/tenant-authorizer.js';
+import { InformerFactory } from '../client/informer-factory.js';
 import { KubeClient, resourcePath } from '../client/kube-client.js';
+import { GarbageCollector, workloadKinds } from '../controllers/garbage-collector.js';
+import { NamespaceController } from '../controllers/namespace.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { ClusterController } from '../provider/cluster-controller.js';
@@ -16,7 +19,6 @@ import { HostAgent } from '../sandbox/agent.js';
 import { SandboxClient } from '../sandbox/api/client.js';
 import { startApiServer } from './api-server.js';
 import type { Config } from './config.js';
-import { runComponent } from './control-plane.js';
 import { startRegistry } from './up.js';
 
 /**
@@ -70,7 +72,7 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
     log.with({ component: 'cluster-controller' }),
   );
   const running = [
-    runComponent({ kind: 'controller-manager', workloads: true, nodeGracePeriodMs: 40_000 }, client, log, signal),
+    runCollectors(client, log, signal),
     new TenantController(client, log.with({ component: 'tenant-controller' })).run(signal),
     clusters.run(signal),
   ];
@@ -110,4 +112,26 @@ function endpointPool(config: Config): Cidr {
     throw new KubicleError('Invalid', `--cluster-endpoint-pool ${JSON.stringify(config['cluster-endpoint-pool'])} must be a network of at least 4 addresses inside 127.0.0.0/8 and outside 127.0.0.0/24, such as 127.250.0.0/16`);
   }
   return pool;
+}
+
+/**
+ * The provider's share of a controller manager: namespaces empty before they go (a deleted
+ * Tenant's namespace takes its Clusters with it), and ownership — a Tenant owns its Namespace, a
+ * Cluster its kubeconfig Secret — collected as in any cluster.
+ */
+async function runCollectors(client: KubeClient, log: Logger, signal: AbortSignal): Promise<void> {
+  const informers = new InformerFactory(client, log);
+  const v = `${providerGroup}/v1alpha1`;
+  const kinds = [
+    ...workloadKinds.filter((k) => k.kind === 'Secret' || k.kind === 'ConfigMap'),
+    { apiVersion: 'v1', kind: 'Namespace', path: '/api/v1/namespaces' },
+    { apiVersion: v, kind: 'Tenant', path: `/apis/${v}/tenants` },
+    { apiVersion: v, kind: 'Cluster', path: `/apis/${v}/clusters` },
+  ];
+  const running = [
+    new NamespaceController(client, log.with({ component: 'namespace-controller' })).run(signal),
+    new GarbageCollector(client, informers, log.with({ component: 'garbage-collector' }), kinds).run(signal),
+  ];
+  informers.start(signal);
+  await Promise.all([...running, informers.stopped()]);
 }

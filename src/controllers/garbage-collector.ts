@@ -14,13 +14,14 @@ import type { Logger } from '../observe/log.js';
  *   finalizer.
  * An owner missing from the cache is confirmed with a live read before anything is deleted.
  */
-interface Kind {
+export interface Kind {
   apiVersion: string;
   kind: string;
   path: string;
 }
 
-const watched: Kind[] = [
+/** The kinds a cluster's collector watches, as owners and as dependents. */
+export const workloadKinds: Kind[] = [
   { apiVersion: 'apps/v1', kind: 'Deployment', path: '/apis/apps/v1/deployments' },
   { apiVersion: 'apps/v1', kind: 'ReplicaSet', path: '/apis/apps/v1/replicasets' },
   { apiVersion: 'apps/v1', kind: 'StatefulSet', path: '/apis/apps/v1/statefulsets' },
@@ -52,8 +53,9 @@ export class GarbageCollector {
     private readonly client: KubeClient,
     informers: InformerFactory,
     private readonly log: Logger,
+    private readonly kinds: Kind[] = workloadKinds,
   ) {
-    for (const kind of watched) {
+    for (const kind of kinds) {
       const inf = informers.for(kind.path);
       this.informers.set(kind.kind, inf);
       const seen = (obj: Obj) => {
@@ -86,7 +88,7 @@ export class GarbageCollector {
   private lookup(key: string): { kind: Kind; obj: Obj } | undefined {
     const [kindName, objKey] = key.split('|');
     const obj = this.informers.get(kindName)?.get(objKey);
-    const kind = watched.find((k) => k.kind === kindName)!;
+    const kind = this.kinds.find((k) => k.kind === kindName)!;
     return obj ? { kind, obj } : undefined;
   }
 
@@ -94,7 +96,7 @@ export class GarbageCollector {
   private async ownerExists(ref: Obj, ns: string): Promise<boolean> {
     const cached = this.byUid.get(ref.uid);
     if (cached) return true;
-    const kind = watched.find((k) => k.kind === ref.kind && k.apiVersion === ref.apiVersion);
+    const kind = this.kinds.find((k) => k.kind === ref.kind && k.apiVersion === ref.apiVersion);
     if (!kind) return true; // an owner kind we do not track: never collect on a guess
     const namespaced = kind.kind !== 'Node';
     try {

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chown, mkdir, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { type Cidr, formatIPv4, parseIPv4 } from '../api/ipv4.js';
 import { providerGroup } from '../api/kinds/provider.js';
 import { parseQuantity } from '../api/quantity.js';
@@ -96,7 +97,7 @@ export class ClusterController {
       if (refusal) return this.setStatus(c, { phase: 'Failed', message: refusal });
       const address = this.allocate();
       try {
-        await this.setStatus(c, { phase: 'Pending', endpoint: `https://${address}:${this.opts.endpointPort}`, dataDir: this.dataDir(c) });
+        await this.setStatus(c, { phase: 'Pending', endpoint: `https://${address}:${this.opts.endpointPort}` });
       } catch (err) {
         this.allocated.delete(address);
         throw err;
@@ -154,14 +155,17 @@ export class ClusterController {
   }
 
   private async start(c: Obj, live: Live): Promise<void> {
+    const layout = this.layout(c);
+    const agent = this.opts.host.agent;
+    // A control plane still serving from before the provider restarted is adopted, not restarted.
+    const running = await agent.getSandbox(layout.sandboxId).catch(() => undefined);
+    if (running?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && (await canConnect(live.socketPath))) return;
     const dataDir = this.dataDir(c);
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     await chown(dataDir, controlPlaneUid, controlPlaneUid);
     // Both reappear when the control plane serves: the kubeconfig is written once it is ready.
     await rm(live.socketPath, { force: true });
     await rm(path.join(dataDir, 'kubeconfig'), { force: true });
-    const layout = this.layout(c);
-    const agent = this.opts.host.agent;
     await agent.removeSandbox(layout.sandboxId, 0).catch(() => {});
     await agent.pullImage(this.opts.image.image);
     await agent.createSandbox(controlPlaneSandbox(layout, this.opts.image, c.metadata.name, { 'kubicle.io/cluster': `${c.metadata.namespace}.${c.metadata.name}`, 'kubicle.io/role': 'control-plane' }));
@@ -182,7 +186,7 @@ export class ClusterController {
         const cp = sb.containers.find((x) => x.name === 'control-plane');
         if (cp?.state === 'exited') throw new KubicleError('Unavailable', `control plane exited with ${cp.exitCode} before serving${cp.message ? `: ${cp.message}` : ''}`);
       }
-      await new Promise((r) => setTimeout(r, 20));
+      await delay(20);
     }
   }
 
@@ -244,10 +248,7 @@ export class ClusterController {
   private async idleLoop(signal: AbortSignal): Promise<void> {
     const every = this.opts.idleCheckMs ?? 1000;
     while (!signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, every);
-        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-      });
+      await delay(every, undefined, { signal }).catch(() => {});
       for (const [key, live] of this.live) {
         const c = this.clusters.get(key);
         if (!c || live.state !== 'running' || c.spec.stopped) continue;
@@ -364,7 +365,10 @@ function endpointAddress(c: Obj): string | undefined {
 function canConnect(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(socketPath);
-    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once('error', () => resolve(false));
   });
 }

@@ -30,12 +30,20 @@ export interface Kubicle {
   logs(): string;
 }
 
-export async function startKubicle(opts: { store?: string; env?: Record<string, string>; args?: string[] } = {}): Promise<Kubicle> {
+/**
+ * `command` 'server' runs the provider (its own registry on a free port) instead of `up`; either
+ * way the kubeconfig is the admin's (the operator's, for the provider).
+ */
+export async function startKubicle(opts: { store?: string; env?: Record<string, string>; args?: string[]; command?: 'up' | 'server' } = {}): Promise<Kubicle> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kubicle-e2e-'));
   const port = await freePort();
   let proc: ChildProcess | undefined;
   let out = '';
-  const args = ['up', '--data-dir', dataDir, '--port', String(port), '--store', opts.store ?? 'sqlite', '--log-level', 'warn', '--node', 'none', '--registry-port', '0', ...(opts.args ?? [])];
+  const server = opts.command === 'server';
+  const args = server
+    ? ['server', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn', '--registry-port', String(await freePort()), ...(opts.args ?? [])]
+    : ['up', '--data-dir', dataDir, '--port', String(port), '--store', opts.store ?? 'sqlite', '--log-level', 'warn', '--node', 'none', '--registry-port', '0', ...(opts.args ?? [])];
+  const readyLine = server ? 'Kubicle provider is up' : 'Kubicle is up';
   const k: Kubicle = {
     dataDir,
     kubeconfig: path.join(dataDir, 'kubeconfig'),
@@ -57,7 +65,7 @@ export async function startKubicle(opts: { store?: string; env?: Record<string, 
         out += d;
       });
       const deadline = Date.now() + 30_000;
-      while (!out.includes('Kubicle is up')) {
+      while (!out.includes(readyLine)) {
         if (proc.exitCode !== null) throw new Error(`kubicle exited ${proc.exitCode}: ${out}`);
         if (Date.now() > deadline) throw new Error(`kubicle did not start: ${out}`);
         await new Promise((r) => setTimeout(r, 50));

@@ -101,7 +101,7 @@ const hosts: ResourceType = {
     col('Ready', (o) => ((o.status?.conditions ?? []) as J[]).find((c) => c.type === 'Ready')?.status ?? 'Unknown'),
     col('CPU', (o) => o.status?.capacity?.cpu ?? ''),
     col('Memory', (o) => o.status?.capacity?.memory ?? ''),
-    col('Zone', (o) => (o.metadata.labels ?? {})['topology.kubernetes.io/zone'] ?? ''),
+    col('Zone', (o) => o.metadata.labels?.['topology.kubernetes.io/zone'] ?? ''),
     ageColumn,
   ],
 };

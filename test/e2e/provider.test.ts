@@ -1,0 +1,240 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import YAML from 'yaml';
+import { issueClient } from '../../src/apiserver/pki.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
+
+/**
+ * The provider end to end (issue 8): `kubicle server` with real control planes in runc sandboxes,
+ * driven by stock kubectl against the provider and against each tenant cluster's endpoint, and the
+ * attacks of DESIGN §6 that concern control planes, each required to fail.
+ */
+const run = promisify(execFile);
+const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/kubicle.js');
+const pool = '127.251.7.0/24';
+
+type Kubectl = Awaited<ReturnType<typeof kubectlFor>>;
+
+describe('provider: tenant clusters in sandboxes', { timeout: 600_000 }, () => {
+  let p: Kubicle;
+  let op: Kubectl;
+  const kubeconfigs: Record<string, string> = {};
+
+  const ok = async (kc: Kubectl, args: string[], input?: string) => {
+    const r = await kc(args, { input });
+    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const cluster = async (ns: string, name: string) => JSON.parse(await ok(op, ['get', 'clusters.kubicle.io', name, '-n', ns, '-o', 'json']));
+  const waitPhase = (ns: string, name: string, phase: string, ms = 60_000) =>
+    eventually(async () => (await cluster(ns, name)).status?.phase === phase, `${ns}/${name} ${phase}`, ms);
+  /** The tenant cluster's admin kubeconfig, through the CLI as a user gets it. */
+  const tenantKubectl = async (ns: string, name: string, version = '1.33'): Promise<Kubectl> => {
+    const { stdout } = await run(process.execPath, [bin, 'cluster', 'kubeconfig', name, '--tenant', ns, '--provider', p.kubeconfig]);
+    const file = path.join(p.dataDir, `${ns}-${name}.kubeconfig`);
+    await writeFile(file, stdout, { mode: 0o600 });
+    kubeconfigs[`${ns}/${name}`] = file;
+    return kubectlFor({ kubeconfig: file } as Kubicle, version);
+  };
+  /** A process in a cluster's control-plane sandbox, as an attacker who took it over would run it. */
+  const inControlPlane = async (c: { metadata: { uid: string } }, cmd: string[]) =>
+    run('runc', ['--root', '/run/kubicle/runc', 'exec', `cp-${c.metadata.uid}_control-plane_0`, ...cmd]).then(
+      (r) => ({ code: 0, out: r.stdout + r.stderr }),
+      (err) => ({ code: Number(err.code ?? 1), out: `${err.stdout ?? ''}${err.stderr ?? ''}` }),
+    );
+
+  before(async () => {
+    p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', pool, '--bridge', 'kubtest8', '--pod-cidr', '10.246.14.0/24', '--cluster-sleep-after', '0'] });
+    op = await kubectlFor(p, '1.33');
+    await ok(
+      op,
+      ['apply', '-f', '-'],
+      `apiVersion: kubicle.io/v1alpha1
+kind: Tenant
+metadata: {name: acme}
+spec: {quota: {clusters: "2"}}
+---
+apiVersion: kubicle.io/v1alpha1
+kind: Tenant
+metadata: {name: globex}
+spec: {}
+`,
+    );
+    await eventually(async () => (await op(['get', 'ns', 'acme', 'globex'])).code === 0, 'tenant namespaces');
+    for (const [ns, name] of [
+      ['acme', 'a1'],
+      ['globex', 'g1'],
+    ]) {
+      await ok(op, ['apply', '-f', '-'], `apiVersion: kubicle.io/v1alpha1\nkind: Cluster\nmetadata: {name: ${name}, namespace: ${ns}}\nspec: {}\n`);
+    }
+    await waitPhase('acme', 'a1', 'Running');
+    await waitPhase('globex', 'g1', 'Running');
+  });
+  after(async () => {
+    if (!p) return;
+    // Control planes outlive their provider (a restarted one adopts them): delete them first.
+    await op(['delete', 'clusters.kubicle.io', '--all', '-A', '--wait=true', '--timeout=60s']);
+    await cleanup(p);
+  });
+
+  test('each cluster serves stock kubectl 1.27 and 1.33 on its own endpoint, with its own objects', async () => {
+    const a = await cluster('acme', 'a1');
+    const g = await cluster('globex', 'g1');
+    assert.match(a.status.endpoint, /^https:\/\/127\.251\.7\.\d+:443$/);
+    assert.notEqual(a.status.endpoint, g.status.endpoint);
+    assert.match(a.status.version, /^v1\.\d+\.\d+/);
+    assert.equal(a.status.conditions.find((c: { type: string }) => c.type === 'Ready').status, 'True');
+    const table = await ok(op, ['get', 'clusters.kubicle.io', '-A']);
+    assert.match(table, /acme\s+a1\s+Running\s+https:\/\/127\.251\.7/);
+    for (const version of ['1.27', '1.33']) {
+      const ka = await tenantKubectl('acme', 'a1', version);
+      assert.match(await ok(ka, ['get', 'ns']), /kube-system\s+Active/);
+    }
+    const ka = await tenantKubectl('acme', 'a1');
+    const kg = await tenantKubectl('globex', 'g1');
+    await ok(ka, ['create', 'configmap', 'only-in-a1', '--from-literal=k=v']);
+    await ok(ka, ['create', 'deployment', 'web', '--image=127.0.0.1:5000/kubicle/busybox:1', '--replicas=2']);
+    // The control plane's own controllers run: the Deployment gets its ReplicaSet and pods.
+    await eventually(async () => (await ka(['get', 'pods', '-l', 'app=web', '-o', 'name'])).stdout.trim().split('\n').length === 2, 'a1 pods');
+    const r = await kg(['get', 'configmap', 'only-in-a1']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /NotFound/);
+  });
+
+  test("a tenant's credentials are refused by another tenant's endpoint", async () => {
+    await tenantKubectl('acme', 'a1');
+    const a = YAML.parse(await readFile(kubeconfigs['acme/a1'], 'utf8'));
+    const g = await cluster('globex', 'g1');
+    a.clusters[0].cluster.server = g.status.endpoint;
+    const file = path.join(p.dataDir, 'a1-creds-at-g1.kubeconfig');
+    await writeFile(file, YAML.stringify(a), { mode: 0o600 });
+    const k = await kubectlFor({ kubeconfig: file } as Kubicle, '1.33');
+    // g1's serving certificate is not from a1's CA, and a1's client certificate is not from g1's.
+    const verified = await k(['get', 'ns']);
+    assert.notEqual(verified.code, 0);
+    assert.match(verified.stderr, /certificate signed by unknown authority|x509/);
+    const skipped = await k(['--insecure-skip-tls-verify', 'get', 'ns']);
+    assert.notEqual(skipped.code, 0);
+    assert.match(skipped.stderr, /Unauthorized|must be logged in/);
+  });
+
+  test('on the provider API a tenant sees only its own clusters and credentials', async () => {
+    const pki = path.join(p.dataDir, 'pki');
+    const ca = { cert: await readFile(path.join(pki, 'ca.crt'), 'utf8'), key: await readFile(path.join(pki, 'ca.key'), 'utf8') };
+    const user = issueClient(ca, 'alice', ['kubicle:tenant:acme']);
+    const cfg = YAML.parse(await readFile(p.kubeconfig, 'utf8'));
+    cfg.users[0].user = { 'client-certificate-data': Buffer.from(user.cert).toString('base64'), 'client-key-data': Buffer.from(user.key).toString('base64') };
+    const file = path.join(p.dataDir, 'alice.kubeconfig');
+    await writeFile(file, YAML.stringify(cfg), { mode: 0o600 });
+    const alice = await kubectlFor({ kubeconfig: file } as Kubicle, '1.33');
+    assert.match(await ok(alice, ['get', 'clusters.kubicle.io', '-n', 'acme']), /a1\s+Running/);
+    assert.match(await ok(alice, ['get', 'secret', 'a1-kubeconfig', '-n', 'acme', '-o', 'name']), /secret\/a1-kubeconfig/);
+    const denied: [string[], RegExp][] = [
+      [['get', 'clusters.kubicle.io', '-n', 'globex'], /clusters\.kubicle\.io is forbidden: User "alice" cannot list resource "clusters" in API group "kubicle\.io" in the namespace "globex"/],
+      [['get', 'clusters.kubicle.io', '-A'], /cannot list resource "clusters" in API group "kubicle\.io" at the cluster scope/],
+      [['get', 'secret', 'g1-kubeconfig', '-n', 'globex'], /secrets "g1-kubeconfig" is forbidden: User "alice" cannot get resource "secrets"/],
+      [['get', 'tenants.kubicle.io', 'globex'], /forbidden/],
+      [['get', 'hosts.kubicle.io'], /forbidden/],
+      [['delete', 'clusters.kubicle.io', 'g1', '-n', 'globex'], /forbidden/],
+      [['create', 'namespace', 'sneaky'], /forbidden/],
+    ];
+    for (const [args, want] of denied) {
+      const r = await alice(args);
+      assert.notEqual(r.code, 0, `alice may not: kubectl ${args.join(' ')}`);
+      assert.match(r.stderr, want);
+    }
+    await ok(op, ['get', 'clusters.kubicle.io', 'g1', '-n', 'globex']); // still there
+  });
+
+  test("a control plane's sandbox sees neither another cluster's store nor any network", async () => {
+    const a = await cluster('acme', 'a1');
+    const g = await cluster('globex', 'g1');
+    const own = await inControlPlane(a, ['/bin/busybox', 'ls', '/var/lib/kubicle']);
+    assert.equal(own.code, 0, own.out);
+    assert.match(own.out, /store\.db/);
+    const other = await inControlPlane(a, ['/bin/busybox', 'cat', path.join(p.dataDir, 'clusters', g.metadata.uid, 'store.db')]);
+    assert.notEqual(other.code, 0);
+    assert.match(other.out, /No such file or directory/);
+    const found = await inControlPlane(a, ['/bin/busybox', 'find', '/', '-xdev', '-name', 'store.db']);
+    assert.doesNotMatch(found.out, new RegExp(g.metadata.uid));
+    const host = g.status.endpoint.replace(/^https:\/\/|:443$/g, '');
+    for (const target of [`${host}:443`, `127.0.0.1:${p.port}`]) {
+      const r = await inControlPlane(a, ['/bin/busybox', 'nc', '-w', '2', ...target.split(':')]);
+      assert.notEqual(r.code, 0, `a1's control plane reached ${target}`);
+    }
+    const links = await inControlPlane(a, ['/bin/busybox', 'ip', '-o', 'link']);
+    assert.doesNotMatch(links.out, /eth0|veth/);
+    const who = await inControlPlane(a, ['/bin/busybox', 'id', '-u']);
+    assert.equal(who.out.trim(), '65534');
+  });
+
+  test('an idle cluster sleeps, and the next kubectl wakes it without an error', async () => {
+    const ka = await tenantKubectl('acme', 'a1');
+    await ok(op, ['patch', 'clusters.kubicle.io', 'a1', '-n', 'acme', '--type', 'merge', '-p', '{"spec":{"sleepAfterSeconds":2}}']);
+    await waitPhase('acme', 'a1', 'Sleeping', 30_000);
+    const a = await cluster('acme', 'a1');
+    const ps = await run('ps', ['-eo', 'args']);
+    assert.doesNotMatch(ps.stdout, new RegExp(`controlplane[^\\n]*${a.status.endpoint.replace(/^https:\/\/|:443$/g, '').replace(/\./g, '\\.')}`), 'no control-plane process while asleep');
+    assert.match(await ok(ka, ['get', 'configmap', 'only-in-a1', '-o', 'jsonpath={.data.k}']), /^v$/);
+    await waitPhase('acme', 'a1', 'Running', 10_000);
+    await ok(op, ['patch', 'clusters.kubicle.io', 'a1', '-n', 'acme', '--type', 'merge', '-p', '{"spec":{"sleepAfterSeconds":0}}']);
+  });
+
+  test('stop halts a control plane and keeps its state; start brings it back', async () => {
+    const kg = await tenantKubectl('globex', 'g1');
+    await ok(kg, ['create', 'configmap', 'kept', '--from-literal=x=1']);
+    const stop = await run(process.execPath, [bin, 'cluster', 'stop', 'g1', '--tenant', 'globex', '--provider', p.kubeconfig]);
+    assert.match(stop.stdout, /stopping/);
+    await waitPhase('globex', 'g1', 'Stopped');
+    const refused = await kg(['get', 'ns']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /refused/);
+    await run(process.execPath, [bin, 'cluster', 'start', 'g1', '--tenant', 'globex', '--provider', p.kubeconfig, '--wait']);
+    await waitPhase('globex', 'g1', 'Running');
+    assert.equal(await ok(kg, ['get', 'configmap', 'kept', '-o', 'jsonpath={.data.x}']), '1');
+  });
+
+  test('bad Clusters are refused with field errors; a tenant beyond its cluster quota gets none', async () => {
+    for (const [spec, want] of [
+      ['{store: mysql}', /spec\.store: Unsupported value: "mysql"/],
+      ['{controlPlane: {replicas: 3}}', /spec\.controlPlane\.replicas: Invalid value: 3/],
+      ['{sleepAfterSeconds: -1}', /spec\.sleepAfterSeconds: Invalid value: -1/],
+      ['{controlPlane: {resources: {memory: lots}}}', /spec\.controlPlane\.resources\.memory: Invalid value: "lots"/],
+    ] as const) {
+      const r = await op(['apply', '-f', '-'], { input: `apiVersion: kubicle.io/v1alpha1\nkind: Cluster\nmetadata: {name: bad, namespace: acme}\nspec: ${spec}\n` });
+      assert.notEqual(r.code, 0, spec);
+      assert.match(r.stderr, want);
+    }
+    const upper = await op(['apply', '-f', '-'], { input: 'apiVersion: kubicle.io/v1alpha1\nkind: Cluster\nmetadata: {name: Bad_Name, namespace: acme}\nspec: {}\n' });
+    assert.notEqual(upper.code, 0);
+    assert.match(upper.stderr, /Invalid value: "Bad_Name"/);
+    await ok(op, ['patch', 'tenants.kubicle.io', 'acme', '--type', 'merge', '-p', '{"spec":{"quota":{"clusters":"1"}}}']);
+    await ok(op, ['apply', '-f', '-'], 'apiVersion: kubicle.io/v1alpha1\nkind: Cluster\nmetadata: {name: a2, namespace: acme}\nspec: {}\n');
+    await waitPhase('acme', 'a2', 'Failed');
+    assert.match((await cluster('acme', 'a2')).status.message, /tenant acme has reached its quota of 1 clusters/);
+    await ok(op, ['delete', 'clusters.kubicle.io', 'a2', '-n', 'acme', '--wait=true']);
+  });
+
+  test('deleting a cluster removes its sandbox, data, endpoint and credentials', async () => {
+    const a = await cluster('acme', 'a1');
+    const dataDir = path.join(p.dataDir, 'clusters', a.metadata.uid);
+    assert.ok(existsSync(dataDir));
+    const ka = await tenantKubectl('acme', 'a1');
+    await ok(op, ['delete', 'clusters.kubicle.io', 'a1', '-n', 'acme', '--wait=true', '--timeout=60s']);
+    assert.equal(existsSync(dataDir), false, 'data directory removed');
+    const list = await run('runc', ['--root', '/run/kubicle/runc', 'list', '-q']);
+    assert.doesNotMatch(list.stdout, new RegExp(a.metadata.uid));
+    const r = await ka(['get', 'ns']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /refused/);
+    await eventually(async () => (await op(['get', 'secret', 'a1-kubeconfig', '-n', 'acme'])).code !== 0, 'kubeconfig secret collected');
+    // The other tenant's cluster is untouched.
+    assert.equal((await cluster('globex', 'g1')).status.phase, 'Running');
+  });
+});
