@@ -21,9 +21,9 @@ export interface Pki {
   admin: KeyPair;
 }
 
-function newKey(): { pem: string; priv: forge.pki.rsa.PrivateKey; pub: forge.pki.rsa.PublicKey } {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const pem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+/** A new RSA key, or the one given (PEM): a key placed ahead of time by whoever prepares the directory. */
+function newKey(given?: string): { pem: string; priv: forge.pki.rsa.PrivateKey; pub: forge.pki.rsa.PublicKey } {
+  const pem = given ?? generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
   const priv = forge.pki.privateKeyFromPem(pem) as forge.pki.rsa.PrivateKey;
   const pub = forge.pki.setRsaPublicKey(priv.n, priv.e);
   return { pem, priv, pub };
@@ -41,8 +41,8 @@ function baseCert(pub: forge.pki.PublicKey, years: number): forge.pki.Certificat
   return cert;
 }
 
-export function createCa(commonName: string): KeyPair {
-  const k = newKey();
+export function createCa(commonName: string, keyPem?: string): KeyPair {
+  const k = newKey(keyPem);
   const cert = baseCert(k.pub, 10);
   const subject = [{ name: 'commonName', value: commonName }];
   cert.setSubject(subject);
@@ -56,10 +56,10 @@ export function createCa(commonName: string): KeyPair {
   return { cert: forge.pki.certificateToPem(cert), key: k.pem };
 }
 
-function issue(ca: KeyPair, subject: forge.pki.CertificateField[], extensions: object[]): KeyPair {
+function issue(ca: KeyPair, subject: forge.pki.CertificateField[], extensions: object[], keyPem?: string): KeyPair {
   const caCert = forge.pki.certificateFromPem(ca.cert);
   const caKey = forge.pki.privateKeyFromPem(ca.key);
-  const k = newKey();
+  const k = newKey(keyPem);
   const cert = baseCert(k.pub, 2);
   cert.setSubject(subject);
   cert.setIssuer(caCert.subject.attributes);
@@ -68,21 +68,21 @@ function issue(ca: KeyPair, subject: forge.pki.CertificateField[], extensions: o
   return { cert: forge.pki.certificateToPem(cert), key: k.pem };
 }
 
-export function issueServing(ca: KeyPair, hosts: string[]): KeyPair {
+export function issueServing(ca: KeyPair, hosts: string[], keyPem?: string): KeyPair {
   const altNames = hosts.map((h) => (/^[\d.]+$/.test(h) || h.includes(':') ? { type: 7, ip: h } : { type: 2, value: h }));
   return issue(ca, [{ name: 'commonName', value: 'kubicle-apiserver' }], [
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true },
     { name: 'subjectAltName', altNames },
-  ]);
+  ], keyPem);
 }
 
-export function issueClient(ca: KeyPair, user: string, groups: string[]): KeyPair {
+export function issueClient(ca: KeyPair, user: string, groups: string[], keyPem?: string): KeyPair {
   const subject: forge.pki.CertificateField[] = [...groups.map((g) => ({ name: 'organizationName', value: g })), { name: 'commonName', value: user }];
   return issue(ca, subject, [
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', clientAuth: true },
-  ]);
+  ], keyPem);
 }
 
 /** Subject of a verified peer certificate: user and groups as Kubernetes reads them. */
@@ -92,11 +92,17 @@ export function userFromSubject(subject: { CN?: string | string[]; O?: string | 
   return { name: cn, groups: o };
 }
 
-async function loadOr(dir: string, name: string, make: () => KeyPair): Promise<KeyPair> {
+/**
+ * The pair `name` from `dir`, or made by `make`. A key present without its certificate was placed
+ * ahead of time (a provider's pool of fresh keys, so start-up does not wait on key generation):
+ * the certificate is made for it.
+ */
+async function loadOr(dir: string, name: string, make: (keyPem?: string) => KeyPair): Promise<KeyPair> {
   const c = path.join(dir, `${name}.crt`);
   const k = path.join(dir, `${name}.key`);
-  if (existsSync(c) && existsSync(k)) return { cert: await readFile(c, 'utf8'), key: await readFile(k, 'utf8') };
-  const kp = make();
+  const hasKey = existsSync(k);
+  if (existsSync(c) && hasKey) return { cert: await readFile(c, 'utf8'), key: await readFile(k, 'utf8') };
+  const kp = make(hasKey ? await readFile(k, 'utf8') : undefined);
   await writeFile(k, kp.key, { mode: 0o600 });
   await writeFile(c, kp.cert);
   return kp;
@@ -105,18 +111,19 @@ async function loadOr(dir: string, name: string, make: () => KeyPair): Promise<K
 /** Loads the PKI from `dir`, making what is missing. The serving cert is remade if its hosts changed. */
 export async function ensurePki(dir: string, hosts: string[]): Promise<Pki> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const ca = await loadOr(dir, 'ca', () => createCa('kubicle-ca'));
+  const ca = await loadOr(dir, 'ca', (key) => createCa('kubicle-ca', key));
   const hostsFile = path.join(dir, 'serving.hosts');
   const want = [...new Set(hosts)].sort().join(',');
   const have = existsSync(hostsFile) ? await readFile(hostsFile, 'utf8') : '';
   let serving: KeyPair;
-  if (have === want) serving = await loadOr(dir, 'serving', () => issueServing(ca, hosts));
+  if (have === want) serving = await loadOr(dir, 'serving', (key) => issueServing(ca, hosts, key));
   else {
-    serving = issueServing(ca, [...new Set(hosts)]);
+    const placed = existsSync(path.join(dir, 'serving.key')) && !existsSync(path.join(dir, 'serving.crt'));
+    serving = issueServing(ca, [...new Set(hosts)], placed ? await readFile(path.join(dir, 'serving.key'), 'utf8') : undefined);
     await writeFile(path.join(dir, 'serving.key'), serving.key, { mode: 0o600 });
     await writeFile(path.join(dir, 'serving.crt'), serving.cert);
     await writeFile(hostsFile, want);
   }
-  const admin = await loadOr(dir, 'admin', () => issueClient(ca, 'kubicle-admin', ['system:masters']));
+  const admin = await loadOr(dir, 'admin', (key) => issueClient(ca, 'kubicle-admin', ['system:masters'], key));
   return { ca, serving, admin };
 }

@@ -28,7 +28,7 @@ export async function startApiServer(
   signal: AbortSignal,
   extra: Partial<ApiServerOptions> = {},
 ): Promise<StartedApiServer> {
-  const backend = openStore(config.store, dataDir);
+  const backend = await openStore(config.store, dataDir);
   const server = new ApiServer({
     backend,
     registry,

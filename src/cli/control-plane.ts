@@ -20,16 +20,14 @@ import { ReplicaSetController } from '../controllers/replicaset.js';
 import { ResourceQuotaController } from '../controllers/resourcequota.js';
 import { ServiceAccountController } from '../controllers/serviceaccount.js';
 import { StatefulSetController } from '../controllers/statefulset.js';
-import { Kubelet, type KubeletOptions } from '../kubelet/kubelet.js';
-import { NodeSimulator, type SimulatorOptions } from '../kubelet/node-simulator.js';
-import { ClusterDns, type ClusterDnsOptions } from '../network/cluster-dns.js';
-import { IngressController, type IngressControllerOptions } from '../network/ingress-controller.js';
-import { LoadBalancer, type LoadBalancerOptions } from '../network/load-balancer.js';
-import { PolicyEnforcer } from '../network/policy-enforcer.js';
+import type { KubeletOptions } from '../kubelet/kubelet.js';
+import type { SimulatorOptions } from '../kubelet/node-simulator.js';
+import type { ClusterDnsOptions } from '../network/cluster-dns.js';
+import type { IngressControllerOptions } from '../network/ingress-controller.js';
+import type { LoadBalancerOptions } from '../network/load-balancer.js';
 import type { PolicyRulesOptions } from '../network/policy-rules.js';
-import { ServiceProxy, type ServiceProxyOptions } from '../network/service-proxy.js';
+import type { ServiceProxyOptions } from '../network/service-proxy.js';
 import type { Logger } from '../observe/log.js';
-import { SandboxClient } from '../sandbox/api/client.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 
 /**
@@ -51,7 +49,8 @@ export type Component =
   | { kind: 'load-balancer'; options: LoadBalancerOptions }
   | { kind: 'ingress-controller'; options: IngressControllerOptions };
 
-export function runComponent(c: Component, client: KubeClient, log: Logger, signal: AbortSignal): Promise<unknown> {
+/** Node-side components load on demand, so a control plane without a node never loads them. */
+export async function runComponent(c: Component, client: KubeClient, log: Logger, signal: AbortSignal): Promise<unknown> {
   switch (c.kind) {
     case 'controller-manager':
       return Promise.all([
@@ -63,20 +62,34 @@ export function runComponent(c: Component, client: KubeClient, log: Logger, sign
       return new LeaderElector(client, { namespace: 'kube-system', name: 'kube-scheduler', identity: identity() }, log.with({ component: 'leader-election' })).run(signal, (leading) =>
         new Scheduler(client, log.with({ component: 'scheduler' })).run(leading),
       );
-    case 'node-simulator':
+    case 'node-simulator': {
+      const { NodeSimulator } = await import('../kubelet/node-simulator.js');
       return new NodeSimulator(client, c.options, log.with({ component: 'node-simulator' })).run(signal);
-    case 'kubelet':
+    }
+    case 'kubelet': {
+      const [{ Kubelet }, { SandboxClient }] = await Promise.all([import('../kubelet/kubelet.js'), import('../sandbox/api/client.js')]);
       return new Kubelet(client, new SandboxClient({ socketPath: c.agentSocket }), c.options, log.with({ component: 'kubelet' })).run(signal);
-    case 'service-proxy':
+    }
+    case 'service-proxy': {
+      const { ServiceProxy } = await import('../network/service-proxy.js');
       return new ServiceProxy(client, c.options, log.with({ component: 'service-proxy' })).run(signal);
-    case 'cluster-dns':
+    }
+    case 'cluster-dns': {
+      const { ClusterDns } = await import('../network/cluster-dns.js');
       return new ClusterDns(client, c.options, log.with({ component: 'cluster-dns' })).run(signal);
-    case 'network-policy':
+    }
+    case 'network-policy': {
+      const { PolicyEnforcer } = await import('../network/policy-enforcer.js');
       return new PolicyEnforcer(client, c.options, log.with({ component: 'network-policy' })).run(signal);
-    case 'load-balancer':
+    }
+    case 'load-balancer': {
+      const { LoadBalancer } = await import('../network/load-balancer.js');
       return new LoadBalancer(client, c.options, log.with({ component: 'load-balancer' })).run(signal);
-    case 'ingress-controller':
+    }
+    case 'ingress-controller': {
+      const { IngressController } = await import('../network/ingress-controller.js');
       return new IngressController(client, c.options, log.with({ component: 'ingress-controller' })).run(signal);
+    }
   }
 }
 

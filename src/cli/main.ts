@@ -1,20 +1,9 @@
 import { setMaxListeners } from 'node:events';
 import path from 'node:path';
 import { versionInfo } from '../apiserver/version.js';
-import { KubeClient } from '../client/kube-client.js';
-import { loadKubeconfig } from '../client/kubeconfig.js';
-import { NodeSimulator } from '../kubelet/node-simulator.js';
 import { createLogger } from '../observe/log.js';
-import { HostAgent } from '../sandbox/agent.js';
-import { buildAndPush, entriesFromDirectory } from '../sandbox/images/image-builder.js';
-import { RegistryClient } from '../sandbox/images/registry-client.js';
-import { busyboxImage, nodeWebImage } from '../sandbox/images/sample-images.js';
-import { clusterCommand } from './cluster-commands.js';
 import { parseConfig, usage } from './config.js';
-import { providerServer } from './provider-server.js';
 import { openStore } from './store.js';
-import { tenantControlPlane } from './tenant-control-plane.js';
-import { up } from './up.js';
 
 /** The `kubicle` command: parses the configuration and runs one role or tool. */
 async function main(argv: string[]): Promise<number> {
@@ -50,19 +39,19 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   switch (positionals.join(' ')) {
     case 'up':
-      await up(config, log, ac.signal);
+      await (await import('./up.js')).up(config, log, ac.signal);
       return 0;
     case 'server':
-      await providerServer(config, log, ac.signal);
+      await (await import('./provider-server.js')).providerServer(config, log, ac.signal);
       return 0;
     case `cluster ${positionals[1]}`:
     case `cluster ${positionals[1]} ${positionals[2]}`:
-      return clusterCommand(positionals[1], positionals[2], config, (s) => process.stdout.write(s));
+      return (await import('./cluster-commands.js')).clusterCommand(positionals[1], positionals[2], config, (s) => process.stdout.write(s));
     case 'controlplane':
-      await tenantControlPlane(config, log, ac.signal);
+      await (await import('./tenant-control-plane.js')).tenantControlPlane(config, log, ac.signal);
       return 0;
     case 'store compact': {
-      const backend = openStore(config.store, path.resolve(config['data-dir']));
+      const backend = await openStore(config.store, path.resolve(config['data-dir']));
       const rev = await backend.currentRevision();
       await backend.compact(rev);
       await backend.close();
@@ -73,6 +62,9 @@ async function main(argv: string[]): Promise<number> {
       const count = Number(positionals[2]);
       if (!Number.isInteger(count) || count < 1) throw new Error('simulate nodes N: N must be a positive integer');
       const file = config.kubeconfig || path.join(path.resolve(config['data-dir']), 'kubeconfig');
+      const { KubeClient } = await import('../client/kube-client.js');
+      const { loadKubeconfig } = await import('../client/kubeconfig.js');
+      const { NodeSimulator } = await import('../kubelet/node-simulator.js');
       const client = new KubeClient(await loadKubeconfig(file));
       process.stdout.write(`simulating ${count} nodes in the cluster of ${file} (they run nothing); Ctrl-C stops\n`);
       await new NodeSimulator(client, { count, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 }, log.with({ component: 'node-simulator' })).run(ac.signal);
@@ -80,12 +72,14 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'agent': {
+      const { HostAgent } = await import('../sandbox/agent.js');
       const dataDir = path.resolve(config['data-dir']);
       const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath: config['agent-socket'] || path.join(dataDir, 'agent.sock'), podCidr: config['pod-cidr'], bridge: config.bridge }, log.with({ component: 'agent' }));
       await agent.run(ac.signal);
       return 0;
     }
     case 'image samples': {
+      const { buildAndPush, RegistryClient, busyboxImage, nodeWebImage } = await imageTools();
       const client = new RegistryClient();
       for (const img of [await busyboxImage(), await nodeWebImage()]) {
         const ref = `${config.registry}/kubicle/${img.name}:1`;
@@ -96,6 +90,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case `image build ${positionals[2]} ${positionals[3]}`: {
       const [, , dir, ref] = positionals;
+      const { buildAndPush, RegistryClient, entriesFromDirectory } = await imageTools();
       const cmd = argv.includes('--') ? argv.slice(argv.indexOf('--') + 1) : undefined;
       const built = await buildAndPush(new RegistryClient(), ref, await entriesFromDirectory(path.resolve(dir)), { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], ...(cmd?.length ? { Cmd: cmd } : {}) });
       process.stdout.write(`${ref}@${built.manifestDigest}\n`);
@@ -108,6 +103,11 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command: ${positionals.join(' ')}\n\n${usage()}`);
       return 2;
   }
+}
+
+/** Each command loads only what it runs: a tenant control plane starts faster and smaller (DESIGN §7). */
+async function imageTools() {
+  return { ...(await import('../sandbox/images/image-builder.js')), ...(await import('../sandbox/images/registry-client.js')), ...(await import('../sandbox/images/sample-images.js')) };
 }
 
 main(process.argv.slice(2)).then(

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { chown, mkdir, readFile, rm } from 'node:fs/promises';
+import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -14,6 +14,7 @@ import type { Logger } from '../observe/log.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import { apiSocketPath, type ControlPlaneImage, controlPlaneContainer, controlPlaneSandbox, controlPlaneUid } from './control-plane-sandbox.js';
 import type { EndpointGateway } from './endpoint-gateway.js';
+import { KeyPool } from './key-pool.js';
 
 /**
  * The cluster controller (DESIGN §2.3–2.4): makes each Cluster's control plane exist as asked.
@@ -59,6 +60,7 @@ export class ClusterController {
   private readonly tenants: Informer;
   private readonly live = new Map<string, Live>();
   private readonly allocated = new Set<string>();
+  private readonly keys = new KeyPool();
 
   constructor(
     private readonly client: KubeClient,
@@ -79,6 +81,7 @@ export class ClusterController {
       const ip = endpointAddress(c);
       if (ip) this.allocated.add(ip);
     }
+    void this.keys.fill();
     const idle = this.idleLoop(signal);
     await Promise.all([...informers, idle, this.queue.run(4, (key) => this.sync(key), signal, (key, err) => this.log.warn('cluster sync failed', { cluster: key, err }))]);
     await this.gateway.closeAll();
@@ -163,6 +166,7 @@ export class ClusterController {
     const dataDir = this.dataDir(c);
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     await chown(dataDir, controlPlaneUid, controlPlaneUid);
+    await this.placeKeys(dataDir);
     // Both reappear when the control plane serves: the kubeconfig is written once it is ready.
     await rm(live.socketPath, { force: true });
     await rm(path.join(dataDir, 'kubeconfig'), { force: true });
@@ -172,6 +176,19 @@ export class ClusterController {
     const status = await agent.startContainer(layout.sandboxId, controlPlaneContainer(layout, this.opts.image));
     if (status.state === 'exited') throw new KubicleError('Unavailable', `control plane did not start: ${status.message ?? status.reason ?? `exit ${status.exitCode}`}`);
     await this.waitServing(layout.sandboxId, live.socketPath);
+  }
+
+  /** On a first start, the cluster's keys from the pool; the control plane makes its certificates for them. */
+  private async placeKeys(dataDir: string): Promise<void> {
+    const pki = path.join(dataDir, 'pki');
+    if (existsSync(path.join(pki, 'ca.crt'))) return;
+    await mkdir(pki, { recursive: true, mode: 0o700 });
+    await chown(pki, controlPlaneUid, controlPlaneUid);
+    for (const name of ['ca', 'serving', 'admin']) {
+      const file = path.join(pki, `${name}.key`);
+      await writeFile(file, await this.keys.take(), { mode: 0o600 });
+      await chown(file, controlPlaneUid, controlPlaneUid);
+    }
   }
 
   /** Waits until the control plane accepts connections on its socket (it listens only once ready). */

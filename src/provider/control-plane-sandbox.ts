@@ -62,6 +62,8 @@ export function controlPlaneContainer(l: ControlPlaneLayout, img: ControlPlaneIm
     image: img.image,
     command: [
       img.nodeBinary,
+      // A small young generation: an idle control plane allocates little, and each MiB counts (DESIGN §7).
+      '--max-semi-space-size=1',
       '/opt/kubicle/bin/kubicle.js',
       'controlplane',
       '--data-dir',
