@@ -160,9 +160,9 @@ export class ClusterController {
   private async start(c: Obj, live: Live): Promise<void> {
     const layout = this.layout(c);
     const agent = this.opts.host.agent;
+    const existing = await agent.getSandbox(layout.sandboxId).catch(() => undefined);
     // A control plane still serving from before the provider restarted is adopted, not restarted.
-    const running = await agent.getSandbox(layout.sandboxId).catch(() => undefined);
-    if (running?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && (await canConnect(live.socketPath))) return;
+    if (existing?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && (await canConnect(live.socketPath))) return;
     const dataDir = this.dataDir(c);
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     await chown(dataDir, controlPlaneUid, controlPlaneUid);
@@ -170,9 +170,12 @@ export class ClusterController {
     // Both reappear when the control plane serves: the kubeconfig is written once it is ready.
     await rm(live.socketPath, { force: true });
     await rm(path.join(dataDir, 'kubeconfig'), { force: true });
-    await agent.removeSandbox(layout.sandboxId, 0).catch(() => {});
-    await agent.pullImage(this.opts.image.image);
-    await agent.createSandbox(controlPlaneSandbox(layout, this.opts.image, c.metadata.name, { 'kubicle.io/cluster': `${c.metadata.namespace}.${c.metadata.name}`, 'kubicle.io/role': 'control-plane' }));
+    // A sleeping cluster keeps its sandbox (namespace, cgroup, mounts): waking starts only the process.
+    if (existing?.containers.some((x) => x.state === 'running')) await agent.stopContainer(layout.sandboxId, 'control-plane', 0);
+    if (!existing) {
+      await agent.pullImage(this.opts.image.image);
+      await agent.createSandbox(controlPlaneSandbox(layout, this.opts.image, c.metadata.name, { 'kubicle.io/cluster': `${c.metadata.namespace}.${c.metadata.name}`, 'kubicle.io/role': 'control-plane' }));
+    }
     const status = await agent.startContainer(layout.sandboxId, controlPlaneContainer(layout, this.opts.image));
     if (status.state === 'exited') throw new KubicleError('Unavailable', `control plane did not start: ${status.message ?? status.reason ?? `exit ${status.exitCode}`}`);
     await this.waitServing(layout.sandboxId, live.socketPath);
@@ -235,10 +238,15 @@ export class ClusterController {
     await this.setStatus(c, { phase: 'Running', message: '', host: this.opts.host.name, version, kubeconfigSecret: secret.metadata.name });
   }
 
-  /** Stops the control plane's sandbox; its data directory (store, CA) stays. */
+  /**
+   * Stops the control plane; its data directory (store, CA) stays. Asleep, the sandbox stays too
+   * (no process, so no CPU or memory use) for a quick wake; stopped, it goes.
+   */
   private async halt(key: string, c: Obj, phase: 'Stopped' | 'Sleeping'): Promise<void> {
     this.gateway.disconnect(key);
-    await this.opts.host.agent.removeSandbox(this.layout(c).sandboxId, 5);
+    const id = this.layout(c).sandboxId;
+    if (phase === 'Sleeping') await this.opts.host.agent.stopContainer(id, 'control-plane', 5);
+    else await this.opts.host.agent.removeSandbox(id, 5);
     this.log.info(phase === 'Sleeping' ? 'cluster asleep' : 'cluster stopped', { cluster: key });
   }
 

@@ -74,6 +74,11 @@ export class EndpointGateway {
     return a && { ...a };
   }
 
+  /** Where `key`'s endpoint listens (the port chosen when opened with 0). */
+  address(key: string): net.AddressInfo | undefined {
+    return this.endpoints.get(key)?.server.address() as net.AddressInfo | undefined;
+  }
+
   keys(): string[] {
     return [...this.endpoints.keys()];
   }
