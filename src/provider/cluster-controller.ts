@@ -314,12 +314,26 @@ export class ClusterController {
     return new KubeClient({ server: c.status.endpoint, caPem: read('ca.crt'), certPem: read('admin.crt'), keyPem: read('admin.key'), socketPath: live.socketPath });
   }
 
+  /**
+   * Why the tenant's quota leaves no room for this Cluster, if it does not: its count of clusters,
+   * and the CPU and memory its control planes may use together (so a tenant cannot take the
+   * host by asking for a huge control plane; the resources are immutable once created).
+   */
   private quotaRefusal(c: Obj): string | undefined {
-    const tenant = this.tenants.get(c.metadata.namespace);
-    const max = tenant?.spec?.quota?.clusters;
-    if (max === undefined) return undefined;
-    const have = this.clusters.listNamespace(c.metadata.namespace).filter((x) => x.metadata.uid !== c.metadata.uid && endpointAddress(x)).length;
-    return have >= Number(max) ? `tenant ${c.metadata.namespace} has reached its quota of ${max} clusters` : undefined;
+    const ns = c.metadata.namespace;
+    const quota = this.tenants.get(ns)?.spec?.quota ?? {};
+    const admitted = this.clusters.listNamespace(ns).filter((x) => x.metadata.uid !== c.metadata.uid && endpointAddress(x));
+    if (quota.clusters !== undefined && admitted.length >= Number(quota.clusters)) return `tenant ${ns} has reached its quota of ${quota.clusters} clusters`;
+    const use = [...admitted, c].map((x) => this.layout(x).resources);
+    for (const [what, limit, total] of [
+      ['cpu', quota.cpu, use.reduce((n, r) => n + r.cpuMillis / 1000, 0)],
+      ['memory', quota.memory, use.reduce((n, r) => n + r.memoryBytes, 0)],
+    ] as const) {
+      if (limit !== undefined && total > parseQuantity(String(limit))) {
+        return `tenant ${ns}'s quota of ${what} ${limit} would be exceeded: its control planes would use ${what === 'cpu' ? total : `${Math.ceil(total / 1048576)}Mi`}`;
+      }
+    }
+    return undefined;
   }
 
   private allocate(): string {

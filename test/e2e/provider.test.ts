@@ -219,6 +219,16 @@ spec: {}
     await waitPhase('acme', 'a2', 'Failed');
     assert.match((await cluster('acme', 'a2')).status.message, /tenant acme has reached its quota of 1 clusters/);
     await ok(op, ['delete', 'clusters.kubicle.io', 'a2', '-n', 'acme', '--wait=true']);
+    // A hostile tenant asking for a control plane as big as the host gets none.
+    await ok(op, ['patch', 'tenants.kubicle.io', 'globex', '--type', 'merge', '-p', '{"spec":{"quota":{"cpu":"2","memory":"1Gi"}}}']);
+    await ok(op, ['apply', '-f', '-'], 'apiVersion: kubicle.io/v1alpha1\nkind: Cluster\nmetadata: {name: huge, namespace: globex}\nspec: {controlPlane: {resources: {cpu: "64", memory: 512Gi}}}\n');
+    await waitPhase('globex', 'huge', 'Failed');
+    assert.match((await cluster('globex', 'huge')).status.message, /tenant globex's quota of cpu 2 would be exceeded: its control planes would use 65/);
+    assert.equal((await run('runc', ['--root', '/run/kubicle/runc', 'list', '-q'])).stdout.includes((await cluster('globex', 'huge')).metadata.uid), false);
+    await ok(op, ['delete', 'clusters.kubicle.io', 'huge', '-n', 'globex', '--wait=true']);
+    const grow = await op(['patch', 'clusters.kubicle.io', 'g1', '-n', 'globex', '--type', 'merge', '-p', '{"spec":{"controlPlane":{"resources":{"memory":"64Gi"}}}}']);
+    assert.notEqual(grow.code, 0);
+    assert.match(grow.stderr, /spec\.controlPlane\.resources: Invalid value: .*field is immutable/);
   });
 
   test('deleting a cluster removes its sandbox, data, endpoint and credentials', async () => {

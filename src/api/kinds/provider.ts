@@ -75,6 +75,10 @@ const clusters: ResourceType = {
   },
   validateUpdate: (o, old, errs) => {
     if (o.spec?.store !== old.spec?.store) errs.immutable('spec.store', o.spec?.store);
+    // Charged against the tenant's quota when the cluster was admitted.
+    if (JSON.stringify(o.spec?.controlPlane?.resources ?? {}) !== JSON.stringify(old.spec?.controlPlane?.resources ?? {})) {
+      errs.immutable('spec.controlPlane.resources', o.spec?.controlPlane?.resources);
+    }
   },
   columns: [
     nameColumn,
