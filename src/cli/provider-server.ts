@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -58,6 +59,9 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
   await registerHost(client, hostName);
   const gateway = new EndpointGateway(log.with({ component: 'gateway' }));
   const installDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+  // Control-plane sandboxes see the host's /usr only: the runtime must be there.
+  const nodeBinary = realpathSync(process.execPath);
+  if (!nodeBinary.startsWith('/usr/')) throw new KubicleError('Invalid', `the provider runs control planes with this Node.js, which must be under /usr, not ${nodeBinary}`);
   const clusters = new ClusterController(
     client,
     gateway,
@@ -66,7 +70,7 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
       clustersDir: path.join(dataDir, 'clusters'),
       endpointPool: pool,
       endpointPort: Number(config['cluster-endpoint-port']),
-      image: { image: `${registry}/kubicle/busybox:1`, installDir, nodeBinary: '/usr/bin/node', logLevel: config['log-level'] },
+      image: { image: `${registry}/kubicle/busybox:1`, installDir, nodeBinary, logLevel: config['log-level'] },
       defaultSleepAfterSeconds: Number(config['cluster-sleep-after']),
     },
     log.with({ component: 'cluster-controller' }),

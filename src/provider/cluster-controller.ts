@@ -120,8 +120,8 @@ export class ClusterController {
       return;
     }
     await this.gateway.open(key, address, this.opts.endpointPort, { resolve: () => this.wake(key) });
-    if (live.state === 'stopped' || live.state === 'failed') live.state = c.status?.phase === 'Sleeping' ? 'asleep' : 'stopped';
-    // A cluster that slept stays asleep until a connection comes; anything else should run.
+    // A failed start is tried again; a cluster that slept stays asleep until a connection comes.
+    if (live.state === 'failed') live.state = 'stopped';
     if (live.state === 'stopped') await this.wake(key);
     else if (live.state === 'running' && c.status?.phase !== 'Running') await this.publish(c, live);
   }
@@ -170,8 +170,9 @@ export class ClusterController {
     // Both reappear when the control plane serves: the kubeconfig is written once it is ready.
     await rm(live.socketPath, { force: true });
     await rm(path.join(dataDir, 'kubeconfig'), { force: true });
-    // A sleeping cluster keeps its sandbox (namespace, cgroup, mounts): waking starts only the process.
+    // One that runs but does not serve is hung: replace its process.
     if (existing?.containers.some((x) => x.state === 'running')) await agent.stopContainer(layout.sandboxId, 'control-plane', 0);
+    // A sleeping cluster kept its sandbox (namespace, cgroup, mounts): waking starts only the process.
     if (!existing) {
       await agent.pullImage(this.opts.image.image);
       await agent.createSandbox(controlPlaneSandbox(layout, this.opts.image, c.metadata.name, { 'kubicle.io/cluster': `${c.metadata.namespace}.${c.metadata.name}`, 'kubicle.io/role': 'control-plane' }));

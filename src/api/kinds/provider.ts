@@ -1,5 +1,4 @@
 import type { FieldErrors } from '../field-errors.js';
-import type { KubeObject } from '../object.js';
 import { parseQuantity } from '../quantity.js';
 import type { ResourceType } from '../resource-type.js';
 import { ageColumn, col, nameColumn } from './columns.js';
@@ -16,7 +15,6 @@ const base = { group: providerGroup, version: 'v1alpha1', status: true, generati
 type J = Record<string, any>;
 
 export const clusterStores = ['sqlite', 'etcd'];
-export const clusterPhases = ['Pending', 'Starting', 'Running', 'Sleeping', 'Stopping', 'Stopped', 'Failed', 'Deleting'];
 
 function validateQuantities(obj: J | undefined, field: string, errs: FieldErrors): void {
   for (const [k, v] of Object.entries(obj ?? {})) {
@@ -131,7 +129,3 @@ const sandboxes: ResourceType = {
 
 export const providerKinds: ResourceType[] = [tenants, clusters, hosts, sandboxes];
 
-/** A Cluster's short handle for messages and ids: <tenant>-<name>. */
-export function clusterKey(o: KubeObject): string {
-  return `${o.metadata.namespace}-${o.metadata.name}`;
-}
