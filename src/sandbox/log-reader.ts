@@ -16,48 +16,63 @@ export function readLog(file: string, opts: LogOptions, finished: () => Promise<
 interface Line {
   time: string;
   text: string;
+  /** The end of the output without a newline (P lines nothing followed): shown without one, as upstream does. */
+  unterminated?: boolean;
 }
 
 async function* lines(file: string, opts: LogOptions, finished: () => Promise<boolean>, signal: AbortSignal): AsyncGenerator<string> {
   const since = opts.sinceTime ? Date.parse(opts.sinceTime) : undefined;
   let budget = opts.limitBytes ?? Number.POSITIVE_INFINITY;
   let pos = 0;
-  let rest = '';
-  let partial = '';
-  const render = (l: Line) => (opts.timestamps ? `${rfc3339Nano(l.time)} ${l.text}\n` : `${l.text}\n`);
-  const parse = (chunk: string): Line[] => {
+  let rest: Buffer = Buffer.alloc(0);
+  // Lines are joined as bytes and decoded whole: a character split between writes stays whole.
+  let partial: Buffer[] = [];
+  let partialTime = '';
+  const render = (l: Line) => `${opts.timestamps ? `${rfc3339Nano(l.time)} ` : ''}${l.text}${l.unterminated ? '' : '\n'}`;
+  /** What P lines left at the end of what is read so far, once it is clear nothing completes them. */
+  const unfinished = (): Line[] => {
+    const text = Buffer.concat(partial).toString();
+    partial = [];
+    return text && (since === undefined || Date.parse(partialTime) >= since) ? [{ time: partialTime, text, unterminated: true }] : [];
+  };
+  const parse = (chunk: Buffer): Line[] => {
     const out: Line[] = [];
-    const all = (rest + chunk).split('\n');
-    rest = all.pop() ?? '';
-    for (const raw of all) {
-      const a = raw.indexOf(' ');
-      const b = raw.indexOf(' ', a + 1);
-      const c = raw.indexOf(' ', b + 1);
+    const data = rest.length ? Buffer.concat([rest, chunk]) : chunk;
+    let at = 0;
+    for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, at)) {
+      const raw = data.subarray(at, nl);
+      at = nl + 1;
+      const a = raw.indexOf(0x20);
+      const b = raw.indexOf(0x20, a + 1);
+      const c = raw.indexOf(0x20, b + 1);
       if (a < 0 || b < 0) continue;
-      const tag = raw.slice(b + 1, c < 0 ? undefined : c);
-      const text = c < 0 ? '' : raw.slice(c + 1);
+      const tag = raw.subarray(b + 1, c < 0 ? undefined : c).toString();
+      partial.push(c < 0 ? Buffer.alloc(0) : raw.subarray(c + 1));
       if (tag === 'P') {
-        partial += text;
+        partialTime = raw.subarray(0, a).toString();
         continue;
       }
-      out.push({ time: raw.slice(0, a), text: partial + text });
-      partial = '';
+      // A terminal ends its lines with CR LF; kubectl shows them without the CR.
+      out.push({ time: raw.subarray(0, a).toString(), text: Buffer.concat(partial).toString().replace(/\r$/, '') });
+      partial = [];
     }
+    rest = Buffer.from(data.subarray(at));
     return out.filter((l) => since === undefined || Date.parse(l.time) >= since);
   };
   // The file stays open from the first read on: when a pod is deleted its sandbox, log and all,
   // may be removed the moment the container exits, and a follower still has the last lines to read.
   let fh: FileHandle | undefined;
-  const read = async (): Promise<string> => {
+  const read = async (): Promise<Buffer> => {
+    const none = Buffer.alloc(0);
     fh ??= await open(file, 'r').catch(() => undefined);
-    if (!fh) return '';
+    if (!fh) return none;
     const { size } = await fh.stat();
     if (size < pos) pos = 0; // truncated by conmon at its size limit: start over
-    if (size === pos) return '';
+    if (size === pos) return none;
     const buf = Buffer.alloc(size - pos);
     const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
     pos += bytesRead;
-    return buf.subarray(0, bytesRead).toString('utf8');
+    return buf.subarray(0, bytesRead);
   };
   const emit = function* (ls: Line[]): Generator<string> {
     for (const l of ls) {
@@ -75,6 +90,7 @@ async function* lines(file: string, opts: LogOptions, finished: () => Promise<bo
   };
   try {
     let first = parse(await read());
+    if (!opts.follow) first.push(...unfinished());
     if (opts.tailLines !== undefined) first = opts.tailLines <= 0 ? [] : first.slice(-opts.tailLines);
     yield* emit(first);
     if (!opts.follow) return;
@@ -83,7 +99,10 @@ async function* lines(file: string, opts: LogOptions, finished: () => Promise<bo
       const over = await finished().catch(() => true);
       const more = parse(await read());
       yield* emit(more);
-      if (over && !more.length) return;
+      if (over && !more.length) {
+        yield* emit(unfinished());
+        return;
+      }
       if (!more.length) await new Promise((r) => setTimeout(r, 100));
     }
   } finally {

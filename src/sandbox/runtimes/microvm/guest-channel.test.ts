@@ -18,10 +18,11 @@ function frame(id: number, type: number, payload = ''): Buffer {
 
 /**
  * A stand-in guest agent on a unix socket (the real one needs a VM; microvm.test.ts drives it):
- * answers HELLO with READY and LIST with `listed`, and writes `early` frames first, as a guest
- * that was blocked writing to a host that went away does on the next connection.
+ * answers HELLO with READY, LIST with `listed` and RESUME with `resume(stream, payload)`, and
+ * writes `early` frames first, as a guest that was blocked writing to a host that went away does
+ * on the next connection.
  */
-async function fakeGuest(listed: string, early: Buffer[] = []) {
+async function fakeGuest(listed: string, early: Buffer[] = [], resume: (id: number, asked: string) => Buffer[] = () => []) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kubicle-guest-'));
   const sock = path.join(dir, 'agent.sock');
   const server = net.createServer((c) => {
@@ -30,10 +31,12 @@ async function fakeGuest(listed: string, early: Buffer[] = []) {
     c.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       while (buf.length >= 9 && buf.length >= 9 + buf.readUInt32BE(0)) {
-        const type = buf.readUInt8(8);
-        buf = buf.subarray(9 + buf.readUInt32BE(0));
+        const [len, id, type] = [buf.readUInt32BE(0), buf.readUInt32BE(4), buf.readUInt8(8)];
+        const payload = buf.subarray(9, 9 + len).toString();
+        buf = buf.subarray(9 + len);
         if (type === 1) c.write(frame(0, 16, 'fake'));
         if (type === 9) c.write(frame(0, 22, listed));
+        if (type === 10) for (const f of resume(id, payload)) c.write(f);
       }
     });
   });
@@ -45,21 +48,48 @@ async function fakeGuest(listed: string, early: Buffer[] = []) {
   return { sock, close };
 }
 
-test('adopting streams of an earlier host: output that came first is replayed, then the exit', async () => {
-  const g = await fakeGuest('7 120 0 0\n', [frame(7, 18, 'waited\n'), frame(9, 18, 'not claimed\n')]);
+test('adopting a stream of an earlier host: what came before RESUMED is dropped, the resent output and the exit are delivered', async () => {
+  const asked: string[] = [];
+  // Before the request the guest flushes what it was blocked on (dropped: it comes again), then
+  // answers from the offsets asked for, then ends the stream.
+  const resend = (id: number, from: string) => {
+    asked.push(`${id} ${from}`);
+    return [frame(7, 18, 'ted\n'), frame(7, 21, '3'), frame(7, 23, '3 0'), frame(7, 18, 'ted\n'), frame(7, 18, 'more\n'), frame(7, 19, 'err'), frame(7, 21, '4')];
+  };
+  const g = await fakeGuest('7 120 1 4\n', [frame(7, 18, 'waited\n'), frame(9, 18, 'not claimed\n')], resend);
   const ch = await GuestChannel.open(g.sock, 2000);
   try {
     const list = await ch.streams();
-    assert.deepEqual(list, [{ id: 7, pid: 120, exited: false, code: 0 }]);
-    const p = ch.adopt([{ id: 7, pid: 120, stdin: false, tty: false }]).get(7);
+    assert.deepEqual(list, [{ id: 7, pid: 120, exited: true, code: 4 }]);
+    const p = ch.adopt([{ id: 7, pid: 120, stdin: false, tty: false, from: { stdout: 3, stderr: 0 } }]).get(7);
     assert.ok(p);
     assert.equal(await p.started, 120);
     let out = '';
+    let err = '';
     p.stdout.on('data', (d: Buffer) => {
       out += d;
     });
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(out, 'waited\n');
+    p.stderr?.on('data', (d: Buffer) => {
+      err += d;
+    });
+    assert.deepEqual(await p.resumed, { stdout: 0, stderr: 0 });
+    assert.equal((await p.done).exitCode, 4);
+    assert.deepEqual(asked, ['7 3 0']);
+    assert.equal(out, 'ted\nmore\n');
+    assert.equal(err, 'err');
+  } finally {
+    ch.close();
+    await g.close();
+  }
+});
+
+test('a resumed stream whose guest no longer has the output asked for says how much was lost', async () => {
+  const g = await fakeGuest('3 50 0 0\n', [], () => [frame(3, 23, '900 20'), frame(3, 18, 'late')]);
+  const ch = await GuestChannel.open(g.sock, 2000);
+  try {
+    await ch.streams();
+    const p = ch.adopt([{ id: 3, pid: 50, stdin: false, tty: false, from: { stdout: 100, stderr: 20 } }]).get(3);
+    assert.deepEqual(await p?.resumed, { stdout: 800, stderr: 0 });
   } finally {
     ch.close();
     await g.close();

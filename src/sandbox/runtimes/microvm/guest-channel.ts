@@ -7,7 +7,7 @@ import type { ExecResult } from '../../api/types.js';
 import type { StreamedProcess } from '../../runtime.js';
 
 /** Frame types of the guest agent's protocol; guest/agent.c is the other half and says what each means. */
-const T = { HELLO: 1, SPAWN: 2, STDIN: 3, STDIN_EOF: 4, RESIZE: 5, SIGNAL: 6, CONNECT: 7, SEED: 8, LIST: 9, READY: 16, STARTED: 17, STDOUT: 18, STDERR: 19, ERROR: 20, EXIT: 21, LISTED: 22 } as const;
+const T = { HELLO: 1, SPAWN: 2, STDIN: 3, STDIN_EOF: 4, RESIZE: 5, SIGNAL: 6, CONNECT: 7, SEED: 8, LIST: 9, RESUME: 10, RELEASE: 11, READY: 16, STARTED: 17, STDOUT: 18, STDERR: 19, ERROR: 20, EXIT: 21, LISTED: 22, RESUMED: 23 } as const;
 const HEADER = 9;
 const MAX_DATA = 64 * 1024;
 /** The largest frame the guest agent accepts (MAX_FRAME in guest/agent.c). */
@@ -31,6 +31,17 @@ export interface GuestCommand {
   cols?: number;
   /** A container's main process: signals follow the rules of a PID namespace's init. */
   init?: boolean;
+  /**
+   * The guest keeps the stream's recent output, and the stream past its exit until release(),
+   * so that a host that restarts can take it over without a gap (adopt()).
+   */
+  keep?: boolean;
+}
+
+/** Byte offsets into a stream's stdout and stderr. */
+export interface StreamOffsets {
+  stdout: number;
+  stderr: number;
 }
 
 /** A stream the guest agent has, as LIST reports it. */
@@ -42,9 +53,6 @@ export interface GuestStreamInfo {
   code: number;
 }
 
-/** Frames held for streams nobody has claimed yet, at most this many bytes. */
-const MAX_HELD = 8 << 20;
-
 /** One process or connection in the guest, as the host sees it. */
 export interface GuestProcess extends StreamedProcess {
   /** The stream's id on this guest: how a later connection finds it again (streams(), adopt()). */
@@ -53,6 +61,11 @@ export interface GuestProcess extends StreamedProcess {
   started: Promise<number>;
   /** Sends a signal to the process's group. */
   signal(sig: number): void;
+  /**
+   * For an adopted stream: how many bytes of each output the guest no longer had when asked to
+   * send them again (0 and 0 when nothing was lost). Resolves before any output is delivered.
+   */
+  resumed?: Promise<StreamOffsets>;
 }
 
 interface Stream {
@@ -61,6 +74,8 @@ interface Stream {
   started: { resolve: (pid: number) => void; reject: (err: Error) => void };
   error?: string;
   finish: (r: ExecResult) => void;
+  /** Adopted and asked to resend: frames until RESUMED are what the guest sends again after it. */
+  resuming?: { asked: StreamOffsets; resolve: (lost: StreamOffsets) => void };
 }
 
 /**
@@ -73,11 +88,6 @@ export class GuestChannel {
   private nextId = 1;
   private buffered: Buffer = Buffer.alloc(0);
   private closed = false;
-  /**
-   * Frames for streams this connection did not start, held until adopt(): a guest whose host
-   * went away flushes what it was writing to the next one, before anyone can ask for it.
-   */
-  private held?: { frames: Map<number, [number, Buffer][]>; bytes: number } = { frames: new Map(), bytes: 0 };
   private onListed?: (text: string) => void;
 
   private constructor(private readonly socket: net.Socket) {
@@ -168,6 +178,7 @@ export class GuestChannel {
     if (cmd.rows) fields.push(`rows=${cmd.rows}`);
     if (cmd.cols) fields.push(`cols=${cmd.cols}`);
     if (cmd.init) fields.push('init=1');
+    if (cmd.keep) fields.push('keep=1');
     for (const e of cmd.env ?? []) fields.push(`env=${e}`);
     for (const a of cmd.argv) fields.push(`arg=${a}`);
     if (fields.some((f) => f.includes('\0'))) throw new KubicleError('Invalid', 'a command, argument or variable holds a NUL byte');
@@ -223,21 +234,32 @@ export class GuestChannel {
   }
 
   /**
-   * Takes over streams an earlier connection started (see streams()): their output from now on,
-   * what came since this connection opened, and their exit. Frames of streams not taken are
-   * dropped from here on. `stdin` and `tty` as the stream was started.
+   * Takes over streams an earlier connection started (see streams()), spawned with `keep`: the
+   * guest sends their output again from `from` (what the caller already has, by byte offset),
+   * then goes on with it and their exit. What the guest sent before that request is dropped, as
+   * it comes again. Frames of streams not taken are dropped from here on. `stdin` and `tty` as
+   * the stream was started.
    */
-  adopt(streams: { id: number; pid: number; stdin: boolean; tty: boolean }[]): Map<number, GuestProcess> {
-    const held = this.held;
-    this.held = undefined;
+  adopt(streams: { id: number; pid: number; stdin: boolean; tty: boolean; from: StreamOffsets }[]): Map<number, GuestProcess> {
     const out = new Map<number, GuestProcess>();
     for (const x of streams) {
       const p = this.stream(x.id, x.stdin, x.tty);
-      this.byId.get(x.id)?.started.resolve(x.pid);
+      const s = this.byId.get(x.id);
+      if (s) {
+        s.started.resolve(x.pid);
+        p.resumed = new Promise((resolve) => {
+          s.resuming = { asked: x.from, resolve };
+        });
+        this.send(x.id, T.RESUME, Buffer.from(`${x.from.stdout} ${x.from.stderr}`));
+      }
       out.set(x.id, p);
     }
-    for (const x of streams) for (const [type, payload] of held?.frames.get(x.id) ?? []) this.frame(x.id, type, payload);
     return out;
+  }
+
+  /** Lets the guest forget a kept stream that has exited, once its end is recorded. */
+  release(id: number): void {
+    this.send(id, T.RELEASE);
   }
 
   private open(type: number, payload: Buffer, input: boolean, tty: boolean): GuestProcess {
@@ -321,15 +343,16 @@ export class GuestChannel {
       return;
     }
     const s = this.byId.get(id);
-    if (!s) {
-      if (this.held && this.held.bytes + payload.length <= MAX_HELD) {
-        const frames = this.held.frames.get(id) ?? [];
-        frames.push([type, Buffer.from(payload)]);
-        this.held.frames.set(id, frames);
-        this.held.bytes += payload.length;
-      }
+    if (s?.resuming) {
+      if (type !== T.RESUMED) return;
+      const m = /^(\d+) (\d+)$/.exec(payload.toString());
+      const { asked, resolve } = s.resuming;
+      s.resuming = undefined;
+      resolve({ stdout: Math.max(0, Number(m?.[1] ?? asked.stdout) - asked.stdout), stderr: Math.max(0, Number(m?.[2] ?? asked.stderr) - asked.stderr) });
       return;
     }
+    // Output of a stream nobody has taken (yet): an adopted one is sent again on request.
+    if (!s) return;
     switch (type) {
       case T.STARTED:
         s.started.resolve(Number(payload.toString()));

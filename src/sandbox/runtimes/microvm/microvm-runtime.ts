@@ -20,7 +20,7 @@ import type { SandboxRuntime, StreamedProcess } from '../../runtime.js';
 import { checkContainerName, type RunRecord, SandboxStore } from '../../sandbox-store.js';
 import { resolveUser } from '../../user.js';
 import { SandboxVolumes } from '../../volumes.js';
-import { GuestChannel, type GuestCommand, type GuestProcess } from './guest-channel.js';
+import { GuestChannel, type GuestCommand, type GuestProcess, type StreamOffsets } from './guest-channel.js';
 import { containerCgroup, makeDirVolume, mountContainer, prepareSandbox, releaseContainer, replaceFilesVolume } from './guest-scripts.js';
 import { type Accel, type GuestImage, hostTscKhz, isQemu, killQemu, probeAccel, sparseFiles, startVm, type VmSpec } from './qemu.js';
 import { VmTemplates } from './vm-templates.js';
@@ -249,7 +249,6 @@ export class MicrovmRuntime implements SandboxRuntime {
     const watch = setInterval(() => void isQemu(pid).then((alive) => alive || ac.abort(new Error('QEMU exited'))), 100);
     try {
       const ch = await GuestChannel.open(path.join(this.store.dir(id), 'agent.sock'), timeoutMs, ac.signal);
-      ch.adopt([]); // a new guest has no earlier streams
       this.channels.set(id, Promise.resolve(ch));
       return ch;
     } catch (err) {
@@ -339,7 +338,7 @@ export class MicrovmRuntime implements SandboxRuntime {
         groups: user.additionalGids,
       };
       try {
-        proc = ch.spawn({ ...as, tty: !!spec.tty, stdin: !!spec.stdin, init: true });
+        proc = ch.spawn({ ...as, tty: !!spec.tty, stdin: !!spec.stdin, init: true, keep: true });
       } catch (err) {
         // A command the agent cannot take (no command at all, too large): StartError, as runc reports it.
         if (!(err instanceof KubicleError) || err.code !== 'Invalid') throw err;
@@ -385,6 +384,8 @@ export class MicrovmRuntime implements SandboxRuntime {
         ...(r.message ? { message: r.message } : {}),
       };
       await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec)).catch(() => {});
+      // Recorded: the guest may forget the stream it kept for a host that restarts.
+      (await this.channels.get(sandboxId)?.catch(() => undefined))?.release(proc.id);
       if (this.procs.get(key)?.proc === proc) this.procs.delete(key);
     });
     this.procs.set(key, { proc, done, as });
@@ -402,12 +403,13 @@ export class MicrovmRuntime implements SandboxRuntime {
   /**
    * Takes over the containers that an earlier host agent process started in this guest (the
    * contract's re-adoption): each run's stream id was recorded beside it (guest.json), and the
-   * agent still has the stream, with the output that waited while no host was connected. A run
+   * agent still has the stream and its recent output. The log says how much of it was recorded;
+   * the guest sends the rest, so output on its way to the host that went is not lost. A run
    * whose stream the guest no longer has ended unseen: exit 255, as runc reports a lost monitor.
    */
   private async adoptRuns(sandboxId: string, ch: GuestChannel): Promise<void> {
     const live = new Map((await ch.streams()).map((x) => [x.id, x]));
-    const claims: { runDir: string; rec: RunRecord; guest: GuestRun; pid: number }[] = [];
+    const claims: { runDir: string; rec: RunRecord; guest: GuestRun; pid: number; from: StreamOffsets }[] = [];
     for (const name of await this.store.containerNames(sandboxId)) {
       const attempt = (await this.store.attempts(sandboxId, name)).at(-1);
       if (attempt === undefined || this.procs.has(`${sandboxId}/${name}`)) continue;
@@ -416,16 +418,20 @@ export class MicrovmRuntime implements SandboxRuntime {
       if (rec.final) continue;
       const guest = JSON.parse(await readFile(path.join(runDir, 'guest.json'), 'utf8').catch(() => 'null')) as GuestRun | null;
       const stream = guest ? live.get(guest.stream) : undefined;
-      if (guest && stream?.pid) claims.push({ runDir, rec, guest, pid: stream.pid });
+      if (guest && stream?.pid) claims.push({ runDir, rec, guest, pid: stream.pid, from: await LogWriter.measure(path.join(runDir, 'log')) });
       else {
         rec.final = lostRun();
         await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
       }
     }
-    const procs = ch.adopt(claims.map((c) => ({ id: c.guest.stream, pid: c.pid, stdin: c.guest.stdin, tty: c.guest.tty })));
+    const procs = ch.adopt(claims.map((c) => ({ id: c.guest.stream, pid: c.pid, stdin: c.guest.stdin, tty: c.guest.tty, from: c.from })));
     for (const c of claims) {
       const proc = procs.get(c.guest.stream);
-      if (proc) this.watch(sandboxId, c.runDir, c.rec, proc, c.guest.as);
+      if (!proc) continue;
+      this.watch(sandboxId, c.runDir, c.rec, proc, c.guest.as);
+      void proc.resumed?.then((lost) => {
+        if (lost.stdout || lost.stderr) this.log.warn('container output lost while the host agent was down', { sandbox: sandboxId, container: c.rec.name, stdoutBytes: lost.stdout, stderrBytes: lost.stderr });
+      });
     }
     if (claims.length) this.log.info('containers re-adopted', { sandbox: sandboxId, containers: claims.map((c) => c.rec.name) });
   }

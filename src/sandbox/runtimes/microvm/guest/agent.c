@@ -10,13 +10,21 @@
  *                  SIGNAL ("n": to the process; SIGKILL to its whole process group), CONNECT ("port"),
  *                  SEED ("sec nsec\n" then random bytes: sets the clock and reseeds the kernel's
  *                  random generator, which a guest restored from a saved template shares with its
- *                  siblings until then), LIST (the streams the agent has: for a host that reconnects)
+ *                  siblings until then), LIST (the streams the agent has: for a host that reconnects),
+ *                  RESUME ("out err": send a kept stream's output again from these byte offsets),
+ *                  RELEASE (forget a kept stream that has ended)
  *   SPAWN with cgroup=DIR runs the process in that cgroup (v2) directory.
+ *   SPAWN with keep=1 keeps the stream's recent output (RING bytes of each of stdout and stderr)
+ *   and the stream itself past its EXIT until RELEASE: a host that dies loses what was on its way
+ *   to it (QEMU's buffer, the socket's, its own), and the next one asks for it again by RESUME.
  *   SPAWN with init=1 marks a container's main process: like PID 1 of a container's own PID
  *   namespace, it gets signals other than KILL and STOP only when it handles them.
  *   guest -> host: READY (answer to HELLO), STARTED ("pid"), STDOUT, STDERR,
  *                  ERROR (why a spawn or connect failed), EXIT ("code", 128+n for signal n; last frame),
- *                  LISTED (answer to LIST: a line "id pid exited code" per stream)
+ *                  LISTED (answer to LIST: a line "id pid exited code" per stream),
+ *                  RESUMED ("out err": answer to RESUME, the offsets the output sent next starts
+ *                  at, beyond those asked for if the ring no longer has them; then that output and,
+ *                  for an ended stream, its EXIT again)
  * While no host is connected, writes to the port block: processes' output waits in their pipes and
  * nothing is lost but what QEMU held for the host that went. QEMU drops that by whole writes, so
  * every frame is written whole, in one write of at most 32 KiB (the port's largest), and a new
@@ -46,8 +54,8 @@
 #include <unistd.h>
 
 enum {
-  T_HELLO = 1, T_SPAWN = 2, T_STDIN = 3, T_STDIN_EOF = 4, T_RESIZE = 5, T_SIGNAL = 6, T_CONNECT = 7, T_SEED = 8, T_LIST = 9,
-  T_READY = 16, T_STARTED = 17, T_STDOUT = 18, T_STDERR = 19, T_ERROR = 20, T_EXIT = 21, T_LISTED = 22,
+  T_HELLO = 1, T_SPAWN = 2, T_STDIN = 3, T_STDIN_EOF = 4, T_RESIZE = 5, T_SIGNAL = 6, T_CONNECT = 7, T_SEED = 8, T_LIST = 9, T_RESUME = 10, T_RELEASE = 11,
+  T_READY = 16, T_STARTED = 17, T_STDOUT = 18, T_STDERR = 19, T_ERROR = 20, T_EXIT = 21, T_LISTED = 22, T_RESUMED = 23,
 };
 
 #define MAX_STREAMS 256
@@ -55,6 +63,10 @@ enum {
 /* The most the guest's virtio console takes in one write; a frame out is never larger. */
 #define MAX_OUT (32 * 1024)
 #define MAX_OUT_DATA (MAX_OUT - 9)
+/* Output a kept stream holds for a host that reconnects: more than QEMU's and a socket's buffers. */
+#define RING (512 * 1024)
+/* Ended kept streams held for a host to record; beyond this the oldest is forgotten. */
+#define MAX_ENDED 16
 
 struct stream {
   int used;
@@ -65,6 +77,10 @@ struct stream {
   int tty;
   int init;       /* a container's main process: PID 1 signal rules */
   int exited, code;
+  int keep;       /* output kept in `ring` and the stream kept past EXIT, until RELEASE */
+  int ended;      /* EXIT sent; only a kept stream stays after it */
+  uint64_t sent[2];        /* bytes of stdout and stderr sent so far */
+  unsigned char *ring[2];  /* the last RING bytes of each, at offset % RING; allocated on first use */
 };
 
 static struct stream streams[MAX_STREAMS];
@@ -103,6 +119,26 @@ static void send_text(uint32_t id, int type, const char *fmt, ...) {
   send_frame(id, type, buf, n < 0 ? 0 : (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1));
 }
 
+/* Sends a stream's output (which 0 stdout, 1 stderr), keeping it first if the stream is kept. */
+static void send_output(struct stream *s, int which, const unsigned char *data, size_t len) {
+  if (s->keep && (s->ring[which] || (s->ring[which] = malloc(RING)))) {
+    for (size_t done = 0; done < len;) {
+      size_t at = (s->sent[which] + done) % RING, n = len - done;
+      if (n > RING - at) n = RING - at;
+      memcpy(s->ring[which] + at, data + done, n);
+      done += n;
+    }
+  }
+  s->sent[which] += len;
+  send_frame(s->id, which ? T_STDERR : T_STDOUT, data, len);
+}
+
+static void forget(struct stream *s) {
+  free(s->ring[0]); free(s->ring[1]);
+  s->ring[0] = s->ring[1] = NULL;
+  s->used = 0;
+}
+
 static struct stream *find(uint32_t id) {
   for (int i = 0; i < MAX_STREAMS; i++) if (streams[i].used && streams[i].id == id) return &streams[i];
   return NULL;
@@ -110,6 +146,15 @@ static struct stream *find(uint32_t id) {
 
 static struct stream *alloc_stream(uint32_t id) {
   if (find(id)) return NULL;
+  /* Ended kept streams beyond MAX_ENDED: the oldest (lowest id, ids grow) is forgotten. */
+  for (;;) {
+    struct stream *oldest = NULL;
+    int ended = 0;
+    for (int i = 0; i < MAX_STREAMS; i++)
+      if (streams[i].used && streams[i].ended) { ended++; if (!oldest || streams[i].id < oldest->id) oldest = &streams[i]; }
+    if (ended < MAX_ENDED) break;
+    forget(oldest);
+  }
   for (int i = 0; i < MAX_STREAMS; i++)
     if (!streams[i].used) { memset(&streams[i], 0, sizeof streams[i]); streams[i].used = 1; streams[i].id = id; streams[i].in = streams[i].out = streams[i].err = -1; return &streams[i]; }
   return NULL;
@@ -132,15 +177,39 @@ static int catches(pid_t pid, int sig) {
 
 /* A stream ends once its process is reaped (or its connection closed) and its output is drained. */
 static void maybe_finish(struct stream *s) {
-  if (!s->used || s->out >= 0 || s->err >= 0) return;
+  if (!s->used || s->ended || s->out >= 0 || s->err >= 0) return;
   if (s->pid && !s->exited) return;
   close_fd(&s->in);
   send_text(s->id, T_EXIT, "%d", s->pid ? s->code : 0);
-  s->used = 0;
+  s->ended = 1;
+  if (!s->keep) forget(s);
+}
+
+/* RESUME: a kept stream's output again from the host's offsets, as far back as the ring goes. */
+static void resume(uint32_t id, const char *payload) {
+  struct stream *s = find(id);
+  unsigned long long want[2] = {0, 0};
+  if (!s) { send_text(id, T_RESUMED, "0 0"); send_text(id, T_EXIT, "255"); return; }
+  sscanf(payload, "%llu %llu", &want[0], &want[1]);
+  uint64_t from[2];
+  for (int w = 0; w < 2; w++) {
+    uint64_t oldest = s->ring[w] ? (s->sent[w] > RING ? s->sent[w] - RING : 0) : s->sent[w];
+    from[w] = want[w] < oldest ? oldest : want[w] > s->sent[w] ? s->sent[w] : want[w];
+  }
+  send_text(id, T_RESUMED, "%llu %llu", (unsigned long long)from[0], (unsigned long long)from[1]);
+  for (int w = 0; w < 2; w++)
+    for (uint64_t off = from[w]; off < s->sent[w];) {
+      size_t at = off % RING, n = s->sent[w] - off;
+      if (n > RING - at) n = RING - at;
+      if (n > MAX_OUT_DATA) n = MAX_OUT_DATA;
+      send_frame(id, w ? T_STDERR : T_STDOUT, s->ring[w] + at, n);
+      off += n;
+    }
+  if (s->ended) send_text(id, T_EXIT, "%d", s->pid ? s->code : 0);
 }
 
 /* The spawn request: key=value entries separated by NULs. */
-struct spawn_req { const char *root, *cwd, *cgroup; uid_t uid; gid_t gid; int tty, stdin_open, rows, cols, init; gid_t groups[64]; int ngroups; char *env[256]; int nenv; char *argv[256]; int nargv; };
+struct spawn_req { const char *root, *cwd, *cgroup; uid_t uid; gid_t gid; int tty, stdin_open, rows, cols, init, keep; gid_t groups[64]; int ngroups; char *env[256]; int nenv; char *argv[256]; int nargv; };
 
 static int parse_spawn(char *p, size_t len, struct spawn_req *r) {
   memset(r, 0, sizeof *r);
@@ -164,6 +233,7 @@ static int parse_spawn(char *p, size_t len, struct spawn_req *r) {
     else if (!strcmp(entry, "rows")) r->rows = atoi(v);
     else if (!strcmp(entry, "cols")) r->cols = atoi(v);
     else if (!strcmp(entry, "init")) r->init = atoi(v);
+    else if (!strcmp(entry, "keep")) r->keep = atoi(v);
     else if (!strcmp(entry, "env") && r->nenv < 255) r->env[r->nenv++] = v;
     else if (!strcmp(entry, "arg") && r->nargv < 255) r->argv[r->nargv++] = v;
     else return -1;
@@ -243,6 +313,7 @@ static void spawn_stream(uint32_t id, char *payload, size_t len) {
   close(report[0]);
   s->pid = pid;
   s->init = r.init;
+  s->keep = r.keep;
   if (n > 0) {
     /* The command never started: say why; its exit (127 or 126) follows when it is reaped. */
     msg[n] = 0;
@@ -282,7 +353,7 @@ static void reap(void) {
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
     for (int i = 0; i < MAX_STREAMS; i++) {
       struct stream *s = &streams[i];
-      if (!s->used || s->pid != pid) continue;
+      if (!s->used || s->ended || s->exited || s->pid != pid) continue;
       s->exited = 1;
       if (!s->code) s->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       /* A terminal's master reads EIO once every holder of the slave is gone; a daemonised
@@ -291,7 +362,7 @@ static void reap(void) {
         char buf[MAX_OUT_DATA];
         fcntl(s->out, F_SETFL, fcntl(s->out, F_GETFL) | O_NONBLOCK);
         ssize_t n;
-        while ((n = read(s->out, buf, sizeof buf)) > 0) send_frame(s->id, T_STDOUT, buf, n);
+        while ((n = read(s->out, buf, sizeof buf)) > 0) send_output(s, 0, (unsigned char *)buf, n);
         if (s->in == s->out) s->in = -1;
         close_fd(&s->out);
       }
@@ -333,11 +404,13 @@ static void seed(const char *p, size_t len) {
 static void handle_frame(uint32_t id, int type, char *payload, size_t len) {
   struct stream *s = find(id);
   switch (type) {
-  case T_HELLO: send_frame(0, T_READY, "kubicle-guest-agent 1", 21); break;
+  case T_HELLO: send_frame(0, T_READY, "kubicle-guest-agent 2", 21); break;
   case T_SPAWN: spawn_stream(id, payload, len); break;
   case T_CONNECT: payload[len] = 0; connect_stream(id, payload); break;
   case T_SEED: seed(payload, len); break;
   case T_LIST: list_streams(); break;
+  case T_RESUME: if (id) resume(id, payload); break;
+  case T_RELEASE: if (s && s->ended) forget(s); break;
   case T_STDIN:
     if (s && s->in >= 0) {
       /* Input is written whole; a reader that stops reading holds the agent up, as a pipe would. */
@@ -425,7 +498,7 @@ int main(int argc, char **argv) {
       if (*fd != fds[i].fd) continue;
       char data[MAX_OUT_DATA];
       ssize_t n = read(*fd, data, sizeof data);
-      if (n > 0) send_frame(s->id, fd == &s->out ? T_STDOUT : T_STDERR, data, n);
+      if (n > 0) send_output(s, fd == &s->out ? 0 : 1, (unsigned char *)data, n);
       else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
         if (s->in == *fd) s->in = -1;
         close_fd(fd);
