@@ -94,7 +94,7 @@ async function floors() {
 
 async function main() {
   const floor = await floors();
-  const p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', '127.252.0.0/16', '--bridge', 'kubbench8', '--pod-cidr', '10.246.15.0/24', '--cluster-sleep-after', '0'] });
+  const p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', '127.252.0.0/16', '--bridge', 'kubbench8', '--pod-cidr', '10.246.15.0/24', '--cluster-pod-pool', '10.232.0.0/16', '--cluster-sleep-after', '0'] });
   const cfg = YAML.parse(readFileSync(p.kubeconfig, 'utf8'));
   const u = cfg.users[0].user;
   const op = new KubeClient({ server: p.url, caPem: Buffer.from(cfg.clusters[0].cluster['certificate-authority-data'], 'base64').toString(), certPem: Buffer.from(u['client-certificate-data'], 'base64').toString(), keyPem: Buffer.from(u['client-key-data'], 'base64').toString() });

@@ -15,6 +15,7 @@ import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { ClusterController } from '../provider/cluster-controller.js';
 import { EndpointGateway } from '../provider/endpoint-gateway.js';
+import { SandboxGateway } from '../provider/sandbox-gateway.js';
 import { TenantController } from '../provider/tenant-controller.js';
 import { HostAgent } from '../sandbox/agent.js';
 import { SandboxClient } from '../sandbox/api/client.js';
@@ -34,6 +35,8 @@ export const operatorGroup = 'kubicle:operators';
 export async function providerServer(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
   const dataDir = path.resolve(config['data-dir']);
   const pool = endpointPool(config);
+  const podPool = parseCidr(config['cluster-pod-pool']);
+  if (!podPool || podPool.bits > 24) throw new KubicleError('Invalid', `--cluster-pod-pool ${JSON.stringify(config['cluster-pod-pool'])} must be an IPv4 network of at least one /24, such as 10.224.0.0/12`);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const waits: Promise<unknown>[] = [];
   const registry = await startRegistry(config, dataDir, log, signal, waits);
@@ -70,6 +73,8 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
       clustersDir: path.join(dataDir, 'clusters'),
       endpointPool: pool,
       endpointPort: Number(config['cluster-endpoint-port']),
+      podPool,
+      sandboxes: new SandboxGateway(socketPath, client, log.with({ component: 'sandbox-gateway' })),
       image: { image: `${registry}/kubicle/busybox:1`, installDir, nodeBinary, logLevel: config['log-level'] },
       defaultSleepAfterSeconds: Number(config['cluster-sleep-after']),
     },
@@ -81,7 +86,7 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
     clusters.run(signal),
   ];
   process.stdout.write(
-    `Kubicle provider is up: ${server.url}\nkubeconfig (operator): ${kubeconfig}\nhost: ${hostName}; cluster endpoints from ${pool.text}; registry ${registry}\n\n` +
+    `Kubicle provider is up: ${server.url}\nkubeconfig (operator): ${kubeconfig}\nhost: ${hostName}; cluster endpoints from ${pool.text}, pod networks from ${podPool.text}; registry ${registry}\n\n` +
       `  ./kubicle cluster create NAME      # then: ./kubicle cluster kubeconfig NAME > NAME.kubeconfig\n`,
   );
   await serving;

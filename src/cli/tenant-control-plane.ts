@@ -1,17 +1,57 @@
 import { mkdir } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { builtinRegistry } from '../api/registry.js';
+import { issueServing, type KeyPair } from '../apiserver/pki.js';
 import { KubeClient } from '../client/kube-client.js';
 import type { Logger } from '../observe/log.js';
 import { startApiServer } from './api-server.js';
 import type { Config } from './config.js';
-import { runComponent } from './control-plane.js';
+import { type Component, runComponent } from './control-plane.js';
+
+/**
+ * The cluster's virtual kubelet (DESIGN §2.1): the kubelet, run against the provider's Sandbox API
+ * (which places its pods on a host, on the cluster's own network), as one node standing for the
+ * capacity the tenant may use. Its HTTPS API, for logs and streams, listens on the control
+ * plane's address on the cluster network.
+ */
+function virtualKubelet(config: Config, ca: KeyPair, token: string): Component {
+  const hostIP = clusterAddress();
+  const serving = issueServing(ca, [hostIP, '127.0.0.1']);
+  return {
+    kind: 'kubelet',
+    agentSocket: config['sandbox-socket'],
+    options: {
+      nodeName: virtualNodeName,
+      hostIP,
+      podCidr: config['pod-cidr'],
+      capacity: { cpu: config['node-cpu'], memory: config['node-memory'] },
+      labels: { 'type': 'virtual-kubelet', 'node.kubernetes.io/instance-type': 'kubicle-virtual' },
+      clusterDomain: config['cluster-domain'],
+      backoffBaseMs: Number(config['restart-backoff']) * 1000,
+      backoffMaxMs: Number(config['restart-backoff']) * 30_000,
+      server: { port: Number(config['kubelet-port']), certPem: serving.cert, keyPem: serving.key, token },
+    },
+  };
+}
+
+export const virtualNodeName = 'kubicle-virtual';
+
+/** This sandbox's address on its cluster network (eth0), or loopback when it has none. */
+function clusterAddress(): string {
+  for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
+    if (name === 'lo') continue;
+    const v4 = addrs?.find((a) => a.family === 'IPv4' && !a.internal);
+    if (v4) return v4.address;
+  }
+  return '127.0.0.1';
+}
 
 /**
  * `kubicle controlplane`: one tenant cluster's control plane, as the provider runs it inside the
  * cluster's sandbox (DESIGN §1): the API server on a unix socket in its data volume (the
  * provider's gateway carries the cluster endpoint's connections to it, TLS end to end), the
- * controller manager and the scheduler. Components run on this thread rather than in workers: a
+ * controller manager, the scheduler and, given the provider's Sandbox API, the virtual kubelet. Components run on this thread rather than in workers: a
  * tenant control plane is mostly idle, and every worker would cost its own heap (DESIGN §7:
  * idle ≤ 80 MiB). Its store and CA live in the data volume and nowhere else.
  */
@@ -23,6 +63,7 @@ export async function tenantControlPlane(config: Config, log: Logger, signal: Ab
   const client = new KubeClient({ server: server.url, caPem: server.credentials.ca.cert, token: server.loopbackToken, socketPath });
   const nodeGracePeriodMs = Number(config['node-monitor-grace-period']) * 1000;
   const components = [runComponent({ kind: 'controller-manager', workloads: true, nodeGracePeriodMs }, client, log, signal), runComponent({ kind: 'scheduler' }, client, log, signal)];
+  if (config['sandbox-socket']) components.push(runComponent(virtualKubelet(config, server.credentials.ca, server.loopbackToken), client, log, signal));
   log.info('control plane ready', { endpoint: server.url, socket: socketPath });
   await serving;
   await Promise.allSettled(components);

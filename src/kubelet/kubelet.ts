@@ -23,6 +23,8 @@ export interface KubeletOptions {
   backoffMaxMs?: number;
   maxPods?: number;
   labels?: Record<string, string>;
+  /** The node's CPU and memory capacity (quantities); this host's when absent. A virtual node reports its tenant's quota. */
+  capacity?: { cpu: string; memory: string };
   /** Where pods with dnsPolicy ClusterFirst resolve (upstream's --cluster-dns), and the cluster domain. */
   clusterDNS?: string[];
   clusterDomain?: string;
@@ -72,8 +74,8 @@ export class Kubelet {
   }
 
   private nodeObject(): Obj {
-    const cpu = String(os.cpus().length);
-    const memory = `${Math.floor(os.totalmem() / 1024)}Ki`;
+    const cpu = this.opts.capacity?.cpu ?? String(os.cpus().length);
+    const memory = this.opts.capacity?.memory ?? `${Math.floor(os.totalmem() / 1024)}Ki`;
     const capacity = { cpu, memory, pods: String(this.opts.maxPods ?? 110), 'ephemeral-storage': '100Gi' };
     const now = stamp();
     const condition = (type: string, status: string, reason: string, message: string) => ({ type, status, reason, message, lastHeartbeatTime: now, lastTransitionTime: now });

@@ -122,6 +122,12 @@ export class PodWorker {
       sb = await this.agent.getSandbox(pod.metadata.uid);
       this.prober.sync(pod, sb);
     } catch (err) {
+      if (!sb && err instanceof KubicleError && err.code === 'Forbidden') {
+        // The provider refused the sandbox (a tenant beyond its quota, a host path): said on the
+        // pod as upstream says a runtime's refusal, and tried again later.
+        this.event(pod, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${err.message}`);
+        return 10_000;
+      }
       if (!(err instanceof KubicleError) || !['Invalid', 'Unsupported'].includes(err.code)) throw err;
       // A configuration the pod cannot run with (missing configMap key, unsupported volume): upstream's CreateContainerConfigError.
       for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers]) mem.memos.set(c.name, { ...mem.memos.get(c.name), waiting: { reason: 'CreateContainerConfigError', message: err.message } });

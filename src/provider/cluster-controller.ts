@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { type Cidr, formatIPv4, parseIPv4 } from '../api/ipv4.js';
+import { type Cidr, parseCidr, parseIPv4 } from '../api/ipv4.js';
 import { providerGroup } from '../api/kinds/provider.js';
 import { parseQuantity } from '../api/quantity.js';
 import { Informer } from '../client/informer.js';
@@ -12,9 +13,11 @@ import { WorkQueue } from '../client/work-queue.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
-import { apiSocketPath, type ControlPlaneImage, controlPlaneContainer, controlPlaneSandbox, controlPlaneUid } from './control-plane-sandbox.js';
+import { BlockPool } from './block-pool.js';
+import { apiSocketPath, type ControlPlaneImage, type ControlPlaneLayout, controlPlaneContainer, controlPlaneSandbox, controlPlaneUid, sandboxSocketName } from './control-plane-sandbox.js';
 import type { EndpointGateway } from './endpoint-gateway.js';
 import { KeyPool } from './key-pool.js';
+import { type ClusterScope, type SandboxGateway, tenantLabel } from './sandbox-gateway.js';
 
 /**
  * The cluster controller (DESIGN §2.3–2.4): makes each Cluster's control plane exist as asked.
@@ -33,6 +36,10 @@ export interface ClusterControllerOptions {
   clustersDir: string;
   endpointPool: Cidr;
   endpointPort: number;
+  /** Clusters' pod ranges (a /24 each) come from here; each is its own isolated network on the host. */
+  podPool: Cidr;
+  /** Serves each running cluster's virtual kubelet the Sandbox API, held to that cluster. */
+  sandboxes: SandboxGateway;
   image: ControlPlaneImage;
   /** Sleep after this many idle seconds when a Cluster does not say (0: never). */
   defaultSleepAfterSeconds: number;
@@ -59,7 +66,8 @@ export class ClusterController {
   private readonly clusters: Informer;
   private readonly tenants: Informer;
   private readonly live = new Map<string, Live>();
-  private readonly allocated = new Set<string>();
+  private readonly endpoints: BlockPool;
+  private readonly podRanges: BlockPool;
   private readonly keys = new KeyPool();
 
   constructor(
@@ -70,6 +78,9 @@ export class ClusterController {
   ) {
     this.clusters = new Informer(client, `/apis/${providerGroup}/v1alpha1/clusters`, log);
     this.tenants = new Informer(client, `/apis/${providerGroup}/v1alpha1/tenants`, log);
+    // The pool's network address and first host (the provider's own) are never handed out.
+    this.endpoints = new BlockPool(opts.endpointPool, 32, 2, 1);
+    this.podRanges = new BlockPool(opts.podPool, 24);
     const enqueue = (c: Obj) => this.queue.add(`${c.metadata.namespace}/${c.metadata.name}`);
     this.clusters.on({ add: enqueue, update: (_, c) => enqueue(c), delete: enqueue });
   }
@@ -79,7 +90,8 @@ export class ClusterController {
     await Promise.race([Promise.all([this.clusters.synced, this.tenants.synced]), Promise.all(informers)]);
     for (const c of this.clusters.list()) {
       const ip = endpointAddress(c);
-      if (ip) this.allocated.add(ip);
+      if (ip) this.endpoints.take(ip);
+      if (podRange(c)) this.podRanges.take(podRange(c) as string);
     }
     void this.keys.fill();
     const idle = this.idleLoop(signal);
@@ -98,17 +110,29 @@ export class ClusterController {
     if (!endpointAddress(c)) {
       const refusal = this.quotaRefusal(c);
       if (refusal) return this.setStatus(c, { phase: 'Failed', message: refusal });
-      const address = this.allocate();
+      const address = this.endpoints.allocate();
+      let pods: string | undefined;
       try {
-        await this.setStatus(c, { phase: 'Pending', endpoint: `https://${address}:${this.opts.endpointPort}` });
+        pods = this.podRanges.allocate();
+        await this.setStatus(c, { phase: 'Pending', endpoint: `https://${address}:${this.opts.endpointPort}`, podCIDR: pods });
       } catch (err) {
-        this.allocated.delete(address);
+        this.endpoints.release(address);
+        if (pods) this.podRanges.release(pods);
         throw err;
       }
       return;
     }
     const address = endpointAddress(c) as string;
-    this.allocated.add(address);
+    this.endpoints.take(address);
+    // A Cluster made before clusters had their own pod networks gets one now.
+    if (!podRange(c)) {
+      const pods = this.podRanges.allocate();
+      await this.setStatus(c, { podCIDR: pods }).catch((err) => {
+        this.podRanges.release(pods);
+        throw err;
+      });
+      return;
+    }
     const live = this.liveOf(key, c);
     if (c.spec.stopped) {
       await this.gateway.close(key);
@@ -160,6 +184,9 @@ export class ClusterController {
   private async start(c: Obj, live: Live): Promise<void> {
     const layout = this.layout(c);
     const agent = this.opts.host.agent;
+    // The cluster's network and its virtual kubelet's Sandbox API come first: an adopted control plane uses them at once.
+    await agent.defineNetwork(layout.network.name, { cidr: layout.network.cidr });
+    await this.opts.sandboxes.open(this.scope(c), path.join(layout.runDir, sandboxSocketName));
     const existing = await agent.getSandbox(layout.sandboxId).catch(() => undefined);
     // A control plane still serving from before the provider restarted is adopted, not restarted.
     if (existing?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && (await canConnect(live.socketPath))) return;
@@ -175,7 +202,15 @@ export class ClusterController {
     // A sleeping cluster kept its sandbox (namespace, cgroup, mounts): waking starts only the process.
     if (!existing) {
       await agent.pullImage(this.opts.image.image);
-      await agent.createSandbox(controlPlaneSandbox(layout, this.opts.image, c.metadata.name, { 'kubicle.io/cluster': `${c.metadata.namespace}.${c.metadata.name}`, 'kubicle.io/role': 'control-plane' }));
+      // Labelled with its tenant and size: control planes count against the tenant's quota as its pods do.
+      const labels = {
+        'kubicle.io/cluster': `${c.metadata.namespace}.${c.metadata.name}`,
+        'kubicle.io/role': 'control-plane',
+        [tenantLabel]: c.metadata.namespace,
+        'kubicle.io/cpu-millis': String(layout.resources.cpuMillis),
+        'kubicle.io/memory-bytes': String(layout.resources.memoryBytes),
+      };
+      await agent.createSandbox(controlPlaneSandbox(layout, this.opts.image, c.metadata.name, labels));
     }
     const status = await agent.startContainer(layout.sandboxId, controlPlaneContainer(layout, this.opts.image));
     if (status.state === 'exited') throw new KubicleError('Unavailable', `control plane did not start: ${status.message ?? status.reason ?? `exit ${status.exitCode}`}`);
@@ -247,7 +282,11 @@ export class ClusterController {
     this.gateway.disconnect(key);
     const id = this.layout(c).sandboxId;
     if (phase === 'Sleeping') await this.opts.host.agent.stopContainer(id, 'control-plane', 5);
-    else await this.opts.host.agent.removeSandbox(id, 5);
+    else {
+      // Stopped: the cluster's pods halt too (their objects stay in its store; start runs them again).
+      await this.opts.sandboxes.removeAll(this.scope(c), 5);
+      await this.opts.host.agent.removeSandbox(id, 5);
+    }
     this.log.info(phase === 'Sleeping' ? 'cluster asleep' : 'cluster stopped', { cluster: key });
   }
 
@@ -255,15 +294,21 @@ export class ClusterController {
     const live = this.liveOf(key, c);
     await this.gateway.close(key);
     await this.serially(live, async () => {
-      await this.opts.host.agent.removeSandbox(this.layout(c).sandboxId, 5).catch((err) => {
+      const layout = this.layout(c);
+      await this.opts.sandboxes.removeAll(this.scope(c), 5);
+      await this.opts.sandboxes.close(c.metadata.uid);
+      await this.opts.host.agent.removeSandbox(layout.sandboxId, 5).catch((err) => {
         if (!isCode(err, 'NotFound')) throw err;
       });
+      if (podRange(c)) await this.opts.host.agent.removeNetwork(layout.network.name);
       await rm(this.dataDir(c), { recursive: true, force: true });
+      await rm(layout.runDir, { recursive: true, force: true });
       live.state = 'stopped';
     });
     this.live.delete(key);
     const address = endpointAddress(c);
-    if (address) this.allocated.delete(address);
+    if (address) this.endpoints.release(address);
+    if (podRange(c)) this.podRanges.release(podRange(c) as string);
     if ((c.metadata.finalizers ?? []).includes(clusterFinalizer)) {
       await this.client.patch(this.path(c), { metadata: { finalizers: c.metadata.finalizers.filter((f: string) => f !== clusterFinalizer), resourceVersion: c.metadata.resourceVersion } });
     }
@@ -289,7 +334,8 @@ export class ClusterController {
   }
 
   private async sleep(key: string, c: Obj, live: Live): Promise<void> {
-    if (await this.hasTimers(c, live)) {
+    // Pods need their kubelet (restarts, probes): a cluster that runs any stays awake.
+    if ((await this.opts.sandboxes.hasRunning(this.scope(c))) || (await this.hasTimers(c, live))) {
       live.startedAt = Date.now(); // look again after another idle period
       return;
     }
@@ -337,27 +383,36 @@ export class ClusterController {
     return undefined;
   }
 
-  private allocate(): string {
-    const pool = this.opts.endpointPool;
-    const size = 2 ** (32 - pool.bits);
-    // Skip the network address and the first host (kept for the provider itself).
-    for (let i = 2; i < size - 1; i++) {
-      const ip = formatIPv4(pool.base + i);
-      if (!this.allocated.has(ip)) {
-        this.allocated.add(ip);
-        return ip;
-      }
-    }
-    throw new KubicleError('Unavailable', `the endpoint pool ${pool.text} is exhausted`);
-  }
-
-  private layout(c: Obj) {
+  private layout(c: Obj): ControlPlaneLayout {
     const r = { ...defaultResources, ...(c.spec.controlPlane?.resources ?? {}) };
+    const quota = this.tenants.get(c.metadata.namespace)?.spec?.quota ?? {};
     return {
       sandboxId: `cp-${c.metadata.uid}`,
       dataDir: this.dataDir(c),
       endpoint: { address: endpointAddress(c) as string, port: this.opts.endpointPort },
       resources: { cpuMillis: Math.round(parseQuantity(r.cpu) * 1000), memoryBytes: Math.round(parseQuantity(r.memory)), pids: 1024 },
+      network: { name: `c${c.metadata.uid.replace(/-/g, '').slice(0, 20)}`, cidr: podRange(c) ?? '' },
+      runDir: `${this.dataDir(c)}.run`,
+      node: { cpu: String(quota.cpu ?? os.cpus().length), memory: String(quota.memory ?? `${Math.floor(os.totalmem() / 2 ** 20)}Mi`) },
+    };
+  }
+
+  /** What the cluster's virtual kubelet may do through the provider's Sandbox API. */
+  private scope(c: Obj): ClusterScope {
+    const tenant = c.metadata.namespace;
+    return {
+      uid: c.metadata.uid,
+      tenant,
+      name: c.metadata.name,
+      network: this.layout(c).network.name,
+      host: this.opts.host.name,
+      quota: () => {
+        const q = this.tenants.get(tenant)?.spec?.quota ?? {};
+        return {
+          cpuMillis: q.cpu !== undefined ? Math.round(parseQuantity(String(q.cpu)) * 1000) : undefined,
+          memoryBytes: q.memory !== undefined ? Math.round(parseQuantity(String(q.memory))) : undefined,
+        };
+      },
     };
   }
 
@@ -395,6 +450,10 @@ export class ClusterController {
     for (const [k, v] of Object.entries(next)) if (v === '' || v === undefined) next[k] = null;
     await this.client.patch(this.path(c, 'status'), { status: next });
   }
+}
+
+function podRange(c: Obj): string | undefined {
+  return parseCidr(c.status?.podCIDR)?.text;
 }
 
 function endpointAddress(c: Obj): string | undefined {

@@ -4,11 +4,12 @@ import type { ContainerSpec, SandboxSpec } from '../sandbox/api/types.js';
 
 /**
  * How a cluster's control plane is laid out as a sandbox on a host (DESIGN §1): one runc
- * container running `kubicle controlplane` with its own network namespace holding only loopback
- * (it reaches nothing and nothing reaches it but through the unix socket in its data volume,
- * which the provider's gateway connects to), its data volume (store, CA, kubeconfig) and,
- * read-only, the Node.js runtime and Kubicle's own files from the host. It sees no other
- * cluster's files: their data volumes are never mounted here.
+ * container running `kubicle controlplane` on its cluster's own pod network (it reaches its pods,
+ * for probes and streams, and they reach it; the isolated network reaches nothing else), serving
+ * the API on a unix socket in its data volume, which the provider's endpoint gateway connects to.
+ * It mounts its data volume (store, CA, kubeconfig), read-only the directory holding the
+ * provider's Sandbox API socket for its virtual kubelet, and read-only the Node.js runtime and
+ * Kubicle's own files from the host. It sees no other cluster's files.
  */
 export interface ControlPlaneLayout {
   /** The host agent's sandbox id. */
@@ -18,6 +19,12 @@ export interface ControlPlaneLayout {
   /** The endpoint clients use; the serving certificate is made for it. */
   endpoint: { address: string; port: number };
   resources: { cpuMillis: number; memoryBytes: number; pids: number };
+  /** The cluster's pod network on the host agent, and its range. */
+  network: { name: string; cidr: string };
+  /** The host directory of the provider's Sandbox API socket for this cluster (sandboxSocketName). */
+  runDir: string;
+  /** The virtual node's capacity (the tenant's quota, or the host's). */
+  node: { cpu: string; memory: string };
 }
 
 export interface ControlPlaneImage {
@@ -31,6 +38,9 @@ export interface ControlPlaneImage {
 }
 
 const dataMount = '/var/lib/kubicle';
+const runMount = '/run/kubicle-provider';
+/** The provider's Sandbox API socket in a cluster's run directory. */
+export const sandboxSocketName = 'sandbox.sock';
 /** The unprivileged user control planes run as (nobody). */
 export const controlPlaneUid = 65534;
 
@@ -44,10 +54,12 @@ export function controlPlaneSandbox(l: ControlPlaneLayout, img: ControlPlaneImag
     id: l.sandboxId,
     hostname,
     labels,
-    network: 'none',
+    network: 'pod',
+    podNetwork: l.network.name,
     resources: l.resources,
     volumes: [
       { name: 'data', type: 'host', path: l.dataDir, create: 'directory' },
+      { name: 'provider', type: 'host', path: l.runDir },
       { name: 'kubicle', type: 'host', path: img.installDir },
       { name: 'usr', type: 'host', path: '/usr' },
       { name: 'lib', type: 'host', path: '/usr/lib' },
@@ -74,6 +86,14 @@ export function controlPlaneContainer(l: ControlPlaneLayout, img: ControlPlaneIm
       l.endpoint.address,
       '--port',
       String(l.endpoint.port),
+      '--sandbox-socket',
+      `${runMount}/${sandboxSocketName}`,
+      '--pod-cidr',
+      l.network.cidr,
+      '--node-cpu',
+      l.node.cpu,
+      '--node-memory',
+      l.node.memory,
       '--log-level',
       img.logLevel,
     ],
@@ -85,6 +105,7 @@ export function controlPlaneContainer(l: ControlPlaneLayout, img: ControlPlaneIm
     capabilities: { drop: ['ALL'] },
     mounts: [
       { volume: 'data', containerPath: dataMount },
+      { volume: 'provider', containerPath: runMount, readOnly: true },
       { volume: 'kubicle', containerPath: '/opt/kubicle', readOnly: true },
       { volume: 'usr', containerPath: '/usr', readOnly: true },
       { volume: 'lib', containerPath: '/lib', readOnly: true },

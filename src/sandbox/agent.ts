@@ -4,7 +4,7 @@ import type { Logger } from '../observe/log.js';
 import { Cgroups } from './cgroups.js';
 import { ImageStore } from './images/image-store.js';
 import { RegistryClient } from './images/registry-client.js';
-import { PodNetwork } from './net/pod-network.js';
+import { PodNetworks } from './net/pod-networks.js';
 import type { SandboxRuntime } from './runtime.js';
 import { MicrovmRuntime } from './runtimes/microvm/microvm-runtime.js';
 import { RuncRuntime } from './runtimes/runc/runc-runtime.js';
@@ -47,15 +47,15 @@ export class HostAgent {
     const { stateDir } = this.opts;
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     const images = new ImageStore(path.join(stateDir, 'images'), new RegistryClient(), this.log.with({ component: 'images' }));
-    const network = new PodNetwork({ cidr: this.opts.podCidr, bridge: this.opts.bridge, stateDir: path.join(stateDir, 'ipam') }, this.log);
-    await network.ensureBridge();
-    const runc = new RuncRuntime({ stateDir: path.join(stateDir, 'sandboxes'), network, cgroups: new Cgroups() }, this.log.with({ runtime: 'runc' }));
-    const microvm = new MicrovmRuntime({ stateDir: path.join(stateDir, 'microvm'), network, cgroups: new Cgroups() }, this.log.with({ runtime: 'microvm' }));
+    const networks = new PodNetworks({ cidr: this.opts.podCidr, bridge: this.opts.bridge, stateDir }, this.log);
+    await networks.load();
+    const runc = new RuncRuntime({ stateDir: path.join(stateDir, 'sandboxes'), networks, cgroups: new Cgroups() }, this.log.with({ runtime: 'runc' }));
+    const microvm = new MicrovmRuntime({ stateDir: path.join(stateDir, 'microvm'), networks, cgroups: new Cgroups() }, this.log.with({ runtime: 'microvm' }));
     const runtimes = new Map<string, SandboxRuntime>([
       ['runc', runc],
       ['microvm', microvm],
     ]);
-    const server = new SandboxServer(runtimes, images, this.log, this.opts.tcp?.token);
+    const server = new SandboxServer(runtimes, images, networks, this.log, this.opts.tcp?.token);
     await server.listen(this.opts.socketPath, this.opts.tcp);
     // Listing re-adopts: containers that kept running while no agent did are watched again.
     const adopted = [...(await runc.list()), ...(await microvm.list())];

@@ -3,30 +3,16 @@ import { chmod, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type ErrorCode, KubicleError } from '../observe/errors.js';
+import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import type { ContainerSpec, ImageSummary, LogOptions, RegistryAuth, SandboxSpec } from './api/types.js';
+import type { ContainerSpec, ImageSummary, LogOptions, NetworkSpec, RegistryAuth, SandboxSpec } from './api/types.js';
+import { readJson, refuseUpgrade, send, sendError } from './api/wire.js';
 import type { Image, ImageStore } from './images/image-store.js';
 import { parseReference } from './images/reference.js';
+import type { PodNetworks } from './net/pod-networks.js';
 import type { SandboxRuntime } from './runtime.js';
 import { StreamServer } from './stream-server.js';
 
-const statusOf: Partial<Record<ErrorCode, number>> = {
-  NotFound: 404,
-  AlreadyExists: 409,
-  Conflict: 409,
-  Invalid: 422,
-  BadRequest: 400,
-  Forbidden: 403,
-  Unauthorized: 401,
-  TooLarge: 413,
-  Unsupported: 415,
-  Unavailable: 503,
-  Timeout: 504,
-  TooManyRequests: 429,
-};
-
-const maxBody = 8 << 20;
 
 /**
  * The Sandbox API v1 over HTTP/JSON: on a unix socket (mode 0600, for this host's kubelet) and,
@@ -40,6 +26,7 @@ export class SandboxServer {
   constructor(
     private readonly runtimes: Map<string, SandboxRuntime>,
     private readonly images: ImageStore,
+    private readonly networks: PodNetworks,
     private readonly log: Logger,
     private readonly token?: string,
   ) {
@@ -92,7 +79,7 @@ export class SandboxServer {
       // Route keys put ':' where a sandbox id or a container or volume name stands.
       const route = `${req.method} ${parts
         .slice(1)
-        .map((p, i) => (parts[1] === 'sandboxes' && i % 2 === 1 ? ':' : p))
+        .map((p, i) => ((parts[1] === 'sandboxes' || parts[1] === 'networks') && i % 2 === 1 ? ':' : p))
         .join('/')}`;
       const q = url.searchParams;
       const grace = () => Math.max(0, Math.min(3600, Number(q.get('grace') ?? 30) || 0));
@@ -114,6 +101,16 @@ export class SandboxServer {
           const creds = (body.auth ?? []).find((a) => a.registry === ref.registry || (ref.registry === 'docker.io' && /(^|\.)docker\.io$/.test(a.registry)));
           return send(res, 200, summary(await this.images.pull(body.image, creds)));
         }
+        case 'GET networks':
+          return send(res, 200, this.networks.list());
+        case 'PUT networks/:': {
+          const body = (await readJson(req)) as Partial<NetworkSpec>;
+          if (typeof body.cidr !== 'string') throw new KubicleError('Invalid', 'cidr is required');
+          return send(res, 200, await this.networks.define(sandbox, body.cidr));
+        }
+        case 'DELETE networks/:':
+          await this.networks.remove(sandbox);
+          return send(res, 200, {});
         case 'GET sandboxes': {
           const all = await Promise.all([...this.runtimes.values()].map((rt) => rt.list()));
           return send(res, 200, all.flat());
@@ -178,10 +175,7 @@ export class SandboxServer {
           throw new KubicleError('NotFound', `no route for ${req.method} ${url.pathname}`);
       }
     } catch (err) {
-      const e = err instanceof KubicleError ? err : new KubicleError('Internal', (err as Error).message);
-      if (e.code === 'Internal') this.log.error('sandbox API error', { url: req.url, err });
-      if (!res.headersSent) send(res, statusOf[e.code] ?? 500, { code: e.code, message: e.message });
-      else res.destroy();
+      if (sendError(res, err).code === 'Internal') this.log.error('sandbox API error', { url: req.url, err });
     }
   }
 
@@ -196,11 +190,7 @@ export class SandboxServer {
       const session = await this.streams.open(req, parts.slice(1), url.searchParams);
       this.streams.upgrade(req, socket, head, session);
     } catch (err) {
-      const e = err instanceof KubicleError ? err : new KubicleError('Internal', (err as Error).message);
-      if (e.code === 'Internal') this.log.error('sandbox stream error', { url: req.url, err });
-      const body = JSON.stringify({ code: e.code, message: e.message });
-      const status = statusOf[e.code] ?? 500;
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      if (refuseUpgrade(socket, err).code === 'Internal') this.log.error('sandbox stream error', { url: req.url, err });
     }
   }
 
@@ -213,26 +203,4 @@ export class SandboxServer {
 
 function summary(i: Image): ImageSummary {
   return { id: i.id, digest: i.digest, references: i.references, size: i.size };
-}
-
-function send(res: http.ServerResponse, status: number, body: unknown): void {
-  const data = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
-  res.end(data);
-}
-
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > maxBody) throw new KubicleError('TooLarge', `request body larger than ${maxBody} bytes`);
-    chunks.push(c as Buffer);
-  }
-  if (!size) return {};
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch (err) {
-    throw new KubicleError('BadRequest', `request body is not JSON: ${(err as Error).message}`);
-  }
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,8 @@ type Kubectl = Awaited<ReturnType<typeof kubectlFor>>;
 describe('provider: tenant clusters in sandboxes', { timeout: 600_000 }, () => {
   let p: Kubicle;
   let op: Kubectl;
+  /** The sample image in the provider's own registry (on a port of its choosing). */
+  const image = () => `${/registry (127\.0\.0\.1:\d+)/.exec(p.logs())?.[1]}/kubicle/busybox:1`;
   const kubeconfigs: Record<string, string> = {};
 
   const ok = async (kc: Kubectl, args: string[], input?: string) => {
@@ -50,7 +53,7 @@ describe('provider: tenant clusters in sandboxes', { timeout: 600_000 }, () => {
     );
 
   before(async () => {
-    p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', pool, '--bridge', 'kubtest8', '--pod-cidr', '10.246.14.0/24', '--cluster-sleep-after', '0'] });
+    p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', pool, '--bridge', 'kubtest8', '--pod-cidr', '10.246.14.0/24', '--cluster-pod-pool', '10.231.0.0/16', '--cluster-sleep-after', '0'] });
     op = await kubectlFor(p, '1.33');
     await ok(
       op,
@@ -99,7 +102,7 @@ spec: {}
     const ka = await tenantKubectl('acme', 'a1');
     const kg = await tenantKubectl('globex', 'g1');
     await ok(ka, ['create', 'configmap', 'only-in-a1', '--from-literal=k=v']);
-    await ok(ka, ['create', 'deployment', 'web', '--image=127.0.0.1:5000/kubicle/busybox:1', '--replicas=2']);
+    await ok(ka, ['create', 'deployment', 'web', `--image=${image()}`, '--replicas=2']);
     // The control plane's own controllers run: the Deployment gets its ReplicaSet and pods.
     await eventually(async () => (await ka(['get', 'pods', '-l', 'app=web', '-o', 'name'])).stdout.trim().split('\n').length === 2, 'a1 pods');
     const r = await kg(['get', 'configmap', 'only-in-a1']);
@@ -152,7 +155,106 @@ spec: {}
     await ok(op, ['get', 'clusters.kubicle.io', 'g1', '-n', 'globex']); // still there
   });
 
-  test("a control plane's sandbox sees neither another cluster's store nor any network", async () => {
+  /** A pod serving its name over HTTP on 8080, Ready once it answers (the virtual kubelet probes it over the cluster network). */
+  const webPod = (name: string) => `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, labels: {app: ${name}}}
+spec:
+  containers:
+  - name: web
+    image: ${image()}
+    command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && echo serving && exec httpd -f -p 8080 -h /www']
+    readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+`;
+  const podIP = async (k: Kubectl, name: string) => (await ok(k, ['get', 'pod', name, '-o', 'jsonpath={.status.podIP}'])).trim();
+  /** Whether a TCP connection from inside `pod` to `ip:port` opens (busybox nc exits 0 once it connected and the input ended). */
+  const connects = async (k: Kubectl, pod: string, ip: string, port: number) => (await k(['exec', pod, '--', 'sh', '-c', `nc -w 2 ${ip} ${port} </dev/null && echo connected`])).stdout.includes('connected');
+  const inRange = (ip: string, cidr: string) => ip.split('.').slice(0, 3).join('.') === cidr.split('.').slice(0, 3).join('.');
+
+  test("pods run on each cluster's virtual node, on the cluster's own network, with logs and exec through its kubelet", async () => {
+    const ka = await tenantKubectl('acme', 'a1');
+    const kg = await tenantKubectl('globex', 'g1');
+    const a = await cluster('acme', 'a1');
+    const g = await cluster('globex', 'g1');
+    assert.match(await ok(ka, ['get', 'nodes']), /kubicle-virtual\s+Ready/);
+    for (const [k, name] of [
+      [ka, 'web-a'],
+      [ka, 'peer-a'],
+      [kg, 'web-g'],
+    ] as const) {
+      await ok(k, ['apply', '-f', '-'], webPod(name));
+    }
+    for (const [k, name] of [
+      [ka, 'web-a'],
+      [ka, 'peer-a'],
+      [kg, 'web-g'],
+    ] as const) {
+      await ok(k, ['wait', '--for=condition=Ready', `pod/${name}`, '--timeout=120s']);
+    }
+    assert.ok(inRange(await podIP(ka, 'web-a'), a.status.podCIDR), `web-a in ${a.status.podCIDR}`);
+    assert.ok(inRange(await podIP(kg, 'web-g'), g.status.podCIDR), `web-g in ${g.status.podCIDR}`);
+    assert.notEqual(a.status.podCIDR, g.status.podCIDR);
+    assert.equal((await ok(ka, ['exec', 'web-a', '--', 'hostname'])).trim(), 'web-a');
+    assert.match(await ok(ka, ['logs', 'web-a']), /^serving$/m);
+    const get = `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ${await podIP(ka, 'web-a')} 8080`;
+    assert.match(await ok(ka, ['exec', 'peer-a', '--', 'sh', '-c', get]), /^web-a\r?$/m);
+    // The provider records where each pod runs; the tenant may read its own records.
+    const sandboxes = await ok(op, ['get', 'sandboxes.kubicle.io', '-n', 'acme']);
+    assert.match(sandboxes, /a1\s+pod\s+\S+\s+Running/);
+    assert.doesNotMatch(sandboxes, /g1/);
+  });
+
+  test("a tenant's pod reaches neither another tenant's pods nor its control plane, the provider or the host", async () => {
+    const ka = await tenantKubectl('acme', 'a1');
+    const kg = await tenantKubectl('globex', 'g1');
+    const a = await cluster('acme', 'a1');
+    const nodeIP = async (k: Kubectl) => (await ok(k, ['get', 'node', 'kubicle-virtual', '-o', 'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}'])).trim();
+    const own = { pod: await podIP(ka, 'web-a'), cp: await nodeIP(ka) };
+    const other = { pod: await podIP(kg, 'web-g'), cp: await nodeIP(kg) };
+    // A listener on every host address, which the host itself reaches at a1's gateway address.
+    const host = net.createServer((c) => c.end('host\n'));
+    await new Promise<void>((r) => host.listen(0, '0.0.0.0', r));
+    const hostPort = (host.address() as net.AddressInfo).port;
+    const gateway = `${a.status.podCIDR.split('.').slice(0, 3).join('.')}.1`;
+    try {
+      await new Promise<void>((resolve, reject) => net.connect(hostPort, gateway, resolve).on('error', reject).end());
+      // Within a1 the same probes connect: the failures below are the network's isolation.
+      assert.ok(await connects(ka, 'peer-a', own.pod, 8080), "a1's pod reaches a1's pod");
+      assert.ok(await connects(ka, 'peer-a', own.cp, 10250), "a1's pod reaches a1's control plane");
+      for (const [what, ip, port] of [
+        ["g1's pod", other.pod, 8080],
+        ["g1's control plane", other.cp, 10250],
+        ['the host', gateway, hostPort],
+        ['the provider API', gateway, p.port],
+      ] as const) {
+        assert.equal(await connects(ka, 'peer-a', ip, port), false, `a1's pod reached ${what} at ${ip}:${port}`);
+      }
+    } finally {
+      host.close();
+    }
+  });
+
+  test('a tenant beyond its quota gets no more sandboxes, and none with host paths', async () => {
+    const kg = await tenantKubectl('globex', 'g1');
+    // g1's control plane (1 CPU, 512Mi) and web-g (the default limit, 1 CPU) fill a quota of 2 CPUs.
+    await ok(op, ['patch', 'tenants.kubicle.io', 'globex', '--type', 'merge', '-p', '{"spec":{"quota":{"cpu":"2","memory":"4Gi"}}}']);
+    await ok(kg, ['apply', '-f', '-'], webPod('hog'));
+    await ok(kg, ['apply', '-f', '-'], `apiVersion: v1
+kind: Pod
+metadata: {name: hostpath}
+spec:
+  volumes: [{name: root, hostPath: {path: /}}]
+  containers: [{name: c, image: ${image()}, command: [sleep, '3600'], volumeMounts: [{name: root, mountPath: /host}]}]
+`);
+    const events = async (name: string) => ok(kg, ['get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
+    await eventually(async () => /FailedCreatePodSandBox: Failed to create pod sandbox: exceeded quota: tenant globex, requested cpu=1000m, used 2000m, limited 2000m/.test(await events('hog')), 'hog refused for quota');
+    await eventually(async () => /FailedCreatePodSandBox: .*volume root: host paths are not available to tenant clusters/.test(await events('hostpath')), 'host path refused');
+    for (const name of ['hog', 'hostpath']) assert.notEqual(JSON.parse(await ok(kg, ['get', 'pod', name, '-o', 'json'])).status.phase, 'Running');
+    await ok(kg, ['delete', 'pod', 'hog', 'hostpath', '--grace-period=0', '--force']);
+    await ok(op, ['patch', 'tenants.kubicle.io', 'globex', '--type', 'merge', '-p', '{"spec":{"quota":null}}']);
+  });
+
+  test("a control plane's sandbox sees neither another cluster's store nor other networks", async () => {
     const a = await cluster('acme', 'a1');
     const g = await cluster('globex', 'g1');
     const own = await inControlPlane(a, ['/bin/busybox', 'ls', '/var/lib/kubicle']);
@@ -168,14 +270,26 @@ spec: {}
       const r = await inControlPlane(a, ['/bin/busybox', 'nc', '-w', '2', ...target.split(':')]);
       assert.notEqual(r.code, 0, `a1's control plane reached ${target}`);
     }
-    const links = await inControlPlane(a, ['/bin/busybox', 'ip', '-o', 'link']);
-    assert.doesNotMatch(links.out, /eth0|veth/);
+    // Its one interface is on its own cluster's network.
+    const addrs = await inControlPlane(a, ['/bin/busybox', 'ip', '-o', '-4', 'addr']);
+    const mine = [...addrs.out.matchAll(/inet ([\d.]+)\//g)].map((m) => m[1]).filter((x) => !x.startsWith('127.'));
+    assert.equal(mine.length, 1, addrs.out);
+    assert.ok(inRange(mine[0], a.status.podCIDR), `${mine[0]} in ${a.status.podCIDR}`);
+    const gPod = await podIP(await tenantKubectl('globex', 'g1'), 'web-g');
+    const reach = await inControlPlane(a, ['/bin/busybox', 'nc', '-w', '2', gPod, '8080']);
+    assert.notEqual(reach.code, 0, "a1's control plane reached g1's pod");
     const who = await inControlPlane(a, ['/bin/busybox', 'id', '-u']);
     assert.equal(who.out.trim(), '65534');
   });
 
   test('an idle cluster sleeps, and the next kubectl wakes it without an error', async () => {
     const ka = await tenantKubectl('acme', 'a1');
+    // Running pods keep their cluster awake (their kubelet restarts and probes them): none may be left.
+    await ok(ka, ['delete', 'deployment', 'web']);
+    await ok(ka, ['delete', 'pod', '--all', '--grace-period=0', '--force']);
+    const a1 = await cluster('acme', 'a1');
+    const prefix = `k${a1.metadata.uid.replace(/-/g, '').slice(0, 12)}`;
+    await eventually(async () => !(await run('runc', ['--root', '/run/kubicle/runc', 'list', '-q'])).stdout.includes(prefix), "a1's pods gone", 60_000);
     await ok(op, ['patch', 'clusters.kubicle.io', 'a1', '-n', 'acme', '--type', 'merge', '-p', '{"spec":{"sleepAfterSeconds":2}}']);
     await waitPhase('acme', 'a1', 'Sleeping', 30_000);
     const a = await cluster('acme', 'a1');
@@ -195,9 +309,13 @@ spec: {}
     const refused = await kg(['get', 'ns']);
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /refused/);
+    const g = await cluster('globex', 'g1');
+    const prefix = `k${g.metadata.uid.replace(/-/g, '').slice(0, 12)}`;
+    assert.doesNotMatch((await run('runc', ['--root', '/run/kubicle/runc', 'list', '-q'])).stdout, new RegExp(prefix), "a stopped cluster's pods are halted");
     await run(process.execPath, [bin, 'cluster', 'start', 'g1', '--tenant', 'globex', '--provider', p.kubeconfig, '--wait']);
     await waitPhase('globex', 'g1', 'Running');
     assert.equal(await ok(kg, ['get', 'configmap', 'kept', '-o', 'jsonpath={.data.x}']), '1');
+    await eventually(async () => (await kg(['exec', 'web-g', '--', 'hostname'])).stdout.trim() === 'web-g', 'web-g runs again after start', 120_000);
   });
 
   test('bad Clusters are refused with field errors; a tenant beyond its cluster quota gets none', async () => {
@@ -240,6 +358,10 @@ spec: {}
     assert.equal(existsSync(dataDir), false, 'data directory removed');
     const list = await run('runc', ['--root', '/run/kubicle/runc', 'list', '-q']);
     assert.doesNotMatch(list.stdout, new RegExp(a.metadata.uid));
+    assert.doesNotMatch(list.stdout, new RegExp(`k${a.metadata.uid.replace(/-/g, '').slice(0, 12)}`), "the cluster's pods are gone");
+    const links = await run('ip', ['-o', 'addr', 'show']);
+    assert.doesNotMatch(links.stdout, new RegExp(`inet ${a.status.podCIDR.replace(/0\/24$/, '1/').replace(/\./g, '\\.')}`), "the cluster's network is gone");
+    assert.doesNotMatch(await ok(op, ['get', 'sandboxes.kubicle.io', '-n', 'acme']), /a1/);
     const r = await ka(['get', 'ns']);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /refused/);

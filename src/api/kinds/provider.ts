@@ -117,6 +117,8 @@ const sandboxes: ResourceType = {
   namespaced: true,
   nameRule: 'subdomain',
   storage: 'kubicle.io/sandboxes',
+  // Written by the provider whole, as it places a workload; tenants only read them.
+  keepStatusOnCreate: true,
   columns: [
     nameColumn,
     col('Cluster', (o) => o.spec?.cluster ?? ''),

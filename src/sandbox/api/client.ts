@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { WebSocket } from 'ws';
 import { type ErrorCode, KubicleError } from '../../observe/errors.js';
 import { execSubprotocol, portForwardSubprotocol } from './streams.js';
-import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, ImageSummary, LogOptions, RegistryAuth, SandboxSpec, SandboxStatus, Usage } from './types.js';
+import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, ImageSummary, LogOptions, NetworkSpec, NetworkStatus, RegistryAuth, SandboxSpec, SandboxStatus, Usage } from './types.js';
 
 /** Where the Sandbox API is: a unix socket on the host, or TCP with a bearer token. */
 export type SandboxEndpoint = { socketPath: string } | { url: string; token: string };
@@ -31,6 +31,20 @@ export class SandboxClient {
 
   listImages(): Promise<ImageSummary[]> {
     return this.json('GET', '/v1/images');
+  }
+
+  /** Defines an isolated pod network (idempotent; Conflict for the name with another range). */
+  defineNetwork(name: string, spec: NetworkSpec): Promise<NetworkStatus> {
+    return this.json('PUT', `/v1/networks/${enc(name)}`, spec);
+  }
+
+  listNetworks(): Promise<NetworkStatus[]> {
+    return this.json('GET', '/v1/networks');
+  }
+
+  /** Removes a network (idempotent; Conflict while sandboxes are on it). */
+  removeNetwork(name: string): Promise<void> {
+    return this.json('DELETE', `/v1/networks/${enc(name)}`);
   }
 
   createSandbox(spec: SandboxSpec, runtime = 'runc'): Promise<SandboxStatus> {

@@ -18,10 +18,23 @@ export interface SandboxSpec {
    * volumes, as a tenant control plane does); 'host' shares the host's.
    */
   network?: 'pod' | 'none' | 'host';
+  /** With network 'pod': the network defined by `PUT /v1/networks/NAME` to join; the host's own when absent. */
+  podNetwork?: string;
   dns?: { nameservers?: string[]; searches?: string[]; options?: string[] };
   /** Extra /etc/hosts lines. */
   hostAliases?: { ip: string; hostnames: string[] }[];
   volumes?: VolumeSpec[];
+}
+
+/** An isolated pod network of its own bridge and range (a tenant cluster's). */
+export interface NetworkSpec {
+  /** IPv4 range; the bridge takes the first address. */
+  cidr: string;
+}
+
+export interface NetworkStatus extends NetworkSpec {
+  name: string;
+  bridge: string;
 }
 
 export interface SandboxResources {

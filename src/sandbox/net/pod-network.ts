@@ -14,6 +14,12 @@ export interface PodNetworkOptions {
   bridge?: string;
   /** Where address leases are kept (one file per address). */
   stateDir: string;
+  /**
+   * A network closed to everything but itself (a tenant cluster's): nothing is routed between its
+   * bridge and any other interface, and its sandboxes reach no address of the host. The host may
+   * still open connections to them. Kept in an nftables table of the bridge's name.
+   */
+  isolated?: boolean;
 }
 
 /**
@@ -63,6 +69,7 @@ export class PodNetwork {
       await this.refuseOverlap();
       if (!exists) await ip([`link add ${this.bridge} type bridge`]);
       await ip([`addr replace ${this.gateway}/${this.prefix} dev ${this.bridge}`, `link set ${this.bridge} up`]);
+      if (this.opts.isolated) await nft(isolationRules(this.bridge));
     })().catch((err) => {
       this.ensured = undefined;
       throw err;
@@ -145,10 +152,28 @@ export class PodNetwork {
     return { ip: ipAddr, prefix: this.prefix, gateway: this.gateway, tap };
   }
 
+  /** Whether any sandbox holds an address here. */
+  async inUse(): Promise<boolean> {
+    return (await readdir(this.opts.stateDir).catch(() => [] as string[])).length > 0;
+  }
+
+  /** Removes the bridge, its isolation table and the lease directory: for a network nobody uses. Idempotent. */
+  async destroy(): Promise<void> {
+    this.ensured = undefined;
+    await ip([`link del ${this.bridge}`]).catch(() => {});
+    await nft(`table inet ${tableOf(this.bridge)} {}\ndelete table inet ${tableOf(this.bridge)}\n`).catch(() => {});
+    await rm(this.opts.stateDir, { recursive: true, force: true });
+  }
+
   /** Removes the namespace (its veth goes with it) or tap and frees the address. Idempotent. */
   async detach(sandboxId: string): Promise<void> {
     await ip([`netns del ${PodNetwork.namespaceOf(sandboxId)}`]).catch(() => {});
     await ip([`link del ${PodNetwork.tapOf(sandboxId)}`]).catch(() => {});
+    await this.release(sandboxId);
+  }
+
+  /** Frees the sandbox's address, if it has one here. Idempotent. */
+  async release(sandboxId: string): Promise<void> {
     for (const name of await readdir(this.opts.stateDir).catch(() => [] as string[])) {
       const owner = await readFile(path.join(this.opts.stateDir, name), 'utf8').catch(() => '');
       if (owner === sandboxId) await rm(path.join(this.opts.stateDir, name), { force: true });
@@ -177,17 +202,53 @@ export class PodNetwork {
   }
 }
 
+const tableOf = (bridge: string) => `kubicle-iso-${bridge}`;
+
+/**
+ * An isolated bridge's table, replaced whole. Bridged traffic inside it is seen by the forward
+ * hook with the bridge as both interfaces (when br_netfilter is loaded), so only what crosses to
+ * or from another interface is dropped; replies to connections the host opened are let in.
+ */
+function isolationRules(bridge: string): string {
+  const t = tableOf(bridge);
+  return `table inet ${t} {}
+delete table inet ${t}
+table inet ${t} {
+  chain forward {
+    type filter hook forward priority filter - 5; policy accept;
+    iifname "${bridge}" oifname != "${bridge}" drop
+    oifname "${bridge}" iifname != "${bridge}" drop
+  }
+  chain input {
+    type filter hook input priority filter - 5; policy accept;
+    iifname "${bridge}" ct state established,related accept
+    iifname "${bridge}" drop
+  }
+}
+`;
+}
+
+/** Runs an nft script as one transaction. */
+function nft(script: string): Promise<void> {
+  return batch('nft', ['-f', '-'], script);
+}
+
 /** Runs `ip` commands in one batch process (inside `netns` when given); rejects with the first failure's message. */
 function ip(commands: string[], netns?: string): Promise<void> {
+  return batch('ip', [...(netns ? ['-n', netns] : []), '-batch', '-'], `${commands.join('\n')}\n`);
+}
+
+/** Runs a tool that reads its commands from stdin; rejects with what it said on stderr. */
+function batch(tool: string, args: string[], input: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', [...(netns ? ['-n', netns] : []), '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(tool, args, { stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => {
       err += d.toString();
     });
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new KubicleError('Internal', `ip: ${err.trim() || `exit ${code}`}`))));
-    child.stdin.end(`${commands.join('\n')}\n`);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new KubicleError('Internal', `${tool}: ${err.trim() || `exit ${code}`}`))));
+    child.stdin.end(input);
   });
 }
 

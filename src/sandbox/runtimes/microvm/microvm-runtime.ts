@@ -15,6 +15,7 @@ import type { Image } from '../../images/image-store.js';
 import { readLog } from '../../log-reader.js';
 import { LogWriter } from '../../log-writer.js';
 import { PodNetwork } from '../../net/pod-network.js';
+import type { PodNetworks } from '../../net/pod-networks.js';
 import { resolveArgv, resolveEnv } from '../../process-spec.js';
 import type { SandboxRuntime, StreamedProcess } from '../../runtime.js';
 import { checkContainerName, type RunRecord, SandboxStore } from '../../sandbox-store.js';
@@ -31,7 +32,7 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 export interface MicrovmRuntimeOptions {
   /** Where sandboxes live on disk: <stateDir>/<sandbox>/… */
   stateDir: string;
-  network: PodNetwork;
+  networks: PodNetworks;
   cgroups: Cgroups;
   /** Kernel and initramfs; build/guest/ (scripts/build-guest.sh) by default. */
   guest?: GuestImage;
@@ -166,7 +167,7 @@ export class MicrovmRuntime implements SandboxRuntime {
         await sparseFiles(disks.map((d) => d.file), size);
         await run('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', disks[0].file]);
         await this.opts.cgroups.createSandbox(spec.id, spec.resources);
-        const net = await this.opts.network.attachTap(spec.id);
+        const net = await this.opts.networks.of(spec.podNetwork).attachTap(spec.id);
         const memoryMiB = spec.resources?.memoryBytes ? Math.max(128, Math.floor(spec.resources.memoryBytes / 2 ** 20)) : (this.opts.defaultMemoryMiB ?? 256);
         const cpus = Math.max(1, Math.ceil((spec.resources?.cpuMillis ?? 1000) / 1000));
         const mac = `52:54:00:${createHash('sha1').update(spec.id).digest('hex').slice(0, 6).match(/../g)?.join(':')}`;
@@ -521,7 +522,7 @@ export class MicrovmRuntime implements SandboxRuntime {
     void ch?.then((c) => c.close()).catch(() => {});
     const pid = Number((await readFile(path.join(dir, 'qemu.pid'), 'utf8').catch(() => '0')).trim());
     await killQemu(pid);
-    await this.opts.network.detach(sandboxId);
+    await this.opts.networks.detach(sandboxId);
     await this.opts.cgroups.removeSandbox(sandboxId);
     await rm(dir, { recursive: true, force: true });
     this.log.info('sandbox removed', { sandbox: sandboxId });

@@ -14,6 +14,7 @@ import { etcFiles } from '../../etc-files.js';
 import type { Image } from '../../images/image-store.js';
 import { readLog } from '../../log-reader.js';
 import { PodNetwork } from '../../net/pod-network.js';
+import type { PodNetworks } from '../../net/pod-networks.js';
 import type { SandboxRuntime, StreamedProcess } from '../../runtime.js';
 import { checkContainerName, type RunRecord, SandboxStore } from '../../sandbox-store.js';
 import { fromChild, fromPty } from '../../streamed-process.js';
@@ -33,7 +34,7 @@ export interface RuncRuntimeOptions {
   conmon?: string;
   /** A static busybox on the host, whose nc carries port-forward connections. */
   busybox?: string;
-  network: PodNetwork;
+  networks: PodNetworks;
   cgroups: Cgroups;
   /** Largest log file per container run before conmon truncates it. */
   logSizeMax?: number;
@@ -88,8 +89,8 @@ export class RuncRuntime implements SandboxRuntime {
         for (const v of spec.volumes ?? []) await volumes.create(v);
         await this.opts.cgroups.createSandbox(spec.id, spec.resources);
         let ip: string | undefined;
-        if (spec.network === 'none') await this.opts.network.attachIsolated(spec.id);
-        else if (spec.network !== 'host') ip = await this.opts.network.attach(spec.id);
+        if (spec.network === 'none') await this.opts.networks.host.attachIsolated(spec.id);
+        else if (spec.network !== 'host') ip = await this.opts.networks.of(spec.podNetwork).attach(spec.id);
         await this.writeEtc(dir, spec, ip);
         const rec: SandboxRecord = { spec, createdAt: new Date().toISOString(), ip };
         await writeFile(path.join(dir, 'sandbox.json'), JSON.stringify(rec));
@@ -367,7 +368,7 @@ export class RuncRuntime implements SandboxRuntime {
   private async teardown(sandboxId: string, spec?: SandboxSpec): Promise<void> {
     const dir = this.store.dir(sandboxId);
     await new SandboxVolumes(path.join(dir, 'volumes')).teardown(spec?.volumes ?? []);
-    await this.opts.network.detach(sandboxId);
+    await this.opts.networks.detach(sandboxId);
     await this.opts.cgroups.removeSandbox(sandboxId);
     // Whatever is still mounted under the sandbox (a run that was never released) must go before
     // the directory does, or rm stops half way on EBUSY with sandbox.json already deleted.
