@@ -17,6 +17,7 @@ import { f1, summary } from '../api/stats.js';
  * - wake: a sleeping cluster's first request (new TLS connection) to its answer.
  * - how many active and asleep clusters this machine holds: measured for the count created here,
  *   with the per-cluster cost that bounds the rest.
+ * - the cost of metering: one sample of every sandbox's usage, beside the agent listing them.
  * Floors in the same run: `node -e 0`, and a bare `kubicle controlplane` (no sandbox, no provider)
  * to serving on a fresh and on an existing data directory, and its idle RSS.
  */
@@ -139,6 +140,18 @@ async function main() {
   const agent = new SandboxClient({ socketPath: path.join(p.dataDir, 'agent.sock') });
   const cgroup: number[] = [];
   for (const c of (await op.get(clustersPath)).items as Obj[]) cgroup.push((await agent.usage(`cp-${c.metadata.uid}`)).memoryBytes / 1048576);
+  // The cost of metering: one sample (every sandbox's usage in one call), beside listing them alone.
+  const sample: number[] = [];
+  const list: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    let t0 = performance.now();
+    await agent.listSandboxes();
+    list.push(ms(t0));
+    t0 = performance.now();
+    await agent.usageAll();
+    sample.push(ms(t0));
+  }
+  const sandboxes = (await agent.listSandboxes()).length;
   const providerActive = rssMiB(providerPid);
   const meminfo = readFileSync('/proc/meminfo', 'utf8');
   const availMiB = Number(/MemAvailable:\s+(\d+)/.exec(meminfo)?.[1]) / 1024;
@@ -185,6 +198,7 @@ async function main() {
   line('idle control plane RSS', `p50 ${f1(median(rss))} MiB, max ${f1(Math.max(...rss))}`, `${f1(median(rss) / floor.idle)}x bare idle`);
   line('idle control plane PSS (shared pages split)', `p50 ${f1(median(pss))} MiB`, '');
   line('idle control plane sandbox cgroup memory', `p50 ${f1(median(cgroup))} MiB`, '(includes page cache)');
+  line(`metering sample (${sandboxes} sandboxes)`, `p50 ${f1(median(sample))} ms`, `floor: list alone p50 ${f1(median(list))} ms; ${((median(sample) / 10_000) * 100).toFixed(2)}% of a core at the 10 s interval`);
   line(`provider RSS: 0 / ${CLUSTERS} active / asleep`, `${f1(providerBefore)} / ${f1(providerActive)} / ${f1(providerAsleep)} MiB`, `control-plane processes left asleep: ${leftAsleep}`);
   line('active clusters held (measured)', `${CLUSTERS}`, `memory left: ${f1(availMiB)} MiB -> ~${Math.floor(availMiB / median(pss))} more at the idle PSS`);
   line('asleep clusters held (measured)', `${CLUSTERS}`, `cost asleep: a listening socket and a Cluster object each`);

@@ -18,9 +18,7 @@ export async function clusterCommand(verb: string, name: string | undefined, con
   try {
     if (verb === 'list') {
       const list = await client.get(at());
-      const rows = [['NAME', 'PHASE', 'ENDPOINT', 'VERSION'], ...((list.items ?? []) as Obj[]).map((c) => [c.metadata.name, c.status?.phase ?? 'Pending', c.status?.endpoint ?? '', c.status?.version ?? ''])];
-      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-      for (const r of rows) out(`${r.map((v, i) => v.padEnd(widths[i])).join('   ').trimEnd()}\n`);
+      out(table([['NAME', 'PHASE', 'ENDPOINT', 'VERSION'], ...((list.items ?? []) as Obj[]).map((c) => [c.metadata.name, c.status?.phase ?? 'Pending', c.status?.endpoint ?? '', c.status?.version ?? ''])]));
       return 0;
     }
     if (!name) throw new KubicleError('BadRequest', `cluster ${verb} needs a NAME`);
@@ -51,6 +49,35 @@ export async function clusterCommand(verb: string, name: string | undefined, con
   } finally {
     client.close();
   }
+}
+
+/**
+ * `kubicle usage`: the measured use of --tenant's clusters (the provider's Usage objects), each
+ * cluster's total with its price, then by namespace in the cluster and its control plane.
+ */
+export async function usageCommand(config: Config, out: (s: string) => void): Promise<number> {
+  const file = config.provider || path.join(path.resolve(config['data-dir']), 'kubeconfig');
+  const client = new KubeClient(await loadKubeconfig(file));
+  try {
+    const list = await client.get(resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'usages', namespace: config.tenant }));
+    const n = (x: unknown) => (typeof x === 'number' ? x.toFixed(1) : '');
+    const rows = [['CLUSTER', 'PART', 'CPU-SECONDS', 'MEMORY-GIB-SECONDS', 'CONTROL-PLANE-SECONDS', 'COST']];
+    for (const u of (list.items ?? []) as Obj[]) {
+      const s = u.status ?? {};
+      rows.push([u.metadata.name, 'total', n(s.total?.cpuSeconds), n(s.total?.memoryGiBSeconds), n(s.total?.controlPlaneSeconds), s.cost ? `${s.cost.total.toFixed(6)} ${s.cost.currency}` : '']);
+      rows.push([u.metadata.name, 'control plane', n(s.controlPlane?.cpuSeconds), n(s.controlPlane?.memoryGiBSeconds), '', '']);
+      for (const [ns, a] of Object.entries((s.namespaces ?? {}) as Record<string, Obj>)) rows.push([u.metadata.name, `namespace ${ns}`, n(a.cpuSeconds), n(a.memoryGiBSeconds), '', '']);
+    }
+    out(table(rows));
+    return 0;
+  } finally {
+    client.close();
+  }
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => `${r.map((v, i) => v.padEnd(widths[i])).join('   ').trimEnd()}\n`).join('');
 }
 
 /** Polls the Cluster until Running (its endpoint) or Failed (its message, as an error). */

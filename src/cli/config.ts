@@ -23,6 +23,8 @@ export const schema = {
   'sandbox-socket': { type: 'string', default: '', env: 'KUBICLE_SANDBOX_SOCKET', help: 'controlplane: the provider\'s Sandbox API for the virtual kubelet (none: no kubelet)' },
   'node-cpu': { type: 'string', default: '4', env: 'KUBICLE_NODE_CPU', help: 'controlplane: the virtual node\'s CPU capacity' },
   'node-memory': { type: 'string', default: '8Gi', env: 'KUBICLE_NODE_MEMORY', help: 'controlplane: the virtual node\'s memory capacity' },
+  'metering-interval': { type: 'string', default: '10', env: 'KUBICLE_METERING_INTERVAL', help: 'server: seconds between usage samples of every sandbox' },
+  'price-list': { type: 'string', default: '', env: 'KUBICLE_PRICE_LIST', help: 'server: JSON price list {currency, cpuHour, memoryGiBHour, controlPlaneHour} (default: built in)' },
   'cluster-sleep-after': { type: 'string', default: '300', env: 'KUBICLE_CLUSTER_SLEEP_AFTER', help: 'server: idle seconds before a control plane sleeps unless its Cluster says (0: never)' },
   'token-file': { type: 'string', default: '', env: 'KUBICLE_TOKEN_FILE', help: 'static bearer tokens, one token,user,uid,"groups" per line' },
   'compact-interval': { type: 'string', default: '300', env: 'KUBICLE_COMPACT_INTERVAL', help: 'seconds between store compactions (history kept about this long)' },
@@ -80,6 +82,7 @@ commands:
   store compact      compact the store's history to its current revision (server stopped)
   server             run the provider: tenants, clusters (each control plane in its own sandbox), this host's agent
   cluster create|list|delete|start|stop|kubeconfig NAME   manage clusters through the provider (--tenant)
+  usage              the measured use of --tenant's clusters and its price
   controlplane       run one tenant cluster's control plane (as the provider does in its sandbox)
   agent              run the host agent alone (Sandbox API on --agent-socket)
   image samples      build the busybox and node-web images from this host's files and push them to --registry

@@ -44,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
     case 'server':
       await (await import('./provider-server.js')).providerServer(config, log, ac.signal);
       return 0;
+    case 'usage':
+      return (await import('./cluster-commands.js')).usageCommand(config, (s) => process.stdout.write(s));
     case `cluster ${positionals[1]}`:
     case `cluster ${positionals[1]} ${positionals[2]}`:
       return (await import('./cluster-commands.js')).clusterCommand(positionals[1], positionals[2], config, (s) => process.stdout.write(s));

@@ -1,5 +1,5 @@
 import { realpathSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,7 @@ import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { ClusterController } from '../provider/cluster-controller.js';
 import { EndpointGateway } from '../provider/endpoint-gateway.js';
+import { defaultPrices, Meter, type PriceList } from '../provider/meter.js';
 import { SandboxGateway } from '../provider/sandbox-gateway.js';
 import { TenantController } from '../provider/tenant-controller.js';
 import { HostAgent } from '../sandbox/agent.js';
@@ -35,6 +36,7 @@ export const operatorGroup = 'kubicle:operators';
 export async function providerServer(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
   const dataDir = path.resolve(config['data-dir']);
   const pool = endpointPool(config);
+  const prices = await priceList(config);
   const podPool = parseCidr(config['cluster-pod-pool']);
   if (!podPool || podPool.bits > 24) throw new KubicleError('Invalid', `--cluster-pod-pool ${JSON.stringify(config['cluster-pod-pool'])} must be an IPv4 network of at least one /24, such as 10.224.0.0/12`);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -80,7 +82,9 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
     },
     log.with({ component: 'cluster-controller' }),
   );
+  const meter = new Meter(new SandboxClient({ socketPath }), client, prices, Number(config['metering-interval']) * 1000, log.with({ component: 'meter' }));
   const running = [
+    meter.run(signal),
     runCollectors(client, log, signal),
     new TenantController(client, log.with({ component: 'tenant-controller' })).run(signal),
     clusters.run(signal),
@@ -111,6 +115,24 @@ async function registerHost(client: KubeClient, name: string): Promise<void> {
   } catch (err) {
     if (!isCode(err, 'AlreadyExists')) throw err;
   }
+}
+
+/** The operator's price list (--price-list, a JSON file of PriceList's fields), over the defaults. */
+async function priceList(config: Config): Promise<PriceList> {
+  const file = config['price-list'];
+  if (!file) return defaultPrices;
+  let given: Partial<PriceList>;
+  try {
+    given = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new KubicleError('Invalid', `--price-list ${file}: ${(err as Error).message}`);
+  }
+  const prices = { ...defaultPrices, ...given };
+  for (const k of ['cpuHour', 'memoryGiBHour', 'controlPlaneHour'] as const) {
+    if (typeof prices[k] !== 'number' || !(prices[k] >= 0)) throw new KubicleError('Invalid', `--price-list ${file}: ${k} must be a number of at least 0`);
+  }
+  if (typeof prices.currency !== 'string' || !/^[A-Z]{3}$/.test(prices.currency)) throw new KubicleError('Invalid', `--price-list ${file}: currency must be a three-letter code such as EUR`);
+  return prices;
 }
 
 /** The cluster endpoint pool: inside 127.0.0.0/8 (this machine only, DESIGN §5) and outside 127.0.0.0/24. */

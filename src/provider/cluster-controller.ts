@@ -283,9 +283,11 @@ export class ClusterController {
     const id = this.layout(c).sandboxId;
     if (phase === 'Sleeping') await this.opts.host.agent.stopContainer(id, 'control-plane', 5);
     else {
-      // Stopped: the cluster's pods halt too (their objects stay in its store; start runs them again).
-      await this.opts.sandboxes.removeAll(this.scope(c), 5);
+      // Stopped: the cluster's pods halt too (their objects stay in its store; start runs them
+      // again) — after its kubelet, which would otherwise make them anew.
+      await this.opts.sandboxes.close(c.metadata.uid);
       await this.opts.host.agent.removeSandbox(id, 5);
+      await this.opts.sandboxes.removeAll(this.scope(c), 5);
     }
     this.log.info(phase === 'Sleeping' ? 'cluster asleep' : 'cluster stopped', { cluster: key });
   }
@@ -295,11 +297,12 @@ export class ClusterController {
     await this.gateway.close(key);
     await this.serially(live, async () => {
       const layout = this.layout(c);
-      await this.opts.sandboxes.removeAll(this.scope(c), 5);
+      // The kubelet first, so that it makes no pod anew; then its pods.
       await this.opts.sandboxes.close(c.metadata.uid);
       await this.opts.host.agent.removeSandbox(layout.sandboxId, 5).catch((err) => {
         if (!isCode(err, 'NotFound')) throw err;
       });
+      await this.opts.sandboxes.removeAll(this.scope(c), 5);
       if (podRange(c)) await this.opts.host.agent.removeNetwork(layout.network.name);
       await rm(this.dataDir(c), { recursive: true, force: true });
       await rm(layout.runDir, { recursive: true, force: true });

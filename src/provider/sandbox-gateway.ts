@@ -84,6 +84,8 @@ export class SandboxGateway {
   async close(uid: string): Promise<void> {
     const server = this.servers.get(uid);
     this.servers.delete(uid);
+    // Its kubelet's kept-alive connections too: nothing more is placed for a cluster being stopped.
+    server?.closeAllConnections();
     if (server) await new Promise((r) => server.close(r));
   }
 

@@ -22,6 +22,18 @@ const pool = '127.251.7.0/24';
 
 type Kubectl = Awaited<ReturnType<typeof kubectlFor>>;
 
+/** The runc containers on this host; `runc list` fails while one is being deleted, so it is asked again. */
+async function runcList(): Promise<string> {
+  for (let i = 0; ; i++) {
+    try {
+      return (await run('runc', ['--root', '/run/kubicle/runc', 'list', '-q'])).stdout;
+    } catch (err) {
+      if (i >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 describe('provider: tenant clusters in sandboxes', { timeout: 600_000 }, () => {
   let p: Kubicle;
   let op: Kubectl;
@@ -53,7 +65,7 @@ describe('provider: tenant clusters in sandboxes', { timeout: 600_000 }, () => {
     );
 
   before(async () => {
-    p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', pool, '--bridge', 'kubtest8', '--pod-cidr', '10.246.14.0/24', '--cluster-pod-pool', '10.231.0.0/16', '--cluster-sleep-after', '0'] });
+    p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', pool, '--bridge', 'kubtest8', '--pod-cidr', '10.246.14.0/24', '--cluster-pod-pool', '10.231.0.0/16', '--cluster-sleep-after', '0', '--metering-interval', '1'] });
     op = await kubectlFor(p, '1.33');
     await ok(
       op,
@@ -254,6 +266,36 @@ spec:
     await ok(op, ['patch', 'tenants.kubicle.io', 'globex', '--type', 'merge', '-p', '{"spec":{"quota":null}}']);
   });
 
+  const usageOf = async (ns: string, name: string) => JSON.parse(await ok(op, ['get', 'usages.kubicle.io', name, '-n', ns, '-o', 'json'])).status;
+
+  test("metering counts a pod's CPU to its namespace and prices it; kubicle usage shows it", async (t) => {
+    const ka = await tenantKubectl('acme', 'a1');
+    await ok(ka, ['create', 'namespace', 'team']);
+    await ok(ka, ['apply', '-f', '-'], `apiVersion: v1
+kind: Pod
+metadata: {name: burn, namespace: team}
+spec:
+  containers:
+  - {name: c, image: ${image()}, command: [sh, -c, 'while :; do :; done'], resources: {limits: {cpu: 500m, memory: 64Mi}}}
+`);
+    await ok(ka, ['wait', '-n', 'team', '--for=condition=Ready', 'pod/burn', '--timeout=120s']);
+    const before = (await usageOf('acme', 'a1')).namespaces?.team?.cpuSeconds ?? 0;
+    await new Promise((r) => setTimeout(r, 4000));
+    const u = await usageOf('acme', 'a1');
+    const burnt = u.namespaces.team.cpuSeconds - before;
+    t.diagnostic(`a1 over 4 s: namespace team ${burnt.toFixed(2)} CPU-s (limit 0.5 CPU); totals ${JSON.stringify(u.total)}; cost ${u.cost.total} ${u.cost.currency}`);
+    // Half a CPU for about four seconds: well above nothing, and within its limit.
+    assert.ok(burnt > 0.8 && burnt < 3.5, `team used ${burnt} CPU-s in 4 s at 500m`);
+    assert.ok(u.total.controlPlaneSeconds > 0 && u.controlPlane.memoryGiBSeconds > 0, 'the control plane is metered');
+    assert.ok(u.cost.total > 0 && u.cost.currency === 'EUR');
+    const { stdout } = await run(process.execPath, [bin, 'usage', '--tenant', 'acme', '--provider', p.kubeconfig]);
+    assert.match(stdout, /a1\s+total\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+ EUR/);
+    assert.match(stdout, /a1\s+namespace team\s+[\d.]+/);
+    assert.doesNotMatch(stdout, /g1/);
+    await ok(ka, ['delete', 'namespace', 'team', '--wait=false']);
+    await ok(ka, ['delete', 'pod', 'burn', '-n', 'team', '--grace-period=0', '--force']);
+  });
+
   test("a control plane's sandbox sees neither another cluster's store nor other networks", async () => {
     const a = await cluster('acme', 'a1');
     const g = await cluster('globex', 'g1');
@@ -282,16 +324,27 @@ spec:
     assert.equal(who.out.trim(), '65534');
   });
 
-  test('an idle cluster sleeps, and the next kubectl wakes it without an error', async () => {
+  test('an idle cluster sleeps, accruing nearly nothing, and the next kubectl wakes it without an error', async (t) => {
     const ka = await tenantKubectl('acme', 'a1');
     // Running pods keep their cluster awake (their kubelet restarts and probes them): none may be left.
     await ok(ka, ['delete', 'deployment', 'web']);
     await ok(ka, ['delete', 'pod', '--all', '--grace-period=0', '--force']);
     const a1 = await cluster('acme', 'a1');
     const prefix = `k${a1.metadata.uid.replace(/-/g, '').slice(0, 12)}`;
-    await eventually(async () => !(await run('runc', ['--root', '/run/kubicle/runc', 'list', '-q'])).stdout.includes(prefix), "a1's pods gone", 60_000);
+    await eventually(async () => !(await runcList()).includes(prefix), "a1's pods gone", 60_000);
     await ok(op, ['patch', 'clusters.kubicle.io', 'a1', '-n', 'acme', '--type', 'merge', '-p', '{"spec":{"sleepAfterSeconds":2}}']);
     await waitPhase('acme', 'a1', 'Sleeping', 30_000);
+    // Asleep, it accrues nearly nothing: no CPU, no control-plane time, and little memory. (After
+    // two samples: the one that saw it go to sleep counts what stopping it cost.)
+    await new Promise((r) => setTimeout(r, 2500));
+    const asleep = await usageOf('acme', 'a1');
+    await new Promise((r) => setTimeout(r, 3000));
+    const later = await usageOf('acme', 'a1');
+    const d = (k: 'cpuSeconds' | 'memoryGiBSeconds' | 'controlPlaneSeconds') => later.total[k] - asleep.total[k];
+    t.diagnostic(`a1 asleep for 3 s: +${d('cpuSeconds').toFixed(4)} CPU-s, +${d('memoryGiBSeconds').toFixed(4)} GiB-s, +${d('controlPlaneSeconds')} control-plane s`);
+    assert.equal(d('controlPlaneSeconds'), 0);
+    assert.ok(d('cpuSeconds') < 0.05, `asleep: ${d('cpuSeconds')} CPU-s`);
+    assert.ok(d('memoryGiBSeconds') < 0.05, `asleep: ${d('memoryGiBSeconds')} GiB-s`);
     const a = await cluster('acme', 'a1');
     const ps = await run('ps', ['-eo', 'args']);
     assert.doesNotMatch(ps.stdout, new RegExp(`controlplane[^\\n]*${a.status.endpoint.replace(/^https:\/\/|:443$/g, '').replace(/\./g, '\\.')}`), 'no control-plane process while asleep');
@@ -311,7 +364,7 @@ spec:
     assert.match(refused.stderr, /refused/);
     const g = await cluster('globex', 'g1');
     const prefix = `k${g.metadata.uid.replace(/-/g, '').slice(0, 12)}`;
-    assert.doesNotMatch((await run('runc', ['--root', '/run/kubicle/runc', 'list', '-q'])).stdout, new RegExp(prefix), "a stopped cluster's pods are halted");
+    assert.doesNotMatch((await runcList()), new RegExp(prefix), "a stopped cluster's pods are halted");
     await run(process.execPath, [bin, 'cluster', 'start', 'g1', '--tenant', 'globex', '--provider', p.kubeconfig, '--wait']);
     await waitPhase('globex', 'g1', 'Running');
     assert.equal(await ok(kg, ['get', 'configmap', 'kept', '-o', 'jsonpath={.data.x}']), '1');
@@ -342,7 +395,7 @@ spec:
     await ok(op, ['apply', '-f', '-'], 'apiVersion: kubicle.io/v1alpha1\nkind: Cluster\nmetadata: {name: huge, namespace: globex}\nspec: {controlPlane: {resources: {cpu: "64", memory: 512Gi}}}\n');
     await waitPhase('globex', 'huge', 'Failed');
     assert.match((await cluster('globex', 'huge')).status.message, /tenant globex's quota of cpu 2 would be exceeded: its control planes would use 65/);
-    assert.equal((await run('runc', ['--root', '/run/kubicle/runc', 'list', '-q'])).stdout.includes((await cluster('globex', 'huge')).metadata.uid), false);
+    assert.equal((await runcList()).includes((await cluster('globex', 'huge')).metadata.uid), false);
     await ok(op, ['delete', 'clusters.kubicle.io', 'huge', '-n', 'globex', '--wait=true']);
     const grow = await op(['patch', 'clusters.kubicle.io', 'g1', '-n', 'globex', '--type', 'merge', '-p', '{"spec":{"controlPlane":{"resources":{"memory":"64Gi"}}}}']);
     assert.notEqual(grow.code, 0);
@@ -356,9 +409,9 @@ spec:
     const ka = await tenantKubectl('acme', 'a1');
     await ok(op, ['delete', 'clusters.kubicle.io', 'a1', '-n', 'acme', '--wait=true', '--timeout=60s']);
     assert.equal(existsSync(dataDir), false, 'data directory removed');
-    const list = await run('runc', ['--root', '/run/kubicle/runc', 'list', '-q']);
-    assert.doesNotMatch(list.stdout, new RegExp(a.metadata.uid));
-    assert.doesNotMatch(list.stdout, new RegExp(`k${a.metadata.uid.replace(/-/g, '').slice(0, 12)}`), "the cluster's pods are gone");
+    const list = await runcList();
+    assert.doesNotMatch(list, new RegExp(a.metadata.uid));
+    assert.doesNotMatch(list, new RegExp(`k${a.metadata.uid.replace(/-/g, '').slice(0, 12)}`), "the cluster's pods are gone");
     const links = await run('ip', ['-o', 'addr', 'show']);
     assert.doesNotMatch(links.stdout, new RegExp(`inet ${a.status.podCIDR.replace(/0\/24$/, '1/').replace(/\./g, '\\.')}`), "the cluster's network is gone");
     assert.doesNotMatch(await ok(op, ['get', 'sandboxes.kubicle.io', '-n', 'acme']), /a1/);

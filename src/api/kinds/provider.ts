@@ -129,5 +129,32 @@ const sandboxes: ResourceType = {
   ],
 };
 
-export const providerKinds: ResourceType[] = [tenants, clusters, hosts, sandboxes];
+/**
+ * Measured use of one cluster (named as it), kept by the provider's meter: CPU-seconds and memory
+ * GiB-seconds of its pods by namespace and of its control plane, control-plane running time, and
+ * their price from the provider's price list. Cumulative since `status.since`.
+ */
+const usages: ResourceType = {
+  ...base,
+  kind: 'Usage',
+  plural: 'usages',
+  singular: 'usage',
+  namespaced: true,
+  storage: 'kubicle.io/usages',
+  keepStatusOnCreate: true,
+  columns: [
+    nameColumn,
+    col('CPU-s', (o) => fixed(o.status?.total?.cpuSeconds)),
+    col('Memory-GiB-s', (o) => fixed(o.status?.total?.memoryGiBSeconds)),
+    col('Control-plane-s', (o) => fixed(o.status?.total?.controlPlaneSeconds)),
+    col('Cost', (o) => (o.status?.cost ? `${fixed(o.status.cost.total, 4)} ${o.status.cost.currency}` : '')),
+    ageColumn,
+  ],
+};
+
+function fixed(n: unknown, digits = 1): string {
+  return typeof n === 'number' ? n.toFixed(digits) : '';
+}
+
+export const providerKinds: ResourceType[] = [tenants, clusters, hosts, sandboxes, usages];
 

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { WebSocket } from 'ws';
 import { type ErrorCode, KubicleError } from '../../observe/errors.js';
 import { execSubprotocol, portForwardSubprotocol } from './streams.js';
-import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, ImageSummary, LogOptions, NetworkSpec, NetworkStatus, RegistryAuth, SandboxSpec, SandboxStatus, Usage } from './types.js';
+import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, ImageSummary, LogOptions, NetworkSpec, NetworkStatus, RegistryAuth, SandboxSpec, SandboxStatus, SandboxUsage, Usage } from './types.js';
 
 /** Where the Sandbox API is: a unix socket on the host, or TCP with a bearer token. */
 export type SandboxEndpoint = { socketPath: string } | { url: string; token: string };
@@ -81,6 +81,11 @@ export class SandboxClient {
 
   usage(sandbox: string, container?: string): Promise<Usage> {
     return this.json('GET', `/v1/sandboxes/${enc(sandbox)}${container ? `/containers/${enc(container)}` : ''}/usage`);
+  }
+
+  /** Every sandbox's usage on the host, in one call. */
+  usageAll(): Promise<SandboxUsage[]> {
+    return this.json('GET', '/v1/usage');
   }
 
   /** The log as a stream of text; with `follow` it stays open until the run ends or the signal aborts. */

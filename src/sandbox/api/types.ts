@@ -153,6 +153,15 @@ export interface Usage {
   timestamp: string;
 }
 
+/** One sandbox's usage as `GET /v1/usage` lists it. */
+export interface SandboxUsage {
+  id: string;
+  labels: Record<string, string>;
+  /** Whether any of its containers has a process. */
+  running: boolean;
+  usage: Usage;
+}
+
 export interface LogOptions {
   follow?: boolean;
   /** Which run of the container: its current one, or the one before (Kubernetes --previous). */
