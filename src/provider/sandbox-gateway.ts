@@ -98,7 +98,9 @@ export class SandboxGateway {
       const url = new URL(req.url ?? '/', 'http://gateway');
       const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
       if (parts[0] !== 'v1') throw new KubicleError('NotFound', `no such API: ${url.pathname}`);
-      if (parts[1] === 'version' || parts[1] === 'images') return await this.pass(req, res, url.pathname + url.search);
+      // Resolving and pulling an image by name, yes; listing the host's images (other tenants' names), no.
+      const image = parts[1] === 'images' && ((req.method === 'GET' && parts[2] === 'resolve') || (req.method === 'POST' && parts[2] === 'pull'));
+      if (parts[1] === 'version' || image) return await this.pass(req, res, url.pathname + url.search);
       if (parts[1] !== 'sandboxes') throw new KubicleError('Forbidden', `${url.pathname} is not available to a tenant cluster`);
       const id = parts[2];
       if (id === undefined) {

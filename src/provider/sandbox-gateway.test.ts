@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { KubeClient } from '../client/kube-client.js';
+import { silentLogger } from '../observe/log.js';
+import { SandboxClient } from '../sandbox/api/client.js';
+import type { SandboxStatus } from '../sandbox/api/types.js';
+import { type ClusterScope, hostSandboxId, SandboxGateway } from './sandbox-gateway.js';
+
+/**
+ * The gateway in front of a stand-in host agent (named as such: an HTTP server on a unix socket
+ * that keeps sandboxes in a map; the real agent is driven by test/e2e/provider.test.ts). What a
+ * hostile control plane sends must be refused with a clear error and reach nothing of another
+ * cluster's.
+ */
+async function setup(quota: { cpuMillis?: number; memoryBytes?: number } = {}) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kubicle-gw-'));
+  const sandboxes = new Map<string, SandboxStatus>();
+  const seen: string[] = [];
+  const agent = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    let body = '';
+    req.on('data', (d) => {
+      body += d;
+    });
+    req.on('end', () => {
+      const reply = (status: number, v: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(v));
+      const m = /^\/v1\/sandboxes\/([^/?]+)/.exec(req.url ?? '');
+      if (req.url === '/v1/sandboxes' && req.method === 'GET') return reply(200, [...sandboxes.values()]);
+      if (req.url === '/v1/sandboxes' && req.method === 'POST') {
+        const { spec } = JSON.parse(body);
+        const s: SandboxStatus = { id: spec.id, state: 'ready', labels: spec.labels, createdAt: '', containers: [] };
+        sandboxes.set(spec.id, s);
+        return reply(201, { ...s, network: spec.podNetwork, resources: spec.resources });
+      }
+      if (m && req.method === 'GET') return sandboxes.has(decodeURIComponent(m[1])) ? reply(200, sandboxes.get(decodeURIComponent(m[1]))) : reply(404, { code: 'NotFound', message: 'no such sandbox' });
+      if (m && req.method === 'DELETE') {
+        sandboxes.delete(decodeURIComponent(m[1]));
+        return reply(200, {});
+      }
+      reply(404, { code: 'NotFound', message: 'no route' });
+    });
+  });
+  const agentSock = path.join(dir, 'agent.sock');
+  await new Promise<void>((r) => agent.listen(agentSock, r));
+  const records: string[] = [];
+  const client = { create: async (_p: string, o: { metadata: { name: string } }) => records.push(o.metadata.name), delete: async () => ({}) } as unknown as KubeClient;
+  const gw = new SandboxGateway(agentSock, client, silentLogger);
+  const scope = (uid: string, tenant: string): ClusterScope => ({ uid, tenant, name: `c-${uid}`, network: `net-${uid}`, host: 'h', quota: () => quota });
+  const a = scope('aaaaaaaa-1111-2222-3333-444444444444', 'acme');
+  const b = scope('bbbbbbbb-1111-2222-3333-444444444444', 'globex');
+  await gw.open(a, path.join(dir, 'a.sock'));
+  await gw.open(b, path.join(dir, 'b.sock'));
+  const close = async () => {
+    await gw.closeAll();
+    agent.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { a, b, ca: new SandboxClient({ socketPath: path.join(dir, 'a.sock') }), cb: new SandboxClient({ socketPath: path.join(dir, 'b.sock') }), sandboxes, seen, records, close, dir };
+}
+
+test("each cluster sees and reaches only its own sandboxes, under ids of its own, on its own network", async () => {
+  const t = await setup();
+  try {
+    const created = (await t.ca.createSandbox({ id: 'pod-1', hostname: 'p', labels: { 'kubicle.io/node': 'kubicle-virtual' } })) as SandboxStatus & { network?: string; resources?: unknown };
+    assert.equal(created.id, 'pod-1');
+    assert.ok(t.sandboxes.has(hostSandboxId(t.a.uid, 'pod-1')));
+    assert.deepEqual(created.labels, { 'kubicle.io/node': 'kubicle-virtual' }, 'the provider\'s labels are not shown');
+    assert.equal(created.network, t.a.network);
+    assert.deepEqual(created.resources, { cpuMillis: 1000, memoryBytes: 512 * 2 ** 20, pids: 1024 });
+    assert.deepEqual(t.records, [hostSandboxId(t.a.uid, 'pod-1')]);
+    assert.deepEqual((await t.cb.listSandboxes()).map((s) => s.id), []);
+    await assert.rejects(t.cb.getSandbox('pod-1'), /no such sandbox/);
+    await t.cb.removeSandbox('pod-1', 0);
+    assert.ok(t.sandboxes.has(hostSandboxId(t.a.uid, 'pod-1')), "b's delete of the same id did not touch a's sandbox");
+    assert.deepEqual((await t.ca.listSandboxes()).map((s) => s.id), ['pod-1']);
+  } finally {
+    await t.close();
+  }
+});
+
+test('a hostile control plane is refused with clear errors and reaches nothing host-wide', async () => {
+  const t = await setup();
+  try {
+    const refusals: [Promise<unknown>, RegExp][] = [
+      [t.ca.createSandbox({ id: '../escape', hostname: 'x' }), /spec\.id must match/],
+      [t.ca.createSandbox({ id: 'x', hostname: 'x', network: 'host' }), /host networking is not available/],
+      [t.ca.createSandbox({ id: 'x', hostname: 'x', volumes: [{ name: 'root', type: 'host', path: '/' }] }), /volume root: host paths are not available/],
+      [t.ca.createSandbox({ id: 'x', hostname: 'x' }, 'kvm-direct'), /unknown runtime/],
+      [t.ca.getSandbox('A_B'), /sandbox id "A_B" must match/],
+      [t.ca.listNetworks(), /not available to a tenant cluster/],
+      [t.ca.defineNetwork('other', { cidr: '10.0.0.0/24' }), /not available to a tenant cluster/],
+      [t.ca.listImages(), /not available to a tenant cluster/],
+    ];
+    for (const [p, want] of refusals) await assert.rejects(p, want);
+    await t.ca.createSandbox({ id: 'web', hostname: 'w' });
+    await assert.rejects(t.ca.startContainer('web', { name: 'c', image: 'i', privileged: true }), /privileged containers are not available/);
+    await assert.rejects(t.ca.startContainer('web', { name: 'c', image: 'i', capabilities: { add: ['NET_BIND_SERVICE', 'CAP_SYS_ADMIN'] } }), /capabilities SYS_ADMIN are not available/);
+    const raw = await new Promise<{ status: number; body: string }>((resolve) => {
+      const req = http.request({ socketPath: path.join(t.dir, 'a.sock'), path: '/v1/sandboxes', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        let body = '';
+        res.on('data', (d) => {
+          body += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.end('{"spec": ');
+    });
+    assert.equal(raw.status, 400);
+    assert.match(raw.body, /not JSON/);
+    assert.equal(t.sandboxes.size, 1, 'nothing refused was created');
+    assert.ok(!t.seen.some((s) => /networks|images/.test(s)), 'no refused request reached the agent');
+  } finally {
+    await t.close();
+  }
+});
+
+test("a tenant's sandboxes together stay within its quota", async () => {
+  const t = await setup({ cpuMillis: 2500, memoryBytes: 4 * 2 ** 30 });
+  try {
+    await t.ca.createSandbox({ id: 'one', hostname: 'x', resources: { cpuMillis: 2000 } });
+    await assert.rejects(t.ca.createSandbox({ id: 'two', hostname: 'x' }), /exceeded quota: tenant acme, requested cpu=1000m, used 2000m, limited 2500m/);
+    await t.ca.createSandbox({ id: 'three', hostname: 'x', resources: { cpuMillis: 500 } });
+    // Another tenant's quota is its own.
+    await t.cb.createSandbox({ id: 'two', hostname: 'x' });
+  } finally {
+    await t.close();
+  }
+});
