@@ -26,6 +26,7 @@ const WAKES = Math.min(CLUSTERS, Number(process.env.BENCH_WAKES ?? 10));
 const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/kubicle.js');
 const ms = (t0: number) => performance.now() - t0;
 const median = (xs: number[]) => summary(xs).p50;
+const progress = (what: string) => process.stderr.write(`bench/tenancy: ${what}\n`);
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -133,6 +134,7 @@ async function main() {
     create.push(ms(t0));
     tenant.set(name, c);
   }
+  progress('created; idle 10 s');
   await new Promise((r) => setTimeout(r, 10_000));
   const cps = pidsMatching('/opt/kubicle/bin/kubicle.js');
   const rss = cps.map(rssMiB);
@@ -140,6 +142,7 @@ async function main() {
   const agent = new SandboxClient({ socketPath: path.join(p.dataDir, 'agent.sock') });
   const cgroup: number[] = [];
   for (const c of (await op.get(clustersPath)).items as Obj[]) cgroup.push((await agent.usage(`cp-${c.metadata.uid}`)).memoryBytes / 1048576);
+  progress('memory measured; metering');
   // The cost of metering: one sample (every sandbox's usage in one call), beside listing them alone.
   const sample: number[] = [];
   const list: number[] = [];
@@ -156,6 +159,7 @@ async function main() {
   const meminfo = readFileSync('/proc/meminfo', 'utf8');
   const availMiB = Number(/MemAvailable:\s+(\d+)/.exec(meminfo)?.[1]) / 1024;
 
+  progress('awake requests');
   // Awake request latency, then sleep WAKES clusters and time their first request.
   const awake: number[] = [];
   for (let i = 0; i < WAKES; i++) {
@@ -171,6 +175,7 @@ async function main() {
     if (items.every((c) => c.status?.phase === 'Sleeping')) break;
     await new Promise((r) => setTimeout(r, 200));
   }
+  progress('all asleep; waking');
   const providerAsleep = rssMiB(providerPid);
   const leftAsleep = pidsMatching('/opt/kubicle/bin/kubicle.js').length;
   // Keep woken clusters awake while timing the rest.
@@ -202,6 +207,7 @@ async function main() {
   line(`provider RSS: 0 / ${CLUSTERS} active / asleep`, `${f1(providerBefore)} / ${f1(providerActive)} / ${f1(providerAsleep)} MiB`, `control-plane processes left asleep: ${leftAsleep}`);
   line('active clusters held (measured)', `${CLUSTERS}`, `memory left: ${f1(availMiB)} MiB -> ~${Math.floor(availMiB / median(pss))} more at the idle PSS`);
   line('asleep clusters held (measured)', `${CLUSTERS}`, `cost asleep: a listening socket and a Cluster object each`);
+  progress('deleting');
   for (const c of tenant.values()) c.close();
   await op.request('DELETE', clustersPath);
   for (;;) {
