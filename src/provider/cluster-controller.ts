@@ -17,7 +17,7 @@ import { BlockPool } from './block-pool.js';
 import { apiSocketPath, type ControlPlaneImage, type ControlPlaneLayout, controlPlaneContainer, controlPlaneSandbox, controlPlaneUid, sandboxSocketName } from './control-plane-sandbox.js';
 import type { EndpointGateway } from './endpoint-gateway.js';
 import { KeyPool } from './key-pool.js';
-import { type ClusterScope, type SandboxGateway, tenantLabel } from './sandbox-gateway.js';
+import { type ClusterScope, cpuLabel, memoryLabel, type SandboxGateway, tenantLabel } from './sandbox-gateway.js';
 
 /**
  * The cluster controller (DESIGN §2.3–2.4): makes each Cluster's control plane exist as asked.
@@ -207,8 +207,8 @@ export class ClusterController {
         'kubicle.io/cluster': `${c.metadata.namespace}.${c.metadata.name}`,
         'kubicle.io/role': 'control-plane',
         [tenantLabel]: c.metadata.namespace,
-        'kubicle.io/cpu-millis': String(layout.resources.cpuMillis),
-        'kubicle.io/memory-bytes': String(layout.resources.memoryBytes),
+        [cpuLabel]: String(layout.resources.cpuMillis),
+        [memoryLabel]: String(layout.resources.memoryBytes),
       };
       await agent.createSandbox(controlPlaneSandbox(layout, this.opts.image, c.metadata.name, labels));
     }

@@ -30,8 +30,9 @@ export interface ClusterScope {
 /** Labels the gateway puts on every sandbox it places, and lists by. */
 export const clusterLabel = 'kubicle.io/cluster-uid';
 export const tenantLabel = 'kubicle.io/tenant';
-const cpuLabel = 'kubicle.io/cpu-millis';
-const memoryLabel = 'kubicle.io/memory-bytes';
+/** A sandbox's CPU (millicores) and memory (bytes) limits, which the tenant's quota counts. */
+export const cpuLabel = 'kubicle.io/cpu-millis';
+export const memoryLabel = 'kubicle.io/memory-bytes';
 const runtimeLabel = 'kubicle.io/runtime';
 
 /** A pod that sets no limit gets these (as a LimitRange default would), so every sandbox counts against the quota. */

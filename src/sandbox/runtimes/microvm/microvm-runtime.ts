@@ -116,10 +116,6 @@ export class MicrovmRuntime implements SandboxRuntime {
     return this.accel;
   }
 
-
-
-
-
   /**
    * The agent channel of a running VM, opened again on first use after this process restarted;
    * the containers an earlier process started are adopted before anyone else can use it.
