@@ -1,5 +1,6 @@
 import type { KubeObject } from '../api/object.js';
 import type { Registry } from '../api/registry.js';
+import type { ResourceType } from '../api/resource-type.js';
 import { isCode } from '../observe/errors.js';
 import { immortalNamespaces } from './admission/namespace-lifecycle.js';
 import { systemPriorityClasses } from './admission/priority.js';
@@ -15,7 +16,7 @@ import type { ObjectStore } from './object-store.js';
  */
 export const microvmOverhead = { cpu: '100m', memory: '120Mi' };
 
-export async function bootstrap(registry: Registry, store: ObjectStore, host: string, port: number, kubernetesIP: string): Promise<void> {
+export async function bootstrap(registry: Registry, store: ObjectStore, self: { host: string; port: number }, kubernetesIP: string): Promise<void> {
   const ensure = async (group: string, plural: string, ns: string | undefined, obj: KubeObject) => {
     const rt = registry.mustLookup(group, 'v1', plural);
     try {
@@ -51,12 +52,33 @@ export async function bootstrap(registry: Registry, store: ObjectStore, host: st
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name: 'kubernetes', namespace: 'default', labels: { component: 'apiserver', provider: 'kubernetes' } },
-    spec: { type: 'ClusterIP', clusterIP: kubernetesIP, clusterIPs: [kubernetesIP], ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: port }] },
+    spec: { type: 'ClusterIP', clusterIP: kubernetesIP, clusterIPs: [kubernetesIP], ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: self.port }] },
   });
-  await ensure('', 'endpoints', 'default', {
+  // The endpoints follow this server's address at every start (a tenant control plane's may change
+  // between runs), as upstream's endpoint reconciler keeps them: Endpoints and the EndpointSlice.
+  const endpoints: KubeObject = {
     apiVersion: 'v1',
     kind: 'Endpoints',
     metadata: { name: 'kubernetes', namespace: 'default' },
-    subsets: [{ addresses: [{ ip: host }], ports: [{ name: 'https', port, protocol: 'TCP' }] }],
-  });
+    subsets: [{ addresses: [{ ip: self.host }], ports: [{ name: 'https', port: self.port, protocol: 'TCP' }] }],
+  };
+  const slice: KubeObject = {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: 'kubernetes', namespace: 'default', labels: { 'kubernetes.io/service-name': 'kubernetes' } },
+    addressType: 'IPv4',
+    endpoints: [{ addresses: [self.host], conditions: { ready: true } }],
+    ports: [{ name: 'https', port: self.port, protocol: 'TCP' }],
+  };
+  await reconcile(registry.mustLookup('', 'v1', 'endpoints'), endpoints, ['subsets']);
+  await reconcile(registry.mustLookup('discovery.k8s.io', 'v1', 'endpointslices'), slice, ['endpoints', 'ports']);
+
+  async function reconcile(rt: ResourceType, obj: KubeObject, fields: string[]): Promise<void> {
+    try {
+      await store.create(rt, 'default', obj);
+    } catch (err) {
+      if (!isCode(err, 'AlreadyExists')) throw err;
+      await store.update(rt, 'default', 'kubernetes', (current) => ({ ...current, ...Object.fromEntries(fields.map((f) => [f, obj[f]])) }));
+    }
+  }
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import { formatIPv4 } from '../api/ipv4.js';
@@ -65,6 +65,11 @@ export interface ApiServerOptions {
    * the `kubernetes` Service and `url` use them.
    */
   socketPath?: string;
+  /**
+   * Also serve on this TCP address: where the cluster's own pods reach it (a tenant control
+   * plane's address on its cluster network). The `kubernetes` Service's endpoints then name it.
+   */
+  inCluster?: { host: string; port: number };
   /** Decides each authenticated request; absent, every authenticated user may do everything. */
   authorizer?: Authorizer;
 }
@@ -135,12 +140,14 @@ export class ApiServer {
 
   async run(signal: AbortSignal): Promise<void> {
     const log = this.opts.log;
-    this.pki = await ensurePki(this.opts.pkiDir, servingNames(this.opts.host, this.opts.sans ?? []));
+    const kubernetesIP = formatIPv4(this.ranges.serviceCidr.base + 1);
+    const inCluster = this.opts.inCluster;
+    this.pki = await ensurePki(this.opts.pkiDir, servingNames(this.opts.host, [kubernetesIP, ...(inCluster ? [inCluster.host] : []), ...(this.opts.sans ?? [])]));
     await this.cache.start();
     await this.lifecycle.bind(this.store, this.cache);
     await this.priority.bind(this.cache);
     await this.quota.bind(this.cache);
-    await bootstrap(this.opts.registry, this.store, this.opts.host, this.opts.port, formatIPv4(this.ranges.serviceCidr.base + 1));
+    await bootstrap(this.opts.registry, this.store, inCluster ?? { host: this.opts.host, port: this.opts.port }, kubernetesIP);
     const repairing = this.repairAllocations(signal);
     const server = https.createServer(
       { key: this.pki.serving.key, cert: this.pki.serving.cert, ca: this.pki.ca.cert, requestCert: true, rejectUnauthorized: false },
@@ -159,6 +166,11 @@ export class ApiServer {
       if (this.opts.socketPath) server.listen(this.opts.socketPath, () => resolve());
       else server.listen(this.opts.port, this.opts.host, () => resolve());
     });
+    // The in-cluster listener hands its connections to the same server: one TLS setup, one handler.
+    const podListener = inCluster ? net.createServer((socket) => server.emit('connection', socket)) : undefined;
+    if (podListener && inCluster) {
+      await new Promise<void>((resolve, reject) => podListener.once('error', reject).listen(inCluster.port, inCluster.host, () => resolve()));
+    }
     const compactor = runCompactor(this.opts.backend, log, signal, this.opts.compactIntervalMs);
     this.isReady = true;
     log.info('apiserver serving', { url: this.url });
@@ -166,6 +178,7 @@ export class ApiServer {
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     this.isReady = false;
     this.cache.stop();
+    podListener?.close();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await compactor;

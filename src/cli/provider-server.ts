@@ -11,9 +11,10 @@ import { InformerFactory } from '../client/informer-factory.js';
 import { KubeClient, resourcePath } from '../client/kube-client.js';
 import { GarbageCollector, workloadKinds } from '../controllers/garbage-collector.js';
 import { NamespaceController } from '../controllers/namespace.js';
+import { ServiceProxy } from '../network/service-proxy.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import { ClusterController } from '../provider/cluster-controller.js';
+import { ClusterController, type ClusterDatapath } from '../provider/cluster-controller.js';
 import { EndpointGateway } from '../provider/endpoint-gateway.js';
 import { defaultPrices, Meter, type PriceList } from '../provider/meter.js';
 import { SandboxGateway } from '../provider/sandbox-gateway.js';
@@ -22,6 +23,7 @@ import { HostAgent } from '../sandbox/agent.js';
 import { SandboxClient } from '../sandbox/api/client.js';
 import { startApiServer } from './api-server.js';
 import type { Config } from './config.js';
+import { virtualNodeName } from './tenant-control-plane.js';
 import { startRegistry } from './up.js';
 
 /**
@@ -79,6 +81,7 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
       sandboxes: new SandboxGateway(socketPath, client, log.with({ component: 'sandbox-gateway' })),
       image: { image: `${registry}/kubicle/busybox:1`, installDir, nodeBinary, logLevel: config['log-level'] },
       defaultSleepAfterSeconds: Number(config['cluster-sleep-after']),
+      datapath: serviceDatapath(log),
     },
     log.with({ component: 'cluster-controller' }),
   );
@@ -97,6 +100,18 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
   await Promise.allSettled([...running, ...waits]);
   client.close();
   await backend.close();
+}
+
+/** Each tenant cluster's Services on its own bridge (ADR 0013): the host's service proxy, held to that network. */
+function serviceDatapath(log: Logger): ClusterDatapath {
+  return {
+    run: ({ cluster, client, network }, signal) =>
+      new ServiceProxy(
+        client,
+        { table: `${network.bridge}-services`, bridge: network.bridge, podCidr: network.cidr, gateway: network.gateway, nodeName: virtualNodeName, isolated: true },
+        log.with({ component: 'service-proxy', cluster }),
+      ).run(signal),
+  };
 }
 
 async function registerHost(client: KubeClient, name: string): Promise<void> {

@@ -1,9 +1,11 @@
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { formatIPv4, parseCidr } from '../api/ipv4.js';
 import { builtinRegistry } from '../api/registry.js';
 import { issueServing, type KeyPair } from '../apiserver/pki.js';
 import { KubeClient } from '../client/kube-client.js';
+import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { startApiServer } from './api-server.js';
 import type { Config } from './config.js';
@@ -15,8 +17,7 @@ import { type Component, runComponent } from './control-plane.js';
  * capacity the tenant may use. Its HTTPS API, for logs and streams, listens on the control
  * plane's address on the cluster network.
  */
-function virtualKubelet(config: Config, ca: KeyPair, token: string): Component {
-  const hostIP = clusterAddress();
+function virtualKubelet(config: Config, ca: KeyPair, token: string, hostIP: string): Component {
   const serving = issueServing(ca, [hostIP, '127.0.0.1']);
   return {
     kind: 'kubelet',
@@ -27,6 +28,7 @@ function virtualKubelet(config: Config, ca: KeyPair, token: string): Component {
       podCidr: config['pod-cidr'],
       capacity: { cpu: config['node-cpu'], memory: config['node-memory'] },
       labels: { 'type': 'virtual-kubelet', 'node.kubernetes.io/instance-type': 'kubicle-virtual' },
+      clusterDNS: [clusterDnsAddress(config)],
       clusterDomain: config['cluster-domain'],
       backoffBaseMs: Number(config['restart-backoff']) * 1000,
       backoffMaxMs: Number(config['restart-backoff']) * 30_000,
@@ -36,6 +38,16 @@ function virtualKubelet(config: Config, ca: KeyPair, token: string): Component {
 }
 
 export const virtualNodeName = 'kubicle-virtual';
+/** Where the cluster's pods reach its API server (the `kubernetes` Service's endpoint) and its DNS: unprivileged ports, as the control plane holds no capability. */
+const inClusterApiPort = 6443;
+const dnsPort = 10053;
+
+/** The kube-dns Service's address: the service range's tenth, as upstream's convention. */
+function clusterDnsAddress(config: Config): string {
+  const range = parseCidr(config['service-cidr']);
+  if (!range) throw new KubicleError('Invalid', `--service-cidr ${JSON.stringify(config['service-cidr'])} is not an IPv4 network such as 10.96.0.0/12`);
+  return formatIPv4(range.base + 10);
+}
 
 /** This sandbox's address on its cluster network (eth0), or loopback when it has none. */
 function clusterAddress(): string {
@@ -51,7 +63,8 @@ function clusterAddress(): string {
  * `kubicle controlplane`: one tenant cluster's control plane, as the provider runs it inside the
  * cluster's sandbox (DESIGN §1): the API server on a unix socket in its data volume (the
  * provider's gateway carries the cluster endpoint's connections to it, TLS end to end), the
- * controller manager, the scheduler and, given the provider's Sandbox API, the virtual kubelet. Components run on this thread rather than in workers: a
+ * controller manager, the scheduler, cluster DNS and, given the provider's Sandbox API, the
+ * virtual kubelet. Its Services' datapath is the provider's, on the host. Components run on this thread rather than in workers: a
  * tenant control plane is mostly idle, and every worker would cost its own heap (DESIGN §7:
  * idle ≤ 80 MiB). Its store and CA live in the data volume and nowhere else.
  */
@@ -59,11 +72,19 @@ export async function tenantControlPlane(config: Config, log: Logger, signal: Ab
   const dataDir = path.resolve(config['data-dir']);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const socketPath = config['listen-socket'] || undefined;
-  const { server, backend, serving } = await startApiServer(config, dataDir, builtinRegistry(), log, signal, { socketPath });
+  // On its cluster network (as the provider runs it), its pods reach it there: the API server
+  // (the `kubernetes` Service) and cluster DNS (kube-dns) listen on that address too.
+  const address = clusterAddress();
+  const inCluster = address !== '127.0.0.1' ? { host: address, port: inClusterApiPort } : undefined;
+  const { server, backend, serving } = await startApiServer(config, dataDir, builtinRegistry(), log, signal, { socketPath, inCluster });
   const client = new KubeClient({ server: server.url, caPem: server.credentials.ca.cert, token: server.loopbackToken, socketPath });
   const nodeGracePeriodMs = Number(config['node-monitor-grace-period']) * 1000;
   const components = [runComponent({ kind: 'controller-manager', workloads: true, nodeGracePeriodMs }, client, log, signal), runComponent({ kind: 'scheduler' }, client, log, signal)];
-  if (config['sandbox-socket']) components.push(runComponent(virtualKubelet(config, server.credentials.ca, server.loopbackToken), client, log, signal));
+  if (inCluster) {
+    const dns: Component = { kind: 'cluster-dns', options: { listen: address, port: dnsPort, domain: config['cluster-domain'], serviceIP: clusterDnsAddress(config), nodeName: virtualNodeName } };
+    components.push(runComponent(dns, client, log, signal));
+  }
+  if (config['sandbox-socket']) components.push(runComponent(virtualKubelet(config, server.credentials.ca, server.loopbackToken, address), client, log, signal));
   log.info('control plane ready', { endpoint: server.url, socket: socketPath });
   await serving;
   await Promise.allSettled(components);

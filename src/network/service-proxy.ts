@@ -6,8 +6,11 @@ import { renderServiceRules, type ServiceRulesOptions, servicePortRules } from '
 import { TableSync } from './table-sync.js';
 
 export interface ServiceProxyOptions extends ServiceRulesOptions {
-  /** The cluster's service range: routed to the bridge, so host traffic to cluster IPs never leaves the machine. */
-  serviceCidr: string;
+  /**
+   * The cluster's service range: routed to the bridge, so host traffic to cluster IPs never leaves
+   * the machine. Not for an isolated cluster (the host does not reach its Services).
+   */
+  serviceCidr?: string;
 }
 
 /**
@@ -29,8 +32,9 @@ export class ServiceProxy {
     // routing; only with bridged traffic passing netfilter can conntrack undo the DNAT.
     await ensureSysctl('net.bridge.bridge-nf-call-iptables', '1');
     // Node ports on 127.0.0.1: DNATed loopback traffic may then leave through the bridge (masqueraded).
-    await ensureSysctl(`net.ipv4.conf.${this.opts.bridge}.route_localnet`, '1');
-    await ip([`route replace ${this.opts.serviceCidr} dev ${this.opts.bridge}`]);
+    if (!this.opts.isolated) await ensureSysctl(`net.ipv4.conf.${this.opts.bridge}.route_localnet`, '1');
+    const route = this.opts.isolated ? undefined : this.opts.serviceCidr;
+    if (route) await ip([`route replace ${route} dev ${this.opts.bridge}`]);
     const informers = new InformerFactory(this.client, this.log);
     const services = informers.for('/api/v1/services');
     const slices = informers.for('/apis/discovery.k8s.io/v1/endpointslices');
@@ -45,6 +49,6 @@ export class ServiceProxy {
     await table.stop();
     await informers.stopped();
     await removeTable(this.opts.table).catch((err) => this.log.warn('service rules not removed', { err }));
-    await ip([`route del ${this.opts.serviceCidr} dev ${this.opts.bridge}`]).catch(() => {});
+    if (route) await ip([`route del ${route} dev ${this.opts.bridge}`]).catch(() => {});
   }
 }

@@ -79,3 +79,30 @@ test('load balancer addresses: forwarded like node ports when in the pool, ignor
   }
   await nft(script, true);
 });
+
+test("an isolated (tenant) cluster's table: its pods' traffic only, endpoints inside its range, nothing malformed reaches nft", async (t) => {
+  const hostile = [
+    ...services,
+    { metadata: { namespace: 'd', name: 'steal' }, spec: { clusterIP: '10.96.0.30', ports: [{ port: 80, protocol: 'TCP' }] } },
+    { metadata: { namespace: 'd', name: 'inject' }, spec: { clusterIP: '10.96.0.31 } ; flush ruleset ; {', ports: [{ port: 80, protocol: 'TCP' }] } },
+    { metadata: { namespace: 'd', name: 'badport' }, spec: { clusterIP: '10.96.0.32', ports: [{ port: '80 } flush ruleset', protocol: 'TCP' }] } },
+  ];
+  const hostileSlices = [
+    ...slices,
+    slice('steal', [{ port: 8080, protocol: 'TCP' }], [{ addresses: ['10.231.5.9'], conditions: { ready: true } }, { addresses: ['10.246.9.10"; flush ruleset'], conditions: { ready: true } }]),
+  ];
+  const isolated = { ...opts, isolated: true };
+  const script = renderServiceRules(isolated, servicePortRules(hostile, hostileSlices, 'n1'));
+  assert.doesNotMatch(script, /nat-output|filter-output/, 'the host keeps no route to any tenant cluster IP');
+  assert.doesNotMatch(script, /30080|30053/, 'no node ports');
+  assert.doesNotMatch(script, /10\.231\.5\.9/, "an endpoint outside the cluster's range is dropped");
+  assert.match(script, /10\.96\.0\.30 \. tcp \. 80/, 'a Service left without usable endpoints refuses');
+  assert.doesNotMatch(script, /flush ruleset|10\.96\.0\.32/, 'malformed addresses and ports are not rendered');
+  assert.match(script, /iifname "kubunit0" ip daddr \. meta l4proto \. th dport @no-endpoint-services/, "refusals only for the cluster's own pods");
+  try {
+    execFileSync('nft', ['--version']);
+  } catch {
+    return t.skip('nft is not installed');
+  }
+  await nft(script, true);
+});

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Cidr, cidrContains, parseCidr, parseIPv4 } from '../api/ipv4.js';
+import { type Cidr, cidrContains, formatIPv4, parseCidr, parseIPv4 } from '../api/ipv4.js';
 import type { Obj } from '../client/kube-client.js';
 
 /**
@@ -28,6 +28,13 @@ export interface ServiceRulesOptions {
    * would otherwise capture the host's own traffic to it.
    */
   loadBalancerPool?: string;
+  /**
+   * The cluster is one of several tenants' on this host, on its own isolated network: only its
+   * pods' traffic to cluster IPs is served — no node ports, no load-balancer addresses, no host
+   * traffic to cluster IPs (every tenant has the same service range) — and only endpoints inside
+   * podCidr are used, whatever a tenant writes into its EndpointSlices.
+   */
+  isolated?: boolean;
 }
 
 export interface ServicePortRule {
@@ -115,8 +122,9 @@ function sourceRanges(ranges: unknown[]): string[] {
 }
 
 /** The nft definition of the table holding these rules (TableSync swaps it in). */
-export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePortRule[]): string {
+export function renderServiceRules(opts: ServiceRulesOptions, given: ServicePortRule[]): string {
   const t = opts.table;
+  const rules = given.map((r) => safeRule(r, opts)).filter((r): r is ServicePortRule => r !== undefined);
   const chains: string[] = [];
   const serviceIps: string[] = [];
   const nodePorts: string[] = [];
@@ -152,7 +160,7 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
     // keeps its endpoint while others come and go, and a changed timeout makes a fresh set.
     const affSet = (i: number) => `aff-${hash(`${r.key}|${r.endpoints[i].ip}:${r.endpoints[i].port}|${r.affinitySeconds}`)}`;
     const affinity = (list: number[]) => (r.affinitySeconds ? list.map((i) => `\t\tip saddr @${affSet(i)} goto ${epChain(i)}\n`).join('') : '');
-    chains.push(`\tchain ${svcChain} {\n\t\tcomment "${r.key}"\n${affinity(all)}\t\t${pick(all)}\n\t}\n`);
+    chains.push(`\tchain ${svcChain} {\n\t\tcomment "${r.key.replace(/[^\w./:-]/g, '_')}"\n${affinity(all)}\t\t${pick(all)}\n\t}\n`);
     // From outside the pod network a node port is masqueraded so replies come back through this
     // node, unless the Service asks to keep the client's address (Local: this node's endpoints only).
     const local = all.filter((i) => r.endpoints[i].local);
@@ -183,6 +191,13 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
   // wait out a retransmission instead of seeing the refusal); other protocols port-unreachable.
   const refuse = (match: string) => `\t\tct state new ${match} meta l4proto tcp reject with tcp reset\n\t\tct state new ${match} reject\n`;
   const elements = (list: string[]) => (list.length ? `\t\telements = { ${list.join(',\n\t\t\t')} }\n` : '');
+  // Host traffic to cluster IPs: only for the host's own cluster (an isolated one shares its service range with other tenants).
+  const hostChains = opts.isolated
+    ? ''
+    : `\tchain nat-output {\n\t\ttype nat hook output priority -100; policy accept;\n\t\tjump services\n\t}\n` +
+      `\tchain filter-output {\n\t\ttype filter hook output priority filter; policy accept;\n` +
+      refuse('ip daddr . meta l4proto . th dport @no-endpoint-services') +
+      '\t}\n';
   return (
     `table ip ${t} {\n` +
     `\tmap service-ips {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n${elements(serviceIps)}\t}\n` +
@@ -192,18 +207,15 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
     sets.join('') +
     `\tchain services {\n\t\tip daddr . meta l4proto . th dport vmap @service-ips\n\t\tfib daddr type local meta l4proto . th dport vmap @service-nodeports\n\t}\n` +
     `\tchain nat-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tiifname "${opts.bridge}" jump services\n\t}\n` +
-    `\tchain nat-output {\n\t\ttype nat hook output priority -100; policy accept;\n\t\tjump services\n\t}\n` +
+    hostChains +
     `\tchain nat-postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n` +
     `\t\tmeta mark & ${masqueradeMark} == ${masqueradeMark} meta mark set meta mark & 0xffffbfff masquerade fully-random\n\t}\n` +
     // Refusals happen in filter hooks (nat chains cannot reject): a Service without endpoints
     // answers at once instead of letting the client time out.
     `\tchain filter-forward {\n\t\ttype filter hook forward priority filter; policy accept;\n` +
-    refuse('ip daddr . meta l4proto . th dport @no-endpoint-services') +
+    refuse(`iifname "${opts.bridge}" ip daddr . meta l4proto . th dport @no-endpoint-services`) +
     // Pods reach each other, the host and nothing beyond (DESIGN §5): no forwarding off the bridge.
     `\t\tiifname "${opts.bridge}" oifname != "${opts.bridge}" drop\n\t}\n` +
-    `\tchain filter-output {\n\t\ttype filter hook output priority filter; policy accept;\n` +
-    refuse('ip daddr . meta l4proto . th dport @no-endpoint-services') +
-    '\t}\n' +
     `\tchain filter-input {\n\t\ttype filter hook input priority filter; policy accept;\n` +
     // Pods may open connections to the host only at their own gateway (cluster DNS, node ports)
     // or through a DNAT: not to another cluster's gateway, nor to the host's other addresses,
@@ -214,6 +226,35 @@ export function renderServiceRules(opts: ServiceRulesOptions, rules: ServicePort
     chains.join('') +
     '}\n'
   );
+}
+
+/**
+ * The rule as it may be rendered, or undefined: what reaches nft text must be a well-formed
+ * address or port (EndpointSlices and Services are written by the cluster's users, and an
+ * isolated cluster's users are a tenant the host does not trust). Isolated, a rule loses its node
+ * port and load-balancer addresses and keeps only endpoints inside the pod range.
+ */
+function safeRule(r: ServicePortRule, opts: ServiceRulesOptions): ServicePortRule | undefined {
+  const port = (n: unknown): n is number => Number.isInteger(n) && (n as number) > 0 && (n as number) < 65536;
+  const ip = (a: unknown) => (typeof a === 'string' && parseIPv4(a) !== undefined ? formatIPv4(parseIPv4(a) as number) : undefined);
+  if (!Object.values(protocols).includes(r.protocol) || !port(r.port)) return undefined;
+  const clusterIP = r.clusterIP === undefined ? undefined : ip(r.clusterIP);
+  if (r.clusterIP !== undefined && !clusterIP) return undefined;
+  const pods = opts.isolated ? parseCidr(opts.podCidr) : undefined;
+  const endpoints = r.endpoints.flatMap((e) => {
+    const a = ip(e.ip);
+    if (!a || !port(e.port) || (pods && !cidrContains(pods, parseIPv4(a) as number))) return [];
+    return [{ ...e, ip: a }];
+  });
+  return {
+    ...r,
+    clusterIP,
+    endpoints,
+    nodePort: !opts.isolated && port(r.nodePort) ? r.nodePort : undefined,
+    loadBalancerIPs: opts.isolated ? [] : r.loadBalancerIPs.flatMap((a) => ip(a) ?? []),
+    sourceRanges: r.sourceRanges?.flatMap((c) => parseCidr(c, true)?.text ?? []),
+    affinitySeconds: r.affinitySeconds !== undefined && Number.isInteger(r.affinitySeconds) && r.affinitySeconds > 0 ? Math.min(r.affinitySeconds, 86400) : undefined,
+  };
 }
 
 function hash(key: string): string {

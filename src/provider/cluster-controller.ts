@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { type Cidr, parseCidr, parseIPv4 } from '../api/ipv4.js';
+import { type Cidr, formatIPv4, parseCidr, parseIPv4 } from '../api/ipv4.js';
 import { providerGroup } from '../api/kinds/provider.js';
 import { parseQuantity } from '../api/quantity.js';
 import { Informer } from '../client/informer.js';
@@ -45,6 +45,18 @@ export interface ClusterControllerOptions {
   defaultSleepAfterSeconds: number;
   /** How often idleness is checked. */
   idleCheckMs?: number;
+  /** The host side of each cluster's Services, run while its control plane runs. */
+  datapath?: ClusterDatapath;
+}
+
+/**
+ * A cluster's share of the host's datapath — its Services on its network's bridge — the part a
+ * node's kube-proxy plays upstream. The provider runs it while the control plane runs, reading
+ * the cluster's objects through `client` only. `run` serves until the signal aborts, then
+ * removes what it programmed; it may reject, and is then started again on the next wake.
+ */
+export interface ClusterDatapath {
+  run(target: { cluster: string; client: KubeClient; network: { bridge: string; cidr: string; gateway: string } }, signal: AbortSignal): Promise<void>;
 }
 
 export const clusterFinalizer = 'kubicle.io/cluster';
@@ -59,6 +71,8 @@ interface Live {
   chain: Promise<unknown>;
   startedAt: number;
   socketPath: string;
+  /** The running datapath: stopped with the control plane. */
+  datapath?: { stop: AbortController; done: Promise<void> };
 }
 
 export class ClusterController {
@@ -185,11 +199,11 @@ export class ClusterController {
     const layout = this.layout(c);
     const agent = this.opts.host.agent;
     // The cluster's network and its virtual kubelet's Sandbox API come first: an adopted control plane uses them at once.
-    await agent.defineNetwork(layout.network.name, { cidr: layout.network.cidr });
+    const network = await agent.defineNetwork(layout.network.name, { cidr: layout.network.cidr });
     await this.opts.sandboxes.open(this.scope(c), path.join(layout.runDir, sandboxSocketName));
     const existing = await agent.getSandbox(layout.sandboxId).catch(() => undefined);
     // A control plane still serving from before the provider restarted is adopted, not restarted.
-    if (existing?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && (await canConnect(live.socketPath))) return;
+    if (existing?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && (await canConnect(live.socketPath))) return this.runDatapath(c, live, network.bridge);
     const dataDir = this.dataDir(c);
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     await chown(dataDir, controlPlaneUid, controlPlaneUid);
@@ -215,6 +229,31 @@ export class ClusterController {
     const status = await agent.startContainer(layout.sandboxId, controlPlaneContainer(layout, this.opts.image));
     if (status.state === 'exited') throw new KubicleError('Unavailable', `control plane did not start: ${status.message ?? status.reason ?? `exit ${status.exitCode}`}`);
     await this.waitServing(layout.sandboxId, live.socketPath);
+    this.runDatapath(c, live, network.bridge);
+  }
+
+  private runDatapath(c: Obj, live: Live, bridge: string): void {
+    const datapath = this.opts.datapath;
+    if (!datapath || live.datapath) return;
+    const cidr = podRange(c) as string;
+    const stop = new AbortController();
+    const cluster = `${c.metadata.namespace}/${c.metadata.name}`;
+    const client = this.adminClient(c, live);
+    const done = datapath
+      .run({ cluster, client, network: { bridge, cidr, gateway: formatIPv4((parseCidr(cidr) as Cidr).base + 1) } }, stop.signal)
+      .catch((err) => this.log.warn('cluster datapath stopped', { cluster, err }))
+      .finally(() => {
+        client.close();
+        if (live.datapath?.stop === stop) live.datapath = undefined;
+      });
+    live.datapath = { stop, done };
+  }
+
+  private async stopDatapath(live: Live): Promise<void> {
+    const d = live.datapath;
+    if (!d) return;
+    d.stop.abort();
+    await d.done;
   }
 
   /** On a first start, the cluster's keys from the pool; the control plane makes its certificates for them. */
@@ -280,6 +319,7 @@ export class ClusterController {
    */
   private async halt(key: string, c: Obj, phase: 'Stopped' | 'Sleeping'): Promise<void> {
     this.gateway.disconnect(key);
+    await this.stopDatapath(this.liveOf(key, c));
     const id = this.layout(c).sandboxId;
     if (phase === 'Sleeping') await this.opts.host.agent.stopContainer(id, 'control-plane', 5);
     else {
@@ -297,6 +337,7 @@ export class ClusterController {
     await this.gateway.close(key);
     await this.serially(live, async () => {
       const layout = this.layout(c);
+      await this.stopDatapath(live);
       // The kubelet first, so that it makes no pod anew; then its pods.
       await this.opts.sandboxes.close(c.metadata.uid);
       await this.opts.host.agent.removeSandbox(layout.sandboxId, 5).catch((err) => {

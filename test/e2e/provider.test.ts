@@ -246,6 +246,57 @@ spec:
     }
   });
 
+  test('each cluster has its own Services and cluster DNS, and its pods reach its own API server', async () => {
+    const ka = await tenantKubectl('acme', 'a1');
+    const kg = await tenantKubectl('globex', 'g1');
+    for (const [k, pod] of [
+      [ka, 'web-a'],
+      [kg, 'web-g'],
+    ] as const) {
+      await ok(k, ['expose', 'pod', pod, '--name', 'web', '--port', '80', '--target-port', '8080']);
+    }
+    const clusterIP = async (k: Kubectl, svc: string, ns = 'default') => (await ok(k, ['get', 'svc', svc, '-n', ns, '-o', 'jsonpath={.spec.clusterIP}'])).trim();
+    const ipA = await clusterIP(ka, 'web');
+    const ipG = await clusterIP(kg, 'web');
+    const inA = async (cmd: string) => (await ka(['exec', 'peer-a', '--', 'sh', '-c', cmd])).stdout;
+    const get = (host: string) => `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ${host} 80`;
+    // By name through the cluster's DNS, by address through its Services on the host.
+    await eventually(async () => /^web-a\r?$/m.test(await inA(get('web'))), "a1's web by name", 60_000);
+    assert.match(await inA(get(ipA)), /^web-a\r?$/m);
+    assert.match(await inA(`nslookup web.default.svc.cluster.local`), new RegExp(`Address: ${ipA.replaceAll('.', '\\.')}\n`));
+    assert.match(await inA('cat /etc/resolv.conf'), new RegExp(`nameserver ${(await clusterIP(ka, 'kube-dns', 'kube-system')).replaceAll('.', '\\.')}`));
+    // g1's DNS answers with g1's own Service.
+    assert.match((await kg(['exec', 'web-g', '--', 'nslookup', 'web.default.svc.cluster.local'])).stdout, new RegExp(`Address: ${ipG.replaceAll('.', '\\.')}\n`));
+    // `kubernetes` is this cluster's API server, on its control plane's cluster address.
+    const kubernetes = await clusterIP(ka, 'kubernetes');
+    assert.match(await inA('nslookup kubernetes.default.svc.cluster.local'), new RegExp(`Address: ${kubernetes.replaceAll('.', '\\.')}\n`));
+    const apiEndpoint = (await ok(ka, ['get', 'endpointslice', 'kubernetes', '-o', 'jsonpath={.endpoints[0].addresses[0]}:{.ports[0].port}'])).trim();
+    const nodeIP = (await ok(ka, ['get', 'node', 'kubicle-virtual', '-o', 'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}'])).trim();
+    assert.equal(apiEndpoint, `${nodeIP}:6443`);
+    assert.ok(await connects(ka, 'peer-a', kubernetes, 443), "a1's pod reaches its API server");
+    // g1's cluster IP means nothing on a1's network.
+    if (ipG !== ipA) assert.equal(await connects(ka, 'peer-a', ipG, 80), false, "a1's pod reached g1's Service");
+    // A tenant's EndpointSlice naming another network's pod is not programmed (the datapath keeps to the cluster's range).
+    await ok(
+      ka,
+      ['apply', '-f', '-'],
+      `apiVersion: v1
+kind: Service
+metadata: {name: steal}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: steal-1, labels: {kubernetes.io/service-name: steal}}
+addressType: IPv4
+endpoints: [{addresses: ["${await podIP(kg, 'web-g')}"]}]
+ports: [{port: 8080, protocol: TCP, name: ""}]
+`,
+    );
+    const steal = await clusterIP(ka, 'steal');
+    assert.equal(await connects(ka, 'peer-a', steal, 80), false, "a1 reached g1's pod through a Service");
+  });
+
   test('a tenant beyond its quota gets no more sandboxes, and none with host paths', async () => {
     const kg = await tenantKubectl('globex', 'g1');
     // g1's control plane (1 CPU, 512Mi) and web-g (the default limit, 1 CPU) fill a quota of 2 CPUs.
