@@ -11,7 +11,7 @@ import { f1, load, summary } from './stats.js';
 
 /**
  * bench/api: API server figures beside the raw backend operation measured in the same run, for
- * SQLite and etcd. The server runs as a real `kubicle up` child process; load comes from this
+ * SQLite and etcd. The server runs as a real `kubicle standalone` child process; load comes from this
  * process over HTTPS with keep-alive. Sizes can be lowered with BENCH_SCALE (e.g. 0.1).
  */
 const scale = Number(process.env.BENCH_SCALE ?? 1);

@@ -17,23 +17,23 @@ export const schema = {
   host: { type: 'string', default: '127.0.0.1', env: 'KUBICLE_HOST', help: 'address the API server listens on' },
   port: { type: 'string', default: '6443', env: 'KUBICLE_PORT', help: 'port the API server listens on (0: any free port)' },
   'listen-socket': { type: 'string', default: '', env: 'KUBICLE_LISTEN_SOCKET', help: 'controlplane: serve on this unix socket; --host and --port then name the endpoint clients use' },
-  'cluster-endpoint-pool': { type: 'string', default: '127.250.0.0/16', env: 'KUBICLE_CLUSTER_ENDPOINT_POOL', help: 'server: addresses of tenant cluster endpoints, inside 127.0.0.0/8' },
-  'cluster-endpoint-port': { type: 'string', default: '443', env: 'KUBICLE_CLUSTER_ENDPOINT_PORT', help: 'server: the port of every cluster endpoint' },
-  'cluster-pod-pool': { type: 'string', default: '10.224.0.0/12', env: 'KUBICLE_CLUSTER_POD_POOL', help: 'server: tenant clusters\' pod ranges, a /24 each, each an isolated network' },
+  'cluster-endpoint-pool': { type: 'string', default: '127.250.0.0/16', env: 'KUBICLE_CLUSTER_ENDPOINT_POOL', help: 'provider (up, server): addresses of tenant cluster endpoints, inside 127.0.0.0/8' },
+  'cluster-endpoint-port': { type: 'string', default: '443', env: 'KUBICLE_CLUSTER_ENDPOINT_PORT', help: 'provider (up, server): the port of every cluster endpoint' },
+  'cluster-pod-pool': { type: 'string', default: '10.224.0.0/12', env: 'KUBICLE_CLUSTER_POD_POOL', help: 'provider (up, server): tenant clusters\' pod ranges, a /24 each, each an isolated network' },
   'sandbox-socket': { type: 'string', default: '', env: 'KUBICLE_SANDBOX_SOCKET', help: 'controlplane: the provider\'s Sandbox API for the virtual kubelet (none: no kubelet)' },
   'node-cpu': { type: 'string', default: '4', env: 'KUBICLE_NODE_CPU', help: 'controlplane: the virtual node\'s CPU capacity' },
   'node-memory': { type: 'string', default: '8Gi', env: 'KUBICLE_NODE_MEMORY', help: 'controlplane: the virtual node\'s memory capacity' },
-  'metering-interval': { type: 'string', default: '10', env: 'KUBICLE_METERING_INTERVAL', help: 'server: seconds between usage samples of every sandbox' },
-  'price-list': { type: 'string', default: '', env: 'KUBICLE_PRICE_LIST', help: 'server: JSON price list {currency, cpuHour, memoryGiBHour, controlPlaneHour} (default: built in)' },
-  'cluster-sleep-after': { type: 'string', default: '300', env: 'KUBICLE_CLUSTER_SLEEP_AFTER', help: 'server: idle seconds before a control plane sleeps unless its Cluster says (0: never)' },
+  'metering-interval': { type: 'string', default: '10', env: 'KUBICLE_METERING_INTERVAL', help: 'provider (up, server): seconds between usage samples of every sandbox' },
+  'price-list': { type: 'string', default: '', env: 'KUBICLE_PRICE_LIST', help: 'provider (up, server): JSON price list {currency, cpuHour, memoryGiBHour, controlPlaneHour} (default: built in)' },
+  'cluster-sleep-after': { type: 'string', default: '300', env: 'KUBICLE_CLUSTER_SLEEP_AFTER', help: 'provider (up, server): idle seconds before a control plane sleeps unless its Cluster says (0: never)' },
   'token-file': { type: 'string', default: '', env: 'KUBICLE_TOKEN_FILE', help: 'static bearer tokens, one token,user,uid,"groups" per line' },
   'compact-interval': { type: 'string', default: '300', env: 'KUBICLE_COMPACT_INTERVAL', help: 'seconds between store compactions (history kept about this long)' },
   'node-monitor-grace-period': { type: 'string', default: '40', env: 'KUBICLE_NODE_MONITOR_GRACE_PERIOD', help: 'seconds without a node heartbeat before it is unreachable' },
   'node-heartbeat-interval': { type: 'string', default: '10', env: 'KUBICLE_NODE_HEARTBEAT_INTERVAL', help: 'seconds between simulated nodes\' heartbeats' },
   controllers: { type: 'string', default: 'all', env: 'KUBICLE_CONTROLLERS', help: '"all": controllers and scheduler run in-process; "none": a bare API server' },
-  'simulate-nodes': { type: 'string', default: '0', env: 'KUBICLE_SIMULATE_NODES', help: 'with up: also run this many simulated nodes (they run nothing)' },
+  'simulate-nodes': { type: 'string', default: '0', env: 'KUBICLE_SIMULATE_NODES', help: 'with standalone: also run this many simulated nodes (they run nothing)' },
   'node-prefix': { type: 'string', default: 'sim-node', env: 'KUBICLE_NODE_PREFIX', help: 'name prefix of simulated nodes (<prefix>-0, <prefix>-1, …)' },
-  node: { type: 'string', default: 'local', env: 'KUBICLE_NODE', help: 'with up: "local" runs a host agent and a kubelet so pods really run here (runc); "none" runs no node' },
+  node: { type: 'string', default: 'local', env: 'KUBICLE_NODE', help: 'with standalone: "local" runs a host agent and a kubelet so pods really run here (runc); "none" runs no node' },
   'node-name': { type: 'string', default: '', env: 'KUBICLE_NODE_NAME', help: 'the local node\'s name (default: this host\'s name)' },
   'pod-cidr': { type: 'string', default: '10.244.0.0/24', env: 'KUBICLE_POD_CIDR', help: 'the local node\'s pod address range' },
   'service-cidr': { type: 'string', default: '10.96.0.0/12', env: 'KUBICLE_SERVICE_CIDR', help: 'Services\' cluster IP range (the 1st address is the kubernetes Service, the 10th cluster DNS)' },
@@ -45,12 +45,12 @@ export const schema = {
   bridge: { type: 'string', default: 'kubicle0', env: 'KUBICLE_BRIDGE', help: 'the local node\'s pod bridge' },
   'kubelet-port': { type: 'string', default: '10250', env: 'KUBICLE_KUBELET_PORT', help: 'the local kubelet\'s HTTPS port (logs and streams for the API server)' },
   'agent-socket': { type: 'string', default: '', env: 'KUBICLE_AGENT_SOCKET', help: 'the host agent\'s Sandbox API socket (default <data-dir>/agent.sock)' },
-  'registry-port': { type: 'string', default: '5000', env: 'KUBICLE_REGISTRY_PORT', help: 'with up: port of the embedded image registry on 127.0.0.1 (0: none)' },
+  'registry-port': { type: 'string', default: '5000', env: 'KUBICLE_REGISTRY_PORT', help: 'port of the embedded image registry on 127.0.0.1 (0: none; standalone only)' },
   registry: { type: 'string', default: '127.0.0.1:5000', env: 'KUBICLE_REGISTRY', help: 'for image build/samples: the registry to push to' },
   'restart-backoff': { type: 'string', default: '10', env: 'KUBICLE_RESTART_BACKOFF', help: 'seconds of the first container restart back-off (doubles up to 30 times that)' },
   kubeconfig: { type: 'string', default: '', env: 'KUBECONFIG', help: 'for simulate: the cluster to join (default <data-dir>/kubeconfig)' },
   provider: { type: 'string', default: '', env: 'KUBICLE_PROVIDER', help: 'for cluster: the provider\'s kubeconfig (default <data-dir>/kubeconfig)' },
-  tenant: { type: 'string', default: 'default', env: 'KUBICLE_TENANT', help: 'for cluster: the tenant (its namespace on the provider)' },
+  tenant: { type: 'string', default: 'default', env: 'KUBICLE_TENANT', help: 'for cluster and usage: the tenant (its namespace on the provider); up makes its default cluster there' },
   wait: { type: 'boolean', default: false, env: '', help: 'for cluster create|start: wait until it runs' },
   'log-level': { type: 'string', default: 'info', env: 'KUBICLE_LOG_LEVEL', help: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, env: '', help: 'show this help' },
@@ -77,7 +77,8 @@ export function usage(): string {
   return `usage: kubicle <command> [flags]
 
 commands:
-  up                 run the API server, controllers and scheduler in the foreground
+  up                 run the platform here: the provider, this host's agent and a default cluster (its kubeconfig written)
+  standalone         run one cluster straight on this host, without the provider (API server, controllers, scheduler, a local node)
   simulate nodes N   register N simulated nodes (they run nothing) and play their kubelets
   store compact      compact the store's history to its current revision (server stopped)
   server             run the provider: tenants, clusters (each control plane in its own sandbox), this host's agent

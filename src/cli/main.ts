@@ -39,7 +39,10 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   switch (positionals.join(' ')) {
     case 'up':
-      await (await import('./up.js')).up(config, log, ac.signal);
+      await (await import('./provider-server.js')).providerServer(config, log, ac.signal, { defaultCluster: true });
+      return 0;
+    case 'standalone':
+      await (await import('./standalone.js')).standalone(config, log, ac.signal);
       return 0;
     case 'server':
       await (await import('./provider-server.js')).providerServer(config, log, ac.signal);

@@ -1,14 +1,15 @@
 import { realpathSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type Cidr, cidrsOverlap, parseCidr } from '../api/ipv4.js';
 import { providerGroup } from '../api/kinds/provider.js';
 import { providerRegistry } from '../api/registry.js';
 import { TenantAuthorizer } from '../apiserver/authz/tenant-authorizer.js';
 import { InformerFactory } from '../client/informer-factory.js';
-import { KubeClient, resourcePath } from '../client/kube-client.js';
+import { KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { GarbageCollector, workloadKinds } from '../controllers/garbage-collector.js';
 import { NamespaceController } from '../controllers/namespace.js';
 import { ServiceProxy } from '../network/service-proxy.js';
@@ -23,19 +24,21 @@ import { HostAgent } from '../sandbox/agent.js';
 import { SandboxClient } from '../sandbox/api/client.js';
 import { startApiServer } from './api-server.js';
 import type { Config } from './config.js';
+import { startRegistry } from './registry.js';
 import { virtualNodeName } from './tenant-control-plane.js';
-import { startRegistry } from './up.js';
+
+export const tenantGroupPrefix = 'kubicle:tenant:';
+export const operatorGroup = 'kubicle:operators';
 
 /**
  * `kubicle server`: the provider (DESIGN §1) on this machine: its API (kubicle.io/v1alpha1 beside
  * the built-in kinds its machinery uses) on its own store and CA, the tenant and cluster
  * controllers, the endpoint gateway, the embedded registry, and this host's agent, registered as
- * a Host. Writes the operator's kubeconfig to <data-dir>/kubeconfig.
+ * a Host. Writes the operator's kubeconfig to <data-dir>/kubeconfig. With `defaultCluster` it is
+ * `kubicle up`: the --tenant's Cluster `default` is made too and its kubeconfig written to
+ * <data-dir>/default.kubeconfig once it runs.
  */
-export const tenantGroupPrefix = 'kubicle:tenant:';
-export const operatorGroup = 'kubicle:operators';
-
-export async function providerServer(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
+export async function providerServer(config: Config, log: Logger, signal: AbortSignal, opts: { defaultCluster?: boolean } = {}): Promise<void> {
   const dataDir = path.resolve(config['data-dir']);
   const pool = endpointPool(config);
   const prices = await priceList(config);
@@ -92,14 +95,59 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
     new TenantController(client, log.with({ component: 'tenant-controller' })).run(signal),
     clusters.run(signal),
   ];
-  process.stdout.write(
-    `Kubicle provider is up: ${server.url}\nkubeconfig (operator): ${kubeconfig}\nhost: ${hostName}; cluster endpoints from ${pool.text}, pod networks from ${podPool.text}; registry ${registry}\n\n` +
-      `  ./kubicle cluster create NAME      # then: ./kubicle cluster kubeconfig NAME > NAME.kubeconfig\n`,
-  );
+  const summary =
+    `provider: ${server.url}\nkubeconfig (operator): ${kubeconfig}\n` +
+    `host: ${hostName}; cluster endpoints from ${pool.text}, pod networks from ${podPool.text}; registry ${registry}\n`;
+  if (!opts.defaultCluster) {
+    process.stdout.write(`Kubicle provider is up\n${summary}\n  ./kubicle cluster create NAME      # then: ./kubicle cluster kubeconfig NAME > NAME.kubeconfig\n`);
+  } else {
+    // `up`: the operator's first cluster, made (or found) and waited for, its kubeconfig beside the provider's.
+    const made = await defaultCluster(client, config.tenant, path.join(dataDir, 'default.kubeconfig'), signal).catch((err: Error) => err);
+    if (made instanceof Error) {
+      log.error('the default cluster did not start', { err: made });
+      process.stdout.write(`Kubicle provider is up, but the default cluster did not start: ${made.message}\n${summary}`);
+    } else {
+      process.stdout.write(
+        `Kubicle is up: cluster ${config.tenant}/default at ${made.endpoint}\n${summary}kubeconfig (cluster): ${made.kubeconfig}\n\n` +
+          `  export KUBECONFIG=${made.kubeconfig}\n  kubectl get namespaces\n\n` +
+          `More clusters: ./kubicle cluster create NAME. Ctrl-C stops the provider; clusters and pods keep running and are adopted by the next start.\n`,
+      );
+    }
+  }
   await serving;
   await Promise.allSettled([...running, ...waits]);
   client.close();
   await backend.close();
+}
+
+/**
+ * The Tenant `tenant` and its Cluster `default`, made unless they exist; resolves once the cluster
+ * runs, with its endpoint and its admin kubeconfig written to `file`.
+ */
+async function defaultCluster(client: KubeClient, tenant: string, file: string, signal: AbortSignal): Promise<{ endpoint: string; kubeconfig: string }> {
+  const v = `${providerGroup}/v1alpha1`;
+  const clusterPath = resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'clusters', namespace: tenant, name: 'default' });
+  const ensure = (p: string, obj: Obj) =>
+    client.create(p, obj).catch((err) => {
+      if (!isCode(err, 'AlreadyExists')) throw err;
+    });
+  await ensure(resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'tenants' }), { apiVersion: v, kind: 'Tenant', metadata: { name: tenant }, spec: {} });
+  await ensure(resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'clusters', namespace: tenant }), { apiVersion: v, kind: 'Cluster', metadata: { name: 'default', namespace: tenant }, spec: {} });
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const c = await client.get(clusterPath);
+    if (c.status?.phase === 'Failed') throw new KubicleError('Unavailable', c.status.message ?? 'failed');
+    if (c.status?.phase === 'Running' && c.status.kubeconfigSecret) {
+      const secret = await client.get(resourcePath({ version: 'v1', plural: 'secrets', namespace: tenant, name: c.status.kubeconfigSecret }));
+      await writeFile(`${file}.tmp`, Buffer.from(secret.data?.value ?? '', 'base64'), { mode: 0o600 });
+      await rename(`${file}.tmp`, file);
+      return { endpoint: c.status.endpoint, kubeconfig: file };
+    }
+    // Stopped by an operator earlier: `up` means it should run.
+    if (c.spec?.stopped) await client.patch(clusterPath, { spec: { stopped: false } });
+    if (Date.now() > deadline) throw new KubicleError('Timeout', `not running within 120 s (phase ${c.status?.phase ?? 'Pending'})`);
+    await delay(200, undefined, { signal });
+  }
 }
 
 /** Each tenant cluster's Services on its own bridge (ADR 0013): the host's service proxy, held to that network. */

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { cm, rawClient } from '../support/http.js';
 import { cleanup, type Kubicle, startKubicle } from '../support/kubicle.js';
 
-/** API semantics over raw HTTP against `kubicle up`: bad input, lists, watches, deletion, subresources. */
+/** API semantics over raw HTTP against `kubicle standalone`: bad input, lists, watches, deletion, subresources. */
 let k: Kubicle;
 let api: Awaited<ReturnType<typeof rawClient>>;
 const CM = '/api/v1/namespaces/default/configmaps';

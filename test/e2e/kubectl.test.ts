@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cleanup, type Kubicle, kubectlFor, kubectlPath, kubectlVersions, startKubicle } from '../support/kubicle.js';
 
-/** Stock kubectl against `kubicle up`: the daily commands, on the oldest and newest supported clients. */
+/** Stock kubectl against `kubicle standalone`: the daily commands, on the oldest and newest supported clients. */
 let k: Kubicle;
 let tmp: string;
 before(async () => {

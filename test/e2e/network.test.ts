@@ -386,9 +386,9 @@ describe('Services and cluster DNS (runc pods)', () => {
   });
 });
 
-describe('kubicle up refuses overlapping ranges', () => {
+describe('kubicle standalone refuses overlapping ranges', () => {
   it('a pod range inside the service range is refused before anything starts', async () => {
-    const r = await execFileP(process.execPath, [path.resolve('bin/kubicle.js'), 'up', '--data-dir', '/tmp/kubicle-e2e-overlap', '--pod-cidr', '10.96.1.0/24', '--service-cidr', '10.96.0.0/12', '--port', '0']).then(
+    const r = await execFileP(process.execPath, [path.resolve('bin/kubicle.js'), 'standalone', '--data-dir', '/tmp/kubicle-e2e-overlap', '--pod-cidr', '10.96.1.0/24', '--service-cidr', '10.96.0.0/12', '--port', '0']).then(
       () => ({ code: 0, stderr: '' }),
       (err: { code: number; stderr: string }) => err,
     );

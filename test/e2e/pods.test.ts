@@ -9,7 +9,7 @@ import { httpGet } from '../support/http.js';
 import { cleanup, eventually, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
 
 /**
- * Pods really run: stock kubectl against `kubicle up` with its local node (host agent, runc under
+ * Pods really run: stock kubectl against `kubicle standalone` with its local node (host agent, runc under
  * conmon, the embedded registry). Its own bridge and pod range keep it apart from other runs.
  */
 const podCidr = '10.246.0.0/24';

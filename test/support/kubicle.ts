@@ -8,7 +8,7 @@ import { type IPty, spawn as spawnPty } from 'node-pty';
 import { freePort } from './etcd.js';
 
 /**
- * Runs the real `kubicle up` as a child process for end-to-end tests, and stock kubectl
+ * Runs the real `kubicle standalone` as a child process for end-to-end tests, and stock kubectl
  * binaries against it (each with a fresh discovery cache directory).
  */
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -31,19 +31,21 @@ export interface Kubicle {
 }
 
 /**
- * `command` 'server' runs the provider (its own registry on a free port) instead of `up`; either
- * way the kubeconfig is the admin's (the operator's, for the provider).
+ * Runs `kubicle standalone` (one cluster on this host, no node unless args ask) by default;
+ * `command` 'server' runs the provider and 'up' the provider with its default cluster, each with
+ * its own registry on a free port. The kubeconfig is the admin's (the operator's, for the provider).
  */
-export async function startKubicle(opts: { store?: string; env?: Record<string, string>; args?: string[]; command?: 'up' | 'server' } = {}): Promise<Kubicle> {
+export async function startKubicle(opts: { store?: string; env?: Record<string, string>; args?: string[]; command?: 'standalone' | 'up' | 'server' } = {}): Promise<Kubicle> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kubicle-e2e-'));
   const port = await freePort();
   let proc: ChildProcess | undefined;
   let out = '';
-  const server = opts.command === 'server';
-  const args = server
-    ? ['server', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn', '--registry-port', String(await freePort()), ...(opts.args ?? [])]
-    : ['up', '--data-dir', dataDir, '--port', String(port), '--store', opts.store ?? 'sqlite', '--log-level', 'warn', '--node', 'none', '--registry-port', '0', ...(opts.args ?? [])];
-  const readyLine = server ? 'Kubicle provider is up' : 'Kubicle is up';
+  const command = opts.command ?? 'standalone';
+  const provider = command !== 'standalone';
+  const args = provider
+    ? [command, '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn', '--registry-port', String(await freePort()), ...(opts.args ?? [])]
+    : ['standalone', '--data-dir', dataDir, '--port', String(port), '--store', opts.store ?? 'sqlite', '--log-level', 'warn', '--node', 'none', '--registry-port', '0', ...(opts.args ?? [])];
+  const readyLine = { standalone: 'Kubicle (standalone) is up', server: 'Kubicle provider is up', up: 'Kubicle is up' }[command];
   const k: Kubicle = {
     dataDir,
     kubeconfig: path.join(dataDir, 'kubeconfig'),
@@ -64,7 +66,8 @@ export async function startKubicle(opts: { store?: string; env?: Record<string, 
       proc.stderr?.on('data', (d) => {
         out += d;
       });
-      const deadline = Date.now() + 30_000;
+      // `up` waits for its default cluster's control plane, which may pull its image first.
+      const deadline = Date.now() + (command === 'up' ? 150_000 : 30_000);
       while (!out.includes(readyLine)) {
         if (proc.exitCode !== null) throw new Error(`kubicle exited ${proc.exitCode}: ${out}`);
         if (Date.now() > deadline) throw new Error(`kubicle did not start: ${out}`);

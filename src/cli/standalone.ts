@@ -8,20 +8,19 @@ import { claimRanges } from '../network/host-claims.js';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { HostAgent } from '../sandbox/agent.js';
-import { buildAndPush } from '../sandbox/images/image-builder.js';
-import { RegistryClient } from '../sandbox/images/registry-client.js';
-import { RegistryServer } from '../sandbox/images/registry-server.js';
-import { busyboxImage } from '../sandbox/images/sample-images.js';
 import { startApiServer } from './api-server.js';
 import { runInWorker } from './component-worker.js';
 import type { Config } from './config.js';
 import type { Component } from './control-plane.js';
+import { startRegistry } from './registry.js';
 
 /**
- * `kubicle up`: the API server on the chosen store, with the controllers this stage has, in the
- * foreground until SIGINT/SIGTERM. Writes <data-dir>/kubeconfig for the admin user.
+ * `kubicle standalone`: one cluster straight on this host, without the provider (soft tenancy,
+ * DESIGN §2's path before the provider): the API server on the chosen store, the controllers and,
+ * with --node local, a real node with node ports, load balancers, ingress and NetworkPolicy. In
+ * the foreground until SIGINT/SIGTERM. Writes <data-dir>/kubeconfig for the admin user.
  */
-export async function up(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
+export async function standalone(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
   const dataDir = path.resolve(config['data-dir']);
   if (config.node === 'local') nodeNetwork(config); // refuse bad ranges before anything starts
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -37,7 +36,7 @@ export async function up(config: Config, log: Logger, signal: AbortSignal): Prom
   if (node) components.push(...node.components);
   const running = components.map((c) => runInWorker(c, client, log, signal));
   process.stdout.write(
-    `Kubicle is up: ${server.url} (store: ${config.store === 'sqlite' ? path.join(dataDir, 'store.db') : config.store.replace(/password=[^&]*/, 'password=***')})\n` +
+    `Kubicle (standalone) is up: ${server.url} (store: ${config.store === 'sqlite' ? path.join(dataDir, 'store.db') : config.store.replace(/password=[^&]*/, 'password=***')})\n` +
       `kubeconfig: ${kubeconfig}\n` +
       (node ? `node: ${node.nodeName} (runc, pods in ${config['pod-cidr']})${node.registry ? `; image registry: ${node.registry} (kubicle/busybox:1 pushed)` : ''}\n` : '') +
       (node ? `load balancers: ${config['load-balancer-pool']}; ingress: http://${node.ingressIP}:${config['ingress-http-port']} https://${node.ingressIP}:${config['ingress-https-port']}\n` : '') +
@@ -132,20 +131,4 @@ function nodeNetwork(config: Config): { pods: { cidr: Cidr; gateway: string }; s
     );
   }
   return { pods: { cidr, gateway: formatIPv4(cidr.base + 1) }, services, clusterDnsIP: formatIPv4(services.base + 10), pool, ingressIP: formatIPv4(pool.base + 1) };
-}
-
-/**
- * The embedded image registry on 127.0.0.1:--registry-port with the busybox sample pushed (what
- * pods and control-plane sandboxes start from); undefined when the port is 0. Its serving
- * promise joins `waits`.
- */
-export async function startRegistry(config: Config, dataDir: string, log: Logger, signal: AbortSignal, waits: Promise<unknown>[]): Promise<string | undefined> {
-  if (Number(config['registry-port']) <= 0) return undefined;
-  const server = new RegistryServer({ dataDir: path.join(dataDir, 'registry'), port: Number(config['registry-port']) }, log.with({ component: 'registry' }));
-  const serving = server.run(signal);
-  await Promise.race([server.ready, serving]);
-  waits.push(serving.catch((err) => log.error('registry stopped', { err })));
-  const img = await busyboxImage();
-  await buildAndPush(new RegistryClient(), `${server.address}/kubicle/busybox:1`, img.entries, img.config);
-  return server.address;
 }
