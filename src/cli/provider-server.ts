@@ -72,6 +72,8 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
   // Control-plane sandboxes see the host's /usr only: the runtime must be there.
   const nodeBinary = realpathSync(process.execPath);
   if (!nodeBinary.startsWith('/usr/')) throw new KubicleError('Invalid', `the provider runs control planes with this Node.js, which must be under /usr, not ${nodeBinary}`);
+  // Loaded only when asked for: the etcd client costs start-up time and memory (see store.ts).
+  const etcd = config['cluster-etcd'] ? new (await import('../storage/etcd/etcd-tenancy.js')).EtcdTenancy(config['cluster-etcd']) : undefined;
   const clusters = new ClusterController(
     client,
     gateway,
@@ -85,6 +87,7 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
       image: { image: `${registry}/kubicle/busybox:1`, installDir, nodeBinary, logLevel: config['log-level'] },
       defaultSleepAfterSeconds: Number(config['cluster-sleep-after']),
       datapath: serviceDatapath(log),
+      stores: etcd,
     },
     log.with({ component: 'cluster-controller' }),
   );
@@ -117,6 +120,7 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
   await serving;
   await Promise.allSettled([...running, ...waits]);
   client.close();
+  etcd?.close();
   await backend.close();
 }
 

@@ -14,10 +14,21 @@ import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import { BlockPool } from './block-pool.js';
-import { apiSocketPath, type ControlPlaneImage, type ControlPlaneLayout, controlPlaneContainer, controlPlaneSandbox, controlPlaneUid, sandboxSocketName } from './control-plane-sandbox.js';
+import {
+  apiSocketPath,
+  type ControlPlaneImage,
+  type ControlPlaneLayout,
+  controlPlaneContainer,
+  controlPlaneEtcdStore,
+  controlPlaneSandbox,
+  controlPlaneUid,
+  sandboxSocketName,
+  storeSocketName,
+} from './control-plane-sandbox.js';
 import type { EndpointGateway } from './endpoint-gateway.js';
 import { KeyPool } from './key-pool.js';
 import { type ClusterScope, cpuLabel, memoryLabel, type SandboxGateway, tenantLabel } from './sandbox-gateway.js';
+import { StoreRelay } from './store-relay.js';
 
 /**
  * The cluster controller (DESIGN §2.3–2.4): makes each Cluster's control plane exist as asked.
@@ -47,6 +58,19 @@ export interface ClusterControllerOptions {
   idleCheckMs?: number;
   /** The host side of each cluster's Services, run while its control plane runs. */
   datapath?: ClusterDatapath;
+  /** The etcd for Clusters of `spec.store: etcd`; without it they fail with a clear message. */
+  stores?: ClusterStores;
+}
+
+/**
+ * The etcd that control planes of `spec.store: etcd` share, each under a prefix of its own behind
+ * its own etcd user and role (storage's EtcdTenancy has this shape). `grant` is idempotent and
+ * makes a new password each time; `revoke` deletes the cluster's keys, user and role, idempotently.
+ */
+export interface ClusterStores {
+  readonly address: { host: string; port: number };
+  grant(id: string): Promise<{ root: string; user: string; password: string }>;
+  revoke(id: string): Promise<void>;
 }
 
 /**
@@ -71,6 +95,8 @@ interface Live {
   chain: Promise<unknown>;
   startedAt: number;
   socketPath: string;
+  /** The generation whose start was refused as Invalid: not tried again until the spec changes. */
+  invalidAt?: number;
   /** The running datapath: stopped with the control plane. */
   datapath?: { stop: AbortController; done: Promise<void> };
 }
@@ -83,6 +109,7 @@ export class ClusterController {
   private readonly endpoints: BlockPool;
   private readonly podRanges: BlockPool;
   private readonly keys = new KeyPool();
+  private readonly relay?: StoreRelay;
 
   constructor(
     private readonly client: KubeClient,
@@ -95,6 +122,7 @@ export class ClusterController {
     // The pool's network address and first host (the provider's own) are never handed out.
     this.endpoints = new BlockPool(opts.endpointPool, 32, 2, 1);
     this.podRanges = new BlockPool(opts.podPool, 24);
+    if (opts.stores) this.relay = new StoreRelay(opts.stores.address, log);
     const enqueue = (c: Obj) => this.queue.add(`${c.metadata.namespace}/${c.metadata.name}`);
     this.clusters.on({ add: enqueue, update: (_, c) => enqueue(c), delete: enqueue });
   }
@@ -111,6 +139,7 @@ export class ClusterController {
     const idle = this.idleLoop(signal);
     await Promise.all([...informers, idle, this.queue.run(4, (key) => this.sync(key), signal, (key, err) => this.log.warn('cluster sync failed', { cluster: key, err }))]);
     await this.gateway.closeAll();
+    await this.relay?.closeAll();
   }
 
   private async sync(key: string): Promise<void> {
@@ -159,7 +188,12 @@ export class ClusterController {
     }
     await this.gateway.open(key, address, this.opts.endpointPort, { resolve: () => this.wake(key) });
     // A failed start is tried again; a cluster that slept stays asleep until a connection comes.
-    if (live.state === 'failed') live.state = 'stopped';
+    if (live.state === 'failed') {
+      // A start refused as Invalid (the provider cannot give what the spec asks) fails the same way
+      // until the spec changes; retrying it at every status update would spin.
+      if (live.invalidAt === c.metadata.generation) return;
+      live.state = 'stopped';
+    }
     if (live.state === 'stopped') await this.wake(key);
     else if (live.state === 'running' && c.status?.phase !== 'Running') await this.publish(c, live);
   }
@@ -180,6 +214,7 @@ export class ClusterController {
         await this.start(c, live);
       } catch (err) {
         live.state = 'failed';
+        live.invalidAt = isCode(err, 'Invalid') ? c.metadata.generation : undefined;
         await this.setStatus(c, { phase: 'Failed', message: (err as Error).message }).catch(() => {});
         throw err;
       }
@@ -201,6 +236,11 @@ export class ClusterController {
     // The cluster's network and its virtual kubelet's Sandbox API come first: an adopted control plane uses them at once.
     const network = await agent.defineNetwork(layout.network.name, { cidr: layout.network.cidr });
     await this.opts.sandboxes.open(this.scope(c), path.join(layout.runDir, sandboxSocketName));
+    // An etcd cluster's relay too: an adopted control plane keeps its connection to its store.
+    if (c.spec.store === 'etcd') {
+      if (!this.opts.stores || !this.relay) throw new KubicleError('Invalid', 'this provider has no etcd for control planes: start it with --cluster-etcd');
+      await this.relay.open(c.metadata.uid, path.join(layout.runDir, storeSocketName));
+    }
     const existing = await agent.getSandbox(layout.sandboxId).catch(() => undefined);
     // A control plane still serving from before the provider restarted is adopted, not restarted.
     if (existing?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && (await canConnect(live.socketPath))) return this.runDatapath(c, live, network.bridge);
@@ -208,6 +248,7 @@ export class ClusterController {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     await chown(dataDir, controlPlaneUid, controlPlaneUid);
     await this.placeKeys(dataDir);
+    const store = await this.storeOf(c, layout);
     // Both reappear when the control plane serves: the kubeconfig is written once it is ready.
     await rm(live.socketPath, { force: true });
     await rm(path.join(dataDir, 'kubeconfig'), { force: true });
@@ -226,7 +267,7 @@ export class ClusterController {
       };
       await agent.createSandbox(controlPlaneSandbox(layout, this.opts.image, c.metadata.name, labels));
     }
-    const status = await agent.startContainer(layout.sandboxId, controlPlaneContainer(layout, this.opts.image));
+    const status = await agent.startContainer(layout.sandboxId, controlPlaneContainer(layout, this.opts.image, store));
     if (status.state === 'exited') throw new KubicleError('Unavailable', `control plane did not start: ${status.message ?? status.reason ?? `exit ${status.exitCode}`}`);
     await this.waitServing(layout.sandboxId, live.socketPath);
     this.runDatapath(c, live, network.bridge);
@@ -254,6 +295,20 @@ export class ClusterController {
     if (!d) return;
     d.stop.abort();
     await d.done;
+  }
+
+  /**
+   * The control plane's --store for `spec.store: etcd` (undefined for SQLite, a file in its data
+   * volume): the cluster's own etcd user, whose new password goes into its data volume only. It
+   * reaches etcd through its relay socket, opened by start.
+   */
+  private async storeOf(c: Obj, layout: ControlPlaneLayout): Promise<string | undefined> {
+    if (c.spec.store !== 'etcd' || !this.opts.stores) return undefined;
+    const grant = await this.opts.stores.grant(c.metadata.uid);
+    const file = path.join(layout.dataDir, 'pki', 'etcd.password');
+    await writeFile(file, grant.password, { mode: 0o600 });
+    await chown(file, controlPlaneUid, controlPlaneUid);
+    return controlPlaneEtcdStore(grant);
   }
 
   /** On a first start, the cluster's keys from the pool; the control plane makes its certificates for them. */
@@ -328,6 +383,7 @@ export class ClusterController {
       await this.opts.sandboxes.close(c.metadata.uid);
       await this.opts.host.agent.removeSandbox(id, 5);
       await this.opts.sandboxes.removeAll(this.scope(c), 5);
+      await this.relay?.close(c.metadata.uid);
     }
     this.log.info(phase === 'Sleeping' ? 'cluster asleep' : 'cluster stopped', { cluster: key });
   }
@@ -344,6 +400,8 @@ export class ClusterController {
         if (!isCode(err, 'NotFound')) throw err;
       });
       await this.opts.sandboxes.removeAll(this.scope(c), 5);
+      await this.relay?.close(c.metadata.uid);
+      if (c.spec.store === 'etcd' && this.opts.stores) await this.opts.stores.revoke(c.metadata.uid);
       if (podRange(c)) await this.opts.host.agent.removeNetwork(layout.network.name);
       await rm(this.dataDir(c), { recursive: true, force: true });
       await rm(layout.runDir, { recursive: true, force: true });

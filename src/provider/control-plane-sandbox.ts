@@ -41,6 +41,18 @@ const dataMount = '/var/lib/kubicle';
 const runMount = '/run/kubicle-provider';
 /** The provider's Sandbox API socket in a cluster's run directory. */
 export const sandboxSocketName = 'sandbox.sock';
+/** The relay to the shared etcd in a cluster's run directory (clusters of `spec.store: etcd`). */
+export const storeSocketName = 'etcd.sock';
+
+/**
+ * The --store of a control plane on the shared etcd: its prefix, its user, the password from its
+ * data volume (written there by the provider) and etcd reached through its relay socket. It
+ * never compacts: the etcd's revision is every cluster's (see the container's flags).
+ */
+export function controlPlaneEtcdStore(grant: { root: string; user: string }): string {
+  const q = new URLSearchParams({ socket: `${runMount}/${storeSocketName}`, user: grant.user, 'password-file': `${dataMount}/pki/etcd.password` });
+  return `etcd://${grant.root.replace(/\/$/, '')}?${q}`;
+}
 /** The unprivileged user control planes run as (nobody). */
 export const controlPlaneUid = 65534;
 
@@ -68,7 +80,8 @@ export function controlPlaneSandbox(l: ControlPlaneLayout, img: ControlPlaneImag
   };
 }
 
-export function controlPlaneContainer(l: ControlPlaneLayout, img: ControlPlaneImage): ContainerSpec {
+/** `store`: the control plane's --store (its SQLite file when absent). */
+export function controlPlaneContainer(l: ControlPlaneLayout, img: ControlPlaneImage, store?: string): ContainerSpec {
   return {
     name: 'control-plane',
     image: img.image,
@@ -96,6 +109,8 @@ export function controlPlaneContainer(l: ControlPlaneLayout, img: ControlPlaneIm
       l.node.memory,
       '--log-level',
       img.logLevel,
+      // A shared etcd is compacted by its operator, never by one of its tenants.
+      ...(store ? ['--store', store, '--compact-interval', '0'] : []),
     ],
     env: [{ name: 'HOME', value: dataMount }],
     resources: { cpuRequestMillis: Math.min(l.resources.cpuMillis, 100), cpuLimitMillis: l.resources.cpuMillis, memoryLimitBytes: l.resources.memoryBytes },

@@ -448,6 +448,11 @@ spec:
     assert.match((await cluster('globex', 'huge')).status.message, /tenant globex's quota of cpu 2 would be exceeded: its control planes would use 65/);
     assert.equal((await runcList()).includes((await cluster('globex', 'huge')).metadata.uid), false);
     await ok(op, ['delete', 'clusters.kubicle.io', 'huge', '-n', 'globex', '--wait=true']);
+    // etcd asked of a provider that has none: a clear failure, nothing started.
+    await ok(op, ['apply', '-f', '-'], 'apiVersion: kubicle.io/v1alpha1\nkind: Cluster\nmetadata: {name: on-etcd, namespace: globex}\nspec: {store: etcd}\n');
+    await waitPhase('globex', 'on-etcd', 'Failed');
+    assert.match((await cluster('globex', 'on-etcd')).status.message, /this provider has no etcd for control planes: start it with --cluster-etcd/);
+    await ok(op, ['delete', 'clusters.kubicle.io', 'on-etcd', '-n', 'globex', '--wait=true']);
     const grow = await op(['patch', 'clusters.kubicle.io', 'g1', '-n', 'globex', '--type', 'merge', '-p', '{"spec":{"controlPlane":{"resources":{"memory":"64Gi"}}}}']);
     assert.notEqual(grow.code, 0);
     assert.match(grow.stderr, /spec\.controlPlane\.resources: Invalid value: .*field is immutable/);

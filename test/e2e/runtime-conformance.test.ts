@@ -75,6 +75,8 @@ describe('the pod features every runtime has', () => {
       });
 
       it('logs: --tail and --timestamps, -f follows, --previous shows the run before a restart', async () => {
+        // Ready comes with the first tick: --tail=2 needs the ticker to have printed more than two.
+        await eventually(async () => (await ok(['logs', '-n', ns, 'ticker'])).split('\n').filter(Boolean).length >= 3, 'the ticker has printed three lines');
         const tail = (await ok(['logs', '-n', ns, 'ticker', '--tail=2', '--timestamps'])).trim().split('\n');
         assert.equal(tail.length, 2);
         for (const line of tail) assert.match(line, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z tick \d+$/, 'the time as upstream prints it (RFC 3339, UTC, nanoseconds)');

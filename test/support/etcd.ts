@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -23,6 +24,30 @@ export async function freePort(): Promise<number> {
     });
     s.on('error', reject);
   });
+}
+
+/**
+ * Turns on etcd's auth with a root user (as an operator does before sharing it); resolves the
+ * root password. Every client must then authenticate.
+ */
+export async function enableAuth(etcd: EtcdProcess): Promise<string> {
+  const { Etcd3, EtcdRoleExistsError } = await import('etcd3');
+  const password = randomBytes(12).toString('hex');
+  const client = new Etcd3({ hosts: [etcd.endpoint] });
+  try {
+    await client
+      .role('root')
+      .create()
+      .catch((err) => {
+        if (!(err instanceof EtcdRoleExistsError)) throw err;
+      });
+    await client.user('root').create(password);
+    await client.user('root').addRole('root');
+    await client.auth.authEnable({});
+  } finally {
+    client.close();
+  }
+  return password;
 }
 
 export async function startEtcd(): Promise<EtcdProcess> {

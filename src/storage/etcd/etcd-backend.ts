@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Etcd3, type IOptions } from 'etcd3';
 import type * as RPC from 'etcd3/lib/rpc.js';
 import { KubicleError } from '../../observe/errors.js';
@@ -31,12 +32,18 @@ export class EtcdBackend implements Backend {
     this.root = opts.root ?? '';
   }
 
-  /** Parses `etcd://host:port[,host:port]/root?user=u&password=p`. */
+  /**
+   * Parses `etcd://host:port[,host:port]/root?user=u&password=p`. `socket=/path` reaches etcd
+   * through a unix socket instead of host:port (a tenant control plane's, relayed by the
+   * provider); `password-file=/path` reads the password from a file, keeping it out of argv.
+   */
   static fromUrl(url: string): EtcdBackend {
     const u = new URL(url);
-    const endpoints = u.host.split(',').map((h) => `http://${h}`);
+    const socket = u.searchParams.get('socket');
+    const endpoints = socket ? [`unix:${socket}`] : u.host.split(',').map((h) => `http://${h}`);
     const user = u.searchParams.get('user') ?? (u.username || undefined);
-    const password = u.searchParams.get('password') ?? (u.password || undefined);
+    const passwordFile = u.searchParams.get('password-file');
+    const password = passwordFile ? readFileSync(passwordFile, 'utf8').trim() : (u.searchParams.get('password') ?? (u.password || undefined));
     return new EtcdBackend({
       endpoints,
       root: u.pathname === '/' ? '' : u.pathname.replace(/\/$/, ''),
@@ -58,7 +65,7 @@ export class EtcdBackend implements Backend {
   }
 
   async currentRevision(): Promise<number> {
-    const res = await this.call(() => this.client.kv.range({ key: this.k('\0'), count_only: true }));
+    const res = await this.call(() => this.client.kv.range({ key: this.k('/'), count_only: true }));
     return Number(res.header.revision);
   }
 
