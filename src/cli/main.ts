@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import path from 'node:path';
 import { versionInfo } from '../apiserver/version.js';
+import { KubicleError } from '../observe/errors.js';
 import { createLogger } from '../observe/log.js';
 import { parseConfig, usage } from './config.js';
 import { openStore } from './store.js';
@@ -118,7 +119,9 @@ async function imageTools() {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    process.stderr.write(`kubicle: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // Our own errors (bad flags, refusals) say what is wrong; a stack is for the unexpected.
+    const own = err instanceof KubicleError;
+    process.stderr.write(`kubicle: ${err instanceof Error ? (own ? err.message : (err.stack ?? err.message)) : String(err)}\n`);
     process.exit(1);
   },
 );

@@ -44,6 +44,8 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
   const prices = await priceList(config);
   const podPool = parseCidr(config['cluster-pod-pool']);
   if (!podPool || podPool.bits > 24) throw new KubicleError('Invalid', `--cluster-pod-pool ${JSON.stringify(config['cluster-pod-pool'])} must be an IPv4 network of at least one /24, such as 10.224.0.0/12`);
+  // Loaded only when asked for: the etcd client costs start-up time and memory (see store.ts).
+  const etcd = config['cluster-etcd'] ? new (await import('../storage/etcd/etcd-tenancy.js')).EtcdTenancy(config['cluster-etcd']) : undefined;
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const waits: Promise<unknown>[] = [];
   const registry = await startRegistry(config, dataDir, log, signal, waits);
@@ -72,8 +74,6 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
   // Control-plane sandboxes see the host's /usr only: the runtime must be there.
   const nodeBinary = realpathSync(process.execPath);
   if (!nodeBinary.startsWith('/usr/')) throw new KubicleError('Invalid', `the provider runs control planes with this Node.js, which must be under /usr, not ${nodeBinary}`);
-  // Loaded only when asked for: the etcd client costs start-up time and memory (see store.ts).
-  const etcd = config['cluster-etcd'] ? new (await import('../storage/etcd/etcd-tenancy.js')).EtcdTenancy(config['cluster-etcd']) : undefined;
   const clusters = new ClusterController(
     client,
     gateway,

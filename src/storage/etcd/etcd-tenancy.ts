@@ -23,10 +23,16 @@ export class EtcdTenancy {
 
   /** `url`: etcd://host:port/base?user=root&password=p — each store's prefix is <base>/<id>/. */
   constructor(url: string) {
-    const u = new URL(url);
+    const shown = JSON.stringify(url.replace(/password=[^&]*/, 'password=***'));
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new KubicleError('Invalid', `etcd URL ${shown} must be etcd://host:port[/base]?user=root&password=…`);
+    }
     const user = u.searchParams.get('user') ?? (u.username || undefined);
     const password = u.searchParams.get('password') ?? (u.password || '');
-    if (u.protocol !== 'etcd:' || !u.hostname || !u.port) throw new KubicleError('Invalid', `etcd URL ${JSON.stringify(url.replace(/password=[^&]*/, 'password=***'))} must be etcd://host:port[/base]?user=root&password=…`);
+    if (u.protocol !== 'etcd:' || !u.hostname || !u.port) throw new KubicleError('Invalid', `etcd URL ${shown} must be etcd://host:port[/base]?user=root&password=…`);
     this.address = { host: u.hostname, port: Number(u.port) };
     this.base = u.pathname === '/' ? '/kubicle/stores' : u.pathname.replace(/\/$/, '');
     this.client = new Etcd3({ hosts: [`http://${u.host}`], dialTimeout: 5000, auth: user ? { username: decodeURIComponent(user), password: decodeURIComponent(password) } : undefined });
