@@ -41,11 +41,15 @@ export class ServiceProxy {
     const table = new TableSync(() => renderServiceRules(this.opts, servicePortRules(services.list(), slices.list(), this.opts.nodeName, this.opts.loadBalancerPool)), this.log);
     const changed = () => void table.schedule();
     for (const inf of [services, slices]) inf.on({ add: changed, update: changed, delete: changed });
+    const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     informers.start(signal);
-    await informers.synced();
-    await table.schedule();
-    this.log.info('service proxy ready', { table: this.opts.table });
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    // Stopped before the first list (a control plane put to sleep as it woke): nothing to program.
+    await Promise.race([informers.synced(), aborted]);
+    if (!signal.aborted) {
+      await table.schedule();
+      this.log.info('service proxy ready', { table: this.opts.table });
+      await aborted;
+    }
     await table.stop();
     await informers.stopped();
     await removeTable(this.opts.table).catch((err) => this.log.warn('service rules not removed', { err }));

@@ -294,7 +294,8 @@ export class ClusterController {
     const d = live.datapath;
     if (!d) return;
     d.stop.abort();
-    await d.done;
+    // The datapath must never hold up a sleep, stop or delete: its table is replaced at the next start anyway.
+    await Promise.race([d.done, delay(10_000)]);
   }
 
   /**
