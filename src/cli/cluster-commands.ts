@@ -26,7 +26,7 @@ export async function clusterCommand(verb: string, name: string | undefined, con
       case 'create':
         await client.create(at(), { apiVersion: `${providerGroup}/v1alpha1`, kind: 'Cluster', metadata: { name, namespace: ns }, spec: {} });
         out(`cluster ${ns}/${name} created\n`);
-        if (config.wait) out(`${await waitRunning(client, at(name))}\n`);
+        if (config.wait) out(`running at ${(await waitRunning(client, at(name))).status.endpoint}\n`);
         return 0;
       case 'delete':
         await client.delete(at(name));
@@ -36,13 +36,11 @@ export async function clusterCommand(verb: string, name: string | undefined, con
       case 'stop':
         await client.patch(at(name), { spec: { stopped: verb === 'stop' } });
         out(`cluster ${ns}/${name} ${verb === 'stop' ? 'stopping' : 'starting'}\n`);
-        if (config.wait && verb === 'start') out(`${await waitRunning(client, at(name))}\n`);
+        if (config.wait && verb === 'start') out(`running at ${(await waitRunning(client, at(name))).status.endpoint}\n`);
         return 0;
-      case 'kubeconfig': {
-        const secret = await client.get(resourcePath({ version: 'v1', plural: 'secrets', namespace: ns, name: `${name}-kubeconfig` }));
-        out(Buffer.from(secret.data?.value ?? '', 'base64').toString());
+      case 'kubeconfig':
+        out(await clusterKubeconfig(client, ns, name));
         return 0;
-      }
       default:
         throw new KubicleError('BadRequest', `unknown cluster command ${JSON.stringify(verb)}: create, list, delete, start, stop or kubeconfig`);
     }
@@ -80,12 +78,18 @@ function table(rows: string[][]): string {
   return rows.map((r) => `${r.map((v, i) => v.padEnd(widths[i])).join('   ').trimEnd()}\n`).join('');
 }
 
-/** Polls the Cluster until Running (its endpoint) or Failed (its message, as an error). */
-async function waitRunning(client: KubeClient, at: string): Promise<string> {
+/** A cluster's admin kubeconfig, from the Secret the provider keeps beside its Cluster. */
+export async function clusterKubeconfig(client: KubeClient, ns: string, name: string): Promise<string> {
+  const secret = await client.get(resourcePath({ version: 'v1', plural: 'secrets', namespace: ns, name: `${name}-kubeconfig` }));
+  return Buffer.from(secret.data?.value ?? '', 'base64').toString();
+}
+
+/** Polls the Cluster at `at` until Running (resolves it) or Failed (its message, as an error). */
+export async function waitRunning(client: KubeClient, at: string): Promise<Obj> {
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
     const c = await client.get(at);
-    if (c.status?.phase === 'Running') return `running at ${c.status.endpoint}`;
+    if (c.status?.phase === 'Running') return c;
     if (c.status?.phase === 'Failed') throw new KubicleError('Unavailable', `cluster failed: ${c.status.message ?? ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -2,7 +2,6 @@ import { realpathSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type Cidr, cidrsOverlap, parseCidr } from '../api/ipv4.js';
 import { providerGroup } from '../api/kinds/provider.js';
@@ -23,6 +22,7 @@ import { TenantController } from '../provider/tenant-controller.js';
 import { HostAgent } from '../sandbox/agent.js';
 import { SandboxClient } from '../sandbox/api/client.js';
 import { startApiServer } from './api-server.js';
+import { clusterKubeconfig, waitRunning } from './cluster-commands.js';
 import type { Config } from './config.js';
 import { startRegistry } from './registry.js';
 import { virtualNodeName } from './tenant-control-plane.js';
@@ -105,7 +105,7 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
     process.stdout.write(`Kubicle provider is up\n${summary}\n  ./kubicle cluster create NAME      # then: ./kubicle cluster kubeconfig NAME > NAME.kubeconfig\n`);
   } else {
     // `up`: the operator's first cluster, made (or found) and waited for, its kubeconfig beside the provider's.
-    const made = await defaultCluster(client, config.tenant, path.join(dataDir, 'default.kubeconfig'), signal).catch((err: Error) => err);
+    const made = await defaultCluster(client, config.tenant, path.join(dataDir, 'default.kubeconfig')).catch((err: Error) => err);
     if (made instanceof Error) {
       log.error('the default cluster did not start', { err: made });
       process.stdout.write(`Kubicle provider is up, but the default cluster did not start: ${made.message}\n${summary}`);
@@ -128,30 +128,17 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
  * The Tenant `tenant` and its Cluster `default`, made unless they exist; resolves once the cluster
  * runs, with its endpoint and its admin kubeconfig written to `file`.
  */
-async function defaultCluster(client: KubeClient, tenant: string, file: string, signal: AbortSignal): Promise<{ endpoint: string; kubeconfig: string }> {
+async function defaultCluster(client: KubeClient, tenant: string, file: string): Promise<{ endpoint: string; kubeconfig: string }> {
   const v = `${providerGroup}/v1alpha1`;
   const clusterPath = resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'clusters', namespace: tenant, name: 'default' });
-  const ensure = (p: string, obj: Obj) =>
-    client.create(p, obj).catch((err) => {
-      if (!isCode(err, 'AlreadyExists')) throw err;
-    });
-  await ensure(resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'tenants' }), { apiVersion: v, kind: 'Tenant', metadata: { name: tenant }, spec: {} });
-  await ensure(resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'clusters', namespace: tenant }), { apiVersion: v, kind: 'Cluster', metadata: { name: 'default', namespace: tenant }, spec: {} });
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const c = await client.get(clusterPath);
-    if (c.status?.phase === 'Failed') throw new KubicleError('Unavailable', c.status.message ?? 'failed');
-    if (c.status?.phase === 'Running' && c.status.kubeconfigSecret) {
-      const secret = await client.get(resourcePath({ version: 'v1', plural: 'secrets', namespace: tenant, name: c.status.kubeconfigSecret }));
-      await writeFile(`${file}.tmp`, Buffer.from(secret.data?.value ?? '', 'base64'), { mode: 0o600 });
-      await rename(`${file}.tmp`, file);
-      return { endpoint: c.status.endpoint, kubeconfig: file };
-    }
-    // Stopped by an operator earlier: `up` means it should run.
-    if (c.spec?.stopped) await client.patch(clusterPath, { spec: { stopped: false } });
-    if (Date.now() > deadline) throw new KubicleError('Timeout', `not running within 120 s (phase ${c.status?.phase ?? 'Pending'})`);
-    await delay(200, undefined, { signal });
-  }
+  await createIfAbsent(client, resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'tenants' }), { apiVersion: v, kind: 'Tenant', metadata: { name: tenant }, spec: {} });
+  await createIfAbsent(client, resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'clusters', namespace: tenant }), { apiVersion: v, kind: 'Cluster', metadata: { name: 'default', namespace: tenant }, spec: {} });
+  // Stopped by an operator earlier: `up` means it should run.
+  if ((await client.get(clusterPath)).spec?.stopped) await client.patch(clusterPath, { spec: { stopped: false } });
+  const c = await waitRunning(client, clusterPath);
+  await writeFile(`${file}.tmp`, await clusterKubeconfig(client, tenant, 'default'), { mode: 0o600 });
+  await rename(`${file}.tmp`, file);
+  return { endpoint: c.status.endpoint, kubeconfig: file };
 }
 
 /** Each tenant cluster's Services on its own bridge (ADR 0013): the host's service proxy, held to that network. */
@@ -177,8 +164,13 @@ async function registerHost(client: KubeClient, name: string): Promise<void> {
       conditions: [{ type: 'Ready', status: 'True', reason: 'AgentReady', lastTransitionTime: new Date().toISOString() }],
     },
   };
+  await createIfAbsent(client, resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'hosts' }), host);
+}
+
+/** Creates the object unless one of its name exists (which is kept as it is). */
+async function createIfAbsent(client: KubeClient, at: string, obj: Obj): Promise<void> {
   try {
-    await client.create(resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'hosts' }), host);
+    await client.create(at, obj);
   } catch (err) {
     if (!isCode(err, 'AlreadyExists')) throw err;
   }

@@ -238,7 +238,7 @@ export class ClusterController {
     await this.opts.sandboxes.open(this.scope(c), path.join(layout.runDir, sandboxSocketName));
     // An etcd cluster's relay too: an adopted control plane keeps its connection to its store.
     if (c.spec.store === 'etcd') {
-      if (!this.opts.stores || !this.relay) throw new KubicleError('Invalid', 'this provider has no etcd for control planes: start it with --cluster-etcd');
+      if (!this.relay) throw new KubicleError('Invalid', 'this provider has no etcd for control planes: start it with --cluster-etcd');
       await this.relay.open(c.metadata.uid, path.join(layout.runDir, storeSocketName));
     }
     const existing = await agent.getSandbox(layout.sandboxId).catch(() => undefined);
