@@ -1,3 +1,4 @@
+import { type FSWatcher, watch } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { LogOptions } from './api/types.js';
@@ -20,11 +21,69 @@ interface Line {
   unterminated?: boolean;
 }
 
+/** One record of the log file: a whole line (F) or a piece of one (P) the writer flushed early. */
+interface LogRecord {
+  time: string;
+  partial: boolean;
+  text: Buffer;
+}
+
+/**
+ * A log file read as it grows, record by record. The file stays open from the first read on:
+ * when a pod is deleted its sandbox, log and all, may be removed the moment the container exits,
+ * and a follower still has the last records to read.
+ */
+class LogFile {
+  private fh: FileHandle | undefined;
+  private rest: Buffer = Buffer.alloc(0);
+
+  constructor(
+    private readonly file: string,
+    private pos = 0,
+  ) {}
+
+  /** Starts at the file's end as it is now (or at 0 for a file not yet written). */
+  async skipToEnd(): Promise<void> {
+    this.fh ??= await open(this.file, 'r').catch(() => undefined);
+    if (this.fh) this.pos = (await this.fh.stat()).size;
+  }
+
+  /** The records written since the last call; a record cut off by the read waits for its end. */
+  async read(): Promise<LogRecord[]> {
+    this.fh ??= await open(this.file, 'r').catch(() => undefined);
+    if (!this.fh) return [];
+    const { size } = await this.fh.stat();
+    if (size < this.pos) this.pos = 0; // truncated by conmon at its size limit: start over
+    if (size === this.pos) return [];
+    const buf = Buffer.alloc(size - this.pos);
+    const { bytesRead } = await this.fh.read(buf, 0, buf.length, this.pos);
+    this.pos += bytesRead;
+    const data = this.rest.length ? Buffer.concat([this.rest, buf.subarray(0, bytesRead)]) : buf.subarray(0, bytesRead);
+    const out: LogRecord[] = [];
+    let at = 0;
+    for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, at)) {
+      const raw = data.subarray(at, nl);
+      at = nl + 1;
+      const a = raw.indexOf(0x20);
+      const b = raw.indexOf(0x20, a + 1);
+      const c = raw.indexOf(0x20, b + 1);
+      if (a < 0 || b < 0) continue;
+      out.push({ time: raw.subarray(0, a).toString(), partial: raw.subarray(b + 1, c < 0 ? undefined : c).toString() === 'P', text: c < 0 ? Buffer.alloc(0) : Buffer.from(raw.subarray(c + 1)) });
+    }
+    this.rest = Buffer.from(data.subarray(at));
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.fh?.close();
+    this.fh = undefined;
+  }
+}
+
 async function* lines(file: string, opts: LogOptions, finished: () => Promise<boolean>, signal: AbortSignal): AsyncGenerator<string> {
   const since = opts.sinceTime ? Date.parse(opts.sinceTime) : undefined;
   let budget = opts.limitBytes ?? Number.POSITIVE_INFINITY;
-  let pos = 0;
-  let rest: Buffer = Buffer.alloc(0);
+  const log = new LogFile(file);
   // Lines are joined as bytes and decoded whole: a character split between writes stays whole.
   let partial: Buffer[] = [];
   let partialTime = '';
@@ -35,44 +94,19 @@ async function* lines(file: string, opts: LogOptions, finished: () => Promise<bo
     partial = [];
     return text && (since === undefined || Date.parse(partialTime) >= since) ? [{ time: partialTime, text, unterminated: true }] : [];
   };
-  const parse = (chunk: Buffer): Line[] => {
+  const next = async (): Promise<Line[]> => {
     const out: Line[] = [];
-    const data = rest.length ? Buffer.concat([rest, chunk]) : chunk;
-    let at = 0;
-    for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, at)) {
-      const raw = data.subarray(at, nl);
-      at = nl + 1;
-      const a = raw.indexOf(0x20);
-      const b = raw.indexOf(0x20, a + 1);
-      const c = raw.indexOf(0x20, b + 1);
-      if (a < 0 || b < 0) continue;
-      const tag = raw.subarray(b + 1, c < 0 ? undefined : c).toString();
-      partial.push(c < 0 ? Buffer.alloc(0) : raw.subarray(c + 1));
-      if (tag === 'P') {
-        partialTime = raw.subarray(0, a).toString();
+    for (const r of await log.read()) {
+      partial.push(r.text);
+      if (r.partial) {
+        partialTime = r.time;
         continue;
       }
       // A terminal ends its lines with CR LF; kubectl shows them without the CR.
-      out.push({ time: raw.subarray(0, a).toString(), text: Buffer.concat(partial).toString().replace(/\r$/, '') });
+      out.push({ time: r.time, text: Buffer.concat(partial).toString().replace(/\r$/, '') });
       partial = [];
     }
-    rest = Buffer.from(data.subarray(at));
     return out.filter((l) => since === undefined || Date.parse(l.time) >= since);
-  };
-  // The file stays open from the first read on: when a pod is deleted its sandbox, log and all,
-  // may be removed the moment the container exits, and a follower still has the last lines to read.
-  let fh: FileHandle | undefined;
-  const read = async (): Promise<Buffer> => {
-    const none = Buffer.alloc(0);
-    fh ??= await open(file, 'r').catch(() => undefined);
-    if (!fh) return none;
-    const { size } = await fh.stat();
-    if (size < pos) pos = 0; // truncated by conmon at its size limit: start over
-    if (size === pos) return none;
-    const buf = Buffer.alloc(size - pos);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-    pos += bytesRead;
-    return buf.subarray(0, bytesRead);
   };
   const emit = function* (ls: Line[]): Generator<string> {
     for (const l of ls) {
@@ -89,7 +123,7 @@ async function* lines(file: string, opts: LogOptions, finished: () => Promise<bo
     }
   };
   try {
-    let first = parse(await read());
+    let first = await next();
     if (!opts.follow) first.push(...unfinished());
     if (opts.tailLines !== undefined) first = opts.tailLines <= 0 ? [] : first.slice(-opts.tailLines);
     yield* emit(first);
@@ -97,18 +131,64 @@ async function* lines(file: string, opts: LogOptions, finished: () => Promise<bo
     while (!signal.aborted && budget > 0) {
       // A run whose records are already gone is over too.
       const over = await finished().catch(() => true);
-      const more = parse(await read());
+      const more = await next();
       yield* emit(more);
       if (over && !more.length) {
         yield* emit(unfinished());
         return;
       }
-      if (!more.length) await new Promise((r) => setTimeout(r, 100));
+      if (!more.length) await pause();
     }
   } finally {
-    await fh?.close();
+    await log.close();
   }
 }
+
+/**
+ * What a container writes from this moment on, byte for byte as it comes — partial lines (a
+ * shell's prompt) at once, a terminal's CR LF kept — which is what an attached client shows.
+ * "From this moment" is the log's end when called, a position: a time filter would drop output
+ * whenever the clock steps back. Ends like a followed readLog: when `finished()` and all is read,
+ * or on `signal`.
+ */
+export async function tailLog(file: string, finished: () => Promise<boolean>, signal: AbortSignal): Promise<Readable> {
+  const log = new LogFile(file);
+  await log.skipToEnd();
+  // A keystroke's echo should not wait for a poll: the file's change events wake the reader,
+  // and the poll remains for a file that cannot be watched.
+  let wake: (() => void) | undefined;
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(file, { persistent: false }, () => wake?.());
+    watcher.on('error', () => {});
+  } catch {}
+  const changed = () =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 100);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  async function* records(): AsyncGenerator<Buffer> {
+    try {
+      while (!signal.aborted) {
+        const over = await finished().catch(() => true);
+        const more = await log.read();
+        for (const r of more) yield r.partial ? r.text : Buffer.concat([r.text, newline]);
+        if (over && !more.length) return;
+        if (!more.length) await changed();
+      }
+    } finally {
+      watcher?.close();
+      await log.close();
+    }
+  }
+  return Readable.from(records(), { objectMode: false });
+}
+
+const newline = Buffer.from('\n');
+const pause = () => new Promise((r) => setTimeout(r, 100));
 
 /**
  * A log time as the kubelet prints it with --timestamps (Go's time.RFC3339Nano): UTC with a Z,

@@ -105,6 +105,8 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
         return /31 101/.test(screen());
       }, `the terminal has the client's size (screen: ${JSON.stringify(screen())})`, 20_000);
       assert.match(screen(), /\/dev\/pts\/\d+/);
+      // The prompt ends no line, and shows all the same: attached output is passed as it comes.
+      await eventually(async () => /31 101\r\n\/ # /.test(screen()), `the shell's prompt shows (screen: ${JSON.stringify(screen())})`);
       term.write('exit 5\r');
       assert.equal(await exited, 5);
       await eventually(async () => (await kubectl[v](['get', 'pod', '-n', ns, name])).code !== 0, 'the pod is removed');

@@ -12,7 +12,7 @@ import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, LogOptions, Sa
 import type { Cgroups } from '../../cgroups.js';
 import { etcFiles } from '../../etc-files.js';
 import type { Image } from '../../images/image-store.js';
-import { readLog } from '../../log-reader.js';
+import { readLog, tailLog } from '../../log-reader.js';
 import { LogWriter } from '../../log-writer.js';
 import { PodNetwork } from '../../net/pod-network.js';
 import type { PodNetworks } from '../../net/pod-networks.js';
@@ -562,7 +562,7 @@ export class MicrovmRuntime implements SandboxRuntime {
     if (stdin && !p.proc.stdin) throw new KubicleError('BadRequest', `container ${name} was not started with stdin`);
     const ac = new AbortController();
     const attempt = (await this.store.attempts(sandboxId, name)).at(-1) ?? 0;
-    const out = await readLog(path.join(this.store.runDir(sandboxId, name, attempt), 'log'), { follow: true, sinceTime: new Date().toISOString() }, async () => !this.procs.has(`${sandboxId}/${name}`), ac.signal);
+    const out = await tailLog(path.join(this.store.runDir(sandboxId, name, attempt), 'log'), async () => !this.procs.has(`${sandboxId}/${name}`), ac.signal);
     return {
       stdin: stdin ? new Writable({ write: (chunk, _e, cb) => (p.proc.stdin?.write(chunk) ? cb() : p.proc.stdin?.once('drain', () => cb())) }) : undefined,
       stdout: out,

@@ -12,7 +12,7 @@ import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, LogOptions, Sa
 import type { Cgroups } from '../../cgroups.js';
 import { etcFiles } from '../../etc-files.js';
 import type { Image } from '../../images/image-store.js';
-import { readLog } from '../../log-reader.js';
+import { readLog, tailLog } from '../../log-reader.js';
 import { PodNetwork } from '../../net/pod-network.js';
 import type { PodNetworks } from '../../net/pod-networks.js';
 import type { SandboxRuntime, StreamedProcess } from '../../runtime.js';
@@ -391,10 +391,15 @@ export class RuncRuntime implements SandboxRuntime {
     const attempt = opts.previous ? attempts.at(-2) : attempts.at(-1);
     if (attempt === undefined) throw new KubicleError('BadRequest', `previous terminated container "${name}" not found`);
     const runDir = this.store.runDir(sandboxId, name, attempt);
-    // conmon records the exit as soon as the process is reaped and drains its output after: the
-    // log is complete only once conmon itself is gone.
-    const done = async () => (await this.runStatus(sandboxId, name, attempt)).state === 'exited' && !(await this.monitorAlive(runDir));
-    return readLog(path.join(runDir, 'log'), { ...opts, follow: !!opts.follow && !opts.previous }, done, signal);
+    return readLog(path.join(runDir, 'log'), { ...opts, follow: !!opts.follow && !opts.previous }, () => this.logComplete(sandboxId, name, attempt), signal);
+  }
+
+  /**
+   * Whether a run's log has all it will ever have. conmon records the exit as soon as the process
+   * is reaped and drains its output after: the log is complete only once conmon itself is gone.
+   */
+  private async logComplete(sandboxId: string, name: string, attempt: number): Promise<boolean> {
+    return (await this.runStatus(sandboxId, name, attempt)).state === 'exited' && !(await this.monitorAlive(this.store.runDir(sandboxId, name, attempt)));
   }
 
   /** The runc id of a container's current run, which must be running. */
@@ -439,7 +444,7 @@ export class RuncRuntime implements SandboxRuntime {
     const rec = JSON.parse(await readFile(path.join(runDir, 'run.json'), 'utf8')) as RunRecord;
     if (stdin && !rec.stdin) throw new KubicleError('BadRequest', `container ${name} was not started with stdin open (stdin: true); its input cannot be attached`);
     const abort = new AbortController();
-    const output = await this.logs(sandboxId, name, { follow: true, sinceTime: new Date().toISOString() }, abort.signal);
+    const output = await tailLog(path.join(runDir, 'log'), () => this.logComplete(sandboxId, name, attempt), abort.signal);
     return attachToConmon({
       runDir,
       output,
