@@ -4,6 +4,7 @@ import { batchKinds } from './kinds/batch.js';
 import { clusterKinds } from './kinds/cluster.js';
 import { coreKinds } from './kinds/core.js';
 import { providerKinds } from './kinds/provider.js';
+import { rbacKinds } from './kinds/rbac.js';
 import { groupVersion, type ResourceType } from './resource-type.js';
 
 /**
@@ -67,7 +68,7 @@ export function versionPriority(v: string): number {
 }
 
 export function builtinRegistry(): Registry {
-  return new Registry([...coreKinds, ...appsKinds, ...batchKinds, ...clusterKinds]);
+  return new Registry([...coreKinds, ...appsKinds, ...batchKinds, ...clusterKinds, ...rbacKinds]);
 }
 
 /** The provider's API (`kubicle server`): the built-in kinds its machinery relies on, and kubicle.io. */

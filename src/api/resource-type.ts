@@ -64,6 +64,11 @@ export interface ResourceType {
   systemFinalizers?(obj: KubeObject): string[];
   /** Marks an object whose deletion must wait (Namespaces turn Terminating). */
   markDeleting?(obj: KubeObject): void;
+  /**
+   * The verbs served, when not all of them: the review kinds answer a create and keep nothing,
+   * so `create` is all they have.
+   */
+  verbs?: string[];
   /** Field-selector fields beyond metadata.name and metadata.namespace. */
   fields?: Record<string, (obj: KubeObject) => string>;
   columns: Column[];

@@ -4,23 +4,33 @@ import { KubicleError } from '../observe/errors.js';
 import { userFromSubject } from './pki.js';
 
 /**
- * Authentication: a client certificate signed by the cluster CA (user = CN, groups = O), or a
- * bearer token from the static token table. Anything else is 401 Unauthorized; there is no
- * anonymous access.
+ * Authentication: a client certificate signed by the cluster CA (user = CN, groups = O), a
+ * bearer token from the static token table, or a service account token this server signed.
+ * Anything else is 401 Unauthorized; there is no anonymous access.
  */
 export interface UserInfo {
   name: string;
   uid?: string;
   groups: string[];
+  extra?: Record<string, string[]>;
 }
+
+/** Knows some bearer tokens: the user, undefined for a token it does not know, or throws Unauthorized. */
+export type TokenAuthenticator = (token: string) => Promise<UserInfo | undefined>;
 
 export class Authenticator {
   private readonly tokens = new Map<string, UserInfo>();
   /** The certificate user of each TLS connection, read once per connection rather than per request. */
   private readonly certUsers = new WeakMap<TLSSocket, UserInfo | null>();
+  private readonly others: TokenAuthenticator[] = [];
 
   addToken(token: string, user: UserInfo): void {
     this.tokens.set(token, user);
+  }
+
+  /** Another source of bearer tokens, asked after the static table. */
+  addTokenAuthenticator(a: TokenAuthenticator): void {
+    this.others.push(a);
   }
 
   /** Parses a static token file: one `token,user,uid,"group1,group2"` per line (upstream's format). */
@@ -34,11 +44,22 @@ export class Authenticator {
     }
   }
 
-  authenticate(req: IncomingMessage): UserInfo {
+  /** The user a bearer token stands for, or undefined if no source knows it. */
+  async authenticateToken(token: string): Promise<UserInfo | undefined> {
+    const user = this.tokens.get(token);
+    if (user) return { ...user, groups: [...new Set([...user.groups, 'system:authenticated'])] };
+    for (const a of this.others) {
+      const u = await a(token);
+      if (u) return u;
+    }
+    return undefined;
+  }
+
+  async authenticate(req: IncomingMessage): Promise<UserInfo> {
     const auth = req.headers.authorization;
     if (auth?.startsWith('Bearer ')) {
-      const user = this.tokens.get(auth.slice(7).trim());
-      if (user) return { ...user, groups: [...new Set([...user.groups, 'system:authenticated'])] };
+      const user = await this.authenticateToken(auth.slice(7).trim());
+      if (user) return user;
       throw new KubicleError('Unauthorized', 'Unauthorized');
     }
     const socket = req.socket as TLSSocket;

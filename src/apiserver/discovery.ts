@@ -12,6 +12,7 @@ function subresources(rt: ResourceType): { name: string; kind: string; group: st
   if (rt.status) out.push({ name: 'status', kind: rt.kind, group: rt.group, version: rt.version, verbs: ['get', 'patch', 'update'] });
   if (rt.scale) out.push({ name: 'scale', kind: 'Scale', group: 'autoscaling', version: 'v1', verbs: ['get', 'patch', 'update'] });
   if (rt.plural === 'namespaces' && rt.group === '') out.push({ name: 'finalize', kind: 'Namespace', group: '', version: 'v1', verbs: ['update'] });
+  if (rt.plural === 'serviceaccounts' && rt.group === '') out.push({ name: 'token', kind: 'TokenRequest', group: 'authentication.k8s.io', version: 'v1', verbs: ['create'] });
   if (rt.plural === 'pods' && rt.group === '') {
     out.push({ name: 'attach', kind: 'PodAttachOptions', group: '', version: 'v1', verbs: ['create', 'get'] });
     out.push({ name: 'binding', kind: 'Binding', group: '', version: 'v1', verbs: ['create'] });
@@ -29,7 +30,7 @@ function aggregatedResource(rt: ResourceType) {
     responseKind: { group: rt.group, version: rt.version, kind: rt.kind },
     scope: rt.namespaced ? 'Namespaced' : 'Cluster',
     singularResource: rt.singular,
-    verbs: allVerbs,
+    verbs: rt.verbs ?? allVerbs,
     ...(rt.shortNames?.length ? { shortNames: rt.shortNames } : {}),
     ...(rt.categories?.length ? { categories: rt.categories } : {}),
     subresources: subresources(rt).map((s) => ({ subresource: s.name, responseKind: { group: s.group, version: s.version, kind: s.kind }, verbs: s.verbs })),
@@ -85,7 +86,7 @@ export function apiResourceList(registry: Registry, group: string, version: stri
       singularName: rt.singular,
       namespaced: rt.namespaced,
       kind: rt.kind,
-      verbs: allVerbs,
+      verbs: rt.verbs ?? allVerbs,
       ...(rt.shortNames?.length ? { shortNames: rt.shortNames } : {}),
       ...(rt.categories?.length ? { categories: rt.categories } : {}),
       storageVersionHash: Buffer.from(rt.storage).toString('base64').slice(0, 11),

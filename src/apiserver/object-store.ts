@@ -7,6 +7,7 @@ import { type FieldRequirement, type LabelSelector, matchesFields, matchesLabels
 import { isoAfter, now } from '../api/time.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Backend } from '../storage/backend.js';
+import type { UserInfo } from './authn.js';
 import { decode, encode, keyFor, prefixFor, present, toStorage } from './object-codec.js';
 
 /**
@@ -32,6 +33,8 @@ export interface Admission {
 
 export interface WriteOptions {
   dryRun?: boolean;
+  /** Who asks, for admission that depends on it (RBAC's escalation check); absent for the server's own writes. */
+  user?: UserInfo;
 }
 
 export interface DeleteOptions extends WriteOptions {

@@ -19,6 +19,8 @@ export interface Pki {
   ca: KeyPair;
   serving: KeyPair;
   admin: KeyPair;
+  /** Signs service account tokens (PEM, RSA): the cluster's own, like its CA. */
+  serviceAccountKey: string;
 }
 
 /** A new RSA key, or the one given (PEM): a key placed ahead of time by whoever prepares the directory. */
@@ -125,5 +127,7 @@ export async function ensurePki(dir: string, hosts: string[]): Promise<Pki> {
     await writeFile(hostsFile, want);
   }
   const admin = await loadOr(dir, 'admin', (key) => issueClient(ca, 'kubicle-admin', ['system:masters'], key));
-  return { ca, serving, admin };
+  const saKey = path.join(dir, 'sa.key');
+  if (!existsSync(saKey)) await writeFile(saKey, newKey().pem, { mode: 0o600 });
+  return { ca, serving, admin, serviceAccountKey: await readFile(saKey, 'utf8') };
 }

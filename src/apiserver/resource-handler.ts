@@ -7,11 +7,12 @@ import type { Registry } from '../api/registry.js';
 import { groupVersion, type ResourceType } from '../api/resource-type.js';
 import { parseFieldSelector, parseLabelSelector } from '../api/selectors.js';
 import { KubicleError } from '../observe/errors.js';
+import type { UserInfo } from './authn.js';
 import { decodeDocument, decodeObject, duplicateJsonKeys, mediaType, readBody } from './body.js';
 import type { Evictor } from './eviction.js';
 import type { FieldChecker } from './field-validation.js';
 import { negotiate, type Rendering } from './negotiate.js';
-import { checkFieldSelector, type DeleteOptions, type ObjectStore, type Selection } from './object-store.js';
+import { checkFieldSelector, type DeleteOptions, type ObjectStore, type Selection, type WriteOptions } from './object-store.js';
 import type { PodLogs } from './pod-logs.js';
 import { protobufMediaType } from './protobuf/decode.js';
 import type { ResourceRequest } from './request-info.js';
@@ -28,6 +29,12 @@ import { serveWatch } from './watch-handler.js';
  */
 type Validation = 'Strict' | 'Warn' | 'Ignore';
 
+/** Creates answered by the server rather than stored: the review kinds and serviceaccounts/token. */
+export interface AnsweredCreates {
+  review(rt: ResourceType, ns: string | undefined, body: KubeObject, user: UserInfo): Promise<KubeObject>;
+  requestToken(ns: string, serviceAccount: string, body: KubeObject): Promise<KubeObject>;
+}
+
 export class ResourceHandler {
   constructor(
     private readonly registry: Registry,
@@ -36,9 +43,10 @@ export class ResourceHandler {
     private readonly fields: FieldChecker,
     private readonly evictor: Evictor,
     private readonly podLogs: PodLogs,
+    private readonly answered: AnsweredCreates,
   ) {}
 
-  async handle(req: IncomingMessage, res: ServerResponse, r: ResourceRequest, q: URLSearchParams): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, r: ResourceRequest, q: URLSearchParams, user: UserInfo): Promise<void> {
     const rt = this.registry.lookup(r.group, r.version, r.resource);
     if (!rt || (r.namespace !== undefined && !rt.namespaced)) throw new KubicleError('NotFound', 'the server could not find the requested resource');
     const sub = r.subresource;
@@ -50,13 +58,24 @@ export class ResourceHandler {
       !(sub === 'finalize' && rt.plural === 'namespaces' && rt.group === '') &&
       !(sub === 'binding' && isPods) &&
       !(sub === 'eviction' && isPods) &&
-      !(sub === 'log' && isPods)
+      !(sub === 'log' && isPods) &&
+      !(sub === 'token' && rt.plural === 'serviceaccounts' && rt.group === '')
     ) {
       if (isPods && r.name && (sub === 'exec' || sub === 'attach' || sub === 'portforward')) throw new KubicleError('BadRequest', 'Upgrade request required');
       throw new KubicleError('NotFound', 'the server could not find the requested resource');
     }
     const ns = rt.namespaced ? r.namespace : undefined;
     const m = req.method ?? 'GET';
+    if (rt.verbs) {
+      if (m !== 'POST' || r.name || !rt.verbs.includes('create')) throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
+      const body = decodeObject(await readBody(req), mediaType(req)) as KubeObject;
+      return sendJson(res, 201, await this.answered.review(rt, ns, body, user));
+    }
+    if (sub === 'token') {
+      if (m !== 'POST' || !r.name || !ns) throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
+      const body = decodeObject(await readBody(req), mediaType(req)) as KubeObject;
+      return sendJson(res, 201, await this.answered.requestToken(ns, r.name, body));
+    }
     if (rt.namespaced && r.name && !ns) throw new KubicleError('NotFound', 'the server could not find the requested resource');
     if (m === 'GET') {
       const rendering = negotiate(req);
@@ -67,23 +86,23 @@ export class ResourceHandler {
       if (sub === 'scale') return sendJson(res, 200, toScale(rt, obj));
       return this.render(res, 200, rt, obj, rendering, q);
     }
-    const dryRun = parseDryRun(q);
+    const w: WriteOptions = { dryRun: parseDryRun(q), user };
     if (m === 'POST') {
-      if (r.name && sub === 'binding') return this.bind(req, res, rt, ns!, r.name, dryRun);
+      if (r.name && sub === 'binding') return this.bind(req, res, rt, ns!, r.name, w);
       if (r.name && sub === 'eviction') {
         await this.evictor.evict(rt, ns!, r.name, decodeObject(await readBody(req), mediaType(req)) as KubeObject);
         return sendJson(res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
       }
       if (r.name) throw new KubicleError('MethodNotAllowed', `the server does not allow this method on the requested resource`);
       const { obj, warnings } = await this.decodeFor(req, rt, q, true);
-      const created = await this.store.create(rt, ns, obj, { dryRun });
+      const created = await this.store.create(rt, ns, obj, w);
       return sendJson(res, 201, created, 'application/json', warnings);
     }
     if (m === 'PUT') {
       if (!r.name) throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
       if (sub === 'scale') {
         const scale = decodeObject(await readBody(req), mediaType(req)) as KubeObject;
-        const out = await this.store.update(rt, ns, r.name, (cur) => applyScale(rt, cur, scale), { dryRun });
+        const out = await this.store.update(rt, ns, r.name, (cur) => applyScale(rt, cur, scale), w);
         return sendJson(res, 200, toScale(rt, out));
       }
       const { obj, warnings } = await this.decodeFor(req, rt, q, true);
@@ -95,15 +114,15 @@ export class ResourceHandler {
               return cur;
             }
           : () => obj;
-      const out = await this.store.update(rt, ns, r.name, mutate, { dryRun, subresource: sub === 'status' ? 'status' : undefined });
+      const out = await this.store.update(rt, ns, r.name, mutate, { ...w, subresource: sub === 'status' ? 'status' : undefined });
       return sendJson(res, 200, out, 'application/json', warnings);
     }
     if (m === 'PATCH') {
       if (!r.name) throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
-      return this.patch(req, res, rt, ns, r.name, sub, q, dryRun);
+      return this.patch(req, res, rt, ns, r.name, sub, q, w);
     }
     if (m === 'DELETE') {
-      const opts = await this.deleteOptions(req, q, dryRun);
+      const opts = await this.deleteOptions(req, q, w.dryRun ?? false);
       if (!r.name) {
         const sel = selection(rt, q);
         const items = await this.store.deleteCollection(rt, ns, sel, opts);
@@ -119,7 +138,7 @@ export class ResourceHandler {
    * pods/binding: assigns an unassigned pod to a node (what a scheduler does). A pod already
    * assigned gets 409 like upstream.
    */
-  private async bind(req: IncomingMessage, res: ServerResponse, rt: ResourceType, ns: string, name: string, dryRun: boolean): Promise<void> {
+  private async bind(req: IncomingMessage, res: ServerResponse, rt: ResourceType, ns: string, name: string, w: WriteOptions): Promise<void> {
     const binding = decodeObject(await readBody(req), mediaType(req)) as KubeObject;
     if (binding.kind !== 'Binding') throw new KubicleError('BadRequest', `the object provided is unrecognized (must be of type Binding): ${String(binding.kind)}`);
     const node = binding.target?.name;
@@ -137,7 +156,7 @@ export class ResourceHandler {
         pod.spec.nodeName = node;
         return pod;
       },
-      { dryRun, allowSpecChange: true },
+      { ...w, allowSpecChange: true },
     );
     sendJson(res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
   }
@@ -191,7 +210,7 @@ export class ResourceHandler {
     });
   }
 
-  private async patch(req: IncomingMessage, res: ServerResponse, rt: ResourceType, ns: string | undefined, name: string, sub: string | undefined, q: URLSearchParams, dryRun: boolean) {
+  private async patch(req: IncomingMessage, res: ServerResponse, rt: ResourceType, ns: string | undefined, name: string, sub: string | undefined, q: URLSearchParams, w: WriteOptions) {
     const type = mediaType(req);
     const raw = await readBody(req);
     let apply: (target: unknown) => unknown;
@@ -215,7 +234,7 @@ export class ResourceHandler {
     const validation = fieldValidation(q);
     let warnings: string[] = [];
     if (sub === 'scale') {
-      const out = await this.store.update(rt, ns, name, (cur) => applyScale(rt, cur, apply(toScale(rt, cur)) as KubeObject), { dryRun });
+      const out = await this.store.update(rt, ns, name, (cur) => applyScale(rt, cur, apply(toScale(rt, cur)) as KubeObject), w);
       return sendJson(res, 200, toScale(rt, out));
     }
     const out = await this.store.update(
@@ -228,7 +247,7 @@ export class ResourceHandler {
         warnings = this.checkFields(rt, next as KubeObject, validation);
         return next as KubeObject;
       },
-      { dryRun, subresource: sub === 'status' ? 'status' : undefined },
+      { ...w, subresource: sub === 'status' ? 'status' : undefined },
     );
     sendJson(res, 200, out, 'application/json', warnings);
   }

@@ -15,11 +15,16 @@ import { DefaultStorageClass } from './admission/default-storage-class.js';
 import { DefaultTolerationSeconds } from './admission/default-toleration-seconds.js';
 import { NamespaceLifecycle } from './admission/namespace-lifecycle.js';
 import { Priority } from './admission/priority.js';
+import { RbacEscalation } from './admission/rbac-escalation.js';
 import { ResourceQuotaAdmission } from './admission/resource-quota.js';
 import { RuntimeClassAdmission } from './admission/runtime-class.js';
 import { ServiceAllocation, type ServiceRanges, serviceRanges } from './admission/service-allocation.js';
 import { Authenticator, type UserInfo } from './authn.js';
 import { type Authorizer, attributesOf, forbiddenMessage } from './authz/authorizer.js';
+import { impersonate } from './authz/impersonation.js';
+import { RbacAuthorizer } from './authz/rbac-authorizer.js';
+import { bootstrapRbac } from './authz/rbac-defaults.js';
+import { Reviews } from './authz/reviews.js';
 import { bootstrap } from './bootstrap.js';
 import { runCompactor } from './compactor.js';
 import { aggregated, aggregatedContentType, apiGroup, apiGroupList, apiResourceList, apiVersions } from './discovery.js';
@@ -35,6 +40,7 @@ import { PodStreams } from './pod-streams.js';
 import { parseResourcePath } from './request-info.js';
 import { ResourceHandler } from './resource-handler.js';
 import { sendError, sendJson } from './respond.js';
+import { ServiceAccountTokens } from './service-account-tokens.js';
 import { kubeVersion, versionInfo } from './version.js';
 import { WatchCache } from './watch-cache.js';
 
@@ -70,8 +76,12 @@ export interface ApiServerOptions {
    * plane's address on its cluster network). The `kubernetes` Service's endpoints then name it.
    */
   inCluster?: { host: string; port: number };
-  /** Decides each authenticated request; absent, every authenticated user may do everything. */
-  authorizer?: Authorizer;
+  /**
+   * Decides each authenticated request: an authorizer, or 'rbac' for RBAC over this server's own
+   * roles and bindings (with upstream's default roles, and escalation prevention). Absent, every
+   * authenticated user may do everything.
+   */
+  authorizer?: Authorizer | 'rbac';
 }
 
 export class ApiServer {
@@ -93,6 +103,10 @@ export class ApiServer {
   private readonly handler: ResourceHandler;
   private readonly podStreams: PodStreams;
   private readonly metricsApi: MetricsApi;
+  private readonly authorizer?: Authorizer;
+  private readonly rbac?: RbacAuthorizer;
+  private readonly reviews: Reviews;
+  private tokens?: ServiceAccountTokens;
   private readonly requests = this.metrics.counter('apiserver_request_total', 'Requests by verb, resource and HTTP code.');
   private readonly streamRequests = this.metrics.counter('apiserver_stream_requests_total', 'Upgrade requests for pod streams by subresource, client protocol and HTTP code.');
   private readonly latency = this.metrics.histogram('apiserver_request_duration_seconds', 'Request latency by verb and resource.');
@@ -107,6 +121,9 @@ export class ApiServer {
     this.quota = new ResourceQuotaAdmission(opts.registry, () => this.store);
     this.ranges = serviceRanges(opts.serviceCidr ?? '10.96.0.0/12', opts.nodePortRange ?? '30000-32767');
     this.allocation = new ServiceAllocation(opts.registry, opts.backend, this.ranges, opts.log);
+    if (opts.authorizer === 'rbac') this.rbac = new RbacAuthorizer(opts.registry, () => this.store);
+    this.authorizer = this.rbac ?? (opts.authorizer === 'rbac' ? undefined : opts.authorizer);
+    this.reviews = new Reviews(this.authorizer, this.rbac, this.authn);
     this.store = new ObjectStore(opts.backend, [
       this.lifecycle,
       new DefaultTolerationSeconds(),
@@ -114,12 +131,19 @@ export class ApiServer {
       this.priority,
       new RuntimeClassAdmission(opts.registry, () => this.store),
       this.allocation,
+      ...(this.rbac ? [new RbacEscalation(this.rbac)] : []),
       // Last, as upstream: it charges what the others have settled.
       this.quota,
     ]);
     this.cache = new WatchCache(opts.backend, opts.log);
     const kubelets = new KubeletConnector(opts.registry, this.store, () => this.credentials.ca.cert, this.loopbackToken);
-    this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker(), new Evictor(opts.registry, this.store), new PodLogs(opts.registry, this.store, kubelets));
+    this.handler = new ResourceHandler(opts.registry, this.store, this.cache, new SchemaFieldChecker(), new Evictor(opts.registry, this.store), new PodLogs(opts.registry, this.store, kubelets), {
+      review: (rt, ns, body, user) => this.reviews.create(rt, ns, body, user),
+      requestToken: (ns, name, body) => {
+        if (!this.tokens) throw new KubicleError('Unavailable', 'service account tokens are not ready');
+        return this.tokens.request(ns, name, body);
+      },
+    });
     this.podStreams = new PodStreams(opts.registry, this.store, kubelets, opts.log);
     this.metricsApi = new MetricsApi(opts.registry, this.store, kubelets);
     this.authn.addToken(this.loopbackToken, { name: 'system:apiserver', groups: ['system:masters'] });
@@ -147,7 +171,12 @@ export class ApiServer {
     await this.lifecycle.bind(this.store, this.cache);
     await this.priority.bind(this.cache);
     await this.quota.bind(this.cache);
+    await this.rbac?.bind(this.cache);
+    this.tokens = new ServiceAccountTokens(this.pki.serviceAccountKey, this.opts.registry, () => this.store);
+    const tokens = this.tokens;
+    this.authn.addTokenAuthenticator((t) => tokens.authenticate(t));
     await bootstrap(this.opts.registry, this.store, inCluster ?? { host: this.opts.host, port: this.opts.port }, kubernetesIP);
+    if (this.rbac) await bootstrapRbac(this.opts.registry, this.store);
     const repairing = this.repairAllocations(signal);
     const server = https.createServer(
       { key: this.pki.serving.key, cert: this.pki.serving.cert, ca: this.pki.ca.cert, requestCert: true, rejectUnauthorized: false },
@@ -217,9 +246,9 @@ export class ApiServer {
     const resource = r?.resource ?? url.pathname.split('/')[1] ?? '';
     let user: UserInfo | undefined;
     try {
-      user = this.authn.authenticate(req);
+      user = impersonate(req.headersDistinct, await this.authn.authenticate(req), this.authorizer);
       this.authorize(user, req.method ?? 'GET', url, r);
-      await this.route(req, res, url);
+      await this.route(req, res, url, user);
     } catch (err) {
       const status = sendError(res, err, r ? { name: r.name, kind: r.resource, group: r.group } : undefined);
       if (status.code >= 500) this.opts.log.error('request failed', { method: req.method, path: url.pathname, err });
@@ -242,7 +271,7 @@ export class ApiServer {
     const r = safeParse(url.pathname.replace(/\/+$/, ''));
     socket.on('error', () => {});
     try {
-      user = this.authn.authenticate(req);
+      user = impersonate(req.headersDistinct, await this.authn.authenticate(req), this.authorizer);
       this.authorize(user, req.method ?? 'GET', url, r);
       if (!r || !PodStreams.handles(r)) throw new KubicleError('BadRequest', `upgrade is only supported for pods' exec, attach and portforward, not ${url.pathname}`);
       await this.podStreams.upgrade(req, socket, head, r, url.searchParams);
@@ -258,14 +287,14 @@ export class ApiServer {
 
   /** Throws Forbidden, worded as upstream's, when the authorizer denies the request. */
   private authorize(user: UserInfo, method: string, url: URL, r: ReturnType<typeof safeParse>): void {
-    const authorizer = this.opts.authorizer;
+    const authorizer = this.authorizer;
     if (!authorizer) return;
     const attrs = attributesOf(method, url, r);
     const decision = authorizer.authorize(user, attrs);
     if (!decision.allowed) throw new KubicleError('Forbidden', forbiddenMessage(user, attrs, decision.reason));
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  private async route(req: IncomingMessage, res: ServerResponse, url: URL, user: UserInfo): Promise<void> {
     const p = url.pathname.replace(/\/+$/, '') || '/';
     const registry = this.opts.registry;
     const accept = String(req.headers.accept ?? '');
@@ -327,7 +356,7 @@ export class ApiServer {
       if (list) return sendJson(res, 200, list);
     }
     const rr = parseResourcePath(p);
-    if (rr) return this.handler.handle(req, res, rr, url.searchParams);
+    if (rr) return this.handler.handle(req, res, rr, url.searchParams, user);
     throw new KubicleError('NotFound', 'the server could not find the requested resource');
   }
 }

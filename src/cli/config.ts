@@ -52,6 +52,7 @@ export const schema = {
   kubeconfig: { type: 'string', default: '', env: 'KUBECONFIG', help: 'for simulate: the cluster to join (default <data-dir>/kubeconfig)' },
   provider: { type: 'string', default: '', env: 'KUBICLE_PROVIDER', help: 'for cluster: the provider\'s kubeconfig (default <data-dir>/kubeconfig)' },
   tenant: { type: 'string', default: 'default', env: 'KUBICLE_TENANT', help: 'for cluster and usage: the tenant (its namespace on the provider); up makes its default cluster there' },
+  groups: { type: 'string', default: '', env: '', help: 'for user kubeconfig: the user\'s groups, comma-separated' },
   wait: { type: 'boolean', default: false, env: '', help: 'for cluster create|start: wait until it runs' },
   'log-level': { type: 'string', default: 'info', env: 'KUBICLE_LOG_LEVEL', help: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, env: '', help: 'show this help' },
@@ -85,6 +86,7 @@ commands:
   server             run the provider: tenants, clusters (each control plane in its own sandbox), this host's agent
   cluster create|list|delete|start|stop|kubeconfig NAME   manage clusters through the provider (--tenant)
   usage              the measured use of --tenant's clusters and its price
+  user kubeconfig NAME  print a kubeconfig for user NAME (--groups), its certificate signed by --data-dir's cluster CA
   controlplane       run one tenant cluster's control plane (as the provider does in its sandbox)
   agent              run the host agent alone (Sandbox API on --agent-socket)
   image samples      build the busybox and node-web images from this host's files and push them to --registry

@@ -4,6 +4,7 @@ import { threadId } from 'node:worker_threads';
 import { InformerFactory } from '../client/informer-factory.js';
 import type { KubeClient } from '../client/kube-client.js';
 import { LeaderElector } from '../client/leader-election.js';
+import { ClusterRoleAggregation } from '../controllers/clusterrole-aggregation.js';
 import { CronJobController } from '../controllers/cronjob.js';
 import { DaemonSetController } from '../controllers/daemonset.js';
 import { DeploymentController } from '../controllers/deployment.js';
@@ -56,6 +57,7 @@ export async function runComponent(c: Component, client: KubeClient, log: Logger
       return Promise.all([
         new NamespaceController(client, log.with({ component: 'namespace-controller' })).run(signal),
         new ServiceAccountController(client, log.with({ component: 'serviceaccount-controller' })).run(signal),
+        new ClusterRoleAggregation(client, log.with({ component: 'clusterrole-aggregation-controller' })).run(signal),
         ...(c.workloads ? [runWorkloadControllers(client, log, signal, c.nodeGracePeriodMs)] : []),
       ]);
     case 'scheduler':

@@ -53,6 +53,8 @@ async function main(argv: string[]): Promise<number> {
     case `cluster ${positionals[1]}`:
     case `cluster ${positionals[1]} ${positionals[2]}`:
       return (await import('./cluster-commands.js')).clusterCommand(positionals[1], positionals[2], config, (s) => process.stdout.write(s));
+    case `user kubeconfig ${positionals[2]}`:
+      return (await import('./user-commands.js')).userKubeconfig(positionals[2], config, (s) => process.stdout.write(s));
     case 'controlplane':
       await (await import('./tenant-control-plane.js')).tenantControlPlane(config, log, ac.signal);
       return 0;

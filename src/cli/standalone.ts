@@ -24,7 +24,7 @@ export async function standalone(config: Config, log: Logger, signal: AbortSigna
   const dataDir = path.resolve(config['data-dir']);
   if (config.node === 'local') nodeNetwork(config); // refuse bad ranges before anything starts
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const { server, backend, serving, kubeconfig } = await startApiServer(config, dataDir, builtinRegistry(), log, signal);
+  const { server, backend, serving, kubeconfig } = await startApiServer(config, dataDir, builtinRegistry(), log, signal, { authorizer: 'rbac' });
   const pki = server.credentials;
   const client = { server: server.url, caPem: pki.ca.cert, token: server.loopbackToken };
   if (config.controllers !== 'all' && config.controllers !== 'none') throw new Error(`--controllers must be "all" or "none", not ${JSON.stringify(config.controllers)}`);

@@ -76,7 +76,7 @@ export async function tenantControlPlane(config: Config, log: Logger, signal: Ab
   // (the `kubernetes` Service) and cluster DNS (kube-dns) listen on that address too.
   const address = clusterAddress();
   const inCluster = address !== '127.0.0.1' ? { host: address, port: inClusterApiPort } : undefined;
-  const { server, backend, serving } = await startApiServer(config, dataDir, builtinRegistry(), log, signal, { socketPath, inCluster });
+  const { server, backend, serving } = await startApiServer(config, dataDir, builtinRegistry(), log, signal, { socketPath, inCluster, authorizer: 'rbac' });
   const client = new KubeClient({ server: server.url, caPem: server.credentials.ca.cert, token: server.loopbackToken, socketPath });
   const nodeGracePeriodMs = Number(config['node-monitor-grace-period']) * 1000;
   const components = [runComponent({ kind: 'controller-manager', workloads: true, nodeGracePeriodMs }, client, log, signal), runComponent({ kind: 'scheduler' }, client, log, signal)];

@@ -61,6 +61,17 @@ const samples: Record<string, Record<string, unknown>> = {
   'scheduling.k8s.io/v1/priorityclasses': { value: 1000 },
   'metrics.k8s.io/v1beta1/pods': { timestamp: '2026-11-23T00:00:00Z', window: '10s', containers: [{ name: 'c', usage: { cpu: '5m', memory: '1Mi' } }] },
   'metrics.k8s.io/v1beta1/nodes': { timestamp: '2026-11-23T00:00:00Z', window: '10s', usage: { cpu: '5m', memory: '1Mi' } },
+  'rbac.authorization.k8s.io/v1/roles': { rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }] },
+  'rbac.authorization.k8s.io/v1/clusterroles': { rules: [{ nonResourceURLs: ['/x'], verbs: ['get'] }] },
+  'rbac.authorization.k8s.io/v1/rolebindings': { roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' }, subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: 'u' }] },
+  'rbac.authorization.k8s.io/v1/clusterrolebindings': { roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' }, subjects: [{ kind: 'ServiceAccount', namespace: 'sweep', name: 'default' }] },
+  'authorization.k8s.io/v1/localsubjectaccessreviews': { spec: { user: 'u', resourceAttributes: { namespace: 'sweep', verb: 'get', resource: 'pods' } } },
+  'authorization.k8s.io/v1/selfsubjectaccessreviews': { spec: { nonResourceAttributes: { path: '/version', verb: 'get' } } },
+  'authorization.k8s.io/v1/selfsubjectrulesreviews': { spec: { namespace: 'sweep' } },
+  'authorization.k8s.io/v1/subjectaccessreviews': { spec: { user: 'u', groups: ['g'], resourceAttributes: { verb: 'list', resource: 'nodes' } } },
+  'authentication.k8s.io/v1/selfsubjectreviews': {},
+  'authentication.k8s.io/v1beta1/selfsubjectreviews': {},
+  'authentication.k8s.io/v1/tokenreviews': { spec: { token: 'not-a-token' } },
   'events.k8s.io/v1/events': { eventTime: '2026-11-23T00:00:00.000000Z', reportingController: 'test', reportingInstance: 'test-1', action: 'Test', reason: 'Tested', regarding: { kind: 'Pod', name: 'x', namespace: 'sweep' }, note: 'n', type: 'Normal' },
 };
 
@@ -69,12 +80,13 @@ interface Served {
   plural: string;
   kind: string;
   namespaced: boolean;
+  verbs: string[];
 }
 
 async function served(): Promise<Served[]> {
   const out: Served[] = [];
   const add = async (gv: string, base: string) => {
-    for (const r of (await api.call('GET', base)).json.resources) if (!r.name.includes('/')) out.push({ gv, plural: r.name, kind: r.kind, namespaced: r.namespaced });
+    for (const r of (await api.call('GET', base)).json.resources) if (!r.name.includes('/')) out.push({ gv, plural: r.name, kind: r.kind, namespaced: r.namespaced, verbs: r.verbs });
   };
   await add('v1', '/api/v1');
   for (const g of (await api.call('GET', '/apis')).json.groups) for (const v of g.versions) await add(v.groupVersion, `/apis/${v.groupVersion}`);
@@ -89,6 +101,7 @@ describe('every served resource', () => {
 
   it('create, get, list (JSON and Table), patch, update, watch, delete', async () => {
     for (const [n, r] of (await served()).entries()) {
+      if (!r.verbs.includes('list')) continue; // the reviews: answered on create, kept nowhere (below)
       const id = `${r.gv}/${r.plural}`;
       const base = `${r.gv === 'v1' ? '/api/v1' : `/apis/${r.gv}`}${r.namespaced ? '/namespaces/sweep' : ''}/${r.plural}`;
       const name = `sweep-${n}-${r.plural}`;
@@ -126,6 +139,19 @@ describe('every served resource', () => {
       const del = await api.call('DELETE', `${base}/${name}`);
       assert.ok(del.status === 200 || del.status === 202, `${id} delete: ${del.text}`);
       if (r.plural !== 'namespaces') assert.equal((await api.call('GET', `${base}/${name}`)).status, 404, `${id} gone`);
+    }
+  });
+
+  it('the review kinds answer a create and keep nothing', async () => {
+    const reviews = (await served()).filter((r) => !r.verbs.includes('list'));
+    assert.ok(reviews.length >= 7, reviews.map((r) => r.plural).join());
+    for (const r of reviews) {
+      assert.deepEqual(r.verbs, ['create']);
+      const base = `/apis/${r.gv}${r.namespaced ? '/namespaces/sweep' : ''}/${r.plural}`;
+      const made = await api.call('POST', base, JSON.stringify({ apiVersion: r.gv, kind: r.kind, ...samples[`${r.gv}/${r.plural}`] }));
+      assert.equal(made.status, 201, `${r.gv}/${r.plural}: ${made.text}`);
+      assert.ok(made.json.status, `${r.plural} answered`);
+      assert.equal((await api.call('GET', base)).status, 405, `${r.plural} cannot be listed`);
     }
   });
 
@@ -186,8 +212,11 @@ describe('authentication, health, metrics, discovery', () => {
           })
           .on('error', reject);
       });
-    const ok = await get('/api/v1/namespaces', { Authorization: 'Bearer sekret-token' });
-    assert.equal(ok.status, 200);
+    // The token's user is known (RBAC then decides: the discovery roles let any user read /version).
+    assert.equal((await get('/version', { Authorization: 'Bearer sekret-token' })).status, 200);
+    const denied = await get('/api/v1/namespaces', { Authorization: 'Bearer sekret-token' });
+    assert.equal(denied.status, 403);
+    assert.match(JSON.parse(denied.body).message, /User "alice" cannot list resource "namespaces"/);
     assert.equal((await get('/api/v1/namespaces', { Authorization: 'Bearer wrong' })).status, 401);
     const anon = await get('/api/v1/namespaces', {});
     assert.equal(anon.status, 401);

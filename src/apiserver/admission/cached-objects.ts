@@ -18,8 +18,11 @@ export class CachedObjects {
     private readonly store: () => ObjectStore,
   ) {}
 
-  /** Lists once, then follows changes from that revision. Resolves when following. */
-  async bind(cache: WatchCache): Promise<void> {
+  /**
+   * Lists once, then follows changes from that revision. Resolves when following. `onChange` is
+   * told after the list and after each change (never while a relist is under way).
+   */
+  async bind(cache: WatchCache, onChange?: () => void): Promise<void> {
     const follow = async (): Promise<void> => {
       const listed = await this.store().list(this.rt, undefined, { labels: [], fields: [] });
       const items = new Map(listed.items.map((o) => [keyOf(o), o]));
@@ -29,6 +32,7 @@ export class CachedObjects {
         (ev) => {
           if (ev.type === 'delete') items.delete(keyOf(ev.object));
           else items.set(keyOf(ev.object), ev.object);
+          onChange?.();
         },
         () => {
           this.items = undefined;
@@ -36,6 +40,7 @@ export class CachedObjects {
         },
       );
       this.items = items;
+      onChange?.();
     };
     await follow();
   }
@@ -44,6 +49,11 @@ export class CachedObjects {
   async inNamespace(ns: string): Promise<KubeObject[]> {
     if (this.items) return [...this.items.values()].filter((o) => o.metadata.namespace === ns);
     return (await this.store().list(this.rt, ns, { labels: [], fields: [] })).items;
+  }
+
+  /** Every object as last followed, or undefined before the first list. Callers must not change them. */
+  snapshot(): KubeObject[] | undefined {
+    return this.items ? [...this.items.values()] : undefined;
   }
 
   /** Every object. Callers must not change them. */

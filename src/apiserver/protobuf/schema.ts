@@ -1,6 +1,7 @@
 /**
  * Field numbers of the Kubernetes protobuf messages this server decodes: the objects kubectl's
- * typed `create <kind>` and `autoscale` subcommands, `drain` (Eviction) and DeleteOptions send. Facts taken from the upstream API
+ * typed `create <kind>` and `autoscale` subcommands, `drain` (Eviction), DeleteOptions, `auth` (reviews)
+ * and `create token` send. Facts taken from the upstream API
  * definitions (k8s.io/api, apimachinery); field names are the JSON names.
  *
  * Each entry is "number name type". Type prefixes: "[]" repeated, "*" pointer or non-omitempty
@@ -181,6 +182,27 @@ const defs: Record<string, string[]> = {
   IngressBackend: ['4 service *IngressServiceBackend'],
   IngressServiceBackend: ['1 name string', '2 port ServiceBackendPort'],
   ServiceBackendPort: ['1 name string', '2 number int32'],
+
+  // rbac.authorization.k8s.io/v1
+  Role: ['1 metadata ObjectMeta', '2 rules []PolicyRule'],
+  ClusterRole: ['1 metadata ObjectMeta', '2 rules []PolicyRule', '3 aggregationRule *AggregationRule'],
+  PolicyRule: ['1 verbs []string', '2 apiGroups []string', '3 resources []string', '4 resourceNames []string', '5 nonResourceURLs []string'],
+  AggregationRule: ['1 clusterRoleSelectors []LabelSelector'],
+  RoleBinding: ['1 metadata ObjectMeta', '2 subjects []Subject', '3 roleRef RoleRef'],
+  Subject: ['1 kind string', '2 apiGroup string', '3 name string', '4 namespace string'],
+  RoleRef: ['1 apiGroup *string', '2 kind *string', '3 name *string'],
+
+  // authorization.k8s.io/v1 and authentication.k8s.io: what `kubectl auth` and `create token` send
+  SelfSubjectAccessReview: ['1 metadata ObjectMeta', '2 spec SelfSubjectAccessReviewSpec', '3 status -'],
+  SelfSubjectAccessReviewSpec: ['1 resourceAttributes *ResourceAttributes', '2 nonResourceAttributes *NonResourceAttributes'],
+  ResourceAttributes: ['1 namespace string', '2 verb string', '3 group string', '4 version string', '5 resource string', '6 subresource string', '7 name string'],
+  NonResourceAttributes: ['1 path string', '2 verb string'],
+  SelfSubjectRulesReview: ['1 metadata ObjectMeta', '2 spec SelfSubjectRulesReviewSpec', '3 status -'],
+  SelfSubjectRulesReviewSpec: ['1 namespace string'],
+  SelfSubjectReview: ['1 metadata ObjectMeta', '2 status -'],
+  TokenRequest: ['1 metadata ObjectMeta', '2 spec TokenRequestSpec', '3 status -'],
+  TokenRequestSpec: ['1 audiences []string', '3 boundObjectRef *BoundObjectReference', '4 expirationSeconds *int64'],
+  BoundObjectReference: ['1 kind string', '2 apiVersion string', '3 name string', '4 uid string'],
 };
 
 export interface FieldDef {
@@ -242,4 +264,13 @@ export const kindMessages: Record<string, string> = {
   'autoscaling/v2/HorizontalPodAutoscaler': 'HorizontalPodAutoscalerV2',
   'autoscaling/v1/HorizontalPodAutoscaler': 'HorizontalPodAutoscalerV1',
   'v1/DeleteOptions': 'DeleteOptions',
+  'rbac.authorization.k8s.io/v1/Role': 'Role',
+  'rbac.authorization.k8s.io/v1/ClusterRole': 'ClusterRole',
+  'rbac.authorization.k8s.io/v1/RoleBinding': 'RoleBinding',
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': 'RoleBinding',
+  'authorization.k8s.io/v1/SelfSubjectAccessReview': 'SelfSubjectAccessReview',
+  'authorization.k8s.io/v1/SelfSubjectRulesReview': 'SelfSubjectRulesReview',
+  'authentication.k8s.io/v1/SelfSubjectReview': 'SelfSubjectReview',
+  'authentication.k8s.io/v1beta1/SelfSubjectReview': 'SelfSubjectReview',
+  'authentication.k8s.io/v1/TokenRequest': 'TokenRequest',
 };

@@ -1,0 +1,246 @@
+import { createHash, createPrivateKey, createPublicKey, type KeyObject, randomUUID, sign, verify } from 'node:crypto';
+import type { KubeObject } from '../api/object.js';
+import type { Registry } from '../api/registry.js';
+import type { ResourceType } from '../api/resource-type.js';
+import { isCode, KubicleError } from '../observe/errors.js';
+import type { UserInfo } from './authn.js';
+import type { ObjectStore } from './object-store.js';
+
+/**
+ * Service account tokens: JWTs signed RS256 with the cluster's own key, in upstream's two forms.
+ * A bound token (TokenRequest) names its audiences, expires, and may be bound to a Pod or Secret:
+ * it is refused once its service account, or the object it is bound to, is gone or replaced. A
+ * legacy token lives in a Secret of type kubernetes.io/service-account-token and holds only while
+ * that Secret holds it. Either way the user is `system:serviceaccount:<ns>:<name>` in the groups
+ * system:serviceaccounts and system:serviceaccounts:<ns>.
+ */
+export const defaultIssuer = 'https://kubernetes.default.svc.cluster.local';
+const legacyIssuer = 'kubernetes/serviceaccount';
+/** Clock skew allowed on exp and nbf, as upstream's validator allows. */
+const leewaySeconds = 60;
+
+export interface TokenClaims {
+  iss: string;
+  sub: string;
+  aud?: string[];
+  exp?: number;
+  iat?: number;
+  nbf?: number;
+  jti?: string;
+  'kubernetes.io'?: {
+    namespace: string;
+    serviceaccount: { name: string; uid: string };
+    pod?: { name: string; uid: string };
+    secret?: { name: string; uid: string };
+  };
+  'kubernetes.io/serviceaccount/namespace'?: string;
+  'kubernetes.io/serviceaccount/secret.name'?: string;
+  'kubernetes.io/serviceaccount/service-account.name'?: string;
+  'kubernetes.io/serviceaccount/service-account.uid'?: string;
+}
+
+export interface BoundObject {
+  kind: 'Pod' | 'Secret';
+  name: string;
+  uid: string;
+}
+
+export class ServiceAccountTokens {
+  private readonly key: KeyObject;
+  private readonly publicKey: KeyObject;
+  private readonly kid: string;
+  private readonly serviceAccounts: ResourceType;
+  private readonly pods: ResourceType;
+  private readonly secrets: ResourceType;
+
+  constructor(
+    keyPem: string,
+    registry: Registry,
+    private readonly store: () => ObjectStore,
+    readonly issuer = defaultIssuer,
+  ) {
+    this.key = createPrivateKey(keyPem);
+    this.publicKey = createPublicKey(this.key);
+    this.kid = createHash('sha256')
+      .update(this.publicKey.export({ type: 'spki', format: 'der' }))
+      .digest('base64url');
+    this.serviceAccounts = registry.mustLookup('', 'v1', 'serviceaccounts');
+    this.pods = registry.mustLookup('', 'v1', 'pods');
+    this.secrets = registry.mustLookup('', 'v1', 'secrets');
+  }
+
+  /** The audiences the API server itself accepts: a token for anything else is not for it. */
+  get apiAudiences(): string[] {
+    return [this.issuer];
+  }
+
+  /** A bound token for `sa`, valid for `seconds` from now. */
+  issue(sa: KubeObject, audiences: string[], seconds: number, bound?: BoundObject): { token: string; expirationTimestamp: string } {
+    const now = Math.floor(Date.now() / 1000);
+    const ns = sa.metadata.namespace as string;
+    const claims: TokenClaims = {
+      iss: this.issuer,
+      sub: `system:serviceaccount:${ns}:${sa.metadata.name}`,
+      aud: audiences.length ? audiences : this.apiAudiences,
+      exp: now + seconds,
+      iat: now,
+      nbf: now,
+      jti: randomUUID(),
+      'kubernetes.io': {
+        namespace: ns,
+        serviceaccount: { name: sa.metadata.name as string, uid: sa.metadata.uid as string },
+        ...(bound?.kind === 'Pod' ? { pod: { name: bound.name, uid: bound.uid } } : {}),
+        ...(bound?.kind === 'Secret' ? { secret: { name: bound.name, uid: bound.uid } } : {}),
+      },
+    };
+    return { token: this.sign(claims), expirationTimestamp: new Date((now + seconds) * 1000).toISOString().replace(/\.\d+Z$/, 'Z') };
+  }
+
+  /**
+   * The TokenRequest subresource (`kubectl create token`): a bound token for the service account
+   * `ns/name`, for the audiences asked (default: this server), 10 minutes to 2^32 seconds (default
+   * an hour), bound to a Pod or Secret that must exist (and have the uid given, if one is).
+   */
+  async request(ns: string, name: string, body: KubeObject): Promise<KubeObject> {
+    if (body?.kind !== undefined && body.kind !== 'TokenRequest') throw new KubicleError('BadRequest', `the object provided is unrecognized (must be of type TokenRequest): ${String(body.kind)}`);
+    const sa = await this.store().get(this.serviceAccounts, ns, name);
+    const spec = body?.spec ?? {};
+    const errs: { field: string; message: string }[] = [];
+    const seconds = spec.expirationSeconds ?? 3600;
+    if (!Number.isInteger(seconds) || seconds < 600) errs.push({ field: 'spec.expirationSeconds', message: `Invalid value: ${JSON.stringify(seconds)}: may not specify a duration less than 10 minutes` });
+    else if (seconds > 2 ** 32) errs.push({ field: 'spec.expirationSeconds', message: `Invalid value: ${seconds}: may not specify a duration larger than 2^32 seconds` });
+    const audiences = spec.audiences ?? [];
+    if (!Array.isArray(audiences) || !audiences.every((a: unknown) => typeof a === 'string' && a)) errs.push({ field: 'spec.audiences', message: `Invalid value: ${JSON.stringify(audiences)}: must be a list of non-empty strings` });
+    const ref = spec.boundObjectRef;
+    let bound: BoundObject | undefined;
+    if (ref) {
+      if (ref.kind !== 'Pod' && ref.kind !== 'Secret') errs.push({ field: 'spec.boundObjectRef.kind', message: `Unsupported value: ${JSON.stringify(ref.kind ?? '')}: supported values: "Pod", "Secret"` });
+      else if (!ref.name) errs.push({ field: 'spec.boundObjectRef.name', message: 'Required value' });
+      else {
+        const obj = await this.find(ref.kind === 'Pod' ? this.pods : this.secrets, ns, ref.name);
+        if (!obj) throw new KubicleError('NotFound', `${ref.kind === 'Pod' ? 'pods' : 'secrets'} "${ref.name}" not found`);
+        if (ref.uid && ref.uid !== obj.metadata.uid) throw new KubicleError('Conflict', `the UID in the bound object reference (${ref.uid}) does not match the UID in record. The object might have been deleted and then recreated`);
+        bound = { kind: ref.kind, name: ref.name, uid: obj.metadata.uid as string };
+      }
+    }
+    if (errs.length) {
+      const list = errs.map((e) => `${e.field}: ${e.message}`);
+      throw new KubicleError('Invalid', `TokenRequest.authentication.k8s.io "${name}" is invalid: ${list.length === 1 ? list[0] : `[${list.join(', ')}]`}`, {
+        causes: errs.map((e) => ({ reason: 'FieldValueInvalid', field: e.field, message: e.message })),
+      });
+    }
+    const { token, expirationTimestamp } = this.issue(sa, audiences, seconds, bound);
+    return {
+      kind: 'TokenRequest',
+      apiVersion: 'authentication.k8s.io/v1',
+      metadata: { name, namespace: ns, creationTimestamp: null as unknown as string },
+      spec: { audiences: audiences.length ? audiences : this.apiAudiences, expirationSeconds: seconds, boundObjectRef: ref ?? null },
+      status: { token, expirationTimestamp },
+    };
+  }
+
+  /** A legacy token for the Secret `secretName` of `sa`: no audience, no expiry. */
+  issueLegacy(sa: KubeObject, secretName: string): string {
+    return this.sign({
+      iss: legacyIssuer,
+      sub: `system:serviceaccount:${sa.metadata.namespace}:${sa.metadata.name}`,
+      'kubernetes.io/serviceaccount/namespace': sa.metadata.namespace,
+      'kubernetes.io/serviceaccount/secret.name': secretName,
+      'kubernetes.io/serviceaccount/service-account.name': sa.metadata.name as string,
+      'kubernetes.io/serviceaccount/service-account.uid': sa.metadata.uid as string,
+    });
+  }
+
+  /**
+   * The user a token stands for. Undefined when the token is not one of ours (not a JWT, or
+   * another issuer): other authenticators may know it. A token of ours that fails any check is
+   * Unauthorized, without saying which check, as upstream.
+   */
+  async authenticate(token: string, audiences = this.apiAudiences): Promise<(UserInfo & { audiences: string[] }) | undefined> {
+    const claims = this.decode(token);
+    if (!claims) return undefined;
+    const deny = (why: string): never => {
+      throw new KubicleError('Unauthorized', 'Unauthorized', { cause: new Error(why) });
+    };
+    const now = Math.floor(Date.now() / 1000);
+    const legacy = claims.iss === legacyIssuer;
+    let ns: string;
+    let name: string;
+    let uid: string;
+    const extra: Record<string, string[]> = {};
+    let tokenAudiences: string[] = [];
+    if (legacy) {
+      ns = claims['kubernetes.io/serviceaccount/namespace'] ?? '';
+      name = claims['kubernetes.io/serviceaccount/service-account.name'] ?? '';
+      uid = claims['kubernetes.io/serviceaccount/service-account.uid'] ?? '';
+      const secretName = claims['kubernetes.io/serviceaccount/secret.name'] ?? '';
+      const secret = await this.find(this.secrets, ns, secretName);
+      if (!secret || Buffer.from(secret.data?.token ?? '', 'base64').toString() !== token) deny('the token secret is gone or holds another token');
+      tokenAudiences = audiences;
+    } else {
+      const k = claims['kubernetes.io'];
+      if (!k) return deny('no kubernetes.io claims');
+      if (typeof claims.exp !== 'number' || claims.exp + leewaySeconds < now) deny('expired');
+      if (typeof claims.nbf === 'number' && claims.nbf - leewaySeconds > now) deny('not yet valid');
+      tokenAudiences = (claims.aud ?? []).filter((a) => audiences.includes(a));
+      if (!tokenAudiences.length) deny('no audience of this server');
+      ns = k.namespace;
+      name = k.serviceaccount?.name;
+      uid = k.serviceaccount?.uid;
+      if (k.pod) {
+        const pod = await this.find(this.pods, ns, k.pod.name);
+        if (!pod || pod.metadata.uid !== k.pod.uid || pod.metadata.deletionTimestamp) deny('the pod it is bound to is gone');
+        extra['authentication.kubernetes.io/pod-name'] = [k.pod.name];
+        extra['authentication.kubernetes.io/pod-uid'] = [k.pod.uid];
+      }
+      if (k.secret) {
+        const secret = await this.find(this.secrets, ns, k.secret.name);
+        if (!secret || secret.metadata.uid !== k.secret.uid) deny('the secret it is bound to is gone');
+      }
+      if (claims.jti) extra['authentication.kubernetes.io/credential-id'] = [`JTI=${claims.jti}`];
+    }
+    const sa = await this.find(this.serviceAccounts, ns, name);
+    if (!sa || (uid && sa.metadata.uid !== uid) || sa.metadata.deletionTimestamp) deny('the service account is gone');
+    return {
+      name: `system:serviceaccount:${ns}:${name}`,
+      uid: sa?.metadata.uid,
+      groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
+      ...(Object.keys(extra).length ? { extra } : {}),
+      audiences: tokenAudiences,
+    };
+  }
+
+  private sign(claims: TokenClaims): string {
+    const header = Buffer.from(JSON.stringify({ alg: 'RS256', kid: this.kid })).toString('base64url');
+    const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
+    const signature = sign('sha256', Buffer.from(`${header}.${payload}`), this.key).toString('base64url');
+    return `${header}.${payload}.${signature}`;
+  }
+
+  /** The claims of a token this server signed, or undefined for anything else. */
+  private decode(token: string): TokenClaims | undefined {
+    const parts = token.split('.');
+    if (parts.length !== 3 || token.length > 16 << 10) return undefined;
+    try {
+      const header = JSON.parse(Buffer.from(parts[0], 'base64url').toString());
+      if (header?.alg !== 'RS256') return undefined;
+      if (!verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`), this.publicKey, Buffer.from(parts[2], 'base64url'))) return undefined;
+      const claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString()) as TokenClaims;
+      if (!claims || typeof claims !== 'object' || (claims.iss !== this.issuer && claims.iss !== legacyIssuer) || typeof claims.sub !== 'string') return undefined;
+      if (claims.aud !== undefined && !Array.isArray(claims.aud)) claims.aud = [String(claims.aud)];
+      return claims;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async find(rt: ResourceType, ns: string, name: string): Promise<KubeObject | undefined> {
+    if (!ns || !name) return undefined;
+    try {
+      return await this.store().get(rt, ns, name);
+    } catch (err) {
+      if (isCode(err, 'NotFound')) return undefined;
+      throw err;
+    }
+  }
+}
