@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { issueClient } from '../../src/apiserver/pki.js';
 import { cleanup, startKubicle } from '../../test/support/kubicle.js';
+import { runBench } from '../main.js';
 import { f1, load, summary } from './stats.js';
 
 /**
@@ -121,10 +122,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -7,6 +7,7 @@ import { EtcdBackend } from '../../src/storage/etcd/etcd-backend.js';
 import { SqliteBackend } from '../../src/storage/sqlite/sqlite-backend.js';
 import { startEtcd } from '../../test/support/etcd.js';
 import { cleanup, type Kubicle, startKubicle } from '../../test/support/kubicle.js';
+import { runBench } from '../main.js';
 import { f1, load, summary } from './stats.js';
 
 /**
@@ -244,10 +245,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -7,6 +7,7 @@ import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { freePort } from '../../test/support/etcd.js';
 import { cleanup, startKubicle } from '../../test/support/kubicle.js';
 import { f1, summary } from '../api/stats.js';
+import { runBench } from '../main.js';
 
 /**
  * bench/pod-start: create → Running through the whole stack (API server, scheduler, kubelet, host
@@ -164,10 +165,4 @@ async function main() {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`${err.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -2,6 +2,7 @@ import https from 'node:https';
 import os from 'node:os';
 import { cleanup, type Kubicle, startKubicle } from '../../test/support/kubicle.js';
 import { f1, load, summary } from '../api/stats.js';
+import { runBench } from '../main.js';
 
 /**
  * bench/scheduler: 1,000 simulated nodes, 10,000 pods. Pods bound per second and scheduling
@@ -154,10 +155,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);
