@@ -1,4 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, randomUUID, sign, verify } from 'node:crypto';
+import { FieldErrors } from '../api/field-errors.js';
 import type { KubeObject } from '../api/object.js';
 import type { Registry } from '../api/registry.js';
 import type { ResourceType } from '../api/resource-type.js';
@@ -105,17 +106,17 @@ export class ServiceAccountTokens {
     if (body?.kind !== undefined && body.kind !== 'TokenRequest') throw new KubicleError('BadRequest', `the object provided is unrecognized (must be of type TokenRequest): ${String(body.kind)}`);
     const sa = await this.store().get(this.serviceAccounts, ns, name);
     const spec = body?.spec ?? {};
-    const errs: { field: string; message: string }[] = [];
+    const errs = new FieldErrors();
     const seconds = spec.expirationSeconds ?? 3600;
-    if (!Number.isInteger(seconds) || seconds < 600) errs.push({ field: 'spec.expirationSeconds', message: `Invalid value: ${JSON.stringify(seconds)}: may not specify a duration less than 10 minutes` });
-    else if (seconds > 2 ** 32) errs.push({ field: 'spec.expirationSeconds', message: `Invalid value: ${seconds}: may not specify a duration larger than 2^32 seconds` });
+    if (!Number.isInteger(seconds) || seconds < 600) errs.invalid('spec.expirationSeconds', seconds, 'may not specify a duration less than 10 minutes');
+    else if (seconds > 2 ** 32) errs.invalid('spec.expirationSeconds', seconds, 'may not specify a duration larger than 2^32 seconds');
     const audiences = spec.audiences ?? [];
-    if (!Array.isArray(audiences) || !audiences.every((a: unknown) => typeof a === 'string' && a)) errs.push({ field: 'spec.audiences', message: `Invalid value: ${JSON.stringify(audiences)}: must be a list of non-empty strings` });
+    if (!Array.isArray(audiences) || !audiences.every((a: unknown) => typeof a === 'string' && a)) errs.invalid('spec.audiences', audiences, 'must be a list of non-empty strings');
     const ref = spec.boundObjectRef;
     let bound: BoundObject | undefined;
     if (ref) {
-      if (ref.kind !== 'Pod' && ref.kind !== 'Secret') errs.push({ field: 'spec.boundObjectRef.kind', message: `Unsupported value: ${JSON.stringify(ref.kind ?? '')}: supported values: "Pod", "Secret"` });
-      else if (!ref.name) errs.push({ field: 'spec.boundObjectRef.name', message: 'Required value' });
+      if (ref.kind !== 'Pod' && ref.kind !== 'Secret') errs.notSupported('spec.boundObjectRef.kind', ref.kind ?? '', ['Pod', 'Secret']);
+      else if (!ref.name) errs.required('spec.boundObjectRef.name');
       else {
         const obj = await this.find(ref.kind === 'Pod' ? this.pods : this.secrets, ns, ref.name);
         if (!obj) throw new KubicleError('NotFound', `${ref.kind === 'Pod' ? 'pods' : 'secrets'} "${ref.name}" not found`);
@@ -123,12 +124,7 @@ export class ServiceAccountTokens {
         bound = { kind: ref.kind, name: ref.name, uid: obj.metadata.uid as string };
       }
     }
-    if (errs.length) {
-      const list = errs.map((e) => `${e.field}: ${e.message}`);
-      throw new KubicleError('Invalid', `TokenRequest.authentication.k8s.io "${name}" is invalid: ${list.length === 1 ? list[0] : `[${list.join(', ')}]`}`, {
-        causes: errs.map((e) => ({ reason: 'FieldValueInvalid', field: e.field, message: e.message })),
-      });
-    }
+    errs.throwIfAny('TokenRequest.authentication.k8s.io', name);
     const { token, expirationTimestamp } = this.issue(sa, audiences, seconds, bound);
     return {
       kind: 'TokenRequest',

@@ -127,39 +127,29 @@ export const clusterroles: ResourceType = {
   columns: [nameColumn, createdAt],
 };
 
-export const rolebindings: ResourceType = {
-  ...base,
-  kind: 'RoleBinding',
-  plural: 'rolebindings',
-  singular: 'rolebinding',
-  namespaced: true,
-  storage: 'rbac.authorization.k8s.io/rolebindings',
-  validate: (o, errs) => {
-    validateRoleRef(o, true, errs);
-    validateSubjects(o, true, errs);
-  },
-  validateUpdate: (o, old, errs) => {
-    if (JSON.stringify(o.roleRef) !== JSON.stringify(old.roleRef)) errs.invalid('roleRef', o.roleRef, 'cannot change roleRef');
-  },
-  columns: bindingColumns,
-};
+/** RoleBinding and ClusterRoleBinding differ only in scope, and so in the roles they may name. */
+function binding(kind: string, namespaced: boolean): ResourceType {
+  const plural = `${kind.toLowerCase()}s`;
+  return {
+    ...base,
+    kind,
+    plural,
+    singular: kind.toLowerCase(),
+    namespaced,
+    storage: `${rbacGroup}/${plural}`,
+    validate: (o, errs) => {
+      validateRoleRef(o, namespaced, errs);
+      validateSubjects(o, namespaced, errs);
+    },
+    validateUpdate: (o, old, errs) => {
+      if (JSON.stringify(o.roleRef) !== JSON.stringify(old.roleRef)) errs.invalid('roleRef', o.roleRef, 'cannot change roleRef');
+    },
+    columns: bindingColumns,
+  };
+}
 
-export const clusterrolebindings: ResourceType = {
-  ...base,
-  kind: 'ClusterRoleBinding',
-  plural: 'clusterrolebindings',
-  singular: 'clusterrolebinding',
-  namespaced: false,
-  storage: 'rbac.authorization.k8s.io/clusterrolebindings',
-  validate: (o, errs) => {
-    validateRoleRef(o, false, errs);
-    validateSubjects(o, false, errs);
-  },
-  validateUpdate: (o, old, errs) => {
-    if (JSON.stringify(o.roleRef) !== JSON.stringify(old.roleRef)) errs.invalid('roleRef', o.roleRef, 'cannot change roleRef');
-  },
-  columns: bindingColumns,
-};
+export const rolebindings = binding('RoleBinding', true);
+export const clusterrolebindings = binding('ClusterRoleBinding', false);
 
 /** A kind that is only ever created and answered: nothing is stored, nothing can be read back. */
 function review(group: string, version: string, kind: string, namespaced = false): ResourceType {

@@ -1,5 +1,6 @@
+import { FieldErrors } from '../../api/field-errors.js';
 import type { KubeObject } from '../../api/object.js';
-import { groupVersion, type ResourceType } from '../../api/resource-type.js';
+import { groupVersion, qualifiedKind, type ResourceType } from '../../api/resource-type.js';
 import { KubicleError } from '../../observe/errors.js';
 import type { Authenticator, UserInfo } from '../authn.js';
 import type { Attributes, Authorizer } from './authorizer.js';
@@ -52,8 +53,8 @@ export class Reviews {
         } catch {
           out.status = { authenticated: false, user: {}, error: 'invalid bearer token' };
         }
-        out.spec = { ...spec, token: undefined };
-        delete out.spec.token;
+        const { token: _, ...rest } = spec;
+        out.spec = rest;
         return out;
       }
     }
@@ -94,8 +95,9 @@ export class Reviews {
   }
 
   private invalid(rt: ResourceType, field: string, value: unknown, detail: string): never {
-    const message = `Invalid value: ${JSON.stringify(value)}: ${detail}`;
-    throw new KubicleError('Invalid', `${rt.kind}.${rt.group} "" is invalid: ${field}: ${message}`, { causes: [{ reason: 'FieldValueInvalid', field, message }] });
+    const errs = new FieldErrors();
+    errs.invalid(field, value, detail);
+    throw errs.toError(qualifiedKind(rt), '');
   }
 }
 
