@@ -90,7 +90,9 @@ describe('the pod features every runtime has', () => {
         } finally {
           follow.kill();
         }
-        await eventually(async () => (await get('crasher')).status.containerStatuses?.[0]?.restartCount >= 1, 'the crasher has restarted', 120_000);
+        await eventually(async () => (await get('crasher')).status.containerStatuses?.[0]?.restartCount >= 1, 'the crasher has restarted', 120_000).catch(async (err) => {
+          throw new Error(`${err.message}; its status: ${JSON.stringify((await get('crasher')).status)}`);
+        });
         assert.equal(await ok(['logs', '-n', ns, 'crasher', '--previous']), 'run\n');
       });
 
@@ -166,7 +168,9 @@ describe('the pod features every runtime has', () => {
           },
           'the crasher waits in CrashLoopBackOff',
           120_000,
-        );
+        ).catch(async (err) => {
+          throw new Error(`${err.message}; its status: ${JSON.stringify((await get('crasher')).status)}`);
+        });
       });
 
       it('a container over its memory limit is OOMKilled with exit 137', async () => {
