@@ -1,10 +1,11 @@
-import { fieldTypes, kindTypes } from '../api/generated/field-schema.js';
+import { definitions, kindDefinitions } from '../api/generated/schemas.js';
 import { isPlainObject, type KubeObject } from '../api/object.js';
+import { type OpenApiSchema, resolveSchema } from '../api/openapi-schema.js';
 import { groupVersion, type ResourceType } from '../api/resource-type.js';
 
 /**
  * Finds fields an object has that its kind does not (for fieldValidation Strict and Warn),
- * from the generated field schema. Paths read like upstream's: spec.containers[0].foo.
+ * from the generated schemas. Paths read like upstream's: spec.containers[0].foo.
  */
 export interface FieldChecker {
   /**
@@ -16,36 +17,32 @@ export interface FieldChecker {
 
 export class SchemaFieldChecker implements FieldChecker {
   pruneUnknown(rt: ResourceType, obj: KubeObject): string[] {
-    const type = kindTypes[`${groupVersion(rt)}/${rt.kind}`];
-    if (!type) return [];
+    const def = kindDefinitions[`${groupVersion(rt)}/${rt.kind}`];
+    if (!def) return [];
     const out: string[] = [];
-    walk(obj, type, '', out);
+    walk(obj, definitions[def], '', out);
     return out;
   }
 }
 
-function walk(value: unknown, type: string, path: string, out: string[]): void {
-  if (value === null || value === undefined) return;
-  if (type.startsWith('[]')) {
-    if (Array.isArray(value)) {
-      value.forEach((v, i) => {
-        walk(v, type.slice(2), `${path}[${i}]`, out);
-      });
-    }
+function walk(value: unknown, schema: OpenApiSchema | undefined, path: string, out: string[]): void {
+  const s = resolveSchema(schema, definitions);
+  if (value === null || value === undefined || !s || s['x-kubernetes-preserve-unknown-fields']) return;
+  if (s.items) {
+    if (Array.isArray(value)) for (const [i, v] of value.entries()) walk(v, s.items, `${path}[${i}]`, out);
     return;
   }
-  if (type.startsWith('{}')) {
-    if (isPlainObject(value)) for (const [k, v] of Object.entries(value)) walk(v, type.slice(2), `${path}[${k}]`, out);
+  if (typeof s.additionalProperties === 'object') {
+    if (isPlainObject(value)) for (const [k, v] of Object.entries(value)) walk(v, s.additionalProperties, `${path}[${k}]`, out);
     return;
   }
-  const fields = fieldTypes[type];
-  if (!fields || !isPlainObject(value)) return;
+  if (!s.properties || !isPlainObject(value)) return;
   for (const [k, v] of Object.entries(value)) {
     const p = path ? `${path}.${k}` : k;
-    const t = fields[k];
-    if (t === undefined) {
+    const field = s.properties[k];
+    if (field === undefined) {
       out.push(p);
       delete value[k];
-    } else if (t) walk(v, t, p, out);
+    } else walk(v, field, p, out);
   }
 }

@@ -1,14 +1,18 @@
 import { createHash } from 'node:crypto';
+import { definitions, kindDefinitions } from '../api/generated/schemas.js';
+import type { OpenApiSchema } from '../api/openapi-schema.js';
 import type { Registry } from '../api/registry.js';
 import { groupVersion, type ResourceType } from '../api/resource-type.js';
 
 /**
- * OpenAPI documents. v2 is served as gnostic protobuf holding only the header: with no
- * definitions kubectl skips client-side validation, which the server does instead (see
- * KUBECTL-COMPAT §1). v3 lists every path per group-version with its operations carrying
- * x-kubernetes-group-version-kind and a fieldValidation parameter, so kubectl 1.29+ trusts
- * server-side validation. Strategic merge patch is not advertised in v3: there are no merge
- * keys in these documents yet, so kubectl uses its compiled-in types for built-in kinds.
+ * OpenAPI documents (ADR 0016). v3: one document per group-version, its paths carrying
+ * x-kubernetes-group-version-kind and a fieldValidation parameter (so kubectl 1.29+ trusts
+ * server-side validation), and components.schemas holding the generated schemas of its kinds
+ * and everything they refer to, with descriptions, for `kubectl explain`. Strategic merge patch
+ * is not advertised: the schemas carry no merge keys, so kubectl computes patches of built-in
+ * kinds from its compiled-in types, as it does against any server that leaves them out.
+ * v2 is served as gnostic protobuf holding only the header: with definitions there, kubectl
+ * would take its patch metadata from them (see KUBECTL-COMPAT §1).
  */
 function protoString(field: number, s: string): Buffer {
   const b = Buffer.from(s);
@@ -27,9 +31,9 @@ const fieldValidation = queryParam('fieldValidation', 'fieldValidation instructs
 const dryRun = queryParam('dryRun', 'When present, indicates that modifications should not be persisted.');
 const fieldManager = queryParam('fieldManager', 'fieldManager is a name associated with the actor or entity that is making these changes.');
 
-function operations(rt: ResourceType, item: boolean) {
+function operations(rt: ResourceType, schema: string, item: boolean) {
   const gvk = { group: rt.group, version: rt.version, kind: rt.kind };
-  const ref = { $ref: `#/components/schemas/${schemaName(rt)}` };
+  const ref = { $ref: `#/components/schemas/${schema}` };
   const json = { 'application/json': { schema: ref } };
   const op = (action: string, id: string, extra: object = {}) => ({
     operationId: `${id}${rt.kind}`,
@@ -39,6 +43,7 @@ function operations(rt: ResourceType, item: boolean) {
     ...extra,
   });
   if (!item) {
+    if (rt.verbs && !rt.verbs.includes('list')) return { post: op('post', 'create', { parameters: [dryRun, fieldManager, fieldValidation], requestBody: { content: json, required: true } }) };
     return {
       get: op('list', 'list'),
       post: op('post', 'create', { parameters: [dryRun, fieldManager, fieldValidation], requestBody: { content: json, required: true } }),
@@ -63,41 +68,96 @@ function operations(rt: ResourceType, item: boolean) {
   };
 }
 
-function schemaName(rt: ResourceType): string {
-  const g = rt.group ? rt.group.split('.').reverse().join('.') : 'core';
-  return `io.k8s.api.${g}.${rt.version}.${rt.kind}`;
-}
+type Descriptions = Record<string, Record<string, string>>;
 
-export function openapiV3Document(registry: Registry, group: string, version: string, buildVersion: string): object | undefined {
-  const rts = registry.resources(group, version);
-  if (!rts.length) return undefined;
-  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
-  const paths: Record<string, object> = {};
-  const schemas: Record<string, object> = {};
-  for (const rt of rts) {
-    const coll = rt.namespaced ? `${base}/namespaces/{namespace}/${rt.plural}` : `${base}/${rt.plural}`;
-    paths[coll] = operations(rt, false);
-    paths[`${coll}/{name}`] = operations(rt, true);
-    if (rt.status) paths[`${coll}/{name}/status`] = operations(rt, true);
-    // A minimal object schema until generated schemas land: kind and version for explain's lookup.
-    schemas[schemaName(rt)] = {
-      type: 'object',
-      description: `${rt.kind} (${groupVersion(rt)})`,
-      'x-kubernetes-group-version-kind': [{ group: rt.group, version: rt.version, kind: rt.kind }],
-    };
+/** Adds the kept-apart descriptions back onto a copy of a definition. */
+function described(name: string, schema: OpenApiSchema, descriptions: Descriptions): OpenApiSchema {
+  const d = descriptions[name];
+  if (!d) return { ...schema };
+  const out: OpenApiSchema = d[''] ? { description: d[''], ...schema } : { ...schema };
+  if (schema.properties) {
+    out.properties = Object.fromEntries(Object.entries(schema.properties).map(([k, v]) => [k, d[k] ? { description: d[k], ...v } : v]));
   }
-  return { openapi: '3.0.0', info: { title: 'Kubicle', version: buildVersion }, paths, components: { schemas } };
+  return out;
 }
 
-export function openapiV3Index(registry: Registry, buildVersion: string): { paths: Record<string, { serverRelativeURL: string }> } {
-  const paths: Record<string, { serverRelativeURL: string }> = {};
-  for (const g of registry.groups()) {
-    for (const v of g.versions) {
-      const key = g.name ? `apis/${g.name}/${v}` : `api/${v}`;
-      const doc = JSON.stringify(openapiV3Document(registry, g.name, v, buildVersion));
-      const hash = createHash('sha512').update(doc).digest('hex').slice(0, 128).toUpperCase();
-      paths[key] = { serverRelativeURL: `/openapi/v3/${key}?hash=${hash}` };
+/** Every definition `root` refers to, directly or not, including itself. */
+function closure(root: string, into: Set<string>): void {
+  if (into.has(root) || !definitions[root]) return;
+  into.add(root);
+  const text = JSON.stringify(definitions[root]);
+  for (const m of text.matchAll(/"#\/components\/schemas\/([^"]+)"/g)) closure(m[1], into);
+}
+
+/**
+ * The served v3 documents of one registry, built on first request and kept (the registry's
+ * kinds do not change while a server runs). Descriptions are loaded only then, so a control
+ * plane nobody asks for documents does not hold them.
+ */
+export class OpenApiDocuments {
+  private readonly docs = new Map<string, { json: string; hash: string } | null>();
+  private descriptions?: Promise<Descriptions>;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly buildVersion: string,
+  ) {}
+
+  /** The index at /openapi/v3: each group-version's document path with its content hash. */
+  async index(): Promise<{ paths: Record<string, { serverRelativeURL: string }> }> {
+    const paths: Record<string, { serverRelativeURL: string }> = {};
+    for (const g of this.registry.groups()) {
+      for (const v of g.versions) {
+        const key = g.name ? `apis/${g.name}/${v}` : `api/${v}`;
+        const doc = await this.document(g.name, v);
+        if (doc) paths[key] = { serverRelativeURL: `/openapi/v3/${key}?hash=${doc.hash}` };
+      }
     }
+    return { paths };
   }
-  return { paths };
+
+  /** A group-version's document as JSON text, or undefined if the group-version is not served. */
+  async document(group: string, version: string): Promise<{ json: string; hash: string } | undefined> {
+    const key = `${group}/${version}`;
+    if (!this.docs.has(key)) {
+      const doc = await this.build(group, version);
+      if (!doc) this.docs.set(key, null);
+      else {
+        const json = JSON.stringify(doc);
+        this.docs.set(key, { json, hash: createHash('sha512').update(json).digest('hex').slice(0, 128).toUpperCase() });
+      }
+    }
+    return this.docs.get(key) ?? undefined;
+  }
+
+  private async build(group: string, version: string): Promise<object | undefined> {
+    const rts = this.registry.resources(group, version);
+    if (!rts.length) return undefined;
+    this.descriptions ??= import('../api/generated/descriptions.js').then((m) => JSON.parse(m.descriptionsJson) as Descriptions);
+    const descriptions = await this.descriptions;
+    const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
+    const paths: Record<string, object> = {};
+    const schemas: Record<string, OpenApiSchema> = {};
+    const names = new Set<string>();
+    const kindsOf = new Map<string, ResourceType[]>();
+    for (const rt of rts) {
+      const def = kindDefinitions[`${groupVersion(rt)}/${rt.kind}`];
+      const schema = def ?? `${rt.group || 'core'}.${rt.version}.${rt.kind}`;
+      if (def) closure(def, names);
+      else schemas[schema] = { type: 'object', description: `${rt.kind} (${groupVersion(rt)})`, 'x-kubernetes-preserve-unknown-fields': true };
+      kindsOf.set(schema, [...(kindsOf.get(schema) ?? []), rt]);
+      const coll = rt.namespaced ? `${base}/namespaces/{namespace}/${rt.plural}` : `${base}/${rt.plural}`;
+      paths[coll] = operations(rt, schema, false);
+      if (rt.verbs && !rt.verbs.includes('get')) continue;
+      paths[`${coll}/{name}`] = operations(rt, schema, true);
+      if (rt.status) paths[`${coll}/{name}/status`] = operations(rt, schema, true);
+    }
+    for (const name of [...names].sort()) schemas[name] = described(name, definitions[name], descriptions);
+    for (const [name, kinds] of kindsOf) {
+      // Several resources can share a kind's schema (the same kind under two plurals).
+      const gvks = [...new Map(kinds.map((rt) => [rt.kind, { group: rt.group, version: rt.version, kind: rt.kind }])).values()];
+      schemas[name] = { ...schemas[name], 'x-kubernetes-group-version-kind': gvks };
+    }
+    return { openapi: '3.0.0', info: { title: 'Kubicle', version: this.buildVersion }, paths, components: { schemas } };
+  }
 }

@@ -33,7 +33,7 @@ import { SchemaFieldChecker } from './field-validation.js';
 import { KubeletConnector } from './kubelet-connector.js';
 import { MetricsApi } from './metrics-api.js';
 import { ObjectStore } from './object-store.js';
-import { openapiV2ContentType, openapiV2Protobuf, openapiV3Document, openapiV3Index } from './openapi.js';
+import { OpenApiDocuments, openapiV2ContentType, openapiV2Protobuf } from './openapi.js';
 import { ensurePki, type Pki } from './pki.js';
 import { PodLogs } from './pod-logs.js';
 import { PodStreams } from './pod-streams.js';
@@ -103,6 +103,7 @@ export class ApiServer {
   private readonly handler: ResourceHandler;
   private readonly podStreams: PodStreams;
   private readonly metricsApi: MetricsApi;
+  private readonly openapi: OpenApiDocuments;
   private readonly authorizer?: Authorizer;
   private readonly rbac?: RbacAuthorizer;
   private readonly reviews: Reviews;
@@ -146,6 +147,7 @@ export class ApiServer {
     });
     this.podStreams = new PodStreams(opts.registry, this.store, kubelets, opts.log);
     this.metricsApi = new MetricsApi(opts.registry, this.store, kubelets);
+    this.openapi = new OpenApiDocuments(opts.registry, kubeVersion.gitVersion);
     this.authn.addToken(this.loopbackToken, { name: 'system:apiserver', groups: ['system:masters'] });
     if (opts.tokenFile) this.authn.loadTokenFile(opts.tokenFile);
     this.metrics.gauge('apiserver_registered_watchers', 'Watchers served from the watch cache.').set({}, () => this.cache.watchers);
@@ -332,14 +334,17 @@ export class ApiServer {
         return sendJson(res, 200, { swagger: '2.0', info: { title: 'Kubicle', version: kubeVersion.gitVersion }, paths: {}, definitions: {} });
       }
       case '/openapi/v3':
-        return sendJson(res, 200, openapiV3Index(registry, kubeVersion.gitVersion));
+        return sendJson(res, 200, await this.openapi.index());
     }
     if (p.startsWith('/openapi/v3/')) {
       const parts = p.slice('/openapi/v3/'.length).split('/');
       const [group, version] = parts[0] === 'api' ? ['', parts[1]] : [parts[1], parts[2]];
-      const doc = openapiV3Document(registry, group, version, kubeVersion.gitVersion);
+      const doc = await this.openapi.document(group, version);
       if (!doc) throw new KubicleError('NotFound', 'the server could not find the requested resource');
-      return sendJson(res, 200, doc);
+      // Documents are addressed by their hash, so a client may keep one as long as it likes.
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'public, immutable', ETag: `"${doc.hash}"` });
+      res.end(doc.json);
+      return;
     }
     if (req.method === 'GET' && (await this.metricsApi.serve(res, p, url.searchParams, accept))) return;
     const parts = p.split('/').filter(Boolean);
