@@ -30,7 +30,8 @@ function defName(alias) {
   }
   const words = alias.replace(/^I/, '').match(/[A-Z][a-z0-9]*(?:alpha\d+|beta\d+)?/g);
   const vi = words.findIndex((w) => /^V\d+((alpha|beta)\d+)?$/.test(w));
-  return [...words.slice(0, vi + 1).map((w) => w.toLowerCase()), words.slice(vi + 1).join('')].join('.');
+  const name = [...words.slice(0, vi + 1).map((w) => w.toLowerCase()), words.slice(vi + 1).join('')].join('.');
+  return name.replace(/^io\.k8s\.apiextensions\.apiserver\./, 'io.k8s.apiextensions-apiserver.');
 }
 
 // Scalars whose schemas upstream declares by hand (OpenAPISchemaType/OpenAPIV3OneOfTypes).
@@ -76,7 +77,7 @@ function kmFile(file) {
       if (el) alias = el.name.text;
     }
   }
-  return { iface, typeAlias, imports, def: alias && defName(alias) };
+  return { file, iface, typeAlias, imports, def: alias && defName(alias) };
 }
 
 function resolveImport(from, spec) {
@@ -120,7 +121,8 @@ function typeSchema(node, km, cn, imports) {
     const name = node.typeName.getText();
     if (name === 'Array') return { type: 'array', items: typeSchema(node.typeArguments[0], km, { type: cnInner(cn?.type), format: cn?.format }, imports) };
     if (name === 'Record') return { type: 'object', additionalProperties: typeSchema(node.typeArguments[1], km, { type: cnInner(cn?.type), format: cn?.format }, imports) };
-    const file = imports.get(name);
+    // A type referring to itself (JSONSchemaProps) names its own interface.
+    const file = name === km.iface?.name.text ? km.file : imports.get(name);
     if (!file) throw new Error(`unresolved type ${name}`);
     const target = kmFile(file);
     want(file, cnInner(cnInner(cn?.type)));
@@ -170,7 +172,14 @@ function define(file, cnName) {
     if (d) descriptions[km.def] = { '': d };
     return;
   }
-  if (!km.iface) throw new Error(`no interface in ${file}`);
+  if (!km.iface) {
+    // A union upstream leaves untyped (JSON, JSONSchemaPropsOrBool…): any value.
+    if (!km.typeAlias) throw new Error(`no interface in ${file}`);
+    schemas[km.def] = {};
+    const d = jsDoc(km.typeAlias);
+    if (d) descriptions[km.def] = { '': d };
+    return;
+  }
   const cn = cnModel(cnName);
   const schema = { type: 'object', properties: {} };
   const docs = {};

@@ -33,6 +33,13 @@ export class FieldErrors {
   immutable(field: string, value: unknown): void {
     this.causes.push({ reason: 'FieldValueInvalid', field, message: `Invalid value: ${JSON.stringify(value)}: field is immutable` });
   }
+  tooMany(field: string, actual: number, max: number): void {
+    this.causes.push({ reason: 'FieldValueTooMany', field, message: `Too many: ${actual}: must have at most ${max} items` });
+  }
+  /** A failure whose wording has no helper above (schema checks phrase their own). */
+  add(reason: FieldCause['reason'], field: string, message: string): void {
+    this.causes.push({ reason, field, message });
+  }
   get empty(): boolean {
     return this.causes.length === 0;
   }

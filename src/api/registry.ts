@@ -1,4 +1,5 @@
 import { KubicleError } from '../observe/errors.js';
+import { apiextensionsKinds } from './kinds/apiextensions.js';
 import { appsKinds } from './kinds/apps.js';
 import { batchKinds } from './kinds/batch.js';
 import { clusterKinds } from './kinds/cluster.js';
@@ -15,14 +16,35 @@ import { groupVersion, type ResourceType } from './resource-type.js';
 export class Registry {
   private readonly byPath = new Map<string, ResourceType>();
   private readonly byKind = new Map<string, ResourceType>();
-  readonly all: ResourceType[];
+  all: ResourceType[];
+  /** Counts changes (custom resources served or withdrawn), so derived documents know to rebuild. */
+  generation = 0;
 
   constructor(types: ResourceType[]) {
-    this.all = types;
+    this.all = [];
+    this.add(types);
+  }
+
+  /** Serves more resources (a CustomResourceDefinition's versions). */
+  add(types: ResourceType[]): void {
+    this.all = [...this.all, ...types];
     for (const rt of types) {
       this.byPath.set(`${groupVersion(rt)}/${rt.plural}`, rt);
       this.byKind.set(`${groupVersion(rt)}/${rt.kind}`, rt);
     }
+    this.generation++;
+  }
+
+  /** Stops serving the resources of one storage identity (every version of a custom resource). */
+  remove(storage: string): void {
+    const gone = this.all.filter((rt) => rt.storage === storage);
+    if (!gone.length) return;
+    this.all = this.all.filter((rt) => rt.storage !== storage);
+    for (const rt of gone) {
+      this.byPath.delete(`${groupVersion(rt)}/${rt.plural}`);
+      this.byKind.delete(`${groupVersion(rt)}/${rt.kind}`);
+    }
+    this.generation++;
   }
 
   /** The resource at /api/v1/{plural} or /apis/{group}/{version}/{plural}; undefined if none. */
@@ -68,7 +90,7 @@ export function versionPriority(v: string): number {
 }
 
 export function builtinRegistry(): Registry {
-  return new Registry([...coreKinds, ...appsKinds, ...batchKinds, ...clusterKinds, ...rbacKinds]);
+  return new Registry([...coreKinds, ...appsKinds, ...batchKinds, ...clusterKinds, ...rbacKinds, ...apiextensionsKinds]);
 }
 
 /** The provider's API (`kubicle server`): the built-in kinds its machinery relies on, and kubicle.io. */

@@ -1,6 +1,7 @@
 import type { FieldErrors } from './field-errors.js';
 import type { NameRule } from './names.js';
 import type { KubeObject } from './object.js';
+import type { OpenApiSchema } from './openapi-schema.js';
 
 /** One column of a kind's Table (kubectl get), as in upstream's printers. */
 export interface Column {
@@ -10,7 +11,7 @@ export interface Column {
   description: string;
   /** 0: always shown; 1: only with -o wide. */
   priority: 0 | 1;
-  cell(obj: KubeObject): string | number | boolean;
+  cell(obj: KubeObject): string | number | boolean | null;
 }
 
 export interface ScaleSpec {
@@ -19,6 +20,8 @@ export interface ScaleSpec {
   statusReplicas: string;
   /** Dotted path of the metav1.LabelSelector, e.g. "spec.selector". */
   selector: string;
+  /** The selector path holds a selector already in string form (custom resources' labelSelectorPath). */
+  selectorIsString?: boolean;
 }
 
 /**
@@ -72,6 +75,14 @@ export interface ResourceType {
   /** Field-selector fields beyond metadata.name and metadata.namespace. */
   fields?: Record<string, (obj: KubeObject) => string>;
   columns: Column[];
+  /**
+   * A custom resource's structural schema (from its CustomResourceDefinition): unknown fields
+   * are pruned by it, and it is published in OpenAPI. Custom resources take no strategic merge
+   * patch, as upstream.
+   */
+  schema?: OpenApiSchema;
+  /** Served from a CustomResourceDefinition rather than built in. */
+  custom?: boolean;
 }
 
 export function groupVersion(rt: { group: string; version: string }): string {

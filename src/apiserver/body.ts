@@ -34,7 +34,30 @@ export function mediaType(req: IncomingMessage): string {
 }
 
 /** Decodes a JSON (or, for YAML media types, YAML) document. Duplicate JSON keys are reported for strict validation. */
+/**
+ * Nesting deeper than this is refused when a body is decoded. Real objects nest a few dozen
+ * levels; the server's own walks (validation, pruning, copies) recurse, so a hostile body of
+ * thousands of levels must stop here rather than exhaust the stack later.
+ */
+export const maxNesting = 256;
+
+function checkNesting(doc: unknown): void {
+  const stack: [unknown, number][] = [[doc, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > maxNesting) throw new KubicleError('BadRequest', `the object is nested too deeply: more than ${maxNesting} levels`);
+    for (const x of Array.isArray(v) ? v : Object.values(v)) if (x !== null && typeof x === 'object') stack.push([x, depth + 1]);
+  }
+}
+
 export function decodeDocument(raw: Buffer, type: string): unknown {
+  const doc = parseDocument(raw, type);
+  checkNesting(doc);
+  return doc;
+}
+
+function parseDocument(raw: Buffer, type: string): unknown {
   if (type === protobufMediaType) return decodeKubernetesProtobuf(raw);
   const text = raw.toString('utf8');
   if (!text.trim()) throw new KubicleError('BadRequest', 'the body of the request was empty');

@@ -2,6 +2,7 @@ import { definitions, kindDefinitions } from '../api/generated/schemas.js';
 import { isPlainObject, type KubeObject } from '../api/object.js';
 import { type OpenApiSchema, resolveSchema } from '../api/openapi-schema.js';
 import { groupVersion, type ResourceType } from '../api/resource-type.js';
+import { pruneUnknown as pruneCustom } from '../api/structural-schema.js';
 
 /**
  * Finds fields an object has that its kind does not (for fieldValidation Strict and Warn),
@@ -17,6 +18,7 @@ export interface FieldChecker {
 
 export class SchemaFieldChecker implements FieldChecker {
   pruneUnknown(rt: ResourceType, obj: KubeObject): string[] {
+    if (rt.schema) return pruneCustom(rt.schema, obj);
     const def = kindDefinitions[`${groupVersion(rt)}/${rt.kind}`];
     if (!def) return [];
     const out: string[] = [];

@@ -81,6 +81,22 @@ function described(name: string, schema: OpenApiSchema, descriptions: Descriptio
   return out;
 }
 
+const objectMeta = 'io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta';
+
+/** A custom resource's published schema: its own, with the standard apiVersion, kind and metadata, as upstream publishes it. */
+function customSchema(schema: OpenApiSchema, descriptions: Descriptions): OpenApiSchema {
+  const d = descriptions['io.k8s.api.core.v1.Pod'] ?? {};
+  return {
+    ...schema,
+    properties: {
+      apiVersion: { description: d.apiVersion, type: 'string' },
+      kind: { description: d.kind, type: 'string' },
+      metadata: { description: d.metadata, allOf: [{ $ref: `#/components/schemas/${objectMeta}` }] },
+      ...schema.properties,
+    },
+  };
+}
+
 /** Every definition `root` refers to, directly or not, including itself. */
 function closure(root: string, into: Set<string>): void {
   if (into.has(root) || !definitions[root]) return;
@@ -97,6 +113,8 @@ function closure(root: string, into: Set<string>): void {
 export class OpenApiDocuments {
   private readonly docs = new Map<string, { json: string; hash: string } | null>();
   private descriptions?: Promise<Descriptions>;
+  /** The registry generation the kept documents were built from. */
+  private generation = -1;
 
   constructor(
     private readonly registry: Registry,
@@ -119,6 +137,11 @@ export class OpenApiDocuments {
   /** A group-version's document as JSON text, or undefined if the group-version is not served. */
   async document(group: string, version: string): Promise<{ json: string; hash: string } | undefined> {
     const key = `${group}/${version}`;
+    if (this.generation !== this.registry.generation) {
+      // Custom resources came or went: every document may have changed.
+      this.docs.clear();
+      this.generation = this.registry.generation;
+    }
     if (!this.docs.has(key)) {
       const doc = await this.build(group, version);
       if (!doc) this.docs.set(key, null);
@@ -142,9 +165,12 @@ export class OpenApiDocuments {
     const kindsOf = new Map<string, ResourceType[]>();
     for (const rt of rts) {
       const def = kindDefinitions[`${groupVersion(rt)}/${rt.kind}`];
-      const schema = def ?? `${rt.group || 'core'}.${rt.version}.${rt.kind}`;
+      const schema = def ?? `${rt.group.split('.').reverse().join('.') || 'core'}.${rt.version}.${rt.kind}`;
       if (def) closure(def, names);
-      else schemas[schema] = { type: 'object', description: `${rt.kind} (${groupVersion(rt)})`, 'x-kubernetes-preserve-unknown-fields': true };
+      else if (rt.schema) {
+        schemas[schema] = customSchema(rt.schema, descriptions);
+        closure(objectMeta, names);
+      } else schemas[schema] = { type: 'object', description: `${rt.kind} (${groupVersion(rt)})`, 'x-kubernetes-preserve-unknown-fields': true };
       kindsOf.set(schema, [...(kindsOf.get(schema) ?? []), rt]);
       const coll = rt.namespaced ? `${base}/namespaces/{namespace}/${rt.plural}` : `${base}/${rt.plural}`;
       paths[coll] = operations(rt, schema, false);

@@ -220,7 +220,7 @@ export class ResourceHandler {
     } else if (type === 'application/merge-patch+json') {
       const doc = decodeObject(raw, type);
       apply = (t) => mergePatch(t, doc);
-    } else if (type === 'application/strategic-merge-patch+json') {
+    } else if (type === 'application/strategic-merge-patch+json' && !rt.custom) {
       const doc = decodeObject(raw, type);
       apply = (t) => strategicMergePatch(t, doc);
     } else {
@@ -228,7 +228,7 @@ export class ResourceHandler {
         'UnsupportedMediaType',
         type === 'application/apply-patch+yaml'
           ? 'server-side apply is not supported by this server yet: use client-side apply (kubectl apply without --server-side)'
-          : `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json`,
+          : `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json${rt.custom ? '' : ', application/strategic-merge-patch+json'}`,
       );
     }
     const validation = fieldValidation(q);

@@ -14,7 +14,7 @@ export function toScale(rt: ResourceType, obj: KubeObject): KubeObject {
     spec: { replicas: (getPath(obj, s.specReplicas) as number) ?? 0 },
     status: {
       replicas: (getPath(obj, s.statusReplicas) as number) ?? 0,
-      selector: labelSelectorToString(getPath(obj, s.selector) as Parameters<typeof labelSelectorToString>[0]),
+      selector: s.selectorIsString ? String(getPath(obj, s.selector) ?? '') : labelSelectorToString(getPath(obj, s.selector) as Parameters<typeof labelSelectorToString>[0]),
     },
   };
 }

@@ -27,6 +27,7 @@ import { bootstrapRbac } from './authz/rbac-defaults.js';
 import { Reviews } from './authz/reviews.js';
 import { bootstrap } from './bootstrap.js';
 import { runCompactor } from './compactor.js';
+import { CrdRegistrar } from './crd-registrar.js';
 import { aggregated, aggregatedContentType, apiGroup, apiGroupList, apiResourceList, apiVersions } from './discovery.js';
 import { Evictor } from './eviction.js';
 import { SchemaFieldChecker } from './field-validation.js';
@@ -104,6 +105,7 @@ export class ApiServer {
   private readonly podStreams: PodStreams;
   private readonly metricsApi: MetricsApi;
   private readonly openapi: OpenApiDocuments;
+  private readonly crds?: CrdRegistrar;
   private readonly authorizer?: Authorizer;
   private readonly rbac?: RbacAuthorizer;
   private readonly reviews: Reviews;
@@ -148,6 +150,7 @@ export class ApiServer {
     this.podStreams = new PodStreams(opts.registry, this.store, kubelets, opts.log);
     this.metricsApi = new MetricsApi(opts.registry, this.store, kubelets);
     this.openapi = new OpenApiDocuments(opts.registry, kubeVersion.gitVersion);
+    if (opts.registry.lookup('apiextensions.k8s.io', 'v1', 'customresourcedefinitions')) this.crds = new CrdRegistrar(opts.registry, () => this.store, opts.log);
     this.authn.addToken(this.loopbackToken, { name: 'system:apiserver', groups: ['system:masters'] });
     if (opts.tokenFile) this.authn.loadTokenFile(opts.tokenFile);
     this.metrics.gauge('apiserver_registered_watchers', 'Watchers served from the watch cache.').set({}, () => this.cache.watchers);
@@ -174,6 +177,7 @@ export class ApiServer {
     await this.priority.bind(this.cache);
     await this.quota.bind(this.cache);
     await this.rbac?.bind(this.cache);
+    await this.crds?.bind(this.cache);
     this.tokens = new ServiceAccountTokens(this.pki.serviceAccountKey, this.opts.registry, () => this.store);
     const tokens = this.tokens;
     this.authn.addTokenAuthenticator((t) => tokens.authenticate(t));
@@ -208,6 +212,7 @@ export class ApiServer {
     this.markReady();
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     this.isReady = false;
+    this.crds?.stop();
     this.cache.stop();
     podListener?.close();
     server.closeAllConnections();

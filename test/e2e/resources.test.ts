@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { rawClient } from '../support/http.js';
-import { cleanup, type Kubicle, startKubicle } from '../support/kubicle.js';
+import { cleanup, eventually, type Kubicle, startKubicle } from '../support/kubicle.js';
 
 /**
  * Every resource discovery lists gets the full verb set against a minimal valid object; plus
@@ -32,6 +32,16 @@ const samples: Record<string, Record<string, unknown>> = {
   'v1/services': { spec: { ports: [{ port: 80 }] } },
   'v1/endpoints': { subsets: [{ addresses: [{ ip: '10.0.0.1' }], ports: [{ port: 80 }] }] },
   'v1/configmaps': { data: { a: 'b' } },
+  'apiextensions.k8s.io/v1/customresourcedefinitions': {
+    // A CRD's name is fixed by its plural and group.
+    metadata: { name: 'sweeps.sweep.example.com' },
+    spec: {
+      group: 'sweep.example.com',
+      scope: 'Namespaced',
+      names: { plural: 'sweeps', kind: 'Sweep' },
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+    },
+  },
   'v1/secrets': { stringData: { a: 'b' } },
   'v1/serviceaccounts': {},
   'v1/events': { involvedObject: { kind: 'Pod', name: 'x', namespace: 'sweep' }, reason: 'Tested', message: 'm', type: 'Normal' },
@@ -104,7 +114,7 @@ describe('every served resource', () => {
       if (!r.verbs.includes('list')) continue; // the reviews: answered on create, kept nowhere (below)
       const id = `${r.gv}/${r.plural}`;
       const base = `${r.gv === 'v1' ? '/api/v1' : `/apis/${r.gv}`}${r.namespaced ? '/namespaces/sweep' : ''}/${r.plural}`;
-      const name = `sweep-${n}-${r.plural}`;
+      const name = (samples[id]?.metadata as { name?: string } | undefined)?.name ?? `sweep-${n}-${r.plural}`;
       const body = { apiVersion: r.gv, kind: r.kind, metadata: { name }, ...samples[id] };
       const made = await api.call('POST', `${base}?fieldValidation=Strict`, JSON.stringify(body));
       assert.equal(made.status, 201, `${id} create: ${made.text}`);
@@ -138,7 +148,9 @@ describe('every served resource', () => {
       watch.stop();
       const del = await api.call('DELETE', `${base}/${name}`);
       assert.ok(del.status === 200 || del.status === 202, `${id} delete: ${del.text}`);
-      if (r.plural !== 'namespaces') assert.equal((await api.call('GET', `${base}/${name}`)).status, 404, `${id} gone`);
+      // Namespaces and CRDs go once their contents are deleted (finalizers), the rest at once.
+      if (r.plural === 'customresourcedefinitions') await eventually(async () => (await api.call('GET', `${base}/${name}`)).status === 404, `${id} gone`);
+      else if (r.plural !== 'namespaces') assert.equal((await api.call('GET', `${base}/${name}`)).status, 404, `${id} gone`);
     }
   });
 

@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { rawClient } from '../support/http.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, mustSucceed, startKubicle } from '../support/kubicle.js';
+
+/**
+ * CustomResourceDefinitions with stock kubectl 1.27 and 1.33: a CRD's whole life (established,
+ * objects validated, defaulted and pruned by its schema, printer columns, categories and short
+ * names, status and scale subresources, two versions on one storage, explain, deletion taking
+ * its objects along) and hostile schemas and bodies refused while the server stays up.
+ */
+const group = 'stable.example.com';
+
+function crd(plural: string, kind: string, short: string) {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.${group}` },
+    spec: {
+      group,
+      scope: 'Namespaced',
+      names: { plural, kind, shortNames: [short], categories: ['all'] },
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          subresources: { status: {}, scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' } },
+          additionalPrinterColumns: [
+            { name: 'Schedule', type: 'string', jsonPath: '.spec.cronSpec' },
+            { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas' },
+            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description: `${kind} runs an image on a schedule.`,
+              properties: {
+                spec: {
+                  type: 'object',
+                  description: 'What to run and when.',
+                  required: ['cronSpec'],
+                  properties: {
+                    cronSpec: { type: 'string', description: 'The schedule, in cron format.', pattern: '^(\\d+|\\*)(/\\d+)?(\\s+(\\d+|\\*)(/\\d+)?){4}$' },
+                    image: { type: 'string', maxLength: 20 },
+                    replicas: { type: 'integer', minimum: 1, maximum: 10, default: 1 },
+                    port: { 'x-kubernetes-int-or-string': true },
+                    mode: { type: 'string', enum: ['fast', 'slow'], default: 'slow' },
+                    extra: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+                  },
+                },
+                status: {
+                  type: 'object',
+                  properties: {
+                    replicas: { type: 'integer' },
+                    selector: { type: 'string' },
+                    conditions: { type: 'array', items: { type: 'object', properties: { type: { type: 'string' }, status: { type: 'string' } } } },
+                  },
+                },
+              },
+            },
+          },
+        },
+        { name: 'v1beta1', served: true, storage: false, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } },
+      ],
+    },
+  };
+}
+
+describe('CustomResourceDefinitions', () => {
+  let k: Kubicle;
+
+  before(async () => {
+    k = await startKubicle();
+  });
+
+  after(async () => {
+    await cleanup(k);
+  });
+
+  for (const [version, plural, kind, short] of [
+    ['1.27', 'crontabs', 'CronTab', 'ct'],
+    ['1.33', 'backups', 'Backup', 'bk'],
+  ] as const) {
+    it(`lives its whole life with kubectl ${version}`, async () => {
+      const kc = await kubectlFor(k, version);
+      const ok = mustSucceed(kc);
+      await ok(['apply', '-f', '-'], JSON.stringify(crd(plural, kind, short)));
+      await ok(['wait', '--for', 'condition=established', `crd/${plural}.${group}`, '--timeout=20s']);
+      const status = JSON.parse(await ok(['get', 'crd', `${plural}.${group}`, '-o', 'json'])).status;
+      assert.deepEqual(
+        status.conditions.map((c: { type: string; status: string }) => `${c.type}=${c.status}`),
+        ['NamesAccepted=True', 'Established=True'],
+      );
+      assert.deepEqual(status.storedVersions, ['v1']);
+      assert.match(await ok(['api-resources', '--api-group', group]), new RegExp(`${plural}\\s+${short}\\s+${group}/v1\\s+true\\s+${kind}`));
+
+      // Defaults filled, unknown fields pruned (kubectl's own check off), preserved where asked.
+      const obj = { apiVersion: `${group}/v1`, kind, metadata: { name: 'nightly' }, spec: { cronSpec: '0 3 * * *', image: 'busybox', port: 'http', bogus: 1, extra: { any: [1, { x: 2 }] } } };
+      await ok(['apply', '--validate=false', '-f', '-'], JSON.stringify(obj));
+      const stored = JSON.parse(await ok(['get', short, 'nightly', '-o', 'json']));
+      assert.equal(stored.spec.replicas, 1, 'defaulted');
+      assert.equal(stored.spec.mode, 'slow', 'defaulted');
+      assert.equal(stored.spec.bogus, undefined, 'pruned');
+      assert.deepEqual(stored.spec.extra, { any: [1, { x: 2 }] }, 'preserved');
+      assert.equal(stored.metadata.generation, 1);
+
+      // Strict field validation (kubectl's default) names the unknown field.
+      const strict = await kc(['apply', '-f', '-'], { input: JSON.stringify({ ...obj, metadata: { name: 'strict' } }) });
+      assert.notEqual(strict.code, 0);
+      assert.match(strict.stderr, /unknown field "spec.bogus"/);
+
+      // The schema's rules, with upstream's wording.
+      const bad = await kc(['create', '-f', '-'], {
+        input: JSON.stringify({ apiVersion: `${group}/v1`, kind, metadata: { name: 'bad' }, spec: { cronSpec: 'never', replicas: 11, image: 7, port: [1], mode: 'medium' } }),
+      });
+      assert.notEqual(bad.code, 0);
+      for (const m of [
+        /spec.cronSpec: Invalid value: "never": spec.cronSpec in body should match/,
+        /spec.replicas: Invalid value: 11: spec.replicas in body should be less than or equal to 10/,
+        /spec.image: Invalid value: "integer": spec.image in body must be of type string: "integer"/,
+        /spec.port: Invalid value: "array": spec.port in body must be of type integer or string/,
+        /spec.mode: Unsupported value: "medium": supported values: "fast", "slow"/,
+      ]) {
+        assert.match(bad.stderr, m);
+      }
+      const missing = await kc(['create', '-f', '-'], { input: JSON.stringify({ apiVersion: `${group}/v1`, kind, metadata: { name: 'bad' }, spec: {} }) });
+      assert.match(missing.stderr, /spec.cronSpec: Required value/);
+      assert.match((await kc(['get', short, 'bad'])).stderr, /not found/, 'nothing was written');
+
+      // Status and scale subresources; generation counts spec changes only.
+      await ok(['patch', short, 'nightly', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { replicas: 2, selector: 'app=nightly', conditions: [{ type: 'Ready', status: 'True' }] } })]);
+      await ok(['patch', short, 'nightly', '--type=merge', '-p', JSON.stringify({ status: { replicas: 9 } })]);
+      let now = JSON.parse(await ok(['get', short, 'nightly', '-o', 'json']));
+      assert.equal(now.status.replicas, 2, 'a main write leaves status alone');
+      assert.equal(now.metadata.generation, 1);
+      await ok(['scale', short, 'nightly', '--replicas=4']);
+      now = JSON.parse(await ok(['get', short, 'nightly', '-o', 'json']));
+      assert.equal(now.spec.replicas, 4);
+      assert.equal(now.metadata.generation, 2);
+      const scale = JSON.parse(await ok(['get', '--raw', `/apis/${group}/v1/namespaces/default/${plural}/nightly/scale`]));
+      assert.deepEqual(scale.status, { replicas: 2, selector: 'app=nightly' });
+
+      // Printer columns, short names and the "all" category.
+      const table = await ok(['get', plural]);
+      assert.match(table, /^NAME\s+SCHEDULE\s+REPLICAS\s+READY\s+AGE\n/);
+      assert.match(table, /\nnightly\s+0 3 \* \* \*\s+4\s+True\s+\d+s\n/);
+      assert.match(await ok(['get', 'all']), new RegExp(`${kind.toLowerCase()}.${group}/nightly`));
+
+      // Both versions serve the object stored once, in v1.
+      const beta = JSON.parse(await ok(['get', `${plural}.v1beta1.${group}`, 'nightly', '-o', 'json']));
+      assert.equal(beta.apiVersion, `${group}/v1beta1`);
+      assert.equal(beta.spec.cronSpec, '0 3 * * *');
+
+      // explain reads the CRD's schema.
+      const explained = await ok(['explain', `${plural}.spec`]);
+      assert.match(explained, /What to run and when\./);
+      assert.match(explained, /cronSpec\t<string> -required-\n\s+The schedule, in cron format\./);
+      assert.match(await ok(['explain', plural, '--recursive']), /spec\t<Object>\n\s+cronSpec\t<string>/);
+
+      // Deleting the CRD deletes its objects, and the resource goes away.
+      await ok(['delete', 'crd', `${plural}.${group}`, '--timeout=30s']);
+      const gone = await kc(['get', plural]);
+      assert.notEqual(gone.code, 0);
+      assert.doesNotMatch(await ok(['api-resources']), new RegExp(`\\b${plural}\\b`));
+      const api = await rawClient(k);
+      assert.equal((await api.call('GET', `/apis/${group}/v1/namespaces/default/${plural}`)).status, 404);
+    });
+  }
+
+  it('recreating a CRD starts empty; deleting a namespace deletes its custom objects', async () => {
+    const ok = mustSucceed(await kubectlFor(k, '1.33'));
+    await ok(['apply', '-f', '-'], JSON.stringify(crd('widgets', 'Widget', 'wd')));
+    await ok(['wait', '--for', 'condition=established', `crd/widgets.${group}`, '--timeout=20s']);
+    await ok(['create', 'namespace', 'shop']);
+    await ok(['apply', '-n', 'shop', '-f', '-'], JSON.stringify({ apiVersion: `${group}/v1`, kind: 'Widget', metadata: { name: 'w1' }, spec: { cronSpec: '* * * * *' } }));
+    await ok(['delete', 'namespace', 'shop', '--timeout=30s']);
+    const api = await rawClient(k);
+    await eventually(async () => (await api.call('GET', `/apis/${group}/v1/widgets`)).json.items?.length === 0, 'the namespace controller deleted the widget');
+  });
+
+  it('refuses hostile schemas and bodies with clear errors and stays up', async () => {
+    const api = await rawClient(k);
+    const hostile = (name: string, schema: object) =>
+      JSON.stringify({
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
+        metadata: { name: `${name}s.h.example.com` },
+        spec: { group: 'h.example.com', scope: 'Namespaced', names: { plural: `${name}s`, kind: name[0].toUpperCase() + name.slice(1) }, versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: schema } }] },
+      });
+    let deep: Record<string, unknown> = { type: 'object' };
+    const root = deep;
+    for (let i = 0; i < 100; i++) {
+      const next = { type: 'object' };
+      deep.properties = { a: next };
+      deep = next;
+    }
+    const cases: [string, object, RegExp][] = [
+      ['deep', root, /must not be nested deeper than 64 levels/],
+      ['enum', { type: 'object', properties: { x: { type: 'string', enum: Array.from({ length: 50_000 }, (_, i) => String(i)) } } }, /enum: Too many: 50000: must have at most 2000 items/],
+      ['regex', { type: 'object', properties: { x: { type: 'string', pattern: '(?<=a)b' } } }, /pattern: Invalid value: "\(\?<=a\)b": must be a valid regular expression/],
+      ['untyped', { type: 'object', properties: { x: { properties: {} } } }, /properties\[x\].type: Required value: must not be empty for specified object fields/],
+      ['ref', { type: 'object', properties: { x: { $ref: '#/definitions/y' } } }, /\$ref: Forbidden: \$ref is not supported/],
+      ['badroot', { type: 'string' }, /openAPIV3Schema.type: Invalid value: "string": must be object at the root/],
+    ];
+    for (const [name, schema, message] of cases) {
+      const r = await api.call('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', hostile(name, schema));
+      assert.equal(r.status, 422, `${name}: ${r.text.slice(0, 300)}`);
+      assert.equal(r.json.reason, 'Invalid');
+      assert.match(r.json.message, message, name);
+    }
+    assert.equal((await api.call('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions')).json.items.filter((c: { metadata: { name: string } }) => c.metadata.name.endsWith('h.example.com')).length, 0, 'nothing was written');
+
+    // A pattern that backtracking engines take exponential time on: RE2 answers at once.
+    const redos = await api.call('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', hostile('redos', { type: 'object', properties: { x: { type: 'string', pattern: '^(a+)+$' } } }));
+    assert.equal(redos.status, 201, redos.text);
+    await eventually(async () => (await api.call('GET', '/apis/h.example.com/v1')).status === 200, 'redos served');
+    const evil = await api.call('POST', '/apis/h.example.com/v1/namespaces/default/redoss', JSON.stringify({ apiVersion: 'h.example.com/v1', kind: 'Redos', metadata: { name: 'r' }, x: `${'a'.repeat(5000)}b` }));
+    assert.equal(evil.status, 422);
+    assert.match(evil.json.message, /x in body should match/);
+
+    // Bodies nested deeper than the server walks are refused before anything else.
+    const nested = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+    const deepBody = await api.call('POST', '/apis/h.example.com/v1/namespaces/default/redoss', `{"apiVersion":"h.example.com/v1","kind":"Redos","metadata":{"name":"d"},"x":${nested}}`);
+    assert.equal(deepBody.status, 400);
+    assert.match(deepBody.json.message, /nested too deeply/);
+    assert.equal((await api.call('GET', '/healthz')).status, 200);
+  });
+});
