@@ -35,6 +35,8 @@ export interface WriteOptions {
   dryRun?: boolean;
   /** Who asks, for admission that depends on it (RBAC's escalation check); absent for the server's own writes. */
   user?: UserInfo;
+  /** Where admission may add warnings for the client (sent as Warning headers); absent: none are wanted. */
+  warnings?: string[];
 }
 
 export interface DeleteOptions extends WriteOptions {

@@ -95,8 +95,8 @@ export class ResourceHandler {
       }
       if (r.name) throw new KubicleError('MethodNotAllowed', `the server does not allow this method on the requested resource`);
       const { obj, warnings } = await this.decodeFor(req, rt, q, true);
-      const created = await this.store.create(rt, ns, obj, w);
-      return sendJson(res, 201, created, 'application/json', warnings);
+      const created = await this.store.create(rt, ns, obj, { ...w, warnings });
+      return sendJson(res, 201, created, 'application/json', unique(warnings));
     }
     if (m === 'PUT') {
       if (!r.name) throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
@@ -114,8 +114,8 @@ export class ResourceHandler {
               return cur;
             }
           : () => obj;
-      const out = await this.store.update(rt, ns, r.name, mutate, { ...w, subresource: sub === 'status' ? 'status' : undefined });
-      return sendJson(res, 200, out, 'application/json', warnings);
+      const out = await this.store.update(rt, ns, r.name, mutate, { ...w, warnings, subresource: sub === 'status' ? 'status' : undefined });
+      return sendJson(res, 200, out, 'application/json', unique(warnings));
     }
     if (m === 'PATCH') {
       if (!r.name) throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
@@ -233,6 +233,7 @@ export class ResourceHandler {
     }
     const validation = fieldValidation(q);
     let warnings: string[] = [];
+    const admissionWarnings: string[] = [];
     if (sub === 'scale') {
       const out = await this.store.update(rt, ns, name, (cur) => applyScale(rt, cur, apply(toScale(rt, cur)) as KubeObject), w);
       return sendJson(res, 200, toScale(rt, out));
@@ -247,9 +248,9 @@ export class ResourceHandler {
         warnings = this.checkFields(rt, next as KubeObject, validation);
         return next as KubeObject;
       },
-      { ...w, subresource: sub === 'status' ? 'status' : undefined },
+      { ...w, warnings: admissionWarnings, subresource: sub === 'status' ? 'status' : undefined },
     );
-    sendJson(res, 200, out, 'application/json', warnings);
+    sendJson(res, 200, out, 'application/json', unique([...warnings, ...admissionWarnings]));
   }
 
   /** Decodes a full object body for `rt`, checking its kind, version and (per fieldValidation) its fields. */
@@ -315,6 +316,11 @@ export class ResourceHandler {
       preconditions: body.preconditions as DeleteOptions['preconditions'],
     };
   }
+}
+
+/** Warnings once each: an update retried after a conflict runs admission again. */
+function unique(warnings: string[]): string[] {
+  return [...new Set(warnings)];
 }
 
 function selection(rt: ResourceType, q: URLSearchParams): Selection {

@@ -13,7 +13,9 @@ import { Registry as MetricsRegistry } from '../observe/metrics.js';
 import type { Backend } from '../storage/backend.js';
 import { DefaultStorageClass } from './admission/default-storage-class.js';
 import { DefaultTolerationSeconds } from './admission/default-toleration-seconds.js';
+import { LimitRanger } from './admission/limit-ranger.js';
 import { NamespaceLifecycle } from './admission/namespace-lifecycle.js';
+import { PodSecurity } from './admission/pod-security.js';
 import { Priority } from './admission/priority.js';
 import { RbacEscalation } from './admission/rbac-escalation.js';
 import { ResourceQuotaAdmission } from './admission/resource-quota.js';
@@ -106,6 +108,8 @@ export class ApiServer {
   private readonly metricsApi: MetricsApi;
   private readonly openapi: OpenApiDocuments;
   private readonly crds?: CrdRegistrar;
+  private readonly limits: LimitRanger;
+  private readonly podSecurity: PodSecurity;
   private readonly authorizer?: Authorizer;
   private readonly rbac?: RbacAuthorizer;
   private readonly reviews: Reviews;
@@ -122,6 +126,8 @@ export class ApiServer {
     this.lifecycle = new NamespaceLifecycle(opts.registry);
     this.priority = new Priority(opts.registry, () => this.store);
     this.quota = new ResourceQuotaAdmission(opts.registry, () => this.store);
+    this.limits = new LimitRanger(opts.registry, () => this.store);
+    this.podSecurity = new PodSecurity(opts.registry, () => this.store, opts.log);
     this.ranges = serviceRanges(opts.serviceCidr ?? '10.96.0.0/12', opts.nodePortRange ?? '30000-32767');
     this.allocation = new ServiceAllocation(opts.registry, opts.backend, this.ranges, opts.log);
     if (opts.authorizer === 'rbac') this.rbac = new RbacAuthorizer(opts.registry, () => this.store);
@@ -131,6 +137,8 @@ export class ApiServer {
       this.lifecycle,
       new DefaultTolerationSeconds(),
       new DefaultStorageClass(opts.registry, () => this.store),
+      this.limits,
+      this.podSecurity,
       this.priority,
       new RuntimeClassAdmission(opts.registry, () => this.store),
       this.allocation,
@@ -176,6 +184,8 @@ export class ApiServer {
     await this.lifecycle.bind(this.store, this.cache);
     await this.priority.bind(this.cache);
     await this.quota.bind(this.cache);
+    await this.limits.bind(this.cache);
+    await this.podSecurity.bind(this.cache);
     await this.rbac?.bind(this.cache);
     await this.crds?.bind(this.cache);
     this.tokens = new ServiceAccountTokens(this.pki.serviceAccountKey, this.opts.registry, () => this.store);

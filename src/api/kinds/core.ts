@@ -447,6 +447,48 @@ const limitranges: ResourceType = {
   namespaced: true,
   shortNames: ['limits'],
   storage: 'core/limitranges',
+  defaults: (o) => {
+    // Upstream's LimitRangeItem defaults: a Container item's default limit falls back to max,
+    // its default request to the default limit, then to min.
+    for (const item of Array.isArray(o.spec?.limits) ? o.spec.limits : []) {
+      if (item?.type !== 'Container') continue;
+      const d = { ...(item.max ?? {}), ...(item.default ?? {}) };
+      if (Object.keys(d).length) item.default = d;
+      const dr = { ...(item.min ?? {}), ...d, ...(item.defaultRequest ?? {}) };
+      if (Object.keys(dr).length) item.defaultRequest = dr;
+    }
+  },
+  validate: (o, errs) => {
+    const types = ['Container', 'PersistentVolumeClaim', 'Pod'];
+    const limits = o.spec?.limits;
+    if (!Array.isArray(limits)) {
+      errs.required('spec.limits');
+      return;
+    }
+    limits.forEach((item, i) => {
+      const p = `spec.limits[${i}]`;
+      if (!types.includes(item?.type)) errs.notSupported(`${p}.type`, item?.type ?? '', types);
+      const lists: Record<string, Map<string, number>> = {};
+      for (const k of ['min', 'max', 'default', 'defaultRequest', 'maxLimitRequestRatio']) lists[k] = validateResourceList(item?.[k], `${p}.${k}`, errs);
+      for (const [r, min] of lists.min) {
+        const max = lists.max.get(r);
+        if (max !== undefined && min > max) errs.invalid(`${p}.min[${r}]`, item.min[r], `min value ${item.min[r]} is greater than max value ${item.max[r]}`);
+      }
+      for (const k of ['default', 'defaultRequest']) {
+        if (item?.type !== 'Container' && lists[k].size) errs.forbidden(`${p}.${k}`, 'may not be specified when `type` is not \'Container\'');
+        for (const [r, v] of lists[k]) {
+          const max = lists.max.get(r);
+          const min = lists.min.get(r);
+          if (max !== undefined && v > max) errs.invalid(`${p}.${k}[${r}]`, item[k][r], `${k === 'default' ? 'default' : 'default request'} value ${item[k][r]} is greater than max value ${item.max[r]}`);
+          if (min !== undefined && v < min) errs.invalid(`${p}.${k}[${r}]`, item[k][r], `min value ${item.min[r]} is greater than ${k === 'default' ? 'default' : 'default request'} value ${item[k][r]}`);
+        }
+      }
+      for (const [r, v] of lists.defaultRequest) {
+        const d = lists.default.get(r);
+        if (d !== undefined && v > d) errs.invalid(`${p}.defaultRequest[${r}]`, item.defaultRequest[r], `default request value ${item.defaultRequest[r]} is greater than default limit value ${item.default[r]}`);
+      }
+    });
+  },
   columns: [nameColumn, col('Created At', (o) => o.metadata.creationTimestamp ?? '')],
 };
 

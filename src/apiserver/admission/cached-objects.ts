@@ -56,6 +56,12 @@ export class CachedObjects {
     return this.items ? [...this.items.values()] : undefined;
   }
 
+  /** One cluster-scoped object by name, or undefined. Callers must not change it. */
+  async get(name: string): Promise<KubeObject | undefined> {
+    if (this.items) return this.items.get(`/${name}`);
+    return (await this.store().list(this.rt, undefined, { labels: [], fields: [] })).items.find((o) => o.metadata.name === name);
+  }
+
   /** Every object. Callers must not change them. */
   async list(): Promise<KubeObject[]> {
     if (this.items) return [...this.items.values()];
