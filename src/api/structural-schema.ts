@@ -134,8 +134,9 @@ function checkNode(s: OpenApiSchema, path: string, depth: number, errs: FieldErr
     const list = s[key];
     if (list === undefined) continue;
     if (!Array.isArray(list)) errs.invalid(`${path}.${key}`, list, 'must be a list');
-    // Value validations only (structural rule): these may not declare types of their own.
-    else for (const [i, sub] of list.entries()) checkJunctor(sub, `${path}.${key}[${i}]`, depth + 1, errs, budget);
+    // Value validations only (structural rule): these may not declare types of their own, but
+    // for the integer and string alternatives of an int-or-string (as controller-gen writes them).
+    else for (const [i, sub] of list.entries()) checkJunctor(sub, `${path}.${key}[${i}]`, depth + 1, errs, budget, s['x-kubernetes-int-or-string'] === true);
   }
   if (s.default !== undefined) {
     if (depth === 0) errs.forbidden(`${path}.default`, 'must not be set at the root');
@@ -147,7 +148,7 @@ function checkNode(s: OpenApiSchema, path: string, depth: number, errs: FieldErr
   }
 }
 
-function checkJunctor(s: unknown, path: string, depth: number, errs: FieldErrors, budget: { nodes: number }): void {
+function checkJunctor(s: unknown, path: string, depth: number, errs: FieldErrors, budget: { nodes: number }, intOrString = false): void {
   if (!isPlainObject(s)) {
     errs.invalid(path, s, 'must be a schema');
     return;
@@ -157,7 +158,9 @@ function checkJunctor(s: unknown, path: string, depth: number, errs: FieldErrors
     return;
   }
   for (const k of ['type', 'additionalProperties', 'default', 'nullable', 'x-kubernetes-preserve-unknown-fields', 'x-kubernetes-embedded-resource', 'x-kubernetes-int-or-string']) {
-    if (k in s && !(k === 'x-kubernetes-int-or-string' && depth > 0)) errs.forbidden(`${path}.${k}`, `must be empty to be structural`);
+    if (!(k in s)) continue;
+    if (k === 'type' && intOrString && (s.type === 'integer' || s.type === 'string')) continue;
+    errs.forbidden(`${path}.${k}`, 'must be empty to be structural');
   }
   const sub = s as OpenApiSchema;
   if (isPlainObject(sub.properties)) for (const [k, v] of Object.entries(sub.properties)) checkJunctor(v, `${path}.properties[${k}]`, depth + 1, errs, budget);
@@ -326,9 +329,10 @@ function pruneNode(s: OpenApiSchema | undefined, v: unknown, path: string, out: 
   const keepUnknown = s['x-kubernetes-preserve-unknown-fields'] === true || s.additionalProperties === true;
   for (const [k, x] of Object.entries(v)) {
     const p = path ? `${path}.${k}` : k;
+    // An object's own apiVersion, kind and metadata are the API's to check, whatever the schema says of them.
+    if (embedded && (k === 'apiVersion' || k === 'kind' || k === 'metadata')) continue;
     const sub = s.properties?.[k];
     if (sub) pruneNode(sub, x, p, out, sub['x-kubernetes-embedded-resource'] === true);
-    else if (embedded && (k === 'apiVersion' || k === 'kind' || k === 'metadata')) continue;
     else if (!keepUnknown) {
       out.push(p);
       delete v[k];
