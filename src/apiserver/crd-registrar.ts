@@ -22,8 +22,8 @@ type J = Record<string, any>;
  * objects before letting its cleanup finalizer go.
  */
 export class CrdRegistrar {
-  /** Storage identity each CRD serves, by CRD name. */
-  private readonly served = new Map<string, string>();
+  /** Storage identity each CRD serves, and the spec it was built from, by CRD name. */
+  private readonly served = new Map<string, { storage: string; spec: string }>();
   private readonly retry = new Map<string, NodeJS.Timeout>();
   private unsubscribe?: () => void;
 
@@ -70,6 +70,9 @@ export class CrdRegistrar {
 
   private serve(crd: KubeObject): void {
     const name = crd.metadata.name as string;
+    const spec = JSON.stringify(crd.spec);
+    // Status writes change nothing served: keep the registry (and the OpenAPI built from it).
+    if (this.served.get(name)?.spec === spec) return;
     if (this.conflict(crd)) return;
     let types: ResourceType[];
     try {
@@ -79,14 +82,14 @@ export class CrdRegistrar {
       return;
     }
     const before = this.served.get(name);
-    if (before) this.registry.remove(before);
+    if (before) this.registry.remove(before.storage);
     this.registry.add(types);
-    this.served.set(name, `${crd.spec.group}/${crd.spec.names.plural}`);
+    this.served.set(name, { storage: `${crd.spec.group}/${crd.spec.names.plural}`, spec });
   }
 
   private withdraw(name: string): void {
-    const storage = this.served.get(name);
-    if (storage) this.registry.remove(storage);
+    const served = this.served.get(name);
+    if (served) this.registry.remove(served.storage);
     this.served.delete(name);
     clearTimeout(this.retry.get(name));
     this.retry.delete(name);
