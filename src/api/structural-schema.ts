@@ -105,16 +105,7 @@ function checkNode(s: OpenApiSchema, path: string, depth: number, errs: FieldErr
     if (!Array.isArray(s.enum)) errs.invalid(`${path}.enum`, s.enum, 'must be a list');
     else if (s.enum.length > schemaLimits.enumValues) errs.tooMany(`${path}.enum`, s.enum.length, schemaLimits.enumValues);
   }
-  if (s.pattern !== undefined) {
-    if (typeof s.pattern !== 'string') errs.invalid(`${path}.pattern`, s.pattern, 'must be a string');
-    else {
-      try {
-        compiled(s.pattern);
-      } catch (e) {
-        errs.invalid(`${path}.pattern`, s.pattern, `must be a valid regular expression, but isn't: ${(e as Error).message}`);
-      }
-    }
-  }
+  checkPattern(s.pattern, path, errs);
   if (s.required !== undefined && !(Array.isArray(s.required) && s.required.every((r) => typeof r === 'string'))) errs.invalid(`${path}.required`, s.required, 'must be a list of strings');
   const lt = s['x-kubernetes-list-type'];
   if (lt !== undefined && !['atomic', 'set', 'map'].includes(String(lt))) errs.notSupported(`${path}.x-kubernetes-list-type`, lt, ['atomic', 'set', 'map']);
@@ -148,6 +139,20 @@ function checkNode(s: OpenApiSchema, path: string, depth: number, errs: FieldErr
   }
 }
 
+/** A schema's pattern, if any, must be a string that compiles as RE2. */
+function checkPattern(pattern: unknown, path: string, errs: FieldErrors): void {
+  if (pattern === undefined) return;
+  if (typeof pattern !== 'string') {
+    errs.invalid(`${path}.pattern`, pattern, 'must be a string');
+    return;
+  }
+  try {
+    compiled(pattern);
+  } catch (e) {
+    errs.invalid(`${path}.pattern`, pattern, `must be a valid regular expression, but isn't: ${(e as Error).message}`);
+  }
+}
+
 function checkJunctor(s: unknown, path: string, depth: number, errs: FieldErrors, budget: { nodes: number }, intOrString = false): void {
   if (!isPlainObject(s)) {
     errs.invalid(path, s, 'must be a schema');
@@ -165,13 +170,7 @@ function checkJunctor(s: unknown, path: string, depth: number, errs: FieldErrors
   const sub = s as OpenApiSchema;
   if (isPlainObject(sub.properties)) for (const [k, v] of Object.entries(sub.properties)) checkJunctor(v, `${path}.properties[${k}]`, depth + 1, errs, budget);
   if (isPlainObject(sub.items)) checkJunctor(sub.items, `${path}.items`, depth + 1, errs, budget);
-  if (sub.pattern !== undefined) {
-    try {
-      compiled(String(sub.pattern));
-    } catch (e) {
-      errs.invalid(`${path}.pattern`, sub.pattern, `must be a valid regular expression, but isn't: ${(e as Error).message}`);
-    }
-  }
+  checkPattern(sub.pattern, path, errs);
 }
 
 /** Failures of one value against a schema, before they are given to a FieldErrors. */

@@ -1,4 +1,4 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KubicleError } from '../observe/errors.js';
 import type { SandboxSpec } from './api/types.js';
@@ -33,6 +33,7 @@ export function checkContainerName(name: string): void {
  */
 export class SandboxStore<R extends { spec: SandboxSpec }> {
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly saving = new Map<string, Promise<void>>();
 
   constructor(private readonly stateDir: string) {}
 
@@ -63,6 +64,29 @@ export class SandboxStore<R extends { spec: SandboxSpec }> {
 
   async save(id: string, rec: R): Promise<void> {
     await writeFile(path.join(this.dir(id), 'sandbox.json'), JSON.stringify(rec));
+  }
+
+  /**
+   * Writes a run's record into its run directory. A quick exit records its end while the start
+   * is still recording its start, both from the same object: writes are queued, each serializes
+   * the record as it is when its turn comes, and each replaces the file whole, so the last state
+   * always wins and a reader never sees half a file.
+   */
+  saveRun(runDir: string, rec: RunRecord): Promise<void> {
+    const file = path.join(runDir, 'run.json');
+    const next = (this.saving.get(runDir) ?? Promise.resolve())
+      .catch(() => {})
+      .then(async () => {
+        await writeFile(`${file}.tmp`, JSON.stringify(rec));
+        await rename(`${file}.tmp`, file);
+      });
+    this.saving.set(runDir, next);
+    void next
+      .finally(() => {
+        if (this.saving.get(runDir) === next) this.saving.delete(runDir);
+      })
+      .catch(() => {});
+    return next;
   }
 
   /** Every sandbox id on disk. */

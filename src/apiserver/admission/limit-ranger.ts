@@ -1,5 +1,5 @@
 import type { KubeObject } from '../../api/object.js';
-import { parseQuantity } from '../../api/quantity.js';
+import { formatQuantity, parseQuantity } from '../../api/quantity.js';
 import type { Registry } from '../../api/registry.js';
 import type { ResourceType } from '../../api/resource-type.js';
 import { KubicleError } from '../../observe/errors.js';
@@ -92,12 +92,9 @@ function sum(pod: KubeObject, kind: 'requests' | 'limits'): Resources {
   return out;
 }
 
+/** A quantity as given, or a computed sum in upstream's canonical form. */
 function show(q: string | number): string {
-  return typeof q === 'number' ? formatNumber(q) : q;
-}
-
-function formatNumber(n: number): string {
-  return Number.isInteger(n) ? String(n) : `${Math.round(n * 1000)}m`;
+  return typeof q === 'number' ? formatQuantity(q) : q;
 }
 
 /** One resource gets at most one message per constraint, the first upstream's checks would give. */

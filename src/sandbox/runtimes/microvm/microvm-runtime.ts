@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -87,11 +87,8 @@ export class MicrovmRuntime implements SandboxRuntime {
   private readonly guest: GuestImage;
   private accel?: Promise<{ accel: Accel; reason: string }>;
   private readonly channels = new Map<string, Promise<GuestChannel>>();
-  /** Running container processes by sandbox/name, while this process watches them. */
   /** Running containers: the main process, and how it was started, which execs in it inherit. */
   private readonly procs = new Map<string, { proc: GuestProcess; done: Promise<void>; as: GuestCommand }>();
-  /** The last write of each run's record: writes of one record go one after another. */
-  private readonly saving = new Map<string, Promise<void>>();
   private readonly store: SandboxStore<SandboxRecord>;
   private readonly templates?: VmTemplates;
   /** Sandboxes whose guest is starting: their agent's one host connection is taken. */
@@ -295,7 +292,7 @@ export class MicrovmRuntime implements SandboxRuntime {
       const id = `${sandboxId}_${spec.name}_${attempt}`;
       const rec: RunRecord = { name: spec.name, attempt, id, image: spec.image, imageId: image.id, createdAt: new Date().toISOString(), stdin: !!spec.stdin };
       await mkdir(runDir, { recursive: true });
-      await this.saveRun(runDir, rec);
+      await this.store.saveRun(runDir, rec);
       let slot = sb.slots[spec.name];
       if (slot === undefined) {
         const used = new Set(Object.values(sb.slots));
@@ -349,7 +346,7 @@ export class MicrovmRuntime implements SandboxRuntime {
       try {
         await proc.started;
         rec.startedAt = new Date().toISOString();
-        await this.saveRun(runDir, rec);
+        await this.store.saveRun(runDir, rec);
         this.log.info('container started', { sandbox: sandboxId, container: spec.name, attempt });
       } catch {
         await done;
@@ -382,7 +379,7 @@ export class MicrovmRuntime implements SandboxRuntime {
         reason: !started ? 'StartError' : oom ? 'OOMKilled' : r.exitCode === 0 ? 'Completed' : 'Error',
         ...(r.message ? { message: r.message } : {}),
       };
-      await this.saveRun(runDir, rec).catch(() => {});
+      await this.store.saveRun(runDir, rec).catch(() => {});
       // Recorded: the guest may forget the stream it kept for a host that restarts.
       (await this.channels.get(sandboxId)?.catch(() => undefined))?.release(proc.id);
       if (this.procs.get(key)?.proc === proc) this.procs.delete(key);
@@ -420,7 +417,7 @@ export class MicrovmRuntime implements SandboxRuntime {
       if (guest && stream?.pid) claims.push({ runDir, rec, guest, pid: stream.pid, from: await LogWriter.measure(path.join(runDir, 'log')) });
       else {
         rec.final = lostRun();
-        await this.saveRun(runDir, rec);
+        await this.store.saveRun(runDir, rec);
       }
     }
     const procs = ch.adopt(claims.map((c) => ({ id: c.guest.stream, pid: c.pid, stdin: c.guest.stdin, tty: c.guest.tty, from: c.from })));
@@ -457,32 +454,11 @@ export class MicrovmRuntime implements SandboxRuntime {
     }
   }
 
-  /**
-   * Writes a run's record. A quick exit records its end while the start is still recording its
-   * start, both from the same object: writes are queued, each serializes the record as it is when
-   * its turn comes, and each replaces the file whole, so the last state always wins and a reader
-   * never sees half a file.
-   */
-  private saveRun(runDir: string, rec: RunRecord): Promise<void> {
-    const file = path.join(runDir, 'run.json');
-    const next = (this.saving.get(runDir) ?? Promise.resolve())
-      .catch(() => {})
-      .then(async () => {
-        await writeFile(`${file}.tmp`, JSON.stringify(rec));
-        await rename(`${file}.tmp`, file);
-      });
-    this.saving.set(runDir, next);
-    void next.finally(() => {
-      if (this.saving.get(runDir) === next) this.saving.delete(runDir);
-    }).catch(() => {});
-    return next;
-  }
-
   private async failRun(runDir: string, rec: RunRecord, message: string): Promise<ContainerStatus> {
     const now = new Date().toISOString();
     rec.startedAt ??= now;
     rec.final = { exitCode: 128, finishedAt: now, reason: 'StartError', message };
-    await this.saveRun(runDir, rec);
+    await this.store.saveRun(runDir, rec);
     return this.runStatus(rec.id.split('_')[0], rec.name, rec.attempt);
   }
 

@@ -126,7 +126,7 @@ export class RuncRuntime implements SandboxRuntime {
       const id = `${sandboxId}_${spec.name}_${attempt}`;
       const rec: RunRecord = { name: spec.name, attempt, id, image: spec.image, imageId: image.id, createdAt: new Date().toISOString(), stdin: !!spec.stdin };
       for (const d of ['rootfs', 'upper', 'work', 'exits', 'persist', 'sock']) await mkdir(path.join(runDir, d), { recursive: true });
-      await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
+      await this.store.saveRun(runDir, rec);
       try {
         const lower = [...image.layerDirs].reverse().join(':');
         await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${path.join(runDir, 'upper')},workdir=${path.join(runDir, 'work')}`, path.join(runDir, 'rootfs')]);
@@ -157,7 +157,7 @@ export class RuncRuntime implements SandboxRuntime {
         return this.failRun(sandboxId, runDir, rec, cleanRuntimeMessage((err as Error).message));
       }
       rec.startedAt = new Date().toISOString();
-      await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
+      await this.store.saveRun(runDir, rec);
       this.log.info('container started', { sandbox: sandboxId, container: spec.name, attempt });
       return this.runStatus(sandboxId, spec.name, attempt);
     });
@@ -171,7 +171,7 @@ export class RuncRuntime implements SandboxRuntime {
     const now = new Date().toISOString();
     rec.startedAt ??= now;
     rec.final = { exitCode: 128, finishedAt: now, reason: 'StartError', message };
-    await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
+    await this.store.saveRun(runDir, rec);
     this.log.info('container failed to start', { sandbox: sandboxId, container: rec.name, message });
     return this.runStatus(sandboxId, rec.name, rec.attempt);
   }
@@ -275,7 +275,7 @@ export class RuncRuntime implements SandboxRuntime {
       const oom = existsSync(path.join(runDir, 'persist', 'oom')) || existsSync(path.join(runDir, 'oom')) || (await this.opts.cgroups.oomKills(sandboxId, rec.id)) > 0;
       rec.final = { exitCode: Number.isFinite(code) ? code : 255, finishedAt, reason: oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error' };
     }
-    await writeFile(path.join(runDir, 'run.json'), JSON.stringify(rec));
+    await this.store.saveRun(runDir, rec);
     return { ...base, state: 'exited', exitCode: rec.final.exitCode, finishedAt: rec.final.finishedAt, reason: rec.final.reason, message: rec.final.message };
   }
 
