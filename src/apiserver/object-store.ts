@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { trackUpdate, type Writer } from '../api/apply/managed-fields.js';
+import { shapeFor } from '../api/apply/shape.js';
 import { FieldErrors } from '../api/field-errors.js';
 import { nameErrors, qualifiedNameErrors, validateAnnotations, validateLabels } from '../api/names.js';
 import { deepClone, deepEqual, type KubeObject } from '../api/object.js';
-import { qualifiedKind, qualifiedResource, type ResourceType } from '../api/resource-type.js';
+import { groupVersion, qualifiedKind, qualifiedResource, type ResourceType } from '../api/resource-type.js';
 import { type FieldRequirement, type LabelSelector, matchesFields, matchesLabels } from '../api/selectors.js';
 import { isoAfter, now } from '../api/time.js';
 import { isCode, KubicleError } from '../observe/errors.js';
@@ -37,6 +39,17 @@ export interface WriteOptions {
   user?: UserInfo;
   /** Where admission may add warnings for the client (sent as Warning headers); absent: none are wanted. */
   warnings?: string[];
+  /** The field manager the write is recorded under in managedFields; absent: the server's own write. */
+  fieldManager?: string;
+  /** Server-side apply already set the object's managedFields: record nothing more. */
+  applied?: boolean;
+}
+
+/** managedFields' name for writes the server makes on its own. */
+const serverManager = 'kube-apiserver';
+
+function writer(rt: ResourceType, opts: WriteOptions, subresource?: string): Writer {
+  return { manager: opts.fieldManager ?? serverManager, apiVersion: groupVersion(rt), subresource };
 }
 
 export interface DeleteOptions extends WriteOptions {
@@ -220,6 +233,7 @@ export class ObjectStore {
     if (rt.status && !rt.keepStatusOnCreate) delete obj.status;
     rt.defaults?.(obj);
     rt.prepareForCreate?.(obj);
+    if (!opts.applied) meta.managedFields = trackUpdate(shapeFor(rt), undefined, obj, writer(rt, opts), now(), rt.status);
     this.validate(rt, obj);
     const admitted: Admission[] = [];
     try {
@@ -263,7 +277,11 @@ export class ObjectStore {
       const proposed = await mutate(deepClone(current));
       const pinned = proposed.metadata?.resourceVersion;
       if (pinned && pinned !== current.metadata.resourceVersion) throw conflict(rt, name);
+      const appliedFields = proposed.metadata?.managedFields;
       const next = this.prepareUpdate(rt, proposed, current, opts.subresource, opts.allowSpecChange);
+      if (opts.applied) next.metadata.managedFields = appliedFields;
+      if (deepEqual(next, current)) return current;
+      if (!opts.applied) next.metadata.managedFields = trackUpdate(shapeFor(rt), current, next, writer(rt, opts, opts.subresource), now(), rt.status);
       if (deepEqual(next, current)) return current;
       if (opts.subresource !== 'status') for (const a of this.admission) await a.admitUpdate?.(rt, next, current, opts);
       if (opts.dryRun) return next;

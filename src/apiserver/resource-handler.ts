@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { applyConfig } from '../api/apply/managed-fields.js';
+import { shapeFor } from '../api/apply/shape.js';
 import { isPlainObject, type KubeObject } from '../api/object.js';
 import { jsonPatch } from '../api/patch/json-patch.js';
 import { mergePatch } from '../api/patch/merge-patch.js';
@@ -6,7 +8,8 @@ import { strategicMergePatch } from '../api/patch/strategic-merge-patch.js';
 import type { Registry } from '../api/registry.js';
 import { groupVersion, type ResourceType } from '../api/resource-type.js';
 import { parseFieldSelector, parseLabelSelector } from '../api/selectors.js';
-import { KubicleError } from '../observe/errors.js';
+import { now } from '../api/time.js';
+import { isCode, KubicleError } from '../observe/errors.js';
 import type { UserInfo } from './authn.js';
 import { decodeDocument, decodeObject, duplicateJsonKeys, mediaType, readBody } from './body.js';
 import type { Evictor } from './eviction.js';
@@ -86,7 +89,7 @@ export class ResourceHandler {
       if (sub === 'scale') return sendJson(res, 200, toScale(rt, obj));
       return this.render(res, 200, rt, obj, rendering, q);
     }
-    const w: WriteOptions = { dryRun: parseDryRun(q), user };
+    const w: WriteOptions = { dryRun: parseDryRun(q), user, fieldManager: fieldManager(req, q) };
     if (m === 'POST') {
       if (r.name && sub === 'binding') return this.bind(req, res, rt, ns!, r.name, w);
       if (r.name && sub === 'eviction') {
@@ -102,7 +105,7 @@ export class ResourceHandler {
       if (!r.name) throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
       if (sub === 'scale') {
         const scale = decodeObject(await readBody(req), mediaType(req)) as KubeObject;
-        const out = await this.store.update(rt, ns, r.name, (cur) => applyScale(rt, cur, scale), w);
+        const out = await this.store.update(rt, ns, r.name, (cur) => applyScale(rt, cur, scale), { ...w, subresource: 'scale' });
         return sendJson(res, 200, toScale(rt, out));
       }
       const { obj, warnings } = await this.decodeFor(req, rt, q, true);
@@ -213,6 +216,8 @@ export class ResourceHandler {
   private async patch(req: IncomingMessage, res: ServerResponse, rt: ResourceType, ns: string | undefined, name: string, sub: string | undefined, q: URLSearchParams, w: WriteOptions) {
     const type = mediaType(req);
     const raw = await readBody(req);
+    if (type === applyPatchType) return this.apply(res, rt, ns, name, sub, q, w, raw);
+    if (q.has('force')) throw invalidOptions('PatchOptions', [{ reason: 'FieldValueForbidden', field: 'force', message: 'Forbidden: may not be specified for non-apply patch' }]);
     let apply: (target: unknown) => unknown;
     if (type === 'application/json-patch+json') {
       const ops = decodeDocument(raw, type);
@@ -226,16 +231,14 @@ export class ResourceHandler {
     } else {
       throw new KubicleError(
         'UnsupportedMediaType',
-        type === 'application/apply-patch+yaml'
-          ? 'server-side apply is not supported by this server yet: use client-side apply (kubectl apply without --server-side)'
-          : `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json${rt.custom ? '' : ', application/strategic-merge-patch+json'}`,
+        `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, ${applyPatchType}${rt.custom ? '' : ', application/strategic-merge-patch+json'}`,
       );
     }
     const validation = fieldValidation(q);
     let warnings: string[] = [];
     const admissionWarnings: string[] = [];
     if (sub === 'scale') {
-      const out = await this.store.update(rt, ns, name, (cur) => applyScale(rt, cur, apply(toScale(rt, cur)) as KubeObject), w);
+      const out = await this.store.update(rt, ns, name, (cur) => applyScale(rt, cur, apply(toScale(rt, cur)) as KubeObject), { ...w, subresource: 'scale' });
       return sendJson(res, 200, toScale(rt, out));
     }
     const out = await this.store.update(
@@ -253,6 +256,43 @@ export class ResourceHandler {
     sendJson(res, 200, out, 'application/json', unique([...warnings, ...admissionWarnings]));
   }
 
+  /**
+   * Server-side apply: merges the configuration into the live object (creating it if there is
+   * none) and records it as the field manager's applied set. Conflicts are 409s unless ?force=true.
+   */
+  private async apply(res: ServerResponse, rt: ResourceType, ns: string | undefined, name: string, sub: string | undefined, q: URLSearchParams, w: WriteOptions, raw: Buffer) {
+    if (sub && sub !== 'status') throw new KubicleError('UnsupportedMediaType', `server-side apply is not supported on the ${sub} subresource`);
+    if (!q.get('fieldManager')) throw invalidOptions('PatchOptions', [{ reason: 'FieldValueRequired', field: 'fieldManager', message: 'Required value: is required for apply patch' }]);
+    const force = q.get('force') ?? 'false';
+    if (force !== 'true' && force !== 'false') throw new KubicleError('BadRequest', `force must be true or false, got ${force}`);
+    const { obj: config, warnings } = this.checkDocument(rt, raw, applyPatchType, fieldValidation(q), true);
+    if (config.metadata.managedFields !== undefined) throw new KubicleError('BadRequest', 'metadata.managedFields must be nil');
+    if (config.metadata.name !== undefined && config.metadata.name !== name) throw new KubicleError('BadRequest', `the name of the object (${config.metadata.name}) does not match the name on the URL (${name})`);
+    const writer = { manager: w.fieldManager as string, apiVersion: groupVersion(rt), subresource: sub };
+    const shape = shapeFor(rt);
+    const opts = { ...w, applied: true, warnings: [] as string[], subresource: sub };
+    const applyTo = (live: KubeObject | undefined) => {
+      const out = applyConfig(shape, live, structuredClone(config), writer, force === 'true', now(), rt.status);
+      out.object.metadata.managedFields = out.managedFields;
+      return out.object;
+    };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const out = await this.store.update(rt, ns, name, applyTo, opts);
+        return sendJson(res, 200, out, 'application/json', unique([...warnings, ...opts.warnings]));
+      } catch (err) {
+        if (!isCode(err, 'NotFound') || sub) throw err;
+      }
+      try {
+        const created = await this.store.create(rt, ns, applyTo(undefined), opts);
+        return sendJson(res, 201, created, 'application/json', unique([...warnings, ...opts.warnings]));
+      } catch (err) {
+        // Created by someone else meanwhile: apply to theirs.
+        if (!isCode(err, 'AlreadyExists') || attempt > 2) throw err;
+      }
+    }
+  }
+
   /** Decodes a full object body for `rt`, checking its kind, version and (per fieldValidation) its fields. */
   private async decodeFor(req: IncomingMessage, rt: ResourceType, q: URLSearchParams, requireKind: boolean): Promise<{ obj: KubeObject; warnings: string[] }> {
     const type = mediaType(req);
@@ -262,9 +302,11 @@ export class ResourceHandler {
         `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, ${protobufMediaType}`,
       );
     }
-    const raw = await readBody(req);
+    return this.checkDocument(rt, await readBody(req), type, fieldValidation(q), requireKind);
+  }
+
+  private checkDocument(rt: ResourceType, raw: Buffer, type: string, validation: Validation, requireKind: boolean): { obj: KubeObject; warnings: string[] } {
     const doc = decodeObject(raw, type);
-    const validation = fieldValidation(q);
     const warnings: string[] = [];
     if (validation !== 'Ignore' && type === 'application/json') {
       const dups = duplicateJsonKeys(raw.toString('utf8'));
@@ -327,6 +369,30 @@ function selection(rt: ResourceType, q: URLSearchParams): Selection {
   const fields = parseFieldSelector(q.get('fieldSelector'));
   checkFieldSelector(rt, fields);
   return { labels: parseLabelSelector(q.get('labelSelector')), fields };
+}
+
+const applyPatchType = 'application/apply-patch+yaml';
+
+/** Upstream's 422 for bad request options (PatchOptions, CreateOptions, UpdateOptions). */
+function invalidOptions(kind: string, causes: { reason: string; field: string; message: string }[]): KubicleError {
+  return new KubicleError('Invalid', `${kind}.meta.k8s.io "" is invalid: ${causes.map((c) => `${c.field}: ${c.message}`).join(', ')}`, { causes });
+}
+
+/**
+ * The field manager a write is recorded under: ?fieldManager, else the client's User-Agent up to
+ * its first "/" (kubectl, kube-controller-manager), as upstream.
+ */
+function fieldManager(req: IncomingMessage, q: URLSearchParams): string {
+  const asked = q.get('fieldManager');
+  const name = asked || (req.headers['user-agent'] ?? '').split('/')[0].slice(0, 128) || 'unknown';
+  if (name.length > 128) throw invalidOptions('PatchOptions', [{ reason: 'FieldValueTooLong', field: 'fieldManager', message: 'Too long: may not be longer than 128' }]);
+  const bad = [...name].findIndex((ch) => /[\p{C}]/u.test(ch));
+  if (bad >= 0) {
+    throw invalidOptions('PatchOptions', [
+      { reason: 'FieldValueInvalid', field: 'fieldManager', message: `Invalid value: ${JSON.stringify(name)}: invalid character at position ${bad}` },
+    ]);
+  }
+  return name;
 }
 
 function parseDryRun(q: URLSearchParams): boolean {

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import { threadId } from 'node:worker_threads';
+import { kubeVersion } from '../apiserver/version.js';
 import { InformerFactory } from '../client/informer-factory.js';
 import type { KubeClient } from '../client/kube-client.js';
 import { LeaderElector } from '../client/leader-election.js';
@@ -51,7 +52,16 @@ export type Component =
   | { kind: 'ingress-controller'; options: IngressControllerOptions };
 
 /** Node-side components load on demand, so a control plane without a node never loads them. */
-export async function runComponent(c: Component, client: KubeClient, log: Logger, signal: AbortSignal): Promise<unknown> {
+/** Upstream's names for the components that have one, so managedFields read as they do there. */
+const userAgents: Partial<Record<Component['kind'], string>> = {
+  'controller-manager': 'kube-controller-manager',
+  scheduler: 'kube-scheduler',
+  kubelet: 'kubelet',
+  'service-proxy': 'kube-proxy',
+};
+
+export async function runComponent(c: Component, shared: KubeClient, log: Logger, signal: AbortSignal): Promise<unknown> {
+  const client = shared.withUserAgent(`${userAgents[c.kind] ?? `kubicle-${c.kind}`}/${kubeVersion.gitVersion}`);
   switch (c.kind) {
     case 'controller-manager':
       return Promise.all([

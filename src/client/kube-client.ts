@@ -14,6 +14,8 @@ export interface ClientConfig {
   keyPem?: string;
   /** Reach the server over this unix socket (a tenant control plane's own components); TLS still checks the server's name against `server`. */
   socketPath?: string;
+  /** Sent as User-Agent; the API server records writes under its first word (managedFields). */
+  userAgent?: string;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: objects from the API are untyped JSON
@@ -50,13 +52,21 @@ export class KubeClient {
   private readonly agent: https.Agent;
   private readonly base: URL;
 
-  constructor(private readonly cfg: ClientConfig) {
+  constructor(
+    private readonly cfg: ClientConfig,
+    agent?: https.Agent,
+  ) {
     this.base = new URL(cfg.server);
-    this.agent = new https.Agent({ keepAlive: true, maxSockets: 64, ca: cfg.caPem, cert: cfg.certPem, key: cfg.keyPem });
+    this.agent = agent ?? new https.Agent({ keepAlive: true, maxSockets: 64, ca: cfg.caPem, cert: cfg.certPem, key: cfg.keyPem });
+  }
+
+  /** The same client (and connections) under another User-Agent; closing either closes both. */
+  withUserAgent(userAgent: string): KubeClient {
+    return new KubeClient({ ...this.cfg, userAgent }, this.agent);
   }
 
   private options(method: string, path: string, headers: Record<string, string>): https.RequestOptions {
-    const h: Record<string, string> = { Accept: 'application/json', ...headers };
+    const h: Record<string, string> = { Accept: 'application/json', 'User-Agent': this.cfg.userAgent ?? 'kubicle', ...headers };
     if (this.cfg.token) h.Authorization = `Bearer ${this.cfg.token}`;
     return { method, host: this.base.hostname, port: this.base.port, socketPath: this.cfg.socketPath, path, agent: this.agent, headers: h };
   }
