@@ -219,3 +219,55 @@ describe('apply', () => {
     assert.equal(out.metadata.labels?.extra, 'x');
   });
 });
+
+describe('custom resources', () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      apiVersion: { type: 'string' },
+      kind: { type: 'string' },
+      metadata: { type: 'object' },
+      spec: {
+        type: 'object',
+        properties: {
+          routes: { type: 'array', 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['host', 'port'], items: { type: 'object', properties: { host: { type: 'string' }, port: { type: 'integer' }, weight: { type: 'integer' } } } },
+          tags: { type: 'array', 'x-kubernetes-list-type': 'set', items: { type: 'string' } },
+          args: { type: 'array', items: { type: 'string' } },
+          selector: { type: 'object', 'x-kubernetes-map-type': 'atomic', additionalProperties: { type: 'string' } },
+        },
+      },
+    },
+  };
+  const shape = shapeFor({ group: 'example.com', version: 'v1', kind: 'Route', schema } as unknown as ResourceType);
+
+  it('reads list and map types from the structural schema, and metadata as ObjectMeta', () => {
+    const set = fieldSetOf(
+      {
+        apiVersion: 'example.com/v1',
+        kind: 'Route',
+        metadata: { name: 'r', labels: { a: 'b' }, finalizers: ['x/y'] },
+        spec: { routes: [{ host: 'a', port: 80, weight: 1 }], tags: ['blue'], args: ['-v'], selector: { k: 'v' } },
+      },
+      shape,
+    );
+    assert.deepEqual(Object.keys(set['f:spec']['f:routes']), ['k:{"host":"a","port":80}']);
+    assert.deepEqual(set['f:spec']['f:tags'], { 'v:"blue"': {} });
+    assert.deepEqual(set['f:spec']['f:args'], {});
+    assert.deepEqual(set['f:spec']['f:selector'], {});
+    assert.deepEqual(set['f:metadata']['f:finalizers'], { 'v:"x/y"': {} });
+    assert.deepEqual(set['f:metadata']['f:labels'], { 'f:a': {} });
+  });
+
+  it('merges two appliers’ items of a keyed list and a set', () => {
+    const writer = (manager: string): Writer => ({ manager, apiVersion: 'example.com/v1' });
+    const cr = (routes: unknown[], tags: string[]) => ({ apiVersion: 'example.com/v1', kind: 'Route', metadata: { name: 'r' }, spec: { routes, tags } });
+    const one = applyConfig(shape, undefined, cr([{ host: 'a', port: 80, weight: 1 }], ['blue']), writer('a'), false, t0, false);
+    one.object.metadata.managedFields = one.managedFields;
+    const two = applyConfig(shape, one.object, cr([{ host: 'b', port: 80, weight: 2 }], ['green']), writer('b'), false, t1, false);
+    assert.deepEqual(
+      two.object.spec.routes.map((r: { host: string }) => r.host),
+      ['a', 'b'],
+    );
+    assert.deepEqual(two.object.spec.tags, ['blue', 'green']);
+  });
+});
