@@ -1,4 +1,5 @@
 import { KubicleError } from '../observe/errors.js';
+import { admissionregistrationKinds } from './kinds/admissionregistration.js';
 import { apiextensionsKinds } from './kinds/apiextensions.js';
 import { appsKinds } from './kinds/apps.js';
 import { batchKinds } from './kinds/batch.js';
@@ -90,7 +91,7 @@ export function versionPriority(v: string): number {
 }
 
 export function builtinRegistry(): Registry {
-  return new Registry([...coreKinds, ...appsKinds, ...batchKinds, ...clusterKinds, ...rbacKinds, ...apiextensionsKinds]);
+  return new Registry([...coreKinds, ...appsKinds, ...batchKinds, ...clusterKinds, ...rbacKinds, ...apiextensionsKinds, ...admissionregistrationKinds]);
 }
 
 /** The provider's API (`kubicle server`): the built-in kinds its machinery relies on, and kubicle.io. */

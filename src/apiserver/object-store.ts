@@ -21,7 +21,7 @@ export interface Admission {
   /** Called before a create is written; throws to refuse. A dry run must change nothing else. */
   admitCreate(rt: ResourceType, obj: KubeObject, opts: WriteOptions): Promise<void>;
   /** Called before a delete is carried out; throws to refuse. */
-  admitDelete(rt: ResourceType, obj: KubeObject): Promise<void>;
+  admitDelete(rt: ResourceType, obj: KubeObject, opts?: WriteOptions): Promise<void>;
   /** Optional: called before an update is written, once per write attempt; throws to refuse. */
   admitUpdate?(rt: ResourceType, obj: KubeObject, old: KubeObject, opts: WriteOptions): Promise<void>;
   /**
@@ -364,6 +364,16 @@ export class ObjectStore {
     return next;
   }
 
+  /**
+   * Validates an object admission changed after the store validated it (mutating webhooks):
+   * the object rules, and for an update the rules on changing `old`.
+   */
+  revalidate(rt: ResourceType, obj: KubeObject, old?: KubeObject): void {
+    const errs = new FieldErrors();
+    if (old) rt.validateUpdate?.(obj, old, errs);
+    this.validate(rt, obj, errs);
+  }
+
   private validate(rt: ResourceType, obj: KubeObject, errs = new FieldErrors()): void {
     const m = obj.metadata;
     if (!m.name) errs.required('metadata.name', 'name or generateName is required');
@@ -410,7 +420,7 @@ export class ObjectStore {
           `Operation cannot be fulfilled on ${qualifiedResource(rt)} "${name}": Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in meta: ${current.metadata.resourceVersion}`,
         );
       }
-      if (attempt === 0) for (const a of this.admission) await a.admitDelete(rt, current);
+      if (attempt === 0) for (const a of this.admission) await a.admitDelete(rt, current, opts);
       const next = deepClone(current);
       const m = next.metadata;
       const finalizers = new Set(m.finalizers ?? []);

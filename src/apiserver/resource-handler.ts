@@ -125,7 +125,7 @@ export class ResourceHandler {
       return this.patch(req, res, rt, ns, r.name, sub, q, w);
     }
     if (m === 'DELETE') {
-      const opts = await this.deleteOptions(req, q, w.dryRun ?? false);
+      const opts = { ...(await this.deleteOptions(req, q, w.dryRun ?? false)), user };
       if (!r.name) {
         const sel = selection(rt, q);
         const items = await this.store.deleteCollection(rt, ns, sel, opts);

@@ -6,6 +6,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import { formatIPv4 } from '../api/ipv4.js';
+import { admissionGroup } from '../api/kinds/admissionregistration.js';
 import type { Registry } from '../api/registry.js';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
@@ -21,6 +22,7 @@ import { RbacEscalation } from './admission/rbac-escalation.js';
 import { ResourceQuotaAdmission } from './admission/resource-quota.js';
 import { RuntimeClassAdmission } from './admission/runtime-class.js';
 import { ServiceAllocation, type ServiceRanges, serviceRanges } from './admission/service-allocation.js';
+import { MutatingWebhooks, ValidatingWebhooks, WebhookConfigurations } from './admission/webhooks.js';
 import { Authenticator, type UserInfo } from './authn.js';
 import { type Authorizer, attributesOf, forbiddenMessage } from './authz/authorizer.js';
 import { impersonate } from './authz/impersonation.js';
@@ -108,6 +110,7 @@ export class ApiServer {
   private readonly metricsApi: MetricsApi;
   private readonly openapi: OpenApiDocuments;
   private readonly crds?: CrdRegistrar;
+  private readonly webhooks?: WebhookConfigurations;
   private readonly limits: LimitRanger;
   private readonly podSecurity: PodSecurity;
   private readonly authorizer?: Authorizer;
@@ -133,6 +136,7 @@ export class ApiServer {
     if (opts.authorizer === 'rbac') this.rbac = new RbacAuthorizer(opts.registry, () => this.store);
     this.authorizer = this.rbac ?? (opts.authorizer === 'rbac' ? undefined : opts.authorizer);
     this.reviews = new Reviews(this.authorizer, this.rbac, this.authn);
+    if (opts.registry.lookup(admissionGroup, 'v1', 'validatingwebhookconfigurations')) this.webhooks = new WebhookConfigurations(opts.registry, () => this.store, opts.log);
     this.store = new ObjectStore(opts.backend, [
       this.lifecycle,
       new DefaultTolerationSeconds(),
@@ -143,6 +147,8 @@ export class ApiServer {
       new RuntimeClassAdmission(opts.registry, () => this.store),
       this.allocation,
       ...(this.rbac ? [new RbacEscalation(this.rbac)] : []),
+      // Webhooks after the built-in plugins, mutating then validating, as upstream orders them.
+      ...(this.webhooks ? [new MutatingWebhooks(this.webhooks), new ValidatingWebhooks(this.webhooks)] : []),
       // Last, as upstream: it charges what the others have settled.
       this.quota,
     ]);
@@ -188,6 +194,7 @@ export class ApiServer {
     await this.podSecurity.bind(this.cache);
     await this.rbac?.bind(this.cache);
     await this.crds?.bind(this.cache);
+    await this.webhooks?.bind(this.cache);
     this.tokens = new ServiceAccountTokens(this.pki.serviceAccountKey, this.opts.registry, () => this.store);
     const tokens = this.tokens;
     this.authn.addTokenAuthenticator((t) => tokens.authenticate(t));

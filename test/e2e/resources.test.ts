@@ -27,6 +27,14 @@ after(async () => {
 
 const template = { metadata: { labels: { app: 's' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } };
 const selector = { matchLabels: { app: 's' } };
+const sweepWebhook = {
+  name: 'sweep.kubicle.test',
+  clientConfig: { url: 'https://127.0.0.1:1/sweep' },
+  rules: [{ operations: ['CREATE'], apiGroups: ['sweep.invalid'], apiVersions: ['v1'], resources: ['nothing'] }],
+  failurePolicy: 'Ignore',
+  sideEffects: 'None',
+  admissionReviewVersions: ['v1'],
+};
 const samples: Record<string, Record<string, unknown>> = {
   'v1/pods': { spec: { containers: [{ name: 'c', image: 'busybox' }] } },
   'v1/services': { spec: { ports: [{ port: 80 }] } },
@@ -42,6 +50,9 @@ const samples: Record<string, Record<string, unknown>> = {
       versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
     },
   },
+  // Webhooks that match no resource, so the rest of the sweep never calls them.
+  'admissionregistration.k8s.io/v1/mutatingwebhookconfigurations': { webhooks: [{ ...sweepWebhook, reinvocationPolicy: 'Never' }] },
+  'admissionregistration.k8s.io/v1/validatingwebhookconfigurations': { webhooks: [sweepWebhook] },
   'v1/secrets': { stringData: { a: 'b' } },
   'v1/serviceaccounts': {},
   'v1/events': { involvedObject: { kind: 'Pod', name: 'x', namespace: 'sweep' }, reason: 'Tested', message: 'm', type: 'Normal' },
