@@ -14,6 +14,8 @@ import { f1, load, summary } from './stats.js';
  * authorization and escalation checks at once (the floor: RBAC off), and as `alice` of `devs`,
  * whose every request is decided from the index. Both go through the same admission chain, which
  * a real client cannot switch off; the difference between the two is the cost of RBAC.
+ * Then admission: pod creates in a namespace with a LimitRange, a ResourceQuota and PodSecurity
+ * labels beside the same creates in a namespace with none, in the same run.
  * Sizes can be lowered with BENCH_SCALE (e.g. 0.1).
  */
 const scale = Number(process.env.BENCH_SCALE ?? 1);
@@ -24,10 +26,10 @@ const ROUNDS = 3;
 
 function client(port: number, creds: { ca: string; cert: string; key: string }) {
   const agent = new https.Agent({ ...creds, keepAlive: true, maxSockets: 16 });
-  return (method: string, p: string, body?: string) =>
+  return (method: string, p: string, body?: string, contentType = 'application/json') =>
     new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = https.request(
-        { host: '127.0.0.1', port, method, path: p, agent, headers: { Accept: 'application/json', ...(body ? { 'Content-Type': 'application/json' } : {}) } },
+        { host: '127.0.0.1', port, method, path: p, agent, headers: { Accept: 'application/json', ...(body ? { 'Content-Type': contentType } : {}) } },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c) => chunks.push(c));
@@ -109,12 +111,52 @@ async function main(): Promise<void> {
       const b = figure(off, n);
       rows.push(`| ${what} | ${a.text} | ${b.text} | ${f1(a.per / b.per)}× time per request |`);
     }
+    // Admission: the same pod create in a namespace whose policies every create must pass
+    // (LimitRange defaults and bounds, a ResourceQuota to charge, PodSecurity baseline enforced
+    // and restricted warned) and in one with none (the floor: admission plugins with nothing to do).
+    for (const ns of ['plain', 'guarded']) {
+      await must(admin('POST', '/api/v1/namespaces', JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } })), 201);
+    }
+    const guarded = '/api/v1/namespaces/guarded';
+    await must(admin('PATCH', '/api/v1/namespaces/guarded', JSON.stringify({ metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'baseline', 'pod-security.kubernetes.io/warn': 'restricted' } } }), 'application/merge-patch+json'), 200);
+    await must(
+      admin('POST', `${guarded}/limitranges`, JSON.stringify({ apiVersion: 'v1', kind: 'LimitRange', metadata: { name: 'limits' }, spec: { limits: [{ type: 'Container', default: { cpu: '100m', memory: '64Mi' }, defaultRequest: { cpu: '50m', memory: '32Mi' }, max: { cpu: '1', memory: '1Gi' } }] } })),
+      201,
+    );
+    await must(admin('POST', `${guarded}/resourcequotas`, JSON.stringify({ apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'quota' }, spec: { hard: { pods: '100000', 'requests.cpu': '10000', 'limits.memory': '10000Gi' } } })), 201);
+    for (const ns of ['plain', 'guarded']) {
+      for (let i = 0; i < 50 && (await admin('GET', `/api/v1/namespaces/${ns}/serviceaccounts/default`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+    }
+    const podCreate = (ns: string) => async (i: number) =>
+      must(admin('POST', `/api/v1/namespaces/${ns}/pods`, JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `p-${round}-${i}` }, spec: { containers: [{ name: 'c', image: 'busybox' }] } })), 201);
+    const admissionRows: string[] = [];
+    {
+      const offs: Run[] = [];
+      const ons: Run[] = [];
+      for (let r = -1; r < ROUNDS; r++) {
+        round++;
+        const off = await load(N_CREATE, 8, podCreate('plain'));
+        round++;
+        const on = await load(N_CREATE, 8, podCreate('guarded'));
+        if (r >= 0) {
+          offs.push(off);
+          ons.push(on);
+        }
+      }
+      const a = figure(medianOf(ons), N_CREATE);
+      const b = figure(medianOf(offs), N_CREATE);
+      admissionRows.push(`| create a Pod, 8 clients | ${a.text} | ${b.text} | ${f1(a.per / b.per)}× time per request |`);
+    }
     const lines = [
       `bench/api authz (scale ${scale}, ${os.cpus().length} cores, node ${process.version}; ${N_RBAC} Roles and ${N_RBAC} RoleBindings present; median of ${ROUNDS} rounds)`,
       '',
       '| request | RBAC user (alice, group devs → edit) | system:masters (RBAC skipped: floor) | RBAC / floor |',
       '|---|---|---|---|',
       ...rows,
+      '',
+      '| request | namespace with LimitRange, ResourceQuota, PodSecurity | namespace without (floor) | admission / floor |',
+      '|---|---|---|---|',
+      ...admissionRows,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

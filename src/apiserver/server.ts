@@ -21,6 +21,7 @@ import { Priority } from './admission/priority.js';
 import { RbacEscalation } from './admission/rbac-escalation.js';
 import { ResourceQuotaAdmission } from './admission/resource-quota.js';
 import { RuntimeClassAdmission } from './admission/runtime-class.js';
+import { ServiceAccountAdmission } from './admission/service-account.js';
 import { ServiceAllocation, type ServiceRanges, serviceRanges } from './admission/service-allocation.js';
 import { MutatingWebhooks, ValidatingWebhooks, WebhookConfigurations } from './admission/webhooks.js';
 import { Authenticator, type UserInfo } from './authn.js';
@@ -142,6 +143,7 @@ export class ApiServer {
       new DefaultTolerationSeconds(),
       new DefaultStorageClass(opts.registry, () => this.store),
       this.limits,
+      new ServiceAccountAdmission(opts.registry, () => this.store),
       this.podSecurity,
       this.priority,
       new RuntimeClassAdmission(opts.registry, () => this.store),

@@ -20,6 +20,7 @@ import { NodeLifecycleController } from '../controllers/node-lifecycle.js';
 import { PersistentVolumeController } from '../controllers/persistent-volume.js';
 import { ReplicaSetController } from '../controllers/replicaset.js';
 import { ResourceQuotaController } from '../controllers/resourcequota.js';
+import { RootCaPublisher } from '../controllers/root-ca-publisher.js';
 import { ServiceAccountController } from '../controllers/serviceaccount.js';
 import { StatefulSetController } from '../controllers/statefulset.js';
 import type { KubeletOptions } from '../kubelet/kubelet.js';
@@ -67,6 +68,7 @@ export async function runComponent(c: Component, shared: KubeClient, log: Logger
       return Promise.all([
         new NamespaceController(client, log.with({ component: 'namespace-controller' })).run(signal),
         new ServiceAccountController(client, log.with({ component: 'serviceaccount-controller' })).run(signal),
+        new RootCaPublisher(client, client.caPem, log.with({ component: 'root-ca-cert-publisher' })).run(signal),
         new ClusterRoleAggregation(client, log.with({ component: 'clusterrole-aggregation-controller' })).run(signal),
         ...(c.workloads ? [runWorkloadControllers(client, log, signal, c.nodeGracePeriodMs)] : []),
       ]);

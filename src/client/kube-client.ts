@@ -60,6 +60,11 @@ export class KubeClient {
     this.agent = agent ?? new https.Agent({ keepAlive: true, maxSockets: 64, ca: cfg.caPem, cert: cfg.certPem, key: cfg.keyPem });
   }
 
+  /** The CA this client trusts for the API server (what pods get as ca.crt). */
+  get caPem(): string {
+    return this.cfg.caPem;
+  }
+
   /** The same client (and connections) under another User-Agent; closing either closes both. */
   withUserAgent(userAgent: string): KubeClient {
     return new KubeClient({ ...this.cfg, userAgent }, this.agent);

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -179,5 +182,41 @@ describe('probes and lifecycle hooks (runc pods)', () => {
     assert.equal((await run(['logs', '-n', ns, 'reader'])).trim(), 'kept');
     const pvc = JSON.parse(await run(['get', 'pvc', 'data', '-n', ns, '-o', 'json']));
     assert.equal(pvc.status.phase, 'Bound');
+  });
+  it('a pod gets the kube-api-access volume: a bound token the API server accepts, the cluster CA and its namespace', async () => {
+    await apply(podDoc('in-cluster', { command: ['sleep', '3600'] }));
+    await eventually(async () => (await pod('in-cluster')).status.phase === 'Running', 'the pod runs', 60_000);
+    const spec = (await pod('in-cluster')).spec;
+    assert.equal(spec.serviceAccountName, 'default');
+    const volume = spec.volumes.find((v: { name: string }) => v.name.startsWith('kube-api-access-'));
+    assert.ok(volume?.projected, 'the projected volume was added');
+    assert.deepEqual(spec.containers[0].volumeMounts, [{ name: volume.name, readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }]);
+    const read = (file: string) => run(['exec', '-n', ns, 'in-cluster', '--', 'cat', `/var/run/secrets/kubernetes.io/serviceaccount/${file}`]);
+    assert.equal(await read('namespace'), ns);
+    assert.equal(await read('ca.crt'), await readFile(path.join(k.dataDir, 'pki', 'ca.crt'), 'utf8'));
+    const token = await read('token');
+    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+    assert.equal(claims.sub, `system:serviceaccount:${ns}:default`);
+    assert.equal(claims['kubernetes.io'].pod.name, 'in-cluster');
+    // The token works against the API server, as a client library in the pod would use it.
+    const who = await new Promise<string>((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port: k.port, method: 'POST', path: '/apis/authentication.k8s.io/v1/selfsubjectreviews', ca: readFileSync(path.join(k.dataDir, 'pki', 'ca.crt')), headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }));
+    });
+    assert.equal(JSON.parse(who).status.userInfo.username, `system:serviceaccount:${ns}:default`);
+
+    // Opting out on the pod leaves it without the volume; a missing account refuses the pod.
+    await apply(podDoc('no-token', { command: ['sleep', '1'] }, { automountServiceAccountToken: false, restartPolicy: 'Never' }));
+    assert.equal((await pod('no-token')).spec.volumes, undefined);
+    const missing = await kc(['apply', '-n', ns, '-f', '-'], { input: JSON.stringify(podDoc('ghost-account', { command: ['sleep', '1'] }, { serviceAccountName: 'ghost' })) });
+    assert.match(missing.stderr, /error looking up service account lifecycle-e2e\/ghost: serviceaccount "ghost" not found/);
   });
 });

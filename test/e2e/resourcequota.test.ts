@@ -35,7 +35,8 @@ describe('resource quota usage', () => {
     await ok(['create', 'quota', 'compute', '-n', 'team', '--hard=pods=10,requests.cpu=4,requests.memory=2Gi,limits.cpu=8,limits.memory=4Gi']);
     await ok(['create', 'quota', 'objects', '-n', 'team', '--hard=services=5,services.nodeports=4,configmaps=10,persistentvolumeclaims=3,requests.storage=10Gi,count/deployments.apps=2,local-path.storageclass.storage.k8s.io/requests.storage=5Gi']);
     await usedBecomes('compute', { pods: '0', 'requests.cpu': '0', 'requests.memory': '0', 'limits.cpu': '0', 'limits.memory': '0' });
-    await usedBecomes('objects', { services: '0', configmaps: '0' });
+    // The namespace's kube-root-ca.crt counts, as upstream.
+    await usedBecomes('objects', { services: '0', configmaps: '1' });
     await ok(['apply', '-f', '-'], podWith('a', { requests: { cpu: '250m', memory: '64Mi' }, limits: { cpu: '500m', memory: '128Mi' } }));
     // Limits only: requests default to the limits, as upstream's defaulting makes them.
     await ok(['apply', '-f', '-'], podWith('b', { limits: { cpu: '1', memory: '256Mi' } }));
@@ -48,7 +49,7 @@ describe('resource quota usage', () => {
     await usedBecomes('objects', {
       services: '2',
       'services.nodeports': '2',
-      configmaps: '1',
+      configmaps: '2',
       persistentvolumeclaims: '1',
       'requests.storage': '2Gi',
       'count/deployments.apps': '1',
@@ -76,8 +77,9 @@ describe('resource quota usage', () => {
 
 describe('resource quota admission', () => {
   it('refuses what would exceed a quota with upstream\'s message, and a dry run charges nothing', async () => {
-    await ok(['create', 'quota', 'small', '-n', 'capped', '--hard=pods=2,requests.cpu=1,count/configmaps=1']);
-    await usedBecomes('small', { pods: '0', 'requests.cpu': '0', 'count/configmaps': '0' }, 'capped');
+    await ok(['create', 'quota', 'small', '-n', 'capped', '--hard=pods=2,requests.cpu=1,count/configmaps=2']);
+    // kube-root-ca.crt takes one of the two.
+    await usedBecomes('small', { pods: '0', 'requests.cpu': '0', 'count/configmaps': '1' }, 'capped');
     const refused = async (manifest: string) => {
       const r = await kc(['apply', '-f', '-'], { input: manifest });
       assert.notEqual(r.code, 0, 'the create should have been refused');
@@ -99,7 +101,7 @@ describe('resource quota admission', () => {
     );
     await ok(['create', 'configmap', 'first', '-n', 'capped']);
     const r = await kc(['create', 'configmap', 'second', '-n', 'capped']);
-    assert.match(r.stderr, /configmaps "second" is forbidden: exceeded quota: small, requested: count\/configmaps=1, used: count\/configmaps=1, limited: count\/configmaps=1/);
+    assert.match(r.stderr, /configmaps "second" is forbidden: exceeded quota: small, requested: count\/configmaps=1, used: count\/configmaps=2, limited: count\/configmaps=2/);
     // Freed room is usable again once the controller has recounted.
     await ok(['delete', 'pod', 'two', '-n', 'capped', '--grace-period=0', '--force']);
     await usedBecomes('small', { pods: '1', 'requests.cpu': '600m' }, 'capped');
