@@ -12,6 +12,7 @@ import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { Registry as MetricsRegistry } from '../observe/metrics.js';
 import type { Backend } from '../storage/backend.js';
+import { CachedObjects } from './admission/cached-objects.js';
 import { DefaultStorageClass } from './admission/default-storage-class.js';
 import { DefaultTolerationSeconds } from './admission/default-toleration-seconds.js';
 import { LimitRanger } from './admission/limit-ranger.js';
@@ -112,6 +113,7 @@ export class ApiServer {
   private readonly openapi: OpenApiDocuments;
   private readonly crds?: CrdRegistrar;
   private readonly webhooks?: WebhookConfigurations;
+  private readonly namespaces: CachedObjects;
   private readonly limits: LimitRanger;
   private readonly podSecurity: PodSecurity;
   private readonly authorizer?: Authorizer;
@@ -131,13 +133,15 @@ export class ApiServer {
     this.priority = new Priority(opts.registry, () => this.store);
     this.quota = new ResourceQuotaAdmission(opts.registry, () => this.store);
     this.limits = new LimitRanger(opts.registry, () => this.store);
-    this.podSecurity = new PodSecurity(opts.registry, () => this.store, opts.log);
+    // Followed once for every plugin that reads namespace labels.
+    this.namespaces = new CachedObjects(opts.registry.mustLookup('', 'v1', 'namespaces'), () => this.store);
+    this.podSecurity = new PodSecurity(this.namespaces, opts.log);
     this.ranges = serviceRanges(opts.serviceCidr ?? '10.96.0.0/12', opts.nodePortRange ?? '30000-32767');
     this.allocation = new ServiceAllocation(opts.registry, opts.backend, this.ranges, opts.log);
     if (opts.authorizer === 'rbac') this.rbac = new RbacAuthorizer(opts.registry, () => this.store);
     this.authorizer = this.rbac ?? (opts.authorizer === 'rbac' ? undefined : opts.authorizer);
     this.reviews = new Reviews(this.authorizer, this.rbac, this.authn);
-    if (opts.registry.lookup(admissionGroup, 'v1', 'validatingwebhookconfigurations')) this.webhooks = new WebhookConfigurations(opts.registry, () => this.store, opts.log);
+    if (opts.registry.lookup(admissionGroup, 'v1', 'validatingwebhookconfigurations')) this.webhooks = new WebhookConfigurations(opts.registry, this.namespaces, () => this.store, opts.log);
     this.store = new ObjectStore(opts.backend, [
       this.lifecycle,
       new DefaultTolerationSeconds(),
@@ -193,7 +197,7 @@ export class ApiServer {
     await this.priority.bind(this.cache);
     await this.quota.bind(this.cache);
     await this.limits.bind(this.cache);
-    await this.podSecurity.bind(this.cache);
+    await this.namespaces.bind(this.cache);
     await this.rbac?.bind(this.cache);
     await this.crds?.bind(this.cache);
     await this.webhooks?.bind(this.cache);

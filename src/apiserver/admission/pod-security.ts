@@ -1,11 +1,9 @@
 import type { KubeObject } from '../../api/object.js';
-import type { Registry } from '../../api/registry.js';
 import type { ResourceType } from '../../api/resource-type.js';
 import { KubicleError } from '../../observe/errors.js';
 import type { Logger } from '../../observe/log.js';
-import type { Admission, ObjectStore, WriteOptions } from '../object-store.js';
-import type { WatchCache } from '../watch-cache.js';
-import { CachedObjects } from './cached-objects.js';
+import type { Admission, WriteOptions } from '../object-store.js';
+import type { CachedObjects } from './cached-objects.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: pod specs are untyped JSON
 type J = Record<string, any>;
@@ -127,19 +125,11 @@ function levelOf(ns: KubeObject | undefined, mode: 'enforce' | 'warn' | 'audit')
 }
 
 export class PodSecurity implements Admission {
-  private readonly namespaces: CachedObjects;
-
+  /** `namespaces`: the server's followed Namespaces (their labels say the levels). */
   constructor(
-    registry: Registry,
-    store: () => ObjectStore,
+    private readonly namespaces: CachedObjects,
     private readonly log: Logger,
-  ) {
-    this.namespaces = new CachedObjects(registry.mustLookup('', 'v1', 'namespaces'), store);
-  }
-
-  bind(cache: WatchCache): Promise<void> {
-    return this.namespaces.bind(cache);
-  }
+  ) {}
 
   admitCreate(rt: ResourceType, obj: KubeObject, opts: WriteOptions): Promise<void> {
     return this.admit(rt, obj, opts);

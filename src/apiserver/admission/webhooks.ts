@@ -9,7 +9,7 @@ import type { Logger } from '../../observe/log.js';
 import type { Admission, ObjectStore, WriteOptions } from '../object-store.js';
 import type { WatchCache } from '../watch-cache.js';
 import { CachedObjects } from './cached-objects.js';
-import { type Attributes, CallFailed, callFailed, callWebhook, denied, type Operation, type Target } from './webhook-call.js';
+import { type Attributes, CallFailed, callFailed, callWebhook, denied, type Operation, type Target, type WebhookAnswer } from './webhook-call.js';
 
 /**
  * Admission webhooks (admissionregistration.k8s.io/v1): MutatingWebhooks runs after the
@@ -25,20 +25,20 @@ type J = Record<string, any>;
 export class WebhookConfigurations {
   readonly mutating: CachedObjects;
   readonly validating: CachedObjects;
-  private readonly namespaces: CachedObjects;
 
+  /** `namespaces`: the server's followed Namespaces, for namespaceSelectors. */
   constructor(
     private readonly registry: Registry,
+    private readonly namespaces: CachedObjects,
     readonly store: () => ObjectStore,
     readonly log: Logger,
   ) {
     this.mutating = new CachedObjects(registry.mustLookup(admissionGroup, 'v1', 'mutatingwebhookconfigurations'), store);
     this.validating = new CachedObjects(registry.mustLookup(admissionGroup, 'v1', 'validatingwebhookconfigurations'), store);
-    this.namespaces = new CachedObjects(registry.mustLookup('', 'v1', 'namespaces'), store);
   }
 
   async bind(cache: WatchCache): Promise<void> {
-    await Promise.all([this.mutating.bind(cache), this.validating.bind(cache), this.namespaces.bind(cache)]);
+    await Promise.all([this.mutating.bind(cache), this.validating.bind(cache)]);
   }
 
   /** The webhooks of one kind of configuration that match a request, in upstream's order. */
@@ -66,7 +66,7 @@ export class WebhookConfigurations {
   }
 
   /** Calls one webhook; undefined when it failed and its failurePolicy is Ignore. */
-  async call(hook: J, a: Attributes): Promise<Awaited<ReturnType<typeof callWebhook>> | undefined> {
+  async call(hook: J, a: Attributes): Promise<WebhookAnswer | undefined> {
     if (a.dryRun && hook.sideEffects !== 'None' && hook.sideEffects !== 'NoneOnDryRun') {
       throw new KubicleError('BadRequest', `admission webhook "${hook.name}" does not support dry run`);
     }
