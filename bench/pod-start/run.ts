@@ -27,13 +27,30 @@ function rssKiB(pid: number): number {
   }
 }
 
-function kubiclePid(dataDir: string): number {
+/** CPU time all cores spent busy since boot (ms): user, nice, system, irq, softirq, steal. */
+function systemBusyMs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const hz = 100; // USER_HZ on Linux
+  return ((f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) * 1000) / hz;
+}
+
+/** CPU time one process (all its threads) has used (ms), and that of the children it has waited for. */
+function processCpuMs(pid: number): { own: number; children: number } {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ').map(Number);
+  return { own: ((f[11] + f[12]) * 1000) / 100, children: ((f[13] + f[14]) * 1000) / 100 };
+}
+
+/** The kubicle processes of a run (the server, and the host agent where it runs apart): their pids, the server's first. */
+function kubiclePids(dataDir: string): number[] {
+  const found: { pid: number; agent: boolean }[] = [];
   for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
     try {
-      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dataDir)) return Number(p);
+      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (argv.some((a) => /(kubicle|cli\/main)\.js$/.test(a)) && argv.some((a) => a.startsWith(dataDir))) found.push({ pid: Number(p), agent: argv.includes('agent') });
     } catch {}
   }
-  throw new Error('kubicle process not found');
+  if (!found.length) throw new Error('kubicle process not found');
+  return found.sort((a, b) => Number(a.agent) - Number(b.agent)).map((f) => f.pid);
 }
 
 async function main() {
@@ -88,15 +105,27 @@ async function main() {
     singles.push(await start(`single-${i}`));
     await clear();
   }
-  const pid = kubiclePid(k.dataDir);
-  const before = rssKiB(pid);
+  const [pid, agentPid] = kubiclePids(k.dataDir);
+  const rss = () => rssKiB(pid) + (agentPid ? rssKiB(agentPid) : 0);
+  const before = rss();
+  const cpu0 = { all: systemBusyMs(), server: processCpuMs(pid), agent: agentPid ? processCpuMs(agentPid) : undefined };
   const burstStart = performance.now();
   const burst = await Promise.all(Array.from({ length: BURST }, (_, i) => start(`burst-${i}`)));
   const burstWall = performance.now() - burstStart;
+  const agentCpu = agentPid ? processCpuMs(agentPid) : undefined;
+  const burstCpu = {
+    all: systemBusyMs() - cpu0.all,
+    server: processCpuMs(pid).own - cpu0.server.own,
+    agent: agentCpu && cpu0.agent ? agentCpu.own - cpu0.agent.own : 0,
+    agentChildren: agentCpu && cpu0.agent ? agentCpu.children - cpu0.agent.children : 0,
+  };
+  // CLOCK_MONOTONIC in µs, as --cpu-prof timestamps its samples, so a profile can be cut to the burst.
+  const endUs = process.hrtime.bigint() / 1000n;
+  if (process.env.KUBICLE_NODE_ARGS?.includes('--cpu-prof')) process.stderr.write(`burst window (monotonic µs): ${endUs - BigInt(Math.round(burstWall * 1000))} ${endUs}\n`);
   const conmons = execFileSync('pgrep', ['-f', `conmon.*${k.dataDir}`]).toString().trim().split('\n').filter(Boolean).map(Number);
   const conmonRss = conmons.map(rssKiB).filter((r) => r > 0);
   const conmonKiB = conmonRss.reduce((a, b) => a + b, 0) / Math.max(1, conmonRss.length);
-  const after = rssKiB(pid);
+  const after = rss();
   await clear();
 
   // The floor: bare runc run -d of the same layer and command, one at a time and in a burst.
@@ -104,6 +133,7 @@ async function main() {
   const layer = path.join(layers, readdirSync(layers)[0]);
   const floorDir = path.join(os.tmpdir(), `kubicle-bench-runc-${process.pid}`);
   const runcRoot = path.join(floorDir, 'state');
+  let bareBurstCpu = 0;
   const bare = (n: number, concurrent: boolean): number[] => {
     const dirs = Array.from({ length: n }, (_, i) => {
       const dir = path.join(floorDir, `b${i}`);
@@ -118,6 +148,7 @@ async function main() {
       return dir;
     });
     const times: number[] = [];
+    const busy0 = systemBusyMs();
     if (concurrent) {
       const t0 = performance.now();
       const procs = dirs.map((dir, i) => spawnSync('sh', ['-c', `runc --root ${runcRoot} run -d --bundle ${dir} bare${i} >/dev/null 2>&1 </dev/null &`]));
@@ -135,6 +166,7 @@ async function main() {
         times.push(performance.now() - t0);
       });
     }
+    if (concurrent) bareBurstCpu = systemBusyMs() - busy0;
     dirs.forEach((dir, i) => {
       spawnSync('runc', ['--root', runcRoot, 'delete', '-f', `bare${i}`]);
       spawnSync('umount', ['-l', `${dir}/rootfs`]);
@@ -159,7 +191,8 @@ async function main() {
     `bench/pod-start (${os.cpus().length} cores; image cached; create → Running seen on a watch)`,
     `  one pod at a time (n=${s.n}):   p50 ${f1(s.p50)} ms   p99 ${f1(s.p99)} ms   | floor bare runc run -d: p50 ${f1(bareSingle.p50)} ms p99 ${f1(bareSingle.p99)} ms   ratio p50 ${f1(s.p50 / bareSingle.p50)}×`,
     `  burst of ${BURST}:                p50 ${f1(b.p50)} ms   p99 ${f1(b.p99)} ms   wall ${f1(burstWall)} ms | floor ${BURST} bare runc run -d at once: p50 ${f1(bareBurst.p50)} ms p99 ${f1(bareBurst.p99)} ms   ratio p99 ${f1(b.p99 / bareBurst.p99)}×`,
-    `  memory per sandbox: conmon ${f1(conmonKiB / 1024)} MiB RSS; kubicle process grew ${f1((after - before) / 1024 / BURST)} MiB per sandbox (${f1(before / 1024)} → ${f1(after / 1024)} MiB)`,
+    `  CPU per pod in the burst (whole machine): ${f1(burstCpu.all / BURST)} ms: server process ${f1(burstCpu.server / BURST)} ms, host agent ${f1(burstCpu.agent / BURST)} ms + the programs it waited for (runc start, ip, mount) ${f1(burstCpu.agentChildren / BURST)} ms, the rest (conmon, runc create, kernel threads, this benchmark) ${f1((burstCpu.all - burstCpu.server - burstCpu.agent - burstCpu.agentChildren) / BURST)} ms | floor: ${f1(bareBurstCpu / BURST)} ms per bare runc run -d (with the benchmark's polling by runc list)`,
+    `  memory per sandbox: conmon ${f1(conmonKiB / 1024)} MiB RSS; kubicle's processes (server and agent) grew ${f1((after - before) / 1024 / BURST)} MiB per sandbox (${f1(before / 1024)} → ${f1(after / 1024)} MiB)`,
     '  budget: burst-of-50 p99 ≤ 1,000 ms and ≤ 3× bare runc',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { versionInfo } from '../apiserver/version.js';
 import { KubicleError } from '../observe/errors.js';
 import { createLogger } from '../observe/log.js';
+import { agentReadyMessage } from './agent-process.js';
 import { parseConfig, usage } from './config.js';
 import { openStore } from './store.js';
 
@@ -83,7 +84,14 @@ async function main(argv: string[]): Promise<number> {
       const { HostAgent } = await import('../sandbox/agent.js');
       const dataDir = path.resolve(config['data-dir']);
       const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath: config['agent-socket'] || path.join(dataDir, 'agent.sock'), podCidr: config['pod-cidr'], bridge: config.bridge }, log.with({ component: 'agent' }));
-      await agent.run(ac.signal);
+      const running = agent.run(ac.signal);
+      if (process.send) {
+        // Started by `kubicle standalone` or `server` (agent-process.ts): tell it when the API
+        // listens, and stop when it is gone, however it went.
+        process.on('disconnect', () => stop('parent exited'));
+        void agent.ready.then(() => process.send?.(agentReadyMessage));
+      }
+      await running;
       return 0;
     }
     case 'image samples': {

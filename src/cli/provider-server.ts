@@ -19,8 +19,8 @@ import { EndpointGateway } from '../provider/endpoint-gateway.js';
 import { defaultPrices, Meter, type PriceList } from '../provider/meter.js';
 import { SandboxGateway } from '../provider/sandbox-gateway.js';
 import { TenantController } from '../provider/tenant-controller.js';
-import { HostAgent } from '../sandbox/agent.js';
 import { SandboxClient } from '../sandbox/api/client.js';
+import { startAgentProcess } from './agent-process.js';
 import { startApiServer } from './api-server.js';
 import { clusterKubeconfig, waitRunning } from './cluster-commands.js';
 import type { Config } from './config.js';
@@ -50,10 +50,7 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
   const waits: Promise<unknown>[] = [];
   const registry = await startRegistry(config, dataDir, log, signal, waits);
   if (!registry) throw new KubicleError('Invalid', 'the provider needs its image registry: --registry-port must not be 0');
-  const socketPath = config['agent-socket'] || path.join(dataDir, 'agent.sock');
-  const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath, podCidr: config['pod-cidr'], bridge: config.bridge }, log.with({ component: 'agent' }));
-  const agentRunning = agent.run(signal);
-  await Promise.race([agent.ready, agentRunning]);
+  const { socketPath, running: agentRunning } = await startAgentProcess(config, dataDir, log, signal);
   waits.push(agentRunning);
   const authorizer = new TenantAuthorizer({
     operatorGroups: ['system:masters', operatorGroup],

@@ -7,7 +7,7 @@ import { issueServing, type KeyPair } from '../apiserver/pki.js';
 import { claimRanges } from '../network/host-claims.js';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import { HostAgent } from '../sandbox/agent.js';
+import { startAgentProcess } from './agent-process.js';
 import { startApiServer } from './api-server.js';
 import { runInWorker } from './component-worker.js';
 import type { Config } from './config.js';
@@ -48,8 +48,8 @@ export async function standalone(config: Config, log: Logger, signal: AbortSigna
 }
 
 /**
- * The local node: the embedded registry (with the busybox sample pushed), the host agent in this
- * process, and a kubelet component that reaches it over the agent's socket.
+ * The local node: the embedded registry (with the busybox sample pushed), the host agent in a
+ * process of its own (agent-process.ts), and a kubelet component that reaches it over its socket.
  */
 async function startNode(config: Config, dataDir: string, log: Logger, signal: AbortSignal, ca: KeyPair, apiToken: string) {
   if (config.node !== 'local') throw new Error(`--node must be "local" or "none", not ${JSON.stringify(config.node)}`);
@@ -61,10 +61,7 @@ async function startNode(config: Config, dataDir: string, log: Logger, signal: A
     { what: 'load balancer pool', flag: '--load-balancer-pool', cidr: pool },
   ]);
   waits.push(new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })).then(release));
-  const socketPath = config['agent-socket'] || path.join(dataDir, 'agent.sock');
-  const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath, podCidr: config['pod-cidr'], bridge: config.bridge }, log.with({ component: 'agent' }));
-  const agentRunning = agent.run(signal);
-  await Promise.race([agent.ready, agentRunning]);
+  const { socketPath, running: agentRunning } = await startAgentProcess(config, dataDir, log, signal);
   waits.push(agentRunning);
   const backoff = Number(config['restart-backoff']) * 1000;
   const nodeName = config['node-name'] || os.hostname().toLowerCase();
