@@ -363,7 +363,14 @@ export class PodWorker {
     const status = podStatus({ pod, sandbox: sb, memos: mem.memos, hostIP: this.opts.hostIP, initDone, phase, startTime: mem.startTime });
     const text = JSON.stringify(status, (k, v) => (k === 'lastTransitionTime' ? undefined : v));
     if (text === mem.lastReported) return;
-    await this.client.patch(resourcePath({ version: 'v1', plural: 'pods', namespace: pod.metadata.namespace, name: pod.metadata.name, subresource: 'status' }), { status });
+    try {
+      await this.client.patch(resourcePath({ version: 'v1', plural: 'pods', namespace: pod.metadata.namespace, name: pod.metadata.name, subresource: 'status' }), { status });
+    } catch (err) {
+      // Deleted while this sync ran: nobody is left to read the status, and the deletion's own
+      // event removes the sandbox (upstream's status manager drops it the same way).
+      if (isCode(err, 'NotFound')) return;
+      throw err;
+    }
     mem.lastReported = text;
   }
 

@@ -28,12 +28,17 @@ export function checkContainerName(name: string): void {
 
 /**
  * A runtime's sandboxes on disk, the same layout for every runtime: <stateDir>/<id>/sandbox.json
- * (the runtime's own record type R) and a directory per container run. State lives here, not in
- * memory, so a restarted agent finds it. Work on one sandbox is serialised through `serial`.
+ * (the runtime's own record type R) and a directory per container run. State lives on disk, so a
+ * restarted agent finds it; records read or written are also kept in memory, because this agent
+ * is their only writer and the kubelet asks for every sandbox's status every second (`forget`
+ * when a sandbox or run is removed). Work on one sandbox is serialised through `serial`.
  */
 export class SandboxStore<R extends { spec: SandboxSpec }> {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly saving = new Map<string, Promise<void>>();
+  private readonly records = new Map<string, R>();
+  /** Run records by run directory. */
+  private readonly runs = new Map<string, RunRecord>();
 
   constructor(private readonly stateDir: string) {}
 
@@ -57,13 +62,29 @@ export class SandboxStore<R extends { spec: SandboxSpec }> {
 
   /** The sandbox's record; NotFound when absent. */
   async record(id: string): Promise<R> {
+    const kept = this.records.get(id);
+    if (kept) return kept;
     const text = await readFile(path.join(this.dir(id), 'sandbox.json'), 'utf8').catch(() => undefined);
     if (!text) throw new KubicleError('NotFound', `sandbox ${id} not found`);
-    return JSON.parse(text) as R;
+    const rec = JSON.parse(text) as R;
+    this.records.set(id, rec);
+    return rec;
   }
 
   async save(id: string, rec: R): Promise<void> {
     await writeFile(path.join(this.dir(id), 'sandbox.json'), JSON.stringify(rec));
+    this.records.set(id, rec);
+  }
+
+  /** Drops what is kept in memory of a sandbox, or of one of its runs: call once it is removed from disk. */
+  forget(id: string, runDir?: string): void {
+    if (runDir) {
+      this.runs.delete(runDir);
+      return;
+    }
+    this.records.delete(id);
+    const prefix = `${this.dir(id)}/`;
+    for (const dir of this.runs.keys()) if (dir.startsWith(prefix)) this.runs.delete(dir);
   }
 
   /**
@@ -79,6 +100,7 @@ export class SandboxStore<R extends { spec: SandboxSpec }> {
       .then(async () => {
         await writeFile(`${file}.tmp`, JSON.stringify(rec));
         await rename(`${file}.tmp`, file);
+        this.runs.set(runDir, rec);
       });
     this.saving.set(runDir, next);
     void next
@@ -124,8 +146,13 @@ export class SandboxStore<R extends { spec: SandboxSpec }> {
 
   /** One run's record; NotFound when absent. */
   async run(id: string, name: string, attempt: number): Promise<RunRecord> {
-    const text = await readFile(path.join(this.runDir(id, name, attempt), 'run.json'), 'utf8').catch(() => undefined);
+    const runDir = this.runDir(id, name, attempt);
+    const kept = this.runs.get(runDir);
+    if (kept) return kept;
+    const text = await readFile(path.join(runDir, 'run.json'), 'utf8').catch(() => undefined);
     if (!text) throw new KubicleError('NotFound', `container ${name} not found in sandbox ${id}`);
-    return JSON.parse(text) as RunRecord;
+    const rec = JSON.parse(text) as RunRecord;
+    this.runs.set(runDir, rec);
+    return rec;
   }
 }

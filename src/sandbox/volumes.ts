@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KubicleError } from '../observe/errors.js';
@@ -34,7 +34,8 @@ export class SandboxVolumes {
       const mounted = await isMountPoint(dir);
       if (!mounted) await run('mount', ['-t', 'tmpfs', '-o', `mode=1777${size}`, 'tmpfs', dir]);
     }
-    if (v.type === 'dir') await run('chmod', ['0777', dir]);
+    // mkdir's mode passes through the umask; a volume any container user may write needs 0777 itself.
+    if (v.type === 'dir') await chmod(dir, 0o777);
     if (v.type === 'files') await this.writeFiles(v.name, v.files);
   }
 

@@ -33,6 +33,7 @@ export class PodNetwork {
   private readonly base: number;
   private readonly prefix: number;
   private ensured?: Promise<void>;
+  private leases?: Promise<Map<string, string>>;
 
   constructor(
     private readonly opts: PodNetworkOptions,
@@ -110,8 +111,9 @@ export class PodNetwork {
       () => false,
     );
     if (nsExists) await ip([`netns del ${ns}`]).catch(() => {});
-    await ip([`netns add ${ns}`]);
-    await ip([`link add ${hostIf} type veth peer name eth0 netns ${ns}`, `link set ${hostIf} master ${this.bridge}`, `link set ${hostIf} up`])
+    // One `ip` for the host's side (ip restores its own namespace after `netns add`), one inside:
+    // each spawn costs more than the commands it runs.
+    await ip([`netns add ${ns}`, `link add ${hostIf} type veth peer name eth0 netns ${ns}`, `link set ${hostIf} master ${this.bridge}`, `link set ${hostIf} up`])
       .then(() => ip([`link set lo up`, `addr add ${ipAddr}/${this.prefix} dev eth0`, `link set eth0 up`, `route add default via ${this.gateway}`], ns))
       .catch(async (err) => {
       await ip([`netns del ${ns}`]).catch(() => {});
@@ -163,28 +165,46 @@ export class PodNetwork {
     await ip([`link del ${this.bridge}`]).catch(() => {});
     await nft(`table inet ${tableOf(this.bridge)} {}\ndelete table inet ${tableOf(this.bridge)}\n`).catch(() => {});
     await rm(this.opts.stateDir, { recursive: true, force: true });
+    this.leases = undefined;
   }
 
   /** Removes the namespace (its veth goes with it) or tap and frees the address. Idempotent. */
   async detach(sandboxId: string): Promise<void> {
-    await ip([`netns del ${PodNetwork.namespaceOf(sandboxId)}`]).catch(() => {});
-    await ip([`link del ${PodNetwork.tapOf(sandboxId)}`]).catch(() => {});
+    // -force runs both lines whichever is missing (a runc sandbox has no tap, a microvm no namespace).
+    await ip([`netns del ${PodNetwork.namespaceOf(sandboxId)}`, `link del ${PodNetwork.tapOf(sandboxId)}`], undefined, true).catch(() => {});
     await this.release(sandboxId);
   }
 
   /** Frees the sandbox's address, if it has one here. Idempotent. */
   async release(sandboxId: string): Promise<void> {
-    for (const name of await readdir(this.opts.stateDir).catch(() => [] as string[])) {
-      const owner = await readFile(path.join(this.opts.stateDir, name), 'utf8').catch(() => '');
-      if (owner === sandboxId) await rm(path.join(this.opts.stateDir, name), { force: true });
-    }
+    const owners = await this.owners();
+    const addr = owners.get(sandboxId);
+    if (addr === undefined) return;
+    await rm(path.join(this.opts.stateDir, addr), { force: true });
+    owners.delete(sandboxId);
+  }
+
+  /**
+   * Each sandbox's address: the lease files read once, then kept in step by lease and release
+   * (this agent is their only writer), so a lease costs the same with 1 or 250 pods on the node.
+   */
+  private owners(): Promise<Map<string, string>> {
+    this.leases ??= (async () => {
+      const owners = new Map<string, string>();
+      for (const name of await readdir(this.opts.stateDir).catch(() => [] as string[])) {
+        const owner = await readFile(path.join(this.opts.stateDir, name), 'utf8').catch(() => '');
+        if (owner) owners.set(owner, name);
+      }
+      return owners;
+    })();
+    return this.leases;
   }
 
   private async lease(sandboxId: string): Promise<string> {
     const size = 2 ** (32 - this.prefix);
-    for (const name of await readdir(this.opts.stateDir)) {
-      if ((await readFile(path.join(this.opts.stateDir, name), 'utf8').catch(() => '')) === sandboxId) return name;
-    }
+    const owners = await this.owners();
+    const held = owners.get(sandboxId);
+    if (held !== undefined) return held;
     // Start at a hash of the id so concurrent attaches rarely race for the same address.
     const start = Number.parseInt(createHash('sha1').update(sandboxId).digest('hex').slice(0, 8), 16) % (size - 3);
     for (let i = 0; i < size - 3; i++) {
@@ -193,6 +213,7 @@ export class PodNetwork {
         const fh = await open(path.join(this.opts.stateDir, candidate), 'wx');
         await fh.writeFile(sandboxId);
         await fh.close();
+        owners.set(sandboxId, candidate);
         return candidate;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -233,9 +254,9 @@ function nft(script: string): Promise<void> {
   return batch('nft', ['-f', '-'], script);
 }
 
-/** Runs `ip` commands in one batch process (inside `netns` when given); rejects with the first failure's message. */
-function ip(commands: string[], netns?: string): Promise<void> {
-  return batch('ip', [...(netns ? ['-n', netns] : []), '-batch', '-'], `${commands.join('\n')}\n`);
+/** Runs `ip` commands in one batch process (inside `netns` when given); rejects with the first failure's message (with `force`, after running every line). */
+function ip(commands: string[], netns?: string, force = false): Promise<void> {
+  return batch('ip', [...(netns ? ['-n', netns] : []), ...(force ? ['-force'] : []), '-batch', '-'], `${commands.join('\n')}\n`);
 }
 
 /** Runs a tool that reads its commands from stdin; rejects with what it said on stderr. */

@@ -286,7 +286,11 @@ export class MicrovmRuntime implements SandboxRuntime {
       const attempts = await this.store.attempts(sandboxId, spec.name);
       const last = attempts.at(-1);
       if (last !== undefined && (await this.runStatus(sandboxId, spec.name, last)).state === 'running') throw new KubicleError('Conflict', `container ${spec.name} is still running`);
-      for (const old of attempts.slice(0, -1)) await rm(path.join(dir, 'containers', spec.name, String(old)), { recursive: true, force: true });
+      for (const old of attempts.slice(0, -1)) {
+        const runDir = path.join(dir, 'containers', spec.name, String(old));
+        await rm(runDir, { recursive: true, force: true });
+        this.store.forget(sandboxId, runDir);
+      }
       const attempt = last === undefined ? 0 : last + 1;
       const runDir = path.join(dir, 'containers', spec.name, String(attempt));
       const id = `${sandboxId}_${spec.name}_${attempt}`;
@@ -520,6 +524,7 @@ export class MicrovmRuntime implements SandboxRuntime {
     await this.opts.networks.detach(sandboxId);
     await this.opts.cgroups.removeSandbox(sandboxId);
     await rm(dir, { recursive: true, force: true });
+    this.store.forget(sandboxId);
     this.log.info('sandbox removed', { sandbox: sandboxId });
   }
 

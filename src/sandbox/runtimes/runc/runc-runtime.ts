@@ -92,8 +92,7 @@ export class RuncRuntime implements SandboxRuntime {
         if (spec.network === 'none') await this.opts.networks.host.attachIsolated(spec.id);
         else if (spec.network !== 'host') ip = await this.opts.networks.of(spec.podNetwork).attach(spec.id);
         await this.writeEtc(dir, spec, ip);
-        const rec: SandboxRecord = { spec, createdAt: new Date().toISOString(), ip };
-        await writeFile(path.join(dir, 'sandbox.json'), JSON.stringify(rec));
+        await this.store.save(spec.id, { spec, createdAt: new Date().toISOString(), ip });
         this.log.info('sandbox created', { sandbox: spec.id, ip, ms: Date.now() - started });
       } catch (err) {
         await this.teardown(spec.id, spec).catch(() => {});
@@ -346,6 +345,7 @@ export class RuncRuntime implements SandboxRuntime {
   private async removeRun(sandboxId: string, name: string, attempt: number): Promise<void> {
     await this.releaseRun(sandboxId, name, attempt);
     await rm(this.store.runDir(sandboxId, name, attempt), { recursive: true, force: true });
+    this.store.forget(sandboxId, this.store.runDir(sandboxId, name, attempt));
   }
 
   removeSandbox(sandboxId: string, graceSeconds: number): Promise<void> {
@@ -376,6 +376,7 @@ export class RuncRuntime implements SandboxRuntime {
     if (left.length) this.log.warn('sandbox mounts left at removal', { sandbox: sandboxId, mounts: left });
     for (const m of left) await run('umount', ['-l', m]).catch(() => {});
     await rm(dir, { recursive: true, force: true });
+    this.store.forget(sandboxId);
   }
 
   async updateFiles(sandboxId: string, volume: string, files: FileSpec[]): Promise<void> {
