@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
+import { createLogger } from '../observe/log.js';
 import { nft, removeTable } from './host-net.js';
 import { renderServiceRules, servicePortRules } from './service-rules.js';
-import { tableObjects, transition } from './table-sync.js';
+import { TableSync, tableObjects, transition } from './table-sync.js';
 
 const opts = { table: 'kubicle-unit-sync', bridge: 'kubunit1', podCidr: '10.246.8.0/24', gateway: '10.246.8.1', nodeName: 'n1' };
 const service = (name: string, ip: string) => ({
@@ -62,4 +63,31 @@ test('swaps keep ClientIP affinity entries, drop what vanished, and start clean 
   assert.match(fresh, /^add table ip kubicle-unit-sync\ndelete table ip kubicle-unit-sync\n/);
   await nft(fresh);
   assert.match(tableText(), /10\.96\.8\.11/);
+});
+
+test('a rendering equal to the last one swapped in costs no swap; a changed one does', async (t) => {
+  try {
+    execFileSync('nft', ['--version']);
+  } catch {
+    return t.skip('nft is not installed (scripts/setup.sh installs it)');
+  }
+  t.after(() => removeTable(opts.table));
+  let services = [service('a', '10.96.8.10')];
+  let renders = 0;
+  const sync = new TableSync(() => {
+    renders++;
+    return renderServiceRules(opts, servicePortRules(services, [slice('a', ['10.246.8.5'])], 'n1'));
+  }, createLogger({}, () => {}));
+  t.after(() => sync.stop());
+  await sync.schedule();
+  // Mark the kernel's table by hand: a swap would flush the mark away.
+  execFileSync('nft', ['add', 'rule', 'ip', opts.table, 'services', 'counter', 'comment', '"hand-made"']);
+  await sync.schedule();
+  assert.equal(renders, 2, 'the state was rendered again');
+  assert.match(tableText(), /hand-made/, 'the same rendering was not swapped in');
+  services = [service('a', '10.96.8.10'), service('b', '10.96.8.11')];
+  await sync.schedule();
+  const text = tableText();
+  assert.match(text, /10\.96\.8\.11/, 'the new Service is in');
+  assert.doesNotMatch(text, /hand-made/, 'a changed rendering was swapped in');
 });

@@ -58,6 +58,8 @@ export class TableSync {
   private stopped = false;
   /** What the last successful swap put in the kernel; unknown at first and after a failure. */
   private applied?: TableObjects;
+  /** The definition of that swap: a rendering equal to it needs no swap (pods that come and go unselected). */
+  private appliedDefinition?: string;
 
   constructor(
     private readonly render: () => string,
@@ -73,12 +75,15 @@ export class TableSync {
         // Let the rest of a burst (a rollout's many endpoint updates) land in this swap.
         await new Promise((r) => setTimeout(r, 5));
         const definition = this.render();
+        if (this.applied && definition === this.appliedDefinition) continue;
         try {
           await nft(transition(definition, this.applied));
           this.applied = tableObjects(definition);
+          this.appliedDefinition = definition;
           this.log.debug('nft table swapped');
         } catch (err) {
           this.applied = undefined;
+          this.appliedDefinition = undefined;
           this.log.error('nft table not swapped; the previous one stays', { err });
           setTimeout(() => void this.schedule(), 1000).unref();
         }
