@@ -1,4 +1,5 @@
 import https from 'node:https';
+import tls from 'node:tls';
 import { type ErrorCode, KubicleError } from '../observe/errors.js';
 
 /**
@@ -57,7 +58,9 @@ export class KubeClient {
     agent?: https.Agent,
   ) {
     this.base = new URL(cfg.server);
-    this.agent = agent ?? new https.Agent({ keepAlive: true, maxSockets: 64, ca: cfg.caPem, cert: cfg.certPem, key: cfg.keyPem });
+    // One TLS context for every connection: given the PEMs instead, each new connection parses
+    // them again (a burst of binds opens dozens).
+    this.agent = agent ?? new https.Agent({ keepAlive: true, maxSockets: 64, secureContext: tls.createSecureContext({ ca: cfg.caPem, cert: cfg.certPem, key: cfg.keyPem }) });
   }
 
   /** The CA this client trusts for the API server (what pods get as ca.crt). */
