@@ -1,4 +1,5 @@
-import { RE2JS } from 're2js';
+import { createRequire } from 'node:module';
+import type { RE2JS } from 're2js';
 import type { FieldErrors } from './field-errors.js';
 import { deepClone, deepEqual, isPlainObject } from './object.js';
 import type { OpenApiSchema } from './openapi-schema.js';
@@ -52,11 +53,15 @@ const allowedKeys = new Set([
   'x-kubernetes-validations',
 ]);
 
+const load = createRequire(import.meta.url);
+let re2: typeof RE2JS | undefined;
 const patterns = new Map<string, RE2JS>();
+/** re2js loads with the first pattern, not at every control plane's start. */
 function compiled(pattern: string): RE2JS {
   let re = patterns.get(pattern);
   if (!re) {
-    re = RE2JS.compile(pattern);
+    re2 ??= (load('re2js') as { RE2JS: typeof RE2JS }).RE2JS;
+    re = re2.compile(pattern);
     if (patterns.size > 10_000) patterns.clear();
     patterns.set(pattern, re);
   }

@@ -1,10 +1,17 @@
 import type { IncomingMessage } from 'node:http';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { isPlainObject } from '../api/object.js';
 import { KubicleError } from '../observe/errors.js';
 import { decodeKubernetesProtobuf, protobufMediaType } from './protobuf/decode.js';
 
 /** Request bodies: bounded reading and decoding of JSON and YAML. */
+
+const load = createRequire(import.meta.url);
+let yamlLib: typeof Yaml | undefined;
+/** yaml on the first YAML body, not at start: loading it costs a control plane's wake ~30 ms. */
+const yaml = (): typeof Yaml => (yamlLib ??= load('yaml') as typeof Yaml);
+
 export const maxBodyBytes = 3 * 1024 * 1024;
 
 export async function readBody(req: IncomingMessage, limit = maxBodyBytes): Promise<Buffer> {
@@ -63,7 +70,7 @@ function parseDocument(raw: Buffer, type: string): unknown {
   if (!text.trim()) throw new KubicleError('BadRequest', 'the body of the request was empty');
   if (type.includes('yaml')) {
     try {
-      return parseYaml(text, { uniqueKeys: true });
+      return yaml().parse(text, { uniqueKeys: true });
     } catch (e) {
       throw new KubicleError('BadRequest', `error converting YAML to JSON: ${(e as Error).message.split('\n')[0]}`);
     }

@@ -19,6 +19,8 @@ export const microvmOverhead = { cpu: '100m', memory: '120Mi' };
 export async function bootstrap(registry: Registry, store: ObjectStore, self: { host: string; port: number }, kubernetesIP: string): Promise<void> {
   const ensure = async (group: string, plural: string, ns: string | undefined, obj: KubeObject) => {
     const rt = registry.mustLookup(group, 'v1', plural);
+    // A read first: on a restart everything exists, and a create that fails costs its validation and field tracking.
+    if (await exists(rt, ns, obj.metadata.name as string)) return;
     try {
       await store.create(rt, ns, obj);
     } catch (err) {
@@ -72,6 +74,13 @@ export async function bootstrap(registry: Registry, store: ObjectStore, self: { 
   };
   await reconcile(registry.mustLookup('', 'v1', 'endpoints'), endpoints, ['subsets']);
   await reconcile(registry.mustLookup('discovery.k8s.io', 'v1', 'endpointslices'), slice, ['endpoints', 'ports']);
+
+  async function exists(rt: ResourceType, ns: string | undefined, name: string): Promise<boolean> {
+    return store.get(rt, ns, name).then(
+      () => true,
+      (err) => (isCode(err, 'NotFound') ? false : Promise.reject(err)),
+    );
+  }
 
   async function reconcile(rt: ResourceType, obj: KubeObject, fields: string[]): Promise<void> {
     try {

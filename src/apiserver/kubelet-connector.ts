@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { WebSocket } from 'ws';
+import { createRequire } from 'node:module';
+import type WebSocket from 'ws';
 import type { KubeObject } from '../api/object.js';
 import type { Registry } from '../api/registry.js';
 import { KubicleError } from '../observe/errors.js';
@@ -12,6 +13,13 @@ import type { ObjectStore } from './object-store.js';
  * the API server's own token presented. A kubelet's refusal comes back as a KubicleError with
  * its message.
  */
+
+const load = createRequire(import.meta.url);
+type Ws = typeof import('ws');
+let wsLib: Ws | undefined;
+/** ws on the first stream, not at start: loading it costs a control plane's wake ~20 ms. */
+export const ws = (): Ws => (wsLib ??= load('ws') as Ws);
+
 export class KubeletConnector {
   constructor(
     private readonly registry: Registry,
@@ -51,19 +59,19 @@ export class KubeletConnector {
    */
   async socket(pod: KubeObject, path: string, protocols: string[] = []): Promise<WebSocket> {
     const { host, port, nodeName } = await this.endpoint(this.nodeOf(pod));
-    const ws = new WebSocket(`wss://${host.includes(':') ? `[${host}]` : host}:${port}${path}`, protocols, {
+    const socket = new (ws().WebSocket)(`wss://${host.includes(':') ? `[${host}]` : host}:${port}${path}`, protocols, {
       ca: this.caPem(),
       headers: { authorization: `Bearer ${this.token}` },
       perMessageDeflate: false,
       maxPayload: 16 << 20,
     });
     return new Promise((resolve, reject) => {
-      ws.once('open', () => {
-        ws.pause();
-        resolve(ws);
+      socket.once('open', () => {
+        socket.pause();
+        resolve(socket);
       });
-      ws.once('unexpected-response', (_req, res) => void refusal(res).then(reject));
-      ws.once('error', (err) => reject(new KubicleError('Unavailable', `cannot reach the kubelet of node ${nodeName}: ${err.message}`)));
+      socket.once('unexpected-response', (_req, res) => void refusal(res).then(reject));
+      socket.once('error', (err) => reject(new KubicleError('Unavailable', `cannot reach the kubelet of node ${nodeName}: ${err.message}`)));
     });
   }
 

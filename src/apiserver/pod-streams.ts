@@ -1,12 +1,13 @@
 import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createWebSocketStream, WebSocket, WebSocketServer } from 'ws';
+import type WebSocket from 'ws';
+import type { WebSocketServer } from 'ws';
 import type { KubeObject } from '../api/object.js';
 import type { Registry } from '../api/registry.js';
 import { ExecProtocol, PortForwardProtocol } from '../api/remote-command.js';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import type { KubeletConnector } from './kubelet-connector.js';
+import { type KubeletConnector, ws } from './kubelet-connector.js';
 import type { ObjectStore } from './object-store.js';
 import { containerOf } from './pod-logs.js';
 import type { ResourceRequest } from './request-info.js';
@@ -25,8 +26,8 @@ const streamSubresources = new Set(['exec', 'attach', 'portforward']);
  * the switch is answered with a Status like any request.
  */
 export class PodStreams {
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 16 << 20 });
-  private readonly tunnels = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 16 << 20, handleProtocols: () => PortForwardProtocol.tunnel });
+  /** Made with the first stream: ws is loaded then, not at start (see kubelet-connector.ts). */
+  private servers?: { wss: WebSocketServer; tunnels: WebSocketServer };
 
   constructor(
     private readonly registry: Registry,
@@ -34,6 +35,15 @@ export class PodStreams {
     private readonly kubelet: KubeletConnector,
     private readonly log: Logger,
   ) {}
+
+  private wsServers(): { wss: WebSocketServer; tunnels: WebSocketServer } {
+    const { WebSocketServer } = ws();
+    this.servers ??= {
+      wss: new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 16 << 20 }),
+      tunnels: new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 16 << 20, handleProtocols: () => PortForwardProtocol.tunnel }),
+    };
+    return this.servers;
+  }
 
   static handles(r: ResourceRequest | undefined): boolean {
     return !!r && r.group === '' && r.resource === 'pods' && !!r.name && !!r.subresource && streamSubresources.has(r.subresource);
@@ -64,7 +74,7 @@ export class PodStreams {
     if (websocket) {
       const protocol = choose(offeredWebSocket(req), [ExecProtocol.v5, ExecProtocol.v4]);
       const upstream = await this.kubelet.socket(pod, path, [protocol]);
-        this.wss.handleUpgrade(req, socket, head, (client) => relayMessages(client, upstream));
+        this.wsServers().wss.handleUpgrade(req, socket, head, (client) => relayMessages(client, upstream));
       return;
     }
     const protocol = choose(offeredSpdy(req), [ExecProtocol.v4]);
@@ -81,8 +91,8 @@ export class PodStreams {
       // The tunnel's name has a '/', which is no token (RFC 6455 §4.1) and which ws refuses to
       // parse: offer it a stand-in and answer with the real name, as kubectl expects.
       req.headers['sec-websocket-protocol'] = 'portforward-tunnel';
-      this.tunnels.handleUpgrade(req, socket, head, (ws) => {
-        const tunnel = createWebSocketStream(ws, { allowHalfOpen: false });
+      this.wsServers().tunnels.handleUpgrade(req, socket, head, (client) => {
+        const tunnel = ws().createWebSocketStream(client, { allowHalfOpen: false });
         tunnel.on('error', () => {});
         servePortForward(this.spdyOver(tunnel), dial, describe);
       });
@@ -140,11 +150,11 @@ function choose(offered: string[], ours: string[]): string {
 
 /** Message-for-message relay between two WebSockets of the same protocol; either closing closes both. */
 function relayMessages(client: WebSocket, upstream: WebSocket): void {
-  client.on('message', (d: Buffer, binary) => upstream.readyState === WebSocket.OPEN && upstream.send(d, { binary }));
-  upstream.on('message', (d: Buffer, binary) => client.readyState === WebSocket.OPEN && client.send(d, { binary }));
+  client.on('message', (d: Buffer, binary) => upstream.readyState === upstream.OPEN && upstream.send(d, { binary }));
+  upstream.on('message', (d: Buffer, binary) => client.readyState === client.OPEN && client.send(d, { binary }));
   const pass = (from: WebSocket, to: WebSocket) =>
     from.on('close', (code) => {
-      if (to.readyState === WebSocket.OPEN) to.close(code === 1011 ? 1011 : 1000);
+      if (to.readyState === to.OPEN) to.close(code === 1011 ? 1011 : 1000);
     });
   pass(client, upstream);
   pass(upstream, client);

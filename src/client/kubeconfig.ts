@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { parse } from 'yaml';
 import { KubicleError } from '../observe/errors.js';
 import type { ClientConfig } from './kube-client.js';
 
 /** The current context of a kubeconfig file as a client configuration (inline data only). */
 export async function loadKubeconfig(file: string): Promise<ClientConfig> {
+  const { parse } = await import('yaml');
   // biome-ignore lint/suspicious/noExplicitAny: kubeconfig is untyped YAML
   const doc: any = parse(await readFile(file, 'utf8'));
   const ctx = (doc?.contexts ?? []).find((c: { name: string }) => c.name === doc['current-context'])?.context;

@@ -1,11 +1,11 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { channelMessage, ExecProtocol, exitStatus, StreamChannel, type TerminalSize } from '../api/remote-command.js';
 import type { Obj } from '../client/kube-client.js';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import type { SandboxClient } from '../sandbox/api/client.js';
+import { type SandboxClient, ws } from '../sandbox/api/client.js';
 import { Channel, frame } from '../sandbox/api/streams.js';
 import type { ExecResult } from '../sandbox/api/types.js';
 
@@ -17,17 +17,23 @@ import type { ExecResult } from '../sandbox/api/types.js';
  * terminal sizes and Status to the agent's sizes and exit results.
  */
 export class KubeletStreams {
-  private readonly wss = new WebSocketServer({
-    noServer: true,
-    perMessageDeflate: false,
-    maxPayload: 16 << 20,
-    handleProtocols: (offered) => [ExecProtocol.v5, ExecProtocol.v4, ...offered].find((p) => offered.has(p)) ?? false,
-  });
+  /** Made with the first stream, when ws is loaded (see sandbox/api/client.ts). */
+  private server?: WebSocketServer;
 
   constructor(
     private readonly agent: SandboxClient,
     private readonly log: Logger,
   ) {}
+
+  private wsServer(): WebSocketServer {
+    this.server ??= new (ws().WebSocketServer)({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: 16 << 20,
+      handleProtocols: (offered) => [ExecProtocol.v5, ExecProtocol.v4, ...offered].find((p) => offered.has(p)) ?? false,
+    });
+    return this.server;
+  }
 
   /** `/exec/{ns}/{pod}/{container}?command=…&input=1&output=1&error=1&tty=1`. */
   async exec(req: http.IncomingMessage, socket: Duplex, head: Buffer, pod: Obj, container: string, q: URLSearchParams): Promise<void> {
@@ -39,7 +45,7 @@ export class KubeletStreams {
       if (err instanceof KubicleError && err.code === 'Conflict') throw new KubicleError('BadRequest', `container ${container} is not running`);
       throw err;
     });
-    this.wss.handleUpgrade(req, socket, head, (client) => this.relayExec(client, agent, command));
+    this.wsServer().handleUpgrade(req, socket, head, (client) => this.relayExec(client, agent, command));
   }
 
   /**
@@ -57,7 +63,7 @@ export class KubeletStreams {
       if (err instanceof KubicleError && err.code === 'Conflict') throw new KubicleError('BadRequest', `container ${container} is not running`);
       throw err;
     });
-    this.wss.handleUpgrade(req, socket, head, (client) => this.relayExec(client, agent, [], true));
+    this.wsServer().handleUpgrade(req, socket, head, (client) => this.relayExec(client, agent, [], true));
   }
 
   /** `/portForward/{ns}/{pod}?port=N`: bytes as binary messages, an empty one for a half-close, 1011 with the reason on failure. */
@@ -65,9 +71,9 @@ export class KubeletStreams {
     const port = Number(q.get('port'));
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new KubicleError('BadRequest', `invalid port ${JSON.stringify(q.get('port'))}`);
     const agent = await this.agent.portForward(pod.metadata.uid, port);
-    this.wss.handleUpgrade(req, socket, head, (client) => {
-      client.on('message', (d: Buffer) => agent.readyState === WebSocket.OPEN && agent.send(d));
-      agent.on('message', (d: Buffer) => client.readyState === WebSocket.OPEN && client.send(d));
+    this.wsServer().handleUpgrade(req, socket, head, (client) => {
+      client.on('message', (d: Buffer) => agent.readyState === agent.OPEN && agent.send(d));
+      agent.on('message', (d: Buffer) => client.readyState === client.OPEN && client.send(d));
       closeTogether(client, agent);
       agent.resume();
     });
@@ -76,7 +82,7 @@ export class KubeletStreams {
   /** Relays an agent exec or attach session; an attach always ends in success (see attach). */
   private relayExec(client: WebSocket, agent: WebSocket, command: string[], attach = false): void {
     client.on('message', (d: Buffer, binary) => {
-      if (!binary || !d.length || agent.readyState !== WebSocket.OPEN) return;
+      if (!binary || !d.length || agent.readyState !== agent.OPEN) return;
       if (d[0] === StreamChannel.resize) {
         try {
           const size = JSON.parse(d.subarray(1).toString()) as TerminalSize;
@@ -87,7 +93,7 @@ export class KubeletStreams {
       } else if (d[0] === StreamChannel.stdin || d[0] === StreamChannel.close) agent.send(d);
     });
     agent.on('message', (d: Buffer) => {
-      if (client.readyState !== WebSocket.OPEN || !d.length) return;
+      if (client.readyState !== client.OPEN || !d.length) return;
       if (d[0] === Channel.status) {
         const result = JSON.parse(d.subarray(1).toString()) as ExecResult;
         client.send(channelMessage(StreamChannel.error, JSON.stringify(attach && !result.message ? exitStatus(0, []) : exitStatus(result.exitCode, command, result.message))));
@@ -112,7 +118,7 @@ function flag(q: URLSearchParams, name: string): boolean {
 function closeTogether(a: WebSocket, b: WebSocket): void {
   const pass = (from: WebSocket, to: WebSocket) =>
     from.on('close', (code, reason) => {
-      if (to.readyState === WebSocket.OPEN || to.readyState === WebSocket.CONNECTING) to.close(code === 1011 ? 1011 : 1000, code === 1011 ? reason : undefined);
+      if (to.readyState === to.OPEN || to.readyState === to.CONNECTING) to.close(code === 1011 ? 1011 : 1000, code === 1011 ? reason : undefined);
     });
   pass(a, b);
   pass(b, a);

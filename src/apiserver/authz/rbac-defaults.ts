@@ -111,15 +111,21 @@ export async function bootstrapRbac(registry: Registry, store: ObjectStore): Pro
   const bindings = registry.mustLookup('rbac.authorization.k8s.io', 'v1', 'clusterrolebindings');
   const meta = (name: string, labels?: Record<string, string>) => ({ name, labels: { ...label, ...labels }, annotations: { [autoupdate]: 'true' } });
   const reconcile = async (rt: typeof roles, desired: KubeObject, merge: (cur: KubeObject) => boolean) => {
-    try {
-      await store.create(rt, undefined, desired);
-    } catch (err) {
-      if (!isCode(err, 'AlreadyExists')) throw err;
-      const name = desired.metadata.name as string;
-      const cur = await store.get(rt, undefined, name);
-      if (cur.metadata.annotations?.[autoupdate] !== 'true') return;
-      if (merge(cur)) await store.update(rt, undefined, name, () => cur);
+    const name = desired.metadata.name as string;
+    // A read first: on a restart every default exists, and a create that fails costs its validation and field tracking.
+    let cur = await store.get(rt, undefined, name).catch((err) => (isCode(err, 'NotFound') ? undefined : Promise.reject(err)));
+    if (!cur) {
+      try {
+        await store.create(rt, undefined, desired);
+        return;
+      } catch (err) {
+        if (!isCode(err, 'AlreadyExists')) throw err;
+        cur = await store.get(rt, undefined, name);
+      }
     }
+    const live = cur;
+    if (live.metadata.annotations?.[autoupdate] !== 'true') return;
+    if (merge(live)) await store.update(rt, undefined, name, () => live);
   };
   for (const r of defaultClusterRoles) {
     const desired: KubeObject = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(r.name, r.labels), rules: r.rules ?? [] };

@@ -1,4 +1,4 @@
-import { WebSocket } from 'ws';
+import type WebSocket from 'ws';
 import { channelMessage, StreamChannel, streamTypes } from '../../api/remote-command.js';
 import type { SpdySession, SpdyStream } from './spdy.js';
 
@@ -71,5 +71,5 @@ export async function relaySpdyExec(session: SpdySession, kubelet: WebSocket, wa
 }
 
 function send(ws: WebSocket, channel: number, d: Buffer): void {
-  if (ws.readyState === WebSocket.OPEN) ws.send(channelMessage(channel, d));
+  if (ws.readyState === ws.OPEN) ws.send(channelMessage(channel, d));
 }

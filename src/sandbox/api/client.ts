@@ -1,11 +1,19 @@
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import { type ErrorCode, KubicleError } from '../../observe/errors.js';
 import { execSubprotocol, portForwardSubprotocol } from './streams.js';
 import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, ImageSummary, LogOptions, NetworkSpec, NetworkStatus, RegistryAuth, SandboxSpec, SandboxStatus, SandboxUsage, Usage } from './types.js';
 
 /** Where the Sandbox API is: a unix socket on the host, or TCP with a bearer token. */
+
+const load = createRequire(import.meta.url);
+type Ws = typeof import('ws');
+let wsLib: Ws | undefined;
+/** ws on the first stream, not at start: a tenant control plane's virtual kubelet may never need it. */
+export const ws = (): Ws => (wsLib ??= load('ws') as Ws);
+
 export type SandboxEndpoint = { socketPath: string } | { url: string; token: string };
 
 /**
@@ -121,19 +129,20 @@ export class SandboxClient {
   }
 
   private socket(path: string, protocol: string): Promise<WebSocket> {
-    const ws =
+    const { WebSocket } = ws();
+    const socket =
       'socketPath' in this.endpoint
         ? new WebSocket(`ws+unix://${this.endpoint.socketPath}:${path}`, protocol, { perMessageDeflate: false })
         : new WebSocket(new URL(path, this.endpoint.url.replace(/^http/, 'ws')), protocol, { perMessageDeflate: false, headers: { authorization: `Bearer ${this.endpoint.token}` } });
     return new Promise((resolve, reject) => {
       // Handed over paused: the first output can come with the upgrade response, and ws emits
       // it before the caller could listen. Callers attach their listeners, then resume().
-      ws.once('open', () => {
-        ws.pause();
-        resolve(ws);
+      socket.once('open', () => {
+        socket.pause();
+        resolve(socket);
       });
-      ws.once('unexpected-response', (_req, res) => void errorOf(res).then(reject));
-      ws.once('error', (err) => reject(new KubicleError('Unavailable', `sandbox agent unreachable: ${err.message}`, { cause: err })));
+      socket.once('unexpected-response', (_req, res) => void errorOf(res).then(reject));
+      socket.once('error', (err) => reject(new KubicleError('Unavailable', `sandbox agent unreachable: ${err.message}`, { cause: err })));
     });
   }
 
