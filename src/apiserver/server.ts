@@ -94,6 +94,9 @@ export interface ApiServerOptions {
 export class ApiServer {
   readonly ready: Promise<void>;
   private markReady!: () => void;
+  /** Settles once the first request has had its answer (what a control plane woken by a connection waits on before anything else). */
+  readonly firstAnswered: Promise<void>;
+  private markFirstAnswered?: () => void;
   /** A token for in-process clients (controllers), like upstream's loopback client. */
   readonly loopbackToken = randomBytes(32).toString('hex');
   readonly metrics = new MetricsRegistry();
@@ -128,6 +131,9 @@ export class ApiServer {
   constructor(private readonly opts: ApiServerOptions) {
     this.ready = new Promise((r) => {
       this.markReady = r;
+    });
+    this.firstAnswered = new Promise((r) => {
+      this.markFirstAnswered = r;
     });
     this.lifecycle = new NamespaceLifecycle(opts.registry);
     this.priority = new Priority(opts.registry, () => this.store);
@@ -231,7 +237,7 @@ export class ApiServer {
     }
     const compactor = runCompactor(this.opts.backend, log, signal, this.opts.compactIntervalMs);
     this.isReady = true;
-    log.info('apiserver serving', { url: this.url });
+    log.info('apiserver serving', { url: this.url, uptimeMs: Math.round(performance.now()) });
     this.markReady();
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     this.isReady = false;
@@ -270,6 +276,10 @@ export class ApiServer {
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
+    if (this.markFirstAnswered) {
+      res.once('close', this.markFirstAnswered);
+      this.markFirstAnswered = undefined;
+    }
     const url = new URL(req.url ?? '/', 'https://localhost');
     const r = safeParse(url.pathname);
     const verb = verbOf(req.method ?? 'GET', r?.name, url.searchParams);
