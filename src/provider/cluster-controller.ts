@@ -108,7 +108,8 @@ export class ClusterController {
   private readonly live = new Map<string, Live>();
   private readonly endpoints: BlockPool;
   private readonly podRanges: BlockPool;
-  private readonly keys = new KeyPool();
+  /** Two clusters' worth of keys (four each). */
+  private readonly keys = new KeyPool(8);
   private readonly relay?: StoreRelay;
 
   constructor(
@@ -312,13 +313,14 @@ export class ClusterController {
     return controlPlaneEtcdStore(grant);
   }
 
-  /** On a first start, the cluster's keys from the pool; the control plane makes its certificates for them. */
+  /** On a first start, the cluster's keys from the pool; the control plane makes its certificates for them and signs tokens with sa.key. */
   private async placeKeys(dataDir: string): Promise<void> {
     const pki = path.join(dataDir, 'pki');
     if (existsSync(path.join(pki, 'ca.crt'))) return;
     await mkdir(pki, { recursive: true, mode: 0o700 });
     await chown(pki, controlPlaneUid, controlPlaneUid);
-    for (const name of ['ca', 'serving', 'admin']) {
+    // The service-account signing key too (sa.key): the control plane makes only what is missing.
+    for (const name of ['ca', 'serving', 'admin', 'sa']) {
       const file = path.join(pki, `${name}.key`);
       await writeFile(file, await this.keys.take(), { mode: 0o600 });
       await chown(file, controlPlaneUid, controlPlaneUid);

@@ -2,7 +2,7 @@ import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
 
 /**
- * Fresh RSA keys made ahead of need: a new cluster's CA, serving and admin keys take ~0.5 s to
+ * Fresh RSA keys made ahead of need: a new cluster's CA, serving, admin and service-account keys take ~0.6 s to
  * generate, most of what creating a control plane costs, so the provider keeps a few ready and
  * makes more in the background (libuv's thread pool, off the event loop). Each key is handed out
  * once. The provider is trusted with tenants' keys anyway (DESIGN §6): it starts their sandboxes.
