@@ -184,6 +184,9 @@ async function main() {
   for (let i = 0; i < WAKES; i++) {
     const c = tenant.get(`c${i}`) as KubeClient;
     c.close();
+    // The woken cluster before starts its components once it has answered (~0.4 s of CPU):
+    // let it settle, so each wake is timed on a machine as quiet as the first's.
+    if (i > 0) await new Promise((r) => setTimeout(r, 2000));
     const t0 = performance.now();
     await c.get('/version');
     wake.push(ms(t0));
@@ -199,7 +202,7 @@ async function main() {
   line('floor: bare controlplane idle RSS', `${f1(floor.idle)} MiB`, '');
   line('create -> API ready', `p50 ${f1(cs.p50)} ms, p99 ${f1(cs.p99)} ms`, `${f1(cs.p50 / floor.fresh)}x bare fresh`);
   line('request to an awake cluster (new TLS conn)', `p50 ${f1(median(awake))} ms`, '');
-  line('wake from sleep (first request answered)', `p50 ${f1(ws.p50)} ms, p99 ${f1(ws.p99)} ms`, `${f1(ws.p50 / floor.again)}x bare restart`);
+  line('wake from sleep (first request answered)', `p50 ${f1(ws.p50)} ms, p99 ${f1(ws.p99)} ms`, `${f1(ws.p50 / floor.again)}x bare restart; each: ${wake.map((w) => w.toFixed(0)).join(' ')}`);
   line('idle control plane RSS', `p50 ${f1(median(rss))} MiB, max ${f1(Math.max(...rss))}`, `${f1(median(rss) / floor.idle)}x bare idle`);
   line('idle control plane PSS (shared pages split)', `p50 ${f1(median(pss))} MiB`, '');
   line('idle control plane sandbox cgroup memory', `p50 ${f1(median(cgroup))} MiB`, '(includes page cache)');
