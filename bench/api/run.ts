@@ -169,7 +169,9 @@ async function apiFigures(k: Kubicle, out: Map<string, string>): Promise<void> {
           for (let j = buf.indexOf('\n'); j >= 0; j = buf.indexOf('\n')) {
             const line = buf.slice(0, j);
             buf = buf.slice(j + 1);
-            const name = /"name":"([^"]+)"/.exec(line)?.[1];
+            // The create's own event only: a later MODIFIED one (the scheduler marking the pod
+            // unschedulable) would count the same write twice, late.
+            const name = line.startsWith('{"type":"ADDED"') ? /"name":"([^"]+)"/.exec(line)?.[1] : undefined;
             const t = name ? sent.get(name) : undefined;
             if (t !== undefined) delays.push(now - t);
           }
