@@ -1,4 +1,4 @@
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KubicleError } from '../observe/errors.js';
 import type { SandboxSpec } from './api/types.js';
@@ -30,8 +30,8 @@ export function checkContainerName(name: string): void {
  * A runtime's sandboxes on disk, the same layout for every runtime: <stateDir>/<id>/sandbox.json
  * (the runtime's own record type R) and a directory per container run. State lives on disk, so a
  * restarted agent finds it; records read or written are also kept in memory, because this agent
- * is their only writer and the kubelet asks for every sandbox's status every second (`forget`
- * when a sandbox or run is removed). Work on one sandbox is serialised through `serial`.
+ * is their only writer and the kubelet asks for every sandbox's status every second; removal goes
+ * through `remove` and `removeRun`, which drop them too. Work on one sandbox is serialised through `serial`.
  */
 export class SandboxStore<R extends { spec: SandboxSpec }> {
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -76,15 +76,19 @@ export class SandboxStore<R extends { spec: SandboxSpec }> {
     this.records.set(id, rec);
   }
 
-  /** Drops what is kept in memory of a sandbox, or of one of its runs: call once it is removed from disk. */
-  forget(id: string, runDir?: string): void {
-    if (runDir) {
-      this.runs.delete(runDir);
-      return;
-    }
+  /** Deletes a sandbox's directory (the caller has released its mounts) and what is kept of it. Idempotent. */
+  async remove(id: string): Promise<void> {
+    await rm(this.dir(id), { recursive: true, force: true });
     this.records.delete(id);
     const prefix = `${this.dir(id)}/`;
     for (const dir of this.runs.keys()) if (dir.startsWith(prefix)) this.runs.delete(dir);
+  }
+
+  /** Deletes one run's directory and its kept record. Idempotent. */
+  async removeRun(id: string, name: string, attempt: number): Promise<void> {
+    const runDir = this.runDir(id, name, attempt);
+    await rm(runDir, { recursive: true, force: true });
+    this.runs.delete(runDir);
   }
 
   /**

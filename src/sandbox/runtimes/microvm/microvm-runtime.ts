@@ -286,11 +286,7 @@ export class MicrovmRuntime implements SandboxRuntime {
       const attempts = await this.store.attempts(sandboxId, spec.name);
       const last = attempts.at(-1);
       if (last !== undefined && (await this.runStatus(sandboxId, spec.name, last)).state === 'running') throw new KubicleError('Conflict', `container ${spec.name} is still running`);
-      for (const old of attempts.slice(0, -1)) {
-        const runDir = path.join(dir, 'containers', spec.name, String(old));
-        await rm(runDir, { recursive: true, force: true });
-        this.store.forget(sandboxId, runDir);
-      }
+      for (const old of attempts.slice(0, -1)) await this.store.removeRun(sandboxId, spec.name, old);
       const attempt = last === undefined ? 0 : last + 1;
       const runDir = path.join(dir, 'containers', spec.name, String(attempt));
       const id = `${sandboxId}_${spec.name}_${attempt}`;
@@ -523,8 +519,7 @@ export class MicrovmRuntime implements SandboxRuntime {
     await killQemu(pid);
     await this.opts.networks.detach(sandboxId);
     await this.opts.cgroups.removeSandbox(sandboxId);
-    await rm(dir, { recursive: true, force: true });
-    this.store.forget(sandboxId);
+    await this.store.remove(sandboxId);
     this.log.info('sandbox removed', { sandbox: sandboxId });
   }
 

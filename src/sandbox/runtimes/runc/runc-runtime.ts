@@ -344,8 +344,7 @@ export class RuncRuntime implements SandboxRuntime {
 
   private async removeRun(sandboxId: string, name: string, attempt: number): Promise<void> {
     await this.releaseRun(sandboxId, name, attempt);
-    await rm(this.store.runDir(sandboxId, name, attempt), { recursive: true, force: true });
-    this.store.forget(sandboxId, this.store.runDir(sandboxId, name, attempt));
+    await this.store.removeRun(sandboxId, name, attempt);
   }
 
   removeSandbox(sandboxId: string, graceSeconds: number): Promise<void> {
@@ -375,8 +374,7 @@ export class RuncRuntime implements SandboxRuntime {
     const left = await mountsUnder(`${dir}/`);
     if (left.length) this.log.warn('sandbox mounts left at removal', { sandbox: sandboxId, mounts: left });
     for (const m of left) await run('umount', ['-l', m]).catch(() => {});
-    await rm(dir, { recursive: true, force: true });
-    this.store.forget(sandboxId);
+    await this.store.remove(sandboxId);
   }
 
   async updateFiles(sandboxId: string, volume: string, files: FileSpec[]): Promise<void> {
