@@ -9,7 +9,7 @@ import { providerRegistry } from '../api/registry.js';
 import { TenantAuthorizer } from '../apiserver/authz/tenant-authorizer.js';
 import { InformerFactory } from '../client/informer-factory.js';
 import { KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
-import { GarbageCollector, workloadKinds } from '../controllers/garbage-collector.js';
+import { builtinKinds, GarbageCollector } from '../controllers/garbage-collector.js';
 import { NamespaceController } from '../controllers/namespace.js';
 import { ServiceProxy } from '../network/service-proxy.js';
 import { isCode, KubicleError } from '../observe/errors.js';
@@ -210,14 +210,14 @@ async function runCollectors(client: KubeClient, log: Logger, signal: AbortSigna
   const informers = new InformerFactory(client, log);
   const v = `${providerGroup}/v1alpha1`;
   const kinds = [
-    ...workloadKinds.filter((k) => k.kind === 'Secret' || k.kind === 'ConfigMap'),
-    { apiVersion: 'v1', kind: 'Namespace', path: '/api/v1/namespaces' },
-    { apiVersion: v, kind: 'Tenant', path: `/apis/${v}/tenants` },
-    { apiVersion: v, kind: 'Cluster', path: `/apis/${v}/clusters` },
+    ...builtinKinds.filter((k) => k.kind === 'Secret' || k.kind === 'ConfigMap'),
+    { apiVersion: 'v1', kind: 'Namespace', path: '/api/v1/namespaces', namespaced: false },
+    { apiVersion: v, kind: 'Tenant', path: `/apis/${v}/tenants`, namespaced: false },
+    { apiVersion: v, kind: 'Cluster', path: `/apis/${v}/clusters`, namespaced: true },
   ];
   const running = [
     new NamespaceController(client, log.with({ component: 'namespace-controller' })).run(signal),
-    new GarbageCollector(client, informers, log.with({ component: 'garbage-collector' }), kinds).run(signal),
+    new GarbageCollector(client, informers, log.with({ component: 'garbage-collector' }), { kinds, customResources: false }).run(signal),
   ];
   informers.start(signal);
   await Promise.all([...running, informers.stopped()]);

@@ -180,6 +180,60 @@ describe('CustomResourceDefinitions', () => {
     await eventually(async () => (await api.call('GET', `/apis/${group}/v1/widgets`)).json.items?.length === 0, 'the namespace controller deleted the widget');
   });
 
+  it('collects garbage through custom resources, as owners and as dependents, in all three modes', async () => {
+    const kc = await kubectlFor(k, '1.33');
+    const ok = mustSucceed(kc);
+    await ok(['apply', '-f', '-'], JSON.stringify(crd('gadgets', 'Gadget', 'gd')));
+    await ok(['wait', '--for', 'condition=established', `crd/gadgets.${group}`, '--timeout=20s']);
+    const gadget = (name: string, owner?: { name: string; uid: string }) => ({
+      apiVersion: `${group}/v1`,
+      kind: 'Gadget',
+      metadata: { name, ...(owner ? { ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: owner.name, uid: owner.uid }] } : {}) },
+      spec: { cronSpec: '* * * * *' },
+    });
+    const uidOf = async (what: string) => ok(['get', what, '-o', 'jsonpath={.metadata.uid}']);
+    const ownedBy = (kind: string, name: string, uid: string, blockOwnerDeletion = false) => ({
+      ownerReferences: [{ apiVersion: `${group}/v1`, kind, name, uid, ...(blockOwnerDeletion ? { blockOwnerDeletion: true } : {}) }],
+    });
+    const gone = async (what: string) => (await kc(['get', what])).code !== 0;
+
+    // Background: a ConfigMap owned by a custom object goes with it.
+    await ok(['create', '-f', '-'], JSON.stringify(gadget('owner')));
+    const ownerUid = await uidOf('gadget/owner');
+    await ok(['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'part', ...ownedBy('Gadget', 'owner', ownerUid) } }));
+    await ok(['delete', 'gadget', 'owner']);
+    await eventually(() => gone('configmap/part'), 'the ConfigMap owned by the deleted gadget was collected');
+
+    // A custom object owned by a ConfigMap goes with the ConfigMap.
+    await ok(['create', 'configmap', 'holder']);
+    await ok(['create', '-f', '-'], JSON.stringify(gadget('dependent', { name: 'holder', uid: await uidOf('configmap/holder') })));
+    await ok(['delete', 'configmap', 'holder']);
+    await eventually(() => gone('gadget/dependent'), 'the gadget owned by the deleted ConfigMap was collected');
+
+    // Foreground: the owner waits for its blocking dependent, then goes.
+    await ok(['create', '-f', '-'], JSON.stringify(gadget('fore')));
+    await ok(['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'fore-part', finalizers: ['example.com/hold'], ...ownedBy('Gadget', 'fore', await uidOf('gadget/fore'), true) } }));
+    await ok(['delete', 'gadget', 'fore', '--cascade=foreground', '--wait=false']);
+    await eventually(async () => (await ok(['get', 'configmap', 'fore-part', '-o', 'jsonpath={.metadata.deletionTimestamp}'])) !== '', 'the dependent is being deleted');
+    assert.match(await ok(['get', 'gadget', 'fore', '-o', 'jsonpath={.metadata.finalizers}']), /foregroundDeletion/, 'the owner waits for its dependent');
+    await ok(['patch', 'configmap', 'fore-part', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+    await eventually(() => gone('gadget/fore'), 'the owner went after its dependent');
+
+    // Orphan: the dependent stays, without its reference.
+    await ok(['create', '-f', '-'], JSON.stringify(gadget('parent')));
+    await ok(['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kept', ...ownedBy('Gadget', 'parent', await uidOf('gadget/parent')) } }));
+    await ok(['delete', 'gadget', 'parent', '--cascade=orphan']);
+    await eventually(() => gone('gadget/parent'), 'the orphaning owner went');
+    assert.equal(await ok(['get', 'configmap', 'kept', '-o', 'jsonpath={.metadata.ownerReferences}']), '', 'the dependent was orphaned, not deleted');
+
+    // Deleting the definition deletes its objects, and their dependents follow.
+    await ok(['create', '-f', '-'], JSON.stringify(gadget('last')));
+    await ok(['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'last-part', ...ownedBy('Gadget', 'last', await uidOf('gadget/last')) } }));
+    await ok(['delete', 'crd', `gadgets.${group}`, '--timeout=30s']);
+    await eventually(() => gone('configmap/last-part'), 'the dependent of a custom object deleted with its definition was collected');
+    await ok(['delete', 'configmap', 'kept']);
+  });
+
   it('refuses hostile schemas and bodies with clear errors and stays up', async () => {
     const api = await rawClient(k);
     const hostile = (name: string, schema: object) =>

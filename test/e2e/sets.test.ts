@@ -102,4 +102,25 @@ describe('StatefulSet', () => {
     watch.stop();
     api.close();
   });
+
+  it('deletes its claims with the set when its retention policy says so', async () => {
+    await ok(['apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'cache' },
+      spec: {
+        serviceName: 'cache',
+        replicas: 2,
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Delete', whenScaled: 'Retain' },
+        selector: { matchLabels: { app: 'cache' } },
+        template: { metadata: { labels: { app: 'cache' } }, spec: { containers: [{ name: 'redis', image: 'redis:7' }] } },
+        volumeClaimTemplates: [{ metadata: { name: 'state' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }],
+      },
+    }));
+    assert.match(await ok(['rollout', 'status', 'sts/cache', '--timeout=30s']), /roll out complete/);
+    assert.equal(await ok(['get', 'pvc', 'state-cache-1', '-o', 'jsonpath={.metadata.ownerReferences[0].kind}']), 'StatefulSet');
+    await ok(['delete', 'sts', 'cache']);
+    await eventually(async () => !/state-cache/.test(await ok(['get', 'pvc', '-o', 'name'])), 'the claims went with the set');
+    assert.match(await ok(['get', 'pvc', '-o', 'name']), /data-db-0/, 'the other set keeps its retained claims');
+  });
 });
