@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, randomUUID, sign, verify } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { FieldErrors } from '../api/field-errors.js';
 import type { KubeObject } from '../api/object.js';
 import type { Registry } from '../api/registry.js';
@@ -6,6 +6,7 @@ import type { ResourceType } from '../api/resource-type.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { UserInfo } from './authn.js';
 import type { ObjectStore } from './object-store.js';
+import { legacyIssuer, TokenSigner } from './token-signer.js';
 
 /**
  * Service account tokens: JWTs signed RS256 with the cluster's own key, in upstream's two forms.
@@ -16,7 +17,6 @@ import type { ObjectStore } from './object-store.js';
  * system:serviceaccounts and system:serviceaccounts:<ns>.
  */
 export const defaultIssuer = 'https://kubernetes.default.svc.cluster.local';
-const legacyIssuer = 'kubernetes/serviceaccount';
 /** Clock skew allowed on exp and nbf, as upstream's validator allows. */
 const leewaySeconds = 60;
 
@@ -47,9 +47,7 @@ export interface BoundObject {
 }
 
 export class ServiceAccountTokens {
-  private readonly key: KeyObject;
-  private readonly publicKey: KeyObject;
-  private readonly kid: string;
+  private readonly signer: TokenSigner;
   private readonly serviceAccounts: ResourceType;
   private readonly pods: ResourceType;
   private readonly secrets: ResourceType;
@@ -60,11 +58,7 @@ export class ServiceAccountTokens {
     private readonly store: () => ObjectStore,
     readonly issuer = defaultIssuer,
   ) {
-    this.key = createPrivateKey(keyPem);
-    this.publicKey = createPublicKey(this.key);
-    this.kid = createHash('sha256')
-      .update(this.publicKey.export({ type: 'spki', format: 'der' }))
-      .digest('base64url');
+    this.signer = new TokenSigner(keyPem);
     this.serviceAccounts = registry.mustLookup('', 'v1', 'serviceaccounts');
     this.pods = registry.mustLookup('', 'v1', 'pods');
     this.secrets = registry.mustLookup('', 'v1', 'secrets');
@@ -94,7 +88,7 @@ export class ServiceAccountTokens {
         ...(bound?.kind === 'Secret' ? { secret: { name: bound.name, uid: bound.uid } } : {}),
       },
     };
-    return { token: this.sign(claims), expirationTimestamp: new Date((now + seconds) * 1000).toISOString().replace(/\.\d+Z$/, 'Z') };
+    return { token: this.signer.sign(claims), expirationTimestamp: new Date((now + seconds) * 1000).toISOString().replace(/\.\d+Z$/, 'Z') };
   }
 
   /**
@@ -133,18 +127,6 @@ export class ServiceAccountTokens {
       spec: { audiences: audiences.length ? audiences : this.apiAudiences, expirationSeconds: seconds, boundObjectRef: ref ?? null },
       status: { token, expirationTimestamp },
     };
-  }
-
-  /** A legacy token for the Secret `secretName` of `sa`: no audience, no expiry. */
-  issueLegacy(sa: KubeObject, secretName: string): string {
-    return this.sign({
-      iss: legacyIssuer,
-      sub: `system:serviceaccount:${sa.metadata.namespace}:${sa.metadata.name}`,
-      'kubernetes.io/serviceaccount/namespace': sa.metadata.namespace,
-      'kubernetes.io/serviceaccount/secret.name': secretName,
-      'kubernetes.io/serviceaccount/service-account.name': sa.metadata.name as string,
-      'kubernetes.io/serviceaccount/service-account.uid': sa.metadata.uid as string,
-    });
   }
 
   /**
@@ -206,28 +188,12 @@ export class ServiceAccountTokens {
     };
   }
 
-  private sign(claims: TokenClaims): string {
-    const header = Buffer.from(JSON.stringify({ alg: 'RS256', kid: this.kid })).toString('base64url');
-    const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
-    const signature = sign('sha256', Buffer.from(`${header}.${payload}`), this.key).toString('base64url');
-    return `${header}.${payload}.${signature}`;
-  }
-
   /** The claims of a token this server signed, or undefined for anything else. */
   private decode(token: string): TokenClaims | undefined {
-    const parts = token.split('.');
-    if (parts.length !== 3 || token.length > 16 << 10) return undefined;
-    try {
-      const header = JSON.parse(Buffer.from(parts[0], 'base64url').toString());
-      if (header?.alg !== 'RS256') return undefined;
-      if (!verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`), this.publicKey, Buffer.from(parts[2], 'base64url'))) return undefined;
-      const claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString()) as TokenClaims;
-      if (!claims || typeof claims !== 'object' || (claims.iss !== this.issuer && claims.iss !== legacyIssuer) || typeof claims.sub !== 'string') return undefined;
-      if (claims.aud !== undefined && !Array.isArray(claims.aud)) claims.aud = [String(claims.aud)];
-      return claims;
-    } catch {
-      return undefined;
-    }
+    const claims = this.signer.verify(token) as TokenClaims | undefined;
+    if (!claims || typeof claims !== 'object' || (claims.iss !== this.issuer && claims.iss !== legacyIssuer) || typeof claims.sub !== 'string') return undefined;
+    if (claims.aud !== undefined && !Array.isArray(claims.aud)) claims.aud = [String(claims.aud)];
+    return claims;
   }
 
   private async find(rt: ResourceType, ns: string, name: string): Promise<KubeObject | undefined> {

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import { threadId } from 'node:worker_threads';
+import { TokenSigner } from '../apiserver/token-signer.js';
 import { kubeVersion } from '../apiserver/version.js';
 import { InformerFactory } from '../client/informer-factory.js';
 import type { KubeClient } from '../client/kube-client.js';
@@ -15,6 +16,7 @@ import { EndpointSliceController } from '../controllers/endpointslice.js';
 import { GarbageCollector } from '../controllers/garbage-collector.js';
 import { HorizontalController } from '../controllers/horizontal.js';
 import { JobController } from '../controllers/job.js';
+import { LegacyTokenController } from '../controllers/legacy-token.js';
 import { NamespaceController } from '../controllers/namespace.js';
 import { NodeLifecycleController } from '../controllers/node-lifecycle.js';
 import { PersistentVolumeController } from '../controllers/persistent-volume.js';
@@ -42,7 +44,7 @@ import { Scheduler } from '../scheduler/scheduler.js';
  * component-worker.ts) and reaches the API server only over HTTPS.
  */
 export type Component =
-  | { kind: 'controller-manager'; workloads: boolean; nodeGracePeriodMs: number }
+  | { kind: 'controller-manager'; workloads: boolean; nodeGracePeriodMs: number; serviceAccountKey: string }
   | { kind: 'scheduler' }
   | { kind: 'node-simulator'; options: SimulatorOptions }
   | { kind: 'kubelet'; options: KubeletOptions; agentSocket: string }
@@ -70,6 +72,7 @@ export async function runComponent(c: Component, shared: KubeClient, log: Logger
         new ServiceAccountController(client, log.with({ component: 'serviceaccount-controller' })).run(signal),
         new RootCaPublisher(client, client.caPem, log.with({ component: 'root-ca-cert-publisher' })).run(signal),
         new ClusterRoleAggregation(client, log.with({ component: 'clusterrole-aggregation-controller' })).run(signal),
+        new LegacyTokenController(client, new TokenSigner(c.serviceAccountKey), client.caPem, log.with({ component: 'tokens-controller' })).run(signal),
         ...(c.workloads ? [runWorkloadControllers(client, log, signal, c.nodeGracePeriodMs)] : []),
       ]);
     case 'scheduler':

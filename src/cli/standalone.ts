@@ -28,7 +28,7 @@ export async function standalone(config: Config, log: Logger, signal: AbortSigna
   const pki = server.credentials;
   const client = { server: server.url, caPem: pki.ca.cert, token: server.loopbackToken };
   if (config.controllers !== 'all' && config.controllers !== 'none') throw new Error(`--controllers must be "all" or "none", not ${JSON.stringify(config.controllers)}`);
-  const components: Component[] = [{ kind: 'controller-manager', workloads: config.controllers === 'all', nodeGracePeriodMs: Number(config['node-monitor-grace-period']) * 1000 }];
+  const components: Component[] = [{ kind: 'controller-manager', workloads: config.controllers === 'all', nodeGracePeriodMs: Number(config['node-monitor-grace-period']) * 1000, serviceAccountKey: pki.serviceAccountKey }];
   if (config.controllers === 'all') components.push({ kind: 'scheduler' });
   const simulated = Number(config['simulate-nodes']);
   if (simulated > 0) components.push({ kind: 'node-simulator', options: { count: simulated, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 } });

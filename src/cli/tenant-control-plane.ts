@@ -86,7 +86,7 @@ export async function tenantControlPlane(config: Config, log: Logger, signal: Ab
   // shortly anyway.
   await Promise.race([server.firstAnswered, new Promise((r) => setTimeout(r, componentsDelayMs).unref()), new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
   const nodeGracePeriodMs = Number(config['node-monitor-grace-period']) * 1000;
-  const components = [runComponent({ kind: 'controller-manager', workloads: true, nodeGracePeriodMs }, client, log, signal), runComponent({ kind: 'scheduler' }, client, log, signal)];
+  const components = [runComponent({ kind: 'controller-manager', workloads: true, nodeGracePeriodMs, serviceAccountKey: server.credentials.serviceAccountKey }, client, log, signal), runComponent({ kind: 'scheduler' }, client, log, signal)];
   if (inCluster) {
     const dns: Component = { kind: 'cluster-dns', options: { listen: address, port: dnsPort, domain: config['cluster-domain'], serviceIP: clusterDnsAddress(config), nodeName: virtualNodeName } };
     components.push(runComponent(dns, client, log, signal));

@@ -168,6 +168,60 @@ describe('RBAC, service account tokens and impersonation', () => {
     assert.match(orphan.stderr, unauthorized);
   });
 
+  it('legacy token secrets: filled only when asked, usable under RBAC, refused once the secret or account goes', async () => {
+    const tokenType = 'kubernetes.io/service-account-token';
+    const secret = (name: string, account?: string) =>
+      JSON.stringify({ apiVersion: 'v1', kind: 'Secret', type: tokenType, metadata: { name, namespace: ns, ...(account ? { annotations: { 'kubernetes.io/service-account.name': account } } : {}) } });
+    const tokenSecrets = async () => (await ok(admin(['get', 'secrets', '-n', ns, `--field-selector=type=${tokenType}`, '-o', 'name']))).trim();
+    await ok(admin(['create', 'serviceaccount', 'legacy', '-n', ns]));
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await tokenSecrets(), '', 'no token secret unless asked');
+
+    const unnamed = await admin(['create', '-f', '-'], { input: secret('nameless') });
+    assert.notEqual(unnamed.code, 0);
+    assert.match(unnamed.stderr, /metadata.annotations\[kubernetes.io\/service-account.name\]: Required value/);
+
+    await ok(admin(['create', '-f', '-'], { input: secret('legacy-token', 'legacy') }));
+    const filled = async () => JSON.parse(await ok(admin(['get', 'secret', 'legacy-token', '-n', ns, '-o', 'json'])));
+    await eventually(async () => !!(await filled()).data?.token, 'the controller filled the token');
+    const s1 = await filled();
+    const uid = (await ok(admin(['get', 'sa', 'legacy', '-n', ns, '-o', 'jsonpath={.metadata.uid}']))).trim();
+    assert.equal(s1.metadata.annotations['kubernetes.io/service-account.uid'], uid);
+    assert.equal(Buffer.from(s1.data.namespace, 'base64').toString(), ns);
+    assert.equal(Buffer.from(s1.data['ca.crt'], 'base64').toString(), (await k.creds()).ca);
+    const token = Buffer.from(s1.data.token, 'base64').toString();
+    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+    assert.equal(claims.iss, 'kubernetes/serviceaccount');
+    assert.equal(claims.exp, undefined, 'a legacy token does not expire');
+
+    const legacy = await tokenKubeconfig('legacy', token);
+    for (const v of ['1.27', '1.33']) {
+      assert.match(await ok(kc(v, legacy, ['auth', 'whoami'])), /system:serviceaccount:team:legacy/);
+    }
+    assert.equal((await kc('1.33', legacy, ['get', 'configmaps', '-n', ns])).code, 1, 'no rights yet');
+    await ok(admin(['create', 'rolebinding', 'legacy-view', '--clusterrole=view', `--serviceaccount=${ns}:legacy`, '-n', ns]));
+    await eventually(async () => (await kc('1.33', legacy, ['get', 'configmaps', '-n', ns])).code === 0, 'the binding lets the legacy token read');
+
+    // The token holds only while its secret does.
+    await ok(admin(['delete', 'secret', 'legacy-token', '-n', ns]));
+    assert.match((await kc('1.33', legacy, ['auth', 'whoami'])).stderr, unauthorized);
+
+    // A second secret gets a token of its own; deleting the account deletes the secret, and the token dies.
+    await ok(admin(['create', '-f', '-'], { input: secret('legacy-token-2', 'legacy') }));
+    await eventually(async () => !!JSON.parse(await ok(admin(['get', 'secret', 'legacy-token-2', '-n', ns, '-o', 'json']))).data?.token, 'the second secret was filled');
+    const second = Buffer.from(JSON.parse(await ok(admin(['get', 'secret', 'legacy-token-2', '-n', ns, '-o', 'json']))).data.token, 'base64').toString();
+    assert.notEqual(second, token);
+    const legacy2 = await tokenKubeconfig('legacy2', second);
+    await ok(kc('1.33', legacy2, ['auth', 'whoami']));
+    await ok(admin(['delete', 'serviceaccount', 'legacy', '-n', ns]));
+    await eventually(async () => (await tokenSecrets()) === '', 'the account took its token secret along');
+    assert.match((await kc('1.33', legacy2, ['auth', 'whoami'])).stderr, unauthorized);
+
+    // A secret naming an account that does not exist is deleted, as upstream does.
+    await ok(admin(['create', '-f', '-'], { input: secret('nobodys', 'nobody') }));
+    await eventually(async () => (await tokenSecrets()) === '', 'the secret of a missing account was deleted');
+  });
+
   it('forged, foreign, malformed and out-of-range credentials are refused with a Status; the server stays up', async () => {
     await ok(admin(['create', 'serviceaccount', 'probe', '-n', ns]));
     const token = (await ok(admin(['create', 'token', 'probe', '-n', ns]))).trim();

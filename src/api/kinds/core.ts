@@ -189,6 +189,44 @@ const configmaps: ResourceType = {
   columns: [nameColumn, col('Data', (o) => Object.keys(o.data ?? {}).length + Object.keys(o.binaryData ?? {}).length, { type: 'integer' }), ageColumn],
 };
 
+/** What each well-known Secret type requires of its keys, in upstream's wording. */
+function validateSecretType(o: J, errs: FieldErrors): void {
+  const data: J = o.data ?? {};
+  const has = (k: string) => typeof data[k] === 'string';
+  const json = (k: string) => {
+    if (!has(k)) return errs.required(`data[${k}]`);
+    try {
+      JSON.parse(Buffer.from(data[k], 'base64').toString());
+    } catch (err) {
+      errs.invalid(`data[${k}]`, '<secret contents redacted>', (err as Error).message);
+    }
+  };
+  switch (o.type) {
+    case 'kubernetes.io/service-account-token':
+      if (!o.metadata?.annotations?.['kubernetes.io/service-account.name']) errs.required('metadata.annotations[kubernetes.io/service-account.name]');
+      break;
+    case 'kubernetes.io/dockercfg':
+      json('.dockercfg');
+      break;
+    case 'kubernetes.io/dockerconfigjson':
+      json('.dockerconfigjson');
+      break;
+    case 'kubernetes.io/basic-auth':
+      if (!has('username') && !has('password')) {
+        errs.required('data[username]');
+        errs.required('data[password]');
+      }
+      break;
+    case 'kubernetes.io/ssh-auth':
+      if (!data['ssh-privatekey']) errs.required('data[ssh-privatekey]');
+      break;
+    case 'kubernetes.io/tls':
+      if (!has('tls.crt')) errs.required('data[tls.crt]');
+      if (!has('tls.key')) errs.required('data[tls.key]');
+      break;
+  }
+}
+
 const secrets: ResourceType = {
   ...core,
   kind: 'Secret',
@@ -210,6 +248,7 @@ const secrets: ResourceType = {
     for (const [k, v] of Object.entries((o.data ?? {}) as J)) {
       if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) errs.invalid(`data[${k}]`, '<secret contents redacted>', 'must be base64-encoded');
     }
+    validateSecretType(o, errs);
   },
   validateUpdate: (o, old, errs) => {
     immutableData(o, old, errs);
