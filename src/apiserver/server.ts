@@ -141,7 +141,8 @@ export class ApiServer {
     this.limits = new LimitRanger(opts.registry, () => this.store);
     // Followed once for every plugin that reads namespace labels.
     this.namespaces = new CachedObjects(opts.registry.mustLookup('', 'v1', 'namespaces'), () => this.store);
-    this.podSecurity = new PodSecurity(this.namespaces, opts.log);
+    const pods = opts.registry.mustLookup('', 'v1', 'pods');
+    this.podSecurity = new PodSecurity(this.namespaces, async (ns) => (await this.store.list(pods, ns, { labels: [], fields: [] })).items, opts.log);
     this.ranges = serviceRanges(opts.serviceCidr ?? '10.96.0.0/12', opts.nodePortRange ?? '30000-32767');
     this.allocation = new ServiceAllocation(opts.registry, opts.backend, this.ranges, opts.log);
     if (opts.authorizer === 'rbac') this.rbac = new RbacAuthorizer(opts.registry, () => this.store);

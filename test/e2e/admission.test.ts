@@ -115,4 +115,49 @@ describe('admission: LimitRanger and PodSecurity', () => {
       assert.match(plain.stderr, /Warning: would violate PodSecurity "restricted:latest"/);
     });
   }
+
+  it('raising a namespace\'s enforce level warns of the pods already there; bad labels are refused', async () => {
+    const kc = await kubectlFor(k, '1.33');
+    const ok = mustSucceed(kc);
+    const ns = 'relabel';
+    await ok(['create', 'namespace', ns]);
+    for (const name of ['b-plain', 'a-plain', 'c-plain']) await ok(['run', name, '-n', ns, '--image=busybox']);
+    await ok(['run', 'priv', '-n', ns, '--image=busybox', '--privileged']);
+    await ok(['apply', '-n', ns, '-f', '-'], JSON.stringify(compliant('tight')));
+    const label = (args: string[]) => kc(['label', '--overwrite', 'namespace', ns, ...args]);
+
+    const dry = await label(['pod-security.kubernetes.io/enforce=baseline', '--dry-run=server']);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stderr, /Warning: existing pods in namespace "relabel" violate the new PodSecurity enforce level "baseline:latest"\nWarning: priv: privileged\n/);
+    assert.match(dry.stdout, /labeled \(server dry run\)/);
+    assert.equal(await ok(['get', 'namespace', ns, '-o', 'jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}']), '', 'a dry run stores nothing');
+
+    const strict = await label(['pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/enforce-version=v1.30']);
+    assert.equal(strict.code, 0, strict.stderr);
+    const warnings = strict.stderr.split('\n').filter((l) => l.startsWith('Warning: '));
+    assert.equal(warnings[0], 'Warning: existing pods in namespace "relabel" violate the new PodSecurity enforce level "restricted:v1.30"');
+    assert.equal(warnings[1], 'Warning: a-plain (and 2 other pods): allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile');
+    assert.match(warnings[2], /^Warning: priv: .*privileged/);
+    assert.equal(warnings.length, 3, 'the compliant pod is not named');
+    // The pods keep running; a new one is judged by the new level.
+    assert.match(await ok(['get', 'pods', '-n', ns, '-o', 'name']), /pod\/priv/);
+    assert.match((await kc(['run', 'late', '-n', ns, '--image=busybox'])).stderr, /violates PodSecurity "restricted:v1.30"/);
+
+    // Relaxing, or relabelling without changing the level, says nothing.
+    const relaxed = await label(['pod-security.kubernetes.io/enforce=baseline', 'pod-security.kubernetes.io/enforce-version=v1.30']);
+    assert.equal(relaxed.code, 0, relaxed.stderr);
+    assert.doesNotMatch(relaxed.stderr, /Warning/);
+
+    for (const [args, message] of [
+      [['pod-security.kubernetes.io/enforce=strict'], /metadata.labels\[pod-security.kubernetes.io\/enforce\]: Invalid value: "strict": must be one of privileged, baseline, restricted/],
+      [['pod-security.kubernetes.io/warn-version=1.30'], /metadata.labels\[pod-security.kubernetes.io\/warn-version\]: Invalid value: "1.30": must be "latest" or "v1.x"/],
+    ] as const) {
+      const bad = await label([...args]);
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, message);
+    }
+    const created = await kc(['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'badlabel', labels: { 'pod-security.kubernetes.io/audit': 'loose' } } }) });
+    assert.match(created.stderr, /Namespace "badlabel" is invalid: metadata.labels\[pod-security.kubernetes.io\/audit\]: Invalid value: "loose"/);
+    assert.equal(await ok(['get', 'namespace', ns, '-o', 'jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}']), 'baseline', 'refused labels stored nothing');
+  });
 });

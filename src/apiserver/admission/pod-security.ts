@@ -1,3 +1,4 @@
+import { FieldErrors } from '../../api/field-errors.js';
 import type { KubeObject } from '../../api/object.js';
 import type { ResourceType } from '../../api/resource-type.js';
 import { KubicleError } from '../../observe/errors.js';
@@ -119,23 +120,68 @@ export function podSecurityViolations(level: Level, meta: J | undefined, spec: J
   return out;
 }
 
-function levelOf(ns: KubeObject | undefined, mode: 'enforce' | 'warn' | 'audit'): Level {
-  const v = ns?.metadata.labels?.[label(mode)];
-  return levels.includes(v as Level) ? (v as Level) : 'privileged';
+interface LevelVersion {
+  level: Level;
+  /** "latest" or "v1.x", as labelled; the checks are always the latest ones. */
+  version: string;
+}
+type Mode = 'enforce' | 'warn' | 'audit';
+type Policy = Record<Mode, LevelVersion> & { errors: FieldErrors };
+
+const show = (lv: LevelVersion) => `${lv.level}:${lv.version}`;
+
+/**
+ * The policy a namespace's labels say, as upstream reads them: unlabelled modes are privileged;
+ * a level that does not parse enforces restricted (fail closed) but warns and audits nothing
+ * (fail open); every label that does not parse is an error, refused when written.
+ */
+function policyOf(ns: KubeObject | undefined): Policy {
+  const labels: Record<string, string> = ns?.metadata.labels ?? {};
+  const errors = new FieldErrors();
+  const read = (mode: Mode): LevelVersion => {
+    const lv: LevelVersion = { level: 'privileged', version: 'latest' };
+    const level = labels[label(mode)];
+    if (level !== undefined) {
+      if (levels.includes(level as Level)) lv.level = level as Level;
+      else {
+        errors.invalid(`metadata.labels[${label(mode)}]`, level, `must be one of ${levels.join(', ')}`);
+        lv.level = mode === 'enforce' ? 'restricted' : 'privileged';
+      }
+    }
+    const version = labels[label(`${mode}-version`)];
+    if (version !== undefined) {
+      if (version === 'latest' || /^v1\.(0|[1-9][0-9]*)$/.test(version)) lv.version = version;
+      else errors.invalid(`metadata.labels[${label(`${mode}-version`)}]`, version, 'must be "latest" or "v1.x"');
+    }
+    return lv;
+  };
+  return { enforce: read('enforce'), warn: read('warn'), audit: read('audit'), errors };
 }
 
+/** At most this many of a namespace's pods are checked when its enforce level is raised, as upstream. */
+const maxPodsChecked = 3000;
+
 export class PodSecurity implements Admission {
-  /** `namespaces`: the server's followed Namespaces (their labels say the levels). */
+  /**
+   * `namespaces`: the server's followed Namespaces (their labels say the levels); `listPods`: a
+   * namespace's pods, read when its enforce level is raised.
+   */
   constructor(
     private readonly namespaces: CachedObjects,
+    private readonly listPods: (namespace: string) => Promise<KubeObject[]>,
     private readonly log: Logger,
   ) {}
 
   admitCreate(rt: ResourceType, obj: KubeObject, opts: WriteOptions): Promise<void> {
+    if (isNamespace(rt)) {
+      policyOf(obj).errors.throwIfAny('Namespace', obj.metadata.name);
+      return Promise.resolve();
+    }
     return this.admit(rt, obj, opts);
   }
 
   admitUpdate(rt: ResourceType, obj: KubeObject, old: KubeObject, opts: WriteOptions): Promise<void> {
+    if (isNamespace(rt)) return this.relabel(obj, old, opts);
     // Only a change of what the standards look at is judged again (a label change is not).
     const isPod = rt.group === '' && rt.plural === 'pods';
     const template = templates[`${rt.group}/${rt.plural}`];
@@ -146,6 +192,54 @@ export class PodSecurity implements Admission {
 
   async admitDelete(): Promise<void> {}
 
+  /**
+   * A namespace relabelled: labels that do not parse are refused (unless they were already
+   * there, unchanged); an enforce level raised is tried on the pods already running, and each
+   * distinct set of violations comes back as a warning naming the first pod that has it.
+   */
+  private async relabel(ns: KubeObject, old: KubeObject, opts: WriteOptions): Promise<void> {
+    const [now, before] = [policyOf(ns), policyOf(old)];
+    const errs = now.errors.causes;
+    if (errs.length && JSON.stringify(errs) !== JSON.stringify(before.errors.causes)) now.errors.throwIfAny('Namespace', ns.metadata.name);
+    const [e, was] = [now.enforce, before.enforce];
+    if ((e.level === was.level && e.version === was.version) || e.level === 'privileged') return;
+    if (e.version === was.version && levels.indexOf(e.level) <= levels.indexOf(was.level)) return;
+    opts.warnings?.push(...(await this.existingPodWarnings(ns.metadata.name as string, e)));
+  }
+
+  private async existingPodWarnings(namespace: string, enforce: LevelVersion): Promise<string[]> {
+    let pods: KubeObject[];
+    try {
+      pods = await this.listPods(namespace);
+    } catch (err) {
+      this.log.warn('pod security: listing pods failed', { namespace, err });
+      return ['failed to list pods while checking new PodSecurity enforce level'];
+    }
+    const warnings: string[] = [];
+    if (pods.length > maxPodsChecked) warnings.push(`new PodSecurity enforce level only checked against the first ${maxPodsChecked} of ${pods.length} existing pods`);
+    /** Short reasons (upstream's ForbiddenReason) -> the lexically first pod with them, and how many. */
+    const byReasons = new Map<string, { pod: string; count: number }>();
+    for (const pod of pods.slice(0, maxPodsChecked)) {
+      const v = podSecurityViolations(enforce.level, pod.metadata, pod.spec);
+      if (!v.length) continue;
+      const reasons = [...new Set(v.map((x) => x.split(' (')[0]))].join(', ');
+      const name = pod.metadata.name as string;
+      const seen = byReasons.get(reasons);
+      if (!seen) byReasons.set(reasons, { pod: name, count: 1 });
+      else {
+        seen.count++;
+        if (name < seen.pod) seen.pod = name;
+      }
+    }
+    if (!byReasons.size) return warnings;
+    warnings.push(`existing pods in namespace "${namespace}" violate the new PodSecurity enforce level "${show(enforce)}"`);
+    const decorated = [...byReasons].map(([reasons, { pod, count }]) => {
+      if (count === 1) return `${pod}: ${reasons}`;
+      return `${pod} (and ${count - 1} other ${count === 2 ? 'pod' : 'pods'}): ${reasons}`;
+    });
+    return [...warnings, ...decorated.sort()];
+  }
+
   private async admit(rt: ResourceType, obj: KubeObject, opts: WriteOptions): Promise<void> {
     const isPod = rt.group === '' && rt.plural === 'pods';
     const template = templates[`${rt.group}/${rt.plural}`];
@@ -153,23 +247,25 @@ export class PodSecurity implements Admission {
     const name = obj.metadata.namespace as string;
     const ns = await this.namespaces.get(name);
     if (!ns) return;
-    const [enforce, warn, audit] = [levelOf(ns, 'enforce'), levelOf(ns, 'warn'), levelOf(ns, 'audit')];
-    if (enforce === 'privileged' && warn === 'privileged' && audit === 'privileged') return;
+    const { enforce, warn, audit } = policyOf(ns);
+    if (enforce.level === 'privileged' && warn.level === 'privileged' && audit.level === 'privileged') return;
     const judged = isPod ? { meta: obj.metadata, spec: obj.spec } : { meta: template?.(obj)?.metadata, spec: template?.(obj)?.spec };
     const violations = (level: Level) => podSecurityViolations(level, judged.meta, judged.spec);
-    if (isPod && enforce !== 'privileged') {
-      const v = violations(enforce);
-      if (v.length) throw new KubicleError('Forbidden', `pods "${obj.metadata.name ?? ''}" is forbidden: violates PodSecurity "${enforce}:latest": ${v.join(', ')}`);
+    if (isPod && enforce.level !== 'privileged') {
+      const v = violations(enforce.level);
+      if (v.length) throw new KubicleError('Forbidden', `pods "${obj.metadata.name ?? ''}" is forbidden: violates PodSecurity "${show(enforce)}": ${v.join(', ')}`);
     }
     // Workload templates are warned about at the enforce level too, as upstream does.
-    const warnLevel = isPod ? warn : levels[Math.max(levels.indexOf(warn), levels.indexOf(enforce))];
-    if (warnLevel !== 'privileged') {
-      const v = violations(warnLevel);
-      if (v.length) opts.warnings?.push(`would violate PodSecurity "${warnLevel}:latest": ${v.join(', ')}`);
+    const warnAt = isPod || levels.indexOf(warn.level) >= levels.indexOf(enforce.level) ? warn : enforce;
+    if (warnAt.level !== 'privileged') {
+      const v = violations(warnAt.level);
+      if (v.length) opts.warnings?.push(`would violate PodSecurity "${show(warnAt)}": ${v.join(', ')}`);
     }
-    if (audit !== 'privileged') {
-      const v = violations(audit);
-      if (v.length) this.log.info('audit: pod security violation', { namespace: name, resource: rt.plural, name: obj.metadata.name, level: `${audit}:latest`, violations: v });
+    if (audit.level !== 'privileged') {
+      const v = violations(audit.level);
+      if (v.length) this.log.info('audit: pod security violation', { namespace: name, resource: rt.plural, name: obj.metadata.name, level: show(audit), violations: v });
     }
   }
 }
+
+const isNamespace = (rt: ResourceType) => rt.group === '' && rt.plural === 'namespaces';
