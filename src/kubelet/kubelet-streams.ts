@@ -96,7 +96,9 @@ export class KubeletStreams {
       if (client.readyState !== client.OPEN || !d.length) return;
       if (d[0] === Channel.status) {
         const result = JSON.parse(d.subarray(1).toString()) as ExecResult;
-        client.send(channelMessage(StreamChannel.error, JSON.stringify(attach && !result.message ? exitStatus(0, []) : exitStatus(result.exitCode, command, result.message))));
+        // A command the runtime could not run is an internal error, in upstream's words.
+        const message = result.message && !attach ? `Internal error occurred: error executing command in container: ${result.message}` : result.message;
+        client.send(channelMessage(StreamChannel.error, JSON.stringify(attach && !message ? exitStatus(0, []) : exitStatus(result.exitCode, command, message))));
       } else client.send(d);
     });
     closeTogether(client, agent);

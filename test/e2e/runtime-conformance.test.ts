@@ -100,6 +100,20 @@ describe('the pod features every runtime has', () => {
         assert.equal(await ok(['exec', '-n', ns, 'web', '--', 'sh', '-c', 'echo "$GREETING|$(pwd)|$(id -u)"']), 'hi there|/tmp|1234\n');
       });
 
+      it('exec of a command that does not exist is an internal error naming it, not an exit code', async () => {
+        for (const version of ['1.27', '1.33']) {
+          const r = await (await kubectlFor(k, version))(['exec', '-n', ns, 'web', '--', 'no-such-command', 'x']);
+          assert.equal(r.code, 1, r.stderr);
+          assert.match(r.stderr, /^error: Internal error occurred: error executing command in container: .*no-such-command.*(not found|No such file)/m);
+          assert.doesNotMatch(r.stderr, /exit code|command terminated/);
+          assert.equal(r.stderr.trim().split('\n').length, 1, `one line, no stray runtime output: ${r.stderr}`);
+        }
+        // A command that runs and fails keeps its own stderr and exit code.
+        const failed = await (await kubectlFor(k, '1.33'))(['exec', '-n', ns, 'web', '--', 'sh', '-c', 'echo oops >&2; exit 3']);
+        assert.equal(failed.code, 3);
+        assert.equal(failed.stderr, 'oops\ncommand terminated with exit code 3\n');
+      });
+
       it('exec -it: a terminal of the client size that follows a resize, and the exit code', async () => {
         // The process watches for the new size itself: an Enter pressed right after the resize
         // could otherwise overtake it (kubectl sends the size only once it has seen SIGWINCH).

@@ -1,11 +1,10 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { spawn as spawnPty } from 'node-pty';
 import { KubicleError } from '../../../observe/errors.js';
 import type { Logger } from '../../../observe/log.js';
 import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, LogOptions, SandboxSpec, SandboxStatus, Usage } from '../../api/types.js';
@@ -17,10 +16,11 @@ import { PodNetwork } from '../../net/pod-network.js';
 import type { PodNetworks } from '../../net/pod-networks.js';
 import type { SandboxRuntime, StreamedProcess } from '../../runtime.js';
 import { checkContainerName, type RunRecord, SandboxStore } from '../../sandbox-store.js';
-import { fromChild, fromPty } from '../../streamed-process.js';
+import { fromChild } from '../../streamed-process.js';
 import { resolveUser } from '../../user.js';
 import { isMountPoint, SandboxVolumes } from '../../volumes.js';
 import { attachToConmon } from './attach.js';
+import { runcExec } from './exec.js';
 import { ociSpec } from './oci-spec.js';
 
 const run = promisify(execFile);
@@ -428,12 +428,9 @@ export class RuncRuntime implements SandboxRuntime {
       const env = [...(config.process.env as string[]).filter((e) => !e.startsWith('TERM=')), 'TERM=xterm'];
       const processFile = path.join(runDir, `exec-${randomUUID()}.json`);
       await writeFile(processFile, JSON.stringify({ ...config.process, args: spec.command, env, terminal: true, consoleSize: { width: size.cols, height: size.rows } }));
-      const proc = fromPty(spawnPty(this.runc, ['--root', this.runcRoot, 'exec', '--process', processFile, id], { name: 'xterm', cols: size.cols, rows: size.rows, encoding: null, env: process.env as Record<string, string> }));
-      void proc.done.finally(() => rm(processFile, { force: true }));
-      return proc;
+      return runcExec({ runc: this.runc, root: this.runcRoot, runDir, id, command: spec.command, stdin: true, tty: { processFile, ...size } });
     }
-    const child = spawn(this.runc, ['--root', this.runcRoot, 'exec', id, ...spec.command], { stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    return fromChild(child, { stderr: true });
+    return runcExec({ runc: this.runc, root: this.runcRoot, runDir, id, command: spec.command, stdin: !!spec.stdin });
   }
 
   async attach(sandboxId: string, name: string, stdin: boolean): Promise<StreamedProcess> {
