@@ -1,9 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
-import YAML from 'yaml';
 import { KubeClient, type Obj } from '../../src/client/kube-client.js';
+import { loadKubeconfig } from '../../src/client/kubeconfig.js';
 import { cleanup, startKubicle } from '../../test/support/kubicle.js';
 import { f1, summary } from '../api/stats.js';
+import { tenantClient } from './clients.js';
 
 /**
  * bench/tenancy capacity (issue 8, DESIGN §7: ≥ 100 active and ≥ 1,000 asleep clusters on one
@@ -65,22 +66,10 @@ async function main() {
     command: 'server',
     args: ['--cluster-endpoint-pool', '127.248.0.0/14', '--bridge', 'kubbench9', '--pod-cidr', '10.246.18.0/24', '--cluster-pod-pool', '10.160.0.0/12', '--cluster-sleep-after', '0', '--log-level', 'warn'],
   });
-  const cfg = YAML.parse(readFileSync(p.kubeconfig, 'utf8'));
-  const u = cfg.users[0].user;
-  const op = new KubeClient({ server: p.url, caPem: Buffer.from(cfg.clusters[0].cluster['certificate-authority-data'], 'base64').toString(), certPem: Buffer.from(u['client-certificate-data'], 'base64').toString(), keyPem: Buffer.from(u['client-key-data'], 'base64').toString() });
+  const op = new KubeClient(await loadKubeconfig(p.kubeconfig));
   const clustersPath = '/apis/kubicle.io/v1alpha1/namespaces/default/clusters';
-  const clientOf = async (name: string): Promise<KubeClient> => {
-    for (;;) {
-      try {
-        const s = await op.get(`/api/v1/namespaces/default/secrets/${name}-kubeconfig`);
-        const kc = YAML.parse(Buffer.from(s.data.value, 'base64').toString());
-        const uu = kc.users[0].user;
-        return new KubeClient({ server: kc.clusters[0].cluster.server, caPem: Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64').toString(), certPem: Buffer.from(uu['client-certificate-data'], 'base64').toString(), keyPem: Buffer.from(uu['client-key-data'], 'base64').toString() });
-      } catch {
-        await sleep(20);
-      }
-    }
-  };
+  const clientOf = (name: string) => tenantClient(op, name, 20);
+
   const ready = async (c: KubeClient, deadlineMs = 120_000) => {
     const until = Date.now() + deadlineMs;
     for (;;) {

@@ -3,11 +3,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import YAML from 'yaml';
 import { KubeClient, type Obj } from '../../src/client/kube-client.js';
+import { loadKubeconfig } from '../../src/client/kubeconfig.js';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { cleanup, startKubicle } from '../../test/support/kubicle.js';
 import { f1, summary } from '../api/stats.js';
+import { tenantClient } from './clients.js';
 
 /**
  * bench/tenancy (issue 8): tenant control planes on the provider, each in its own runc sandbox.
@@ -97,23 +98,11 @@ async function floors() {
 async function main() {
   const floor = await floors();
   const p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', '127.252.0.0/16', '--bridge', 'kubbench8', '--pod-cidr', '10.246.15.0/24', '--cluster-pod-pool', '10.232.0.0/16', '--cluster-sleep-after', '0'] });
-  const cfg = YAML.parse(readFileSync(p.kubeconfig, 'utf8'));
-  const u = cfg.users[0].user;
-  const op = new KubeClient({ server: p.url, caPem: Buffer.from(cfg.clusters[0].cluster['certificate-authority-data'], 'base64').toString(), certPem: Buffer.from(u['client-certificate-data'], 'base64').toString(), keyPem: Buffer.from(u['client-key-data'], 'base64').toString() });
+  const op = new KubeClient(await loadKubeconfig(p.kubeconfig));
   const clustersPath = '/apis/kubicle.io/v1alpha1/namespaces/default/clusters';
   const tenant = new Map<string, KubeClient>();
-  const clientOf = async (name: string): Promise<KubeClient> => {
-    for (;;) {
-      try {
-        const s = await op.get(`/api/v1/namespaces/default/secrets/${name}-kubeconfig`);
-        const kc = YAML.parse(Buffer.from(s.data.value, 'base64').toString());
-        const uu = kc.users[0].user;
-        return new KubeClient({ server: kc.clusters[0].cluster.server, caPem: Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64').toString(), certPem: Buffer.from(uu['client-certificate-data'], 'base64').toString(), keyPem: Buffer.from(uu['client-key-data'], 'base64').toString() });
-      } catch {
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    }
-  };
+  const clientOf = (name: string) => tenantClient(op, name);
+
   const providerPid = pidsMatching(p.dataDir).find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('server')) as number;
   const providerBefore = rssMiB(providerPid);
 
