@@ -91,6 +91,10 @@ async function main() {
   const clusters = async () => (await op.get(clustersPath)).items as Obj[];
   const providerPid = providerPidOf(p.dataDir);
 
+  const line = (label: string, value: string, floorText: string) => console.log(`${label.padEnd(46)} ${value.padEnd(30)} ${floorText}`);
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  console.log(`bench/tenancy capacity: ${ACTIVE} active, ${ASLEEP} asleep; ${os.cpus().length} cores, ${f1(os.totalmem() / 1048576)} MiB`);
+  line('floor: machine CPU busy, no provider', pct(cpuBefore), `memory available ${f1(memBefore)} MiB`);
   // Active: created one after another, never sleeping.
   const t0 = performance.now();
   for (let i = 0; i < ACTIVE; i++) {
@@ -120,6 +124,11 @@ async function main() {
   const pssActive = cps.reduce((s, pid) => s + pssMiB(pid), 0);
   const providerActive = statusMiB(providerPid, 'VmRSS');
 
+  const aw = summary(awakeLatency);
+  line(`active clusters answering /version`, `${answering}/${ACTIVE}`, `p50 ${f1(aw.p50)} ms, p99 ${f1(aw.p99)} ms (new TLS connection each)`);
+  line(`created one by one (${ACTIVE})`, `${f1(activeCreateS)} s`, `${f1((activeCreateS * 1000) / ACTIVE)} ms per cluster`);
+  line(`machine with ${ACTIVE} idle active clusters`, `CPU busy ${pct(cpuActive)}`, `memory available ${f1(memActive)} MiB (used ${f1(memBefore - memActive)} MiB)`);
+  line('control planes (processes / summed PSS)', `${cps.length} / ${f1(pssActive)} MiB`, `${f1(pssActive / Math.max(cps.length, 1))} MiB each; provider RSS ${f1(providerActive)} MiB`);
   // Asleep: the active ones first, then more, a few at a time, each sleeping soon after it answers.
   for (const c of await clusters()) await op.patch(`${clustersPath}/${c.metadata.name}`, { spec: { sleepAfterSeconds: 1 } });
   const t1 = performance.now();
@@ -163,16 +172,7 @@ async function main() {
     c.close();
   }
 
-  const line = (label: string, value: string, floorText: string) => console.log(`${label.padEnd(46)} ${value.padEnd(30)} ${floorText}`);
-  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const ws = summary(wake);
-  const aw = summary(awakeLatency);
-  console.log(`bench/tenancy capacity: ${ACTIVE} active, ${ASLEEP} asleep; ${os.cpus().length} cores, ${f1(os.totalmem() / 1048576)} MiB`);
-  line('floor: machine CPU busy, no provider', pct(cpuBefore), `memory available ${f1(memBefore)} MiB`);
-  line(`active clusters answering /version`, `${answering}/${ACTIVE}`, `p50 ${f1(aw.p50)} ms, p99 ${f1(aw.p99)} ms (new TLS connection each)`);
-  line(`created one by one (${ACTIVE})`, `${f1(activeCreateS)} s`, `${f1((activeCreateS * 1000) / ACTIVE)} ms per cluster`);
-  line(`machine with ${ACTIVE} idle active clusters`, `CPU busy ${pct(cpuActive)}`, `memory available ${f1(memActive)} MiB (used ${f1(memBefore - memActive)} MiB)`);
-  line('control planes (processes / summed PSS)', `${cps.length} / ${f1(pssActive)} MiB`, `${f1(pssActive / Math.max(cps.length, 1))} MiB each; provider RSS ${f1(providerActive)} MiB`);
   line(`clusters Sleeping`, `${sleeping}/${ASLEEP}`, `control-plane processes left: ${left}; ${ASLEEP - ACTIVE} created ${CONCURRENCY} at a time in ${f1(asleepCreateS)} s`);
   line(`machine with ${ASLEEP} asleep clusters`, `CPU busy ${pct(cpuAsleep)}`, `memory available ${f1(memAsleep)} MiB (used ${f1(memBefore - memAsleep)} MiB)`);
   line('provider asleep (RSS / open fds)', `${f1(providerAsleep)} MiB / ${providerFds}`, '');
