@@ -444,13 +444,26 @@ export class ClusterController {
       live.startedAt = Date.now(); // look again after another idle period
       return;
     }
+    let slept = false;
     await this.serially(live, async () => {
       const act = this.gateway.activity(key);
       if (live.state !== 'running' || (act && act.open > 0)) return;
       live.state = 'asleep';
-      await this.halt(key, c, 'Sleeping');
+      try {
+        await this.halt(key, c, 'Sleeping');
+      } catch (err) {
+        // Half-halted (its control plane may still run): not asleep. Sync brings it back to a
+        // known state (a serving control plane is adopted, its datapath restarted), and the
+        // idle loop tries again later.
+        live.state = 'stopped';
+        this.queue.addRateLimited(key);
+        throw err;
+      }
+      slept = true;
     });
-    if (live.state === 'asleep') await this.setStatus(c, { phase: 'Sleeping', message: 'idle; the next connection wakes it' }).catch(() => {});
+    // Only the call that halted it says so: another one, fired meanwhile by the idle loop, may
+    // find the state changed under it.
+    if (slept) await this.setStatus(c, { phase: 'Sleeping', message: 'idle; the next connection wakes it' }).catch(() => {});
   }
 
   /** Whether a CronJob that is not suspended waits to fire: such a cluster must stay awake. */
