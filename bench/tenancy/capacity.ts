@@ -5,6 +5,7 @@ import { loadKubeconfig } from '../../src/client/kubeconfig.js';
 import { cleanup, startKubicle } from '../../test/support/kubicle.js';
 import { f1, summary } from '../api/stats.js';
 import { tenantClient } from './clients.js';
+import { controlPlanePids, providerPid as providerPidOf, pssMiB, rssMiB } from './procs.js';
 
 /**
  * bench/tenancy capacity (issue 8, DESIGN §7: ≥ 100 active and ≥ 1,000 asleep clusters on one
@@ -39,25 +40,6 @@ async function cpuBusy(windowMs: number): Promise<number> {
   const idle = d[3] + d[4]; // idle + iowait
   return (total - idle) / total;
 }
-
-function controlPlanePids(): number[] {
-  return readdirSync('/proc')
-    .filter((x) => /^\d+$/.test(x))
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('/opt/kubicle/bin/kubicle.js');
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
-function statusMiB(pid: number, field: 'VmRSS'): number {
-  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
-}
-
-const pssMiB = (pid: number) => Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1]) / 1024;
 
 async function main() {
   const cpuBefore = await cpuBusy(5000);
@@ -122,7 +104,7 @@ async function main() {
   const memActive = meminfoMiB('MemAvailable');
   const cps = controlPlanePids();
   const pssActive = cps.reduce((s, pid) => s + pssMiB(pid), 0);
-  const providerActive = statusMiB(providerPid, 'VmRSS');
+  const providerActive = rssMiB(providerPid);
 
   const aw = summary(awakeLatency);
   line(`active clusters answering /version`, `${answering}/${ACTIVE}`, `p50 ${f1(aw.p50)} ms, p99 ${f1(aw.p99)} ms (new TLS connection each)`);
@@ -155,7 +137,7 @@ async function main() {
   const left = controlPlanePids().length;
   const memAsleep = meminfoMiB('MemAvailable');
   const cpuAsleep = await cpuBusy(10_000);
-  const providerAsleep = statusMiB(providerPid, 'VmRSS');
+  const providerAsleep = rssMiB(providerPid);
   const providerFds = readdirSync(`/proc/${providerPid}/fd`).length;
 
   // A sample woken, spread over the range, each after the last has settled.
@@ -184,21 +166,6 @@ async function main() {
   while (Date.now() < gone && (await clusters()).length) await sleep(2000);
   op.close();
   await cleanup(p);
-}
-
-/** The provider's pid: the `kubicle server` process holding this data directory. */
-function providerPidOf(dataDir: string): number {
-  const pid = readdirSync('/proc')
-    .filter((x) => /^\d+$/.test(x))
-    .find((x) => {
-      try {
-        const cmd = readFileSync(`/proc/${x}/cmdline`, 'utf8');
-        return cmd.includes(dataDir) && cmd.includes('server');
-      } catch {
-        return false;
-      }
-    });
-  return Number(pid);
 }
 
 main().catch((err) => {

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { cleanup, startKubicle } from '../../test/support/kubicle.js';
 import { f1, summary } from '../api/stats.js';
 import { tenantClient } from './clients.js';
+import { controlPlanePids, providerPid as providerPidOf, pssMiB, rssMiB } from './procs.js';
 
 /**
  * bench/tenancy (issue 8): tenant control planes on the provider, each in its own runc sandbox.
@@ -28,30 +29,6 @@ const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..
 const ms = (t0: number) => performance.now() - t0;
 const median = (xs: number[]) => summary(xs).p50;
 const progress = (what: string) => process.stderr.write(`bench/tenancy: ${what}\n`);
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
-}
-
-/** Proportional set size: shared pages (the Node.js binary, libraries) split among the processes mapping them. */
-function pssMiB(pid: number): number {
-  const m = /^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
-}
-
-function pidsMatching(text: string): number[] {
-  return readdirSync('/proc')
-    .filter((x) => /^\d+$/.test(x))
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(text);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 async function bareControlPlane(dir: string): Promise<{ ms: number; proc: ChildProcess }> {
   rmSync(path.join(dir, 'kubeconfig'), { force: true });
@@ -103,7 +80,7 @@ async function main() {
   const tenant = new Map<string, KubeClient>();
   const clientOf = (name: string) => tenantClient(op, name);
 
-  const providerPid = pidsMatching(p.dataDir).find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('server')) as number;
+  const providerPid = providerPidOf(p.dataDir);
   const providerBefore = rssMiB(providerPid);
 
   const create: number[] = [];
@@ -125,7 +102,7 @@ async function main() {
   }
   progress('created; idle 10 s');
   await new Promise((r) => setTimeout(r, 10_000));
-  const cps = pidsMatching('/opt/kubicle/bin/kubicle.js');
+  const cps = controlPlanePids();
   const rss = cps.map(rssMiB);
   const pss = cps.map(pssMiB);
   const agent = new SandboxClient({ socketPath: path.join(p.dataDir, 'agent.sock') });
@@ -166,7 +143,7 @@ async function main() {
   }
   progress('all asleep; waking');
   const providerAsleep = rssMiB(providerPid);
-  const leftAsleep = pidsMatching('/opt/kubicle/bin/kubicle.js').length;
+  const leftAsleep = controlPlanePids().length;
   // Keep woken clusters awake while timing the rest.
   for (let i = 0; i < WAKES; i++) await op.patch(`${clustersPath}/c${i}`, { spec: { sleepAfterSeconds: 0 } });
   const wake: number[] = [];
