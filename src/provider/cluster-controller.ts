@@ -86,6 +86,8 @@ export interface ClusterDatapath {
 export const clusterFinalizer = 'kubicle.io/cluster';
 const defaultResources = { cpu: '1', memory: '512Mi' };
 const readyTimeoutMs = 60_000;
+/** The label the virtual kubelet puts on its node (the virtual-kubelet project's convention). */
+const virtualNodeSelector = 'type=virtual-kubelet';
 
 type State = 'running' | 'asleep' | 'stopped' | 'failed';
 
@@ -364,11 +366,35 @@ export class ClusterController {
     } catch (err) {
       if (!isCode(err, 'AlreadyExists')) throw err;
     }
-    const version = await this.adminClient(c, live)
-      .get('/version')
-      .then((v) => v.gitVersion as string)
-      .catch(() => undefined);
+    const admin = this.adminClient(c, live);
+    let version: string | undefined;
+    try {
+      version = await admin
+        .get('/version')
+        .then((v) => v.gitVersion as string)
+        .catch(() => undefined);
+      await this.waitNodeReady(admin);
+    } finally {
+      admin.close();
+    }
     await this.setStatus(c, { phase: 'Running', message: '', host: this.opts.host.name, version, kubeconfigSecret: secret.metadata.name });
+  }
+
+  /**
+   * Waits until the cluster's virtual node is Ready: a Running cluster is one that takes pods, so
+   * `kubectl get nodes` right after a create shows it. A fresh control plane registers its node
+   * shortly after it first serves (its components start after the first answer, for the sake of wake
+   * latency); a woken one finds it registered.
+   */
+  private async waitNodeReady(admin: KubeClient): Promise<void> {
+    const deadline = Date.now() + readyTimeoutMs;
+    for (;;) {
+      const list = await admin.get(`/api/v1/nodes?labelSelector=${encodeURIComponent(virtualNodeSelector)}`).catch(() => undefined);
+      const items = (list?.items ?? []) as Obj[];
+      if (items.some((n) => (n.status?.conditions ?? []).some((x: { type: string; status: string }) => x.type === 'Ready' && x.status === 'True'))) return;
+      if (Date.now() > deadline) throw new KubicleError('Timeout', `the cluster's virtual node was not Ready within ${readyTimeoutMs / 1000} s`);
+      await delay(100);
+    }
   }
 
   /**
@@ -468,8 +494,14 @@ export class ClusterController {
 
   /** Whether a CronJob that is not suspended waits to fire: such a cluster must stay awake. */
   private async hasTimers(c: Obj, live: Live): Promise<boolean> {
-    const list = await this.adminClient(c, live).get('/apis/batch/v1/cronjobs');
-    return ((list.items ?? []) as Obj[]).some((cj) => !cj.spec?.suspend);
+    const admin = this.adminClient(c, live);
+    try {
+      const list = await admin.get('/apis/batch/v1/cronjobs');
+      return ((list.items ?? []) as Obj[]).some((cj) => !cj.spec?.suspend);
+    } finally {
+      // Each client holds its own keep-alive agent: left open, one socket per idle check would pile up.
+      admin.close();
+    }
   }
 
   private adminClient(c: Obj, live: Live): KubeClient {
