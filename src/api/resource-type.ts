@@ -55,8 +55,11 @@ export interface ResourceType {
   prepareForCreate?(obj: KubeObject): void;
   /** Adjusts an updated object from the one it replaces, before defaults and validation (Services keep their allocations). */
   prepareForUpdate?(obj: KubeObject, old: KubeObject): void;
-  /** Validates the whole object (create and update). */
-  validate?(obj: KubeObject, errs: FieldErrors): void;
+  /**
+   * Validates the whole object (create and update, status too). `old` is the object it replaces on
+   * an update, for rules that look at both (a CRD's transition rules and their ratcheting).
+   */
+  validate?(obj: KubeObject, errs: FieldErrors, old?: KubeObject): void;
   /** Extra rules on update: immutable fields and allowed transitions. */
   validateUpdate?(obj: KubeObject, old: KubeObject, errs: FieldErrors): void;
   /** Seconds of graceful deletion for this object given the request's choice; 0 = delete at once. */

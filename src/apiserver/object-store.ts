@@ -358,7 +358,7 @@ export class ObjectStore {
         errs.forbidden('metadata.finalizers', `no new finalizers can be added if the object is being deleted, found new finalizers []string{${added.map((f) => `"${f}"`).join(', ')}}`);
       }
     }
-    this.validate(rt, next, errs);
+    this.validate(rt, next, errs, old);
     if (subresource !== 'status' && !trusted) rt.validateUpdate?.(next, old, errs);
     errs.throwIfAny(qualifiedKind(rt), name);
     return next;
@@ -371,10 +371,10 @@ export class ObjectStore {
   revalidate(rt: ResourceType, obj: KubeObject, old?: KubeObject): void {
     const errs = new FieldErrors();
     if (old) rt.validateUpdate?.(obj, old, errs);
-    this.validate(rt, obj, errs);
+    this.validate(rt, obj, errs, old);
   }
 
-  private validate(rt: ResourceType, obj: KubeObject, errs = new FieldErrors()): void {
+  private validate(rt: ResourceType, obj: KubeObject, errs = new FieldErrors(), old?: KubeObject): void {
     const m = obj.metadata;
     if (!m.name) errs.required('metadata.name', 'name or generateName is required');
     else for (const e of nameErrors(rt.nameRule, m.name)) errs.invalid('metadata.name', m.name, e);
@@ -388,7 +388,7 @@ export class ObjectStore {
       for (const f of ['apiVersion', 'kind', 'name', 'uid'] as const) if (!r?.[f]) errs.required(`metadata.ownerReferences[${i}].${f}`);
     });
     if ((m.ownerReferences ?? []).filter((r) => r?.controller).length > 1) errs.invalid('metadata.ownerReferences', m.ownerReferences, 'Only one reference can have Controller set to true');
-    rt.validate?.(obj, errs);
+    rt.validate?.(obj, errs, old);
     errs.throwIfAny(qualifiedKind(rt), m.name);
   }
 

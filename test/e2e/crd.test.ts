@@ -234,6 +234,113 @@ describe('CustomResourceDefinitions', () => {
     await ok(['delete', 'configmap', 'kept']);
   });
 
+  it('evaluates x-kubernetes-validations rules: errors as upstream, transition rules, ratcheting, bad rules refused', async () => {
+    const rulesGroup = 'rules.example.com';
+    const schema = {
+      type: 'object',
+      'x-kubernetes-validations': [{ rule: "self.metadata.name.startsWith('w-')", message: 'name must start with w-' }],
+      properties: {
+        spec: {
+          type: 'object',
+          'x-kubernetes-validations': [
+            { rule: 'self.minReplicas <= self.replicas', message: 'replicas should be at least minReplicas' },
+            { rule: 'self.replicas >= oldSelf.replicas', messageExpression: "'replicas may not shrink below ' + string(oldSelf.replicas)", reason: 'FieldValueForbidden', fieldPath: '.replicas' },
+          ],
+          properties: {
+            replicas: { type: 'integer' },
+            minReplicas: { type: 'integer' },
+            tier: { type: 'string', maxLength: 16, 'x-kubernetes-validations': [{ rule: "self.matches('^[a-z]+$') && self.lowerAscii() == self" }, { rule: 'self == oldSelf', message: 'tier is immutable' }] },
+            ports: {
+              type: 'array',
+              maxItems: 16,
+              'x-kubernetes-list-type': 'map',
+              'x-kubernetes-list-map-keys': ['name'],
+              items: { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 15 }, port: { type: 'integer' } }, 'x-kubernetes-validations': [{ rule: 'self.port > 1024 || self.name == "legacy"' }] },
+              'x-kubernetes-validations': [{ rule: 'self.map(p, p.port).isSorted()', message: 'ports must be sorted' }],
+            },
+          },
+        },
+      },
+    };
+    const def = {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: `widgets.${rulesGroup}` },
+      spec: { group: rulesGroup, scope: 'Namespaced', names: { plural: 'widgets', singular: 'widget', kind: 'Widget' }, versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: schema } }] },
+    };
+    const kc = await kubectlFor(k, '1.33');
+    await mustSucceed(kc)(['apply', '-f', '-'], JSON.stringify(def));
+    await mustSucceed(kc)(['wait', '--for', 'condition=established', `crd/widgets.${rulesGroup}`, '--timeout=20s']);
+    const widget = (name: string, spec: object) => JSON.stringify({ apiVersion: `${rulesGroup}/v1`, kind: 'Widget', metadata: { name }, spec });
+    for (const version of ['1.27', '1.33'] as const) {
+      const kv = await kubectlFor(k, version);
+      const bad = await kv(['create', '-f', '-'], { input: widget('x', { replicas: 1, minReplicas: 2, tier: 'Gold', ports: [{ name: 'a', port: 80 }, { name: 'legacy', port: 70 }] }) });
+      assert.notEqual(bad.code, 0);
+      for (const m of [
+        /The Widget "x" is invalid/,
+        /<nil>: Invalid value: "object": name must start with w-/,
+        /spec: Invalid value: "object": replicas should be at least minReplicas/,
+        /spec.tier: Invalid value: "string": failed rule: self.matches\('\^\[a-z\]\+\$'\) && self.lowerAscii\(\) == self/,
+        /spec.ports\[0\]: Invalid value: "object": failed rule: self.port > 1024 \|\| self.name == "legacy"/,
+        /spec.ports: Invalid value: "array": ports must be sorted/,
+      ]) {
+        assert.match(bad.stderr, m, version);
+      }
+      assert.doesNotMatch(bad.stderr, /ports\[1\]/, 'the legacy port passes its rule');
+      assert.match((await kv(['get', `widgets.${rulesGroup}`, 'x'])).stderr, /not found/, 'nothing was written');
+    }
+    const ok = mustSucceed(kc);
+    await ok(['create', '-f', '-'], widget('w-1', { replicas: 3, minReplicas: 1, tier: 'gold', ports: [{ name: 'a', port: 2000 }] }));
+    // Transition rules: oldSelf is the stored value; the messageExpression and reason shape the error.
+    const shrink = await kc(['patch', `widgets.${rulesGroup}`, 'w-1', '--type=merge', '-p', '{"spec":{"replicas":2,"tier":"silver"}}']);
+    assert.notEqual(shrink.code, 0);
+    assert.match(shrink.stderr, /spec.replicas: Forbidden: replicas may not shrink below 3/);
+    assert.match(shrink.stderr, /spec.tier: Invalid value: "string": tier is immutable/);
+    await ok(['patch', `widgets.${rulesGroup}`, 'w-1', '--type=merge', '-p', '{"spec":{"replicas":5}}']);
+    // A missing field is a runtime error, as upstream's "no such key".
+    const missing = await kc(['patch', `widgets.${rulesGroup}`, 'w-1', '--type=json', '-p', '[{"op":"remove","path":"/spec/minReplicas"}]']);
+    assert.match(missing.stderr, /spec: Invalid value: "object": no such key: minReplicas evaluating rule: replicas should be at least minReplicas/);
+    // Ratcheting: a value that broke a rule added later may stay as it is while other fields change.
+    const tightened = JSON.parse(JSON.stringify(def));
+    tightened.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.replicas['x-kubernetes-validations'] = [{ rule: 'self % 2 == 0', message: 'replicas must be even' }];
+    await ok(['apply', '-f', '-'], JSON.stringify(tightened));
+    await eventually(async () => /replicas must be even/.test((await kc(['patch', `widgets.${rulesGroup}`, 'w-1', '--type=merge', '-p', '{"spec":{"replicas":7}}'])).stderr), 'the new rule applies');
+    await ok(['patch', `widgets.${rulesGroup}`, 'w-1', '--type=merge', '-p', '{"spec":{"minReplicas":2}}']);
+    assert.equal(JSON.parse(await ok(['get', `widgets.${rulesGroup}`, 'w-1', '-o', 'json'])).spec.replicas, 5);
+
+    // Rules that do not compile, or cost too much, are refused with the CRD.
+    const api = await rawClient(k);
+    const withRule = (name: string, props: object, rules: object[]) =>
+      JSON.stringify({
+        ...def,
+        metadata: { name: `${name}s.${rulesGroup}` },
+        spec: { ...def.spec, names: { plural: `${name}s`, kind: name[0].toUpperCase() + name.slice(1) }, versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', properties: props, 'x-kubernetes-validations': rules } } } } }] },
+      });
+    const refused: [string, object, object[], RegExp][] = [
+      ['undefinedfield', { a: { type: 'string' } }, [{ rule: 'self.b == 1' }], /x-kubernetes-validations\[0\].rule: Invalid value: apiextensions.ValidationRule\{Rule:"self.b == 1".*compilation failed: ERROR: <input>:1:5: undefined field 'b'/],
+      ['syntax', { a: { type: 'string' } }, [{ rule: 'self.a ==' }], /x-kubernetes-validations\[0\].rule: .*compilation failed: ERROR: <input>:1:/],
+      ['nofunc', { a: { type: 'string' } }, [{ rule: 'launch(self.a)' }], /undeclared reference to 'launch'/],
+      ['quadratic', { l: { type: 'array', items: { type: 'string' } } }, [{ rule: 'self.l.all(x, self.l.all(y, x == y))' }], /x-kubernetes-validations\[0\].rule: Forbidden: estimated rule cost exceeds budget by factor of more than 100x/],
+      ['badpath', { a: { type: 'string' } }, [{ rule: 'true', fieldPath: '.nope' }], /fieldPath: Invalid value: ".nope"/],
+    ];
+    for (const [name, props, rules, message] of refused) {
+      const r = await api.call('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', withRule(name, props, rules));
+      assert.equal(r.status, 422, `${name}: ${r.text.slice(0, 300)}`);
+      assert.match(r.json.message, message, name);
+    }
+    // Bounded, the same walk is cheap enough: maxItems is what upstream's estimate asks for too.
+    const bounded = await api.call('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', withRule('bounded', { l: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 64 } } }, [{ rule: 'self.l.all(x, self.l.exists_one(y, x == y))', message: 'no duplicates' }]));
+    assert.equal(bounded.status, 201, bounded.text);
+    // A rule's regex is RE2 too: a pattern that backtracking engines take exponential time on answers at once.
+    const redos = await api.call('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', withRule('redosrule', { s: { type: 'string', maxLength: 10000 } }, [{ rule: "self.s.matches('^(a+)+$')" }]));
+    assert.equal(redos.status, 201, redos.text);
+    await eventually(async () => (await api.call('GET', `/apis/${rulesGroup}/v1`)).json?.resources?.some((r: { name: string }) => r.name === 'redosrules'), 'redosrules served');
+    const evil = await api.call('POST', `/apis/${rulesGroup}/v1/namespaces/default/redosrules`, JSON.stringify({ apiVersion: `${rulesGroup}/v1`, kind: 'Redosrule', metadata: { name: 'r' }, spec: { s: `${'a'.repeat(5000)}b` } }));
+    assert.equal(evil.status, 422, evil.text.slice(0, 300));
+    assert.match(evil.json.message, /spec: Invalid value: "object": failed rule: self.s.matches/);
+    assert.equal((await api.call('GET', '/healthz')).status, 200);
+  });
+
   it('refuses hostile schemas and bodies with clear errors and stays up', async () => {
     const api = await rawClient(k);
     const hostile = (name: string, schema: object) =>

@@ -1,3 +1,4 @@
+import { compileRules } from '../cel/rules.js';
 import type { FieldErrors } from '../field-errors.js';
 import { parseJsonPath } from '../jsonpath.js';
 import { dns1123LabelErrors, dns1123SubdomainErrors } from '../names.js';
@@ -69,7 +70,10 @@ function validateVersions(spec: J, errs: FieldErrors): void {
     if (typeof v.storage !== 'boolean') errs.required(`${p}.storage`);
     if (v.storage) storage++;
     if (v.served) served++;
+    const before = errs.causes.length;
     checkSchema(v.schema?.openAPIV3Schema, `${p}.schema.openAPIV3Schema`, errs);
+    // Rules are compiled against a structural schema only: their fields and costs come from it.
+    if (errs.causes.length === before) compileRules(v.schema.openAPIV3Schema, `${p}.schema.openAPIV3Schema`, errs);
     const sub = v.subresources;
     if (sub !== undefined && (sub === null || typeof sub !== 'object')) errs.invalid(`${p}.subresources`, sub, 'must be an object');
     const scale = sub?.scale;

@@ -1,3 +1,4 @@
+import { compileRules, evaluateRules } from '../cel/rules.js';
 import { evaluateJsonPath, parseJsonPath } from '../jsonpath.js';
 import type { KubeObject } from '../object.js';
 import type { OpenApiSchema } from '../openapi-schema.js';
@@ -74,7 +75,12 @@ export function customResourceTypes(crd: KubeObject): ResourceType[] {
         scale: scale && { specReplicas: dotted(scale.specReplicasPath), statusReplicas: dotted(scale.statusReplicasPath), selector: dotted(scale.labelSelectorPath ?? ''), selectorIsString: true },
         generation: true,
         defaults: (o: KubeObject) => applyDefaults(schema, o),
-        validate: (o: KubeObject, errs) => validateObject(schema, o, errs),
+        validate: (o: KubeObject, errs, old) => {
+          validateObject(schema, o, errs);
+          // Rules see only values the schema admits: they run once the object passes it.
+          const rules = errs.empty ? compileRules(schema) : undefined;
+          if (rules) evaluateRules(rules, o, old, errs);
+        },
         columns: [nameColumn, ...printerColumns(v.additionalPrinterColumns)],
         schema,
         custom: true,
