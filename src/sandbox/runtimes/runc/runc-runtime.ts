@@ -261,18 +261,27 @@ export class RuncRuntime implements SandboxRuntime {
     const base: ContainerStatus = { name, id: rec.id, attempt, image: rec.image, imageId: rec.imageId, state: 'created', createdAt: rec.createdAt, startedAt: rec.startedAt };
     if (rec.final) return { ...base, state: 'exited', exitCode: rec.final.exitCode, finishedAt: rec.final.finishedAt, reason: rec.final.reason, message: rec.final.message };
     const exitFile = path.join(runDir, 'exits', rec.id);
-    const exitText = await readFile(exitFile, 'utf8').catch(() => undefined);
+    // conmon writes the file in place: until it holds a number, the exit is not recorded yet.
+    const readExit = async () => {
+      const text = await readFile(exitFile, 'utf8').catch(() => undefined);
+      const code = Number.parseInt(text?.trim() ?? '', 10);
+      return Number.isFinite(code) ? code : undefined;
+    };
+    let code = await readExit();
     const pid = Number((await readFile(path.join(runDir, 'pid'), 'utf8').catch(() => '0')).trim());
-    if (exitText === undefined) {
+    if (code === undefined) {
       if (pid > 0 && existsSync(`/proc/${pid}`)) return { ...base, state: rec.startedAt ? 'running' : 'created', pid };
       if (await this.monitorAlive(runDir)) return { ...base, state: rec.startedAt ? 'running' : 'created', pid };
+      // Both gone: conmon may have recorded the exit between our first look and its own exit.
+      code = await readExit();
+    }
+    if (code === undefined) {
       // Neither the process nor its monitor is there and no exit was recorded: the host lost it (reboot, kill -9 of conmon).
       rec.final = { exitCode: 255, finishedAt: new Date().toISOString(), reason: 'Error', message: 'the container and its monitor are gone; its exit status was lost' };
     } else {
-      const code = Number.parseInt(exitText.trim(), 10);
       const finishedAt = (await stat(exitFile)).mtime.toISOString();
       const oom = existsSync(path.join(runDir, 'persist', 'oom')) || existsSync(path.join(runDir, 'oom')) || (await this.opts.cgroups.oomKills(sandboxId, rec.id)) > 0;
-      rec.final = { exitCode: Number.isFinite(code) ? code : 255, finishedAt, reason: oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error' };
+      rec.final = { exitCode: code, finishedAt, reason: oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error' };
     }
     await this.store.saveRun(runDir, rec);
     return { ...base, state: 'exited', exitCode: rec.final.exitCode, finishedAt: rec.final.finishedAt, reason: rec.final.reason, message: rec.final.message };
