@@ -16,8 +16,6 @@ import { escapeProperty, resourceRootSchema, toCel } from './values.js';
 
 /** Upstream's budgets (k8s.io/apiserver/pkg/apis/cel): per rule, and for all rules of a schema, in cost units. */
 export const costLimits = { rule: 10_000_000, schema: 100_000_000, perCall: 1_000_000, perObject: 10_000_000 };
-/** Rules estimated this cheap in the worst case are charged that; dearer ones are estimated again on the value at hand. */
-const cheapRule = 1000;
 /** What the estimates assume one object can hold at most: the API server's request limit. */
 const maxRequestBytes = 3 * 1024 * 1024;
 const maxMessageBytes = 5 * 1024;
@@ -272,8 +270,9 @@ export function evaluateRules(node: RuleNode, obj: unknown, old: unknown, errs: 
 
 /**
  * One object's evaluation: its errors, and what is left of its cost budget. cel-es counts no
- * cost as it runs, so each rule is charged its estimate on the value at hand, before it runs: a
- * rule over the per-call limit, or past the object's budget, is not run at all.
+ * cost as it runs, so each rule is charged before it runs: its worst-case estimate, or where that
+ * is over a limit, its estimate on the value at hand. A rule over the per-call limit, or past the
+ * object's budget, is not run at all.
  */
 interface Evaluation {
   errs: FieldErrors;
@@ -283,16 +282,25 @@ interface Evaluation {
 
 const join = (path: string, name: string) => (path ? `${path}.${name}` : name);
 
-function evaluateNode(node: RuleNode, v: unknown, old: unknown, path: string, ev: Evaluation): void {
+/** Values already converted for CEL by an enclosing node with rules: its children are taken from them rather than converted again. */
+interface Converted {
+  self?: unknown;
+  old?: unknown;
+}
+
+function evaluateNode(node: RuleNode, v: unknown, old: unknown, path: string, ev: Evaluation, cel: Converted = {}): void {
   if (v === null || v === undefined || ev.budget < 0) return;
-  const unchanged = old !== undefined && deepEqual(v, old);
+  let self = cel.self;
+  let oldSelf = cel.old;
   if (node.rules.length) {
-    const self = toCel(node.schema, v, node.root);
-    const oldSelf = old === undefined || old === null ? undefined : toCel(node.schema, old, node.root);
+    self ??= toCel(node.schema, v, node.root);
+    if (old !== undefined && old !== null) oldSelf ??= toCel(node.schema, old, node.root);
+    let unchanged: boolean | undefined;
     const type = node.schema.type ?? '';
     for (const r of node.rules) {
-      if (r.usesOldSelf ? oldSelf === undefined : unchanged) continue;
-      const cost = r.cost <= cheapRule ? r.cost : actualCost(r, node, v, old, ev.estimator);
+      if (r.usesOldSelf ? oldSelf === undefined : (unchanged ??= old !== undefined && deepEqual(v, old))) continue;
+      // The worst case bounds the actual cost: only when it is over a limit is the value at hand measured.
+      const cost = r.cost > costLimits.perCall || r.cost > ev.budget ? actualCost(r, node, v, old, ev.estimator) : r.cost;
       const text = r.rule.message?.trim() || r.rule.rule.trim();
       if (cost > costLimits.perCall) {
         ev.errs.invalid(path || '<nil>', type, `'operation cancelled: actual cost limit exceeded': no further validation rules will be run due to call cost exceeds limit for rule: ${text}`);
@@ -307,19 +315,26 @@ function evaluateNode(node: RuleNode, v: unknown, old: unknown, path: string, ev
       evaluateRule(r, type, { self, ...(oldSelf !== undefined ? { oldSelf } : {}) }, path, ev.errs);
     }
   }
+  const from = (m: unknown, k: string | undefined) => (m instanceof Map && k !== undefined ? m.get(k) : undefined);
   if (isPlainObject(v)) {
     const before = isPlainObject(old) ? old : undefined;
-    for (const [k, sub] of node.properties) evaluateNode(sub, v[k], before?.[k], join(path, k), ev);
+    for (const [k, sub] of node.properties) {
+      const name = escapeProperty(k);
+      evaluateNode(sub, v[k], before?.[k], join(path, k), ev, { self: from(self, name), old: from(oldSelf, name) });
+    }
     if (node.additional) {
       const atomic = node.schema['x-kubernetes-map-type'] === 'atomic';
-      for (const [k, x] of Object.entries(v)) if (!node.schema.properties?.[k]) evaluateNode(node.additional, x, atomic ? undefined : before?.[k], `${path}[${k}]`, ev);
+      for (const [k, x] of Object.entries(v)) {
+        if (!node.schema.properties?.[k]) evaluateNode(node.additional, x, atomic ? undefined : before?.[k], `${path}[${k}]`, ev, { self: from(self, k), old: atomic ? undefined : from(oldSelf, k) });
+      }
     }
   } else if (Array.isArray(v) && node.items) {
     const keys = node.schema['x-kubernetes-list-type'] === 'map' ? ((node.schema['x-kubernetes-list-map-keys'] as string[] | undefined) ?? []) : undefined;
     const olds = keys && Array.isArray(old) ? old : [];
     const keyOf = (x: unknown) => JSON.stringify(keys?.map((k) => (isPlainObject(x) ? x[k] : undefined)));
     const byKey = new Map(olds.map((x) => [keyOf(x), x]));
-    for (const [i, x] of v.entries()) evaluateNode(node.items as RuleNode, x, keys ? byKey.get(keyOf(x)) : undefined, `${path}[${i}]`, ev);
+    const items = Array.isArray(self) ? self : undefined;
+    for (const [i, x] of v.entries()) evaluateNode(node.items as RuleNode, x, keys ? byKey.get(keyOf(x)) : undefined, `${path}[${i}]`, ev, { self: items?.[i] });
   }
 }
 
