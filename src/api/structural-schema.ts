@@ -1,8 +1,7 @@
-import { createRequire } from 'node:module';
-import type { RE2JS } from 're2js';
 import type { FieldErrors } from './field-errors.js';
 import { deepClone, deepEqual, isPlainObject } from './object.js';
 import type { OpenApiSchema } from './openapi-schema.js';
+import { re2 } from './re2.js';
 
 /**
  * CustomResourceDefinition schemas: checking that a schema is structural and safe to use
@@ -52,21 +51,6 @@ const allowedKeys = new Set([
   'x-kubernetes-map-type',
   'x-kubernetes-validations',
 ]);
-
-const load = createRequire(import.meta.url);
-let re2: typeof RE2JS | undefined;
-const patterns = new Map<string, RE2JS>();
-/** re2js loads with the first pattern, not at every control plane's start. */
-function compiled(pattern: string): RE2JS {
-  let re = patterns.get(pattern);
-  if (!re) {
-    re2 ??= (load('re2js') as { RE2JS: typeof RE2JS }).RE2JS;
-    re = re2.compile(pattern);
-    if (patterns.size > 10_000) patterns.clear();
-    patterns.set(pattern, re);
-  }
-  return re;
-}
 
 /**
  * Checks a CRD version's openAPIV3Schema at `path`: structural (every node typed, object at
@@ -152,7 +136,7 @@ function checkPattern(pattern: unknown, path: string, errs: FieldErrors): void {
     return;
   }
   try {
-    compiled(pattern);
+    re2(pattern);
   } catch (e) {
     errs.invalid(`${path}.pattern`, pattern, `must be a valid regular expression, but isn't: ${(e as Error).message}`);
   }
@@ -220,7 +204,7 @@ function validateValue(s: OpenApiSchema, v: unknown, path: string, out: FieldFai
     const len = [...v].length;
     if (typeof s.maxLength === 'number' && len > s.maxLength) out.add('FieldValueTooLong', path, `Too long: may not be more than ${s.maxLength} bytes`);
     if (typeof s.minLength === 'number' && len < s.minLength) out.add('FieldValueInvalid', path, `Invalid value: ${JSON.stringify(v)}: ${body(`should be at least ${s.minLength} chars long`)}`);
-    if (typeof s.pattern === 'string' && !compiled(s.pattern).matcher(v).find()) out.add('FieldValueInvalid', path, `Invalid value: ${JSON.stringify(v)}: ${body(`should match '${s.pattern}'`)}`);
+    if (typeof s.pattern === 'string' && !re2(s.pattern).matcher(v).find()) out.add('FieldValueInvalid', path, `Invalid value: ${JSON.stringify(v)}: ${body(`should match '${s.pattern}'`)}`);
   }
   if (typeof v === 'number') {
     const num = (cmp: string, n: unknown) => out.add('FieldValueInvalid', path, `Invalid value: ${v}: ${body(`should be ${cmp} ${n}`)}`);

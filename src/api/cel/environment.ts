@@ -1,27 +1,12 @@
-import { createRequire } from 'node:module';
 import { type CelEnv, type CelFunc, CelScalar, celEnv, celMethod, isCelList, listType, parse } from '@bufbuild/cel';
 import { strings } from '@bufbuild/cel/ext';
-import type { RE2JS } from 're2js';
+import { re2 } from '../re2.js';
 
 /**
  * The CEL environment of CRD validation rules: CEL's standard library, the strings extension, and
  * Kubernetes' lists and regex libraries. Regular expressions are RE2 (linear time, as upstream's
  * Go regexp): a tenant's pattern cannot make the API server backtrack.
  */
-
-const load = createRequire(import.meta.url);
-let re2: typeof RE2JS | undefined;
-const patterns = new Map<string, RE2JS>();
-function regex(pattern: string): RE2JS {
-  let re = patterns.get(pattern);
-  if (!re) {
-    re2 ??= (load('re2js') as { RE2JS: typeof RE2JS }).RE2JS;
-    re = re2.compile(pattern);
-    if (patterns.size > 1000) patterns.clear();
-    patterns.set(pattern, re);
-  }
-  return re;
-}
 
 type Sortable = bigint | number | string;
 const items = (l: unknown): unknown[] => (isCelList(l) ? [...l] : []);
@@ -54,14 +39,14 @@ const kubernetesLibrary: CelFunc[] = [
     return BigInt(items(this).lastIndexOf(x));
   }),
   celMethod('find', CelScalar.STRING, [CelScalar.STRING], CelScalar.STRING, function (pattern) {
-    const m = regex(pattern).matcher(this);
+    const m = re2(pattern).matcher(this);
     return m.find() ? (m.group() ?? '') : '';
   }),
   ...[[CelScalar.STRING], [CelScalar.STRING, CelScalar.INT]].map((args) =>
     celMethod('findAll', CelScalar.STRING, args as [typeof CelScalar.STRING], listType(CelScalar.STRING), function (pattern, limit?: bigint) {
       const max = limit === undefined || limit < 0n ? Number.POSITIVE_INFINITY : Number(limit);
       const out: string[] = [];
-      const m = regex(pattern).matcher(this);
+      const m = re2(pattern).matcher(this);
       while (out.length < max && m.find()) out.push(m.group() ?? '');
       return out;
     }),
@@ -72,7 +57,7 @@ const kubernetesLibrary: CelFunc[] = [
 export const ruleEnv: CelEnv = celEnv({
   variables: { self: CelScalar.DYN, oldSelf: CelScalar.DYN },
   funcs: [...strings, ...kubernetesLibrary],
-  re2: { compile: (p: string) => ({ test: (s: string) => regex(p).matcher(s).find() }) },
+  re2: { compile: (p: string) => ({ test: (s: string) => re2(p).matcher(s).find() }) },
 });
 
 /** Whether a function or method of this name exists (std, extensions, Kubernetes' libraries or an operator). */
