@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -8,7 +8,7 @@ import { type Cidr, formatIPv4, parseCidr, parseIPv4 } from '../api/ipv4.js';
 import { providerGroup } from '../api/kinds/provider.js';
 import { parseQuantity } from '../api/quantity.js';
 import { Informer } from '../client/informer.js';
-import { KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
+import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { WorkQueue } from '../client/work-queue.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
@@ -29,6 +29,7 @@ import type { EndpointGateway } from './endpoint-gateway.js';
 import { KeyPool } from './key-pool.js';
 import { type ClusterScope, cpuLabel, memoryLabel, type SandboxGateway, tenantLabel } from './sandbox-gateway.js';
 import { StoreRelay } from './store-relay.js';
+import { askTenant, hasPendingCronJobs, servedVersion, virtualNodeReady } from './tenant-api.js';
 
 /**
  * The cluster controller (DESIGN §2.3–2.4): makes each Cluster's control plane exist as asked.
@@ -86,8 +87,6 @@ export interface ClusterDatapath {
 export const clusterFinalizer = 'kubicle.io/cluster';
 const defaultResources = { cpu: '1', memory: '512Mi' };
 const readyTimeoutMs = 60_000;
-/** The label the virtual kubelet puts on its node (the virtual-kubelet project's convention). */
-const virtualNodeSelector = 'type=virtual-kubelet';
 
 type State = 'running' | 'asleep' | 'stopped' | 'failed';
 
@@ -282,12 +281,9 @@ export class ClusterController {
     const cidr = podRange(c) as string;
     const stop = new AbortController();
     const cluster = `${c.metadata.namespace}/${c.metadata.name}`;
-    const client = this.adminClient(c, live);
-    const done = datapath
-      .run({ cluster, client, network: { bridge, cidr, gateway: formatIPv4((parseCidr(cidr) as Cidr).base + 1) } }, stop.signal)
+    const done = this.askTenant(c, live, (client) => datapath.run({ cluster, client, network: { bridge, cidr, gateway: formatIPv4((parseCidr(cidr) as Cidr).base + 1) } }, stop.signal))
       .catch((err) => this.log.warn('cluster datapath stopped', { cluster, err }))
       .finally(() => {
-        client.close();
         if (live.datapath?.stop === stop) live.datapath = undefined;
       });
     live.datapath = { stop, done };
@@ -366,35 +362,12 @@ export class ClusterController {
     } catch (err) {
       if (!isCode(err, 'AlreadyExists')) throw err;
     }
-    const admin = this.adminClient(c, live);
-    let version: string | undefined;
-    try {
-      version = await admin
-        .get('/version')
-        .then((v) => v.gitVersion as string)
-        .catch(() => undefined);
-      await this.waitNodeReady(admin);
-    } finally {
-      admin.close();
-    }
+    const version = await this.askTenant(c, live, async (admin) => {
+      const served = await servedVersion(admin);
+      await virtualNodeReady(admin, readyTimeoutMs);
+      return served;
+    });
     await this.setStatus(c, { phase: 'Running', message: '', host: this.opts.host.name, version, kubeconfigSecret: secret.metadata.name });
-  }
-
-  /**
-   * Waits until the cluster's virtual node is Ready: a Running cluster is one that takes pods, so
-   * `kubectl get nodes` right after a create shows it. A fresh control plane registers its node
-   * shortly after it first serves (its components start after the first answer, for the sake of wake
-   * latency); a woken one finds it registered.
-   */
-  private async waitNodeReady(admin: KubeClient): Promise<void> {
-    const deadline = Date.now() + readyTimeoutMs;
-    for (;;) {
-      const list = await admin.get(`/api/v1/nodes?labelSelector=${encodeURIComponent(virtualNodeSelector)}`).catch(() => undefined);
-      const items = (list?.items ?? []) as Obj[];
-      if (items.some((n) => (n.status?.conditions ?? []).some((x: { type: string; status: string }) => x.type === 'Ready' && x.status === 'True'))) return;
-      if (Date.now() > deadline) throw new KubicleError('Timeout', `the cluster's virtual node was not Ready within ${readyTimeoutMs / 1000} s`);
-      await delay(100);
-    }
   }
 
   /**
@@ -466,7 +439,7 @@ export class ClusterController {
 
   private async sleep(key: string, c: Obj, live: Live): Promise<void> {
     // Pods need their kubelet (restarts, probes): a cluster that runs any stays awake.
-    if ((await this.opts.sandboxes.hasRunning(this.scope(c))) || (await this.hasTimers(c, live))) {
+    if ((await this.opts.sandboxes.hasRunning(this.scope(c))) || (await this.askTenant(c, live, hasPendingCronJobs))) {
       live.startedAt = Date.now(); // look again after another idle period
       return;
     }
@@ -492,23 +465,10 @@ export class ClusterController {
     if (slept) await this.setStatus(c, { phase: 'Sleeping', message: 'idle; the next connection wakes it' }).catch(() => {});
   }
 
-  /** Whether a CronJob that is not suspended waits to fire: such a cluster must stay awake. */
-  private async hasTimers(c: Obj, live: Live): Promise<boolean> {
-    const admin = this.adminClient(c, live);
-    try {
-      const list = await admin.get('/apis/batch/v1/cronjobs');
-      return ((list.items ?? []) as Obj[]).some((cj) => !cj.spec?.suspend);
-    } finally {
-      // Each client holds its own keep-alive agent: left open, one socket per idle check would pile up.
-      admin.close();
-    }
-  }
-
-  private adminClient(c: Obj, live: Live): KubeClient {
-    const pki = path.join(this.dataDir(c), 'pki');
-    // Read fresh each time: a few small files, and no credentials held in memory between uses.
-    const read = (f: string) => readFileSync(path.join(pki, f), 'utf8');
-    return new KubeClient({ server: c.status.endpoint, caPem: read('ca.crt'), certPem: read('admin.crt'), keyPem: read('admin.key'), socketPath: live.socketPath });
+  /** The cluster's own API server asked as its admin (provider/tenant-api.ts). */
+  private askTenant<T>(c: Obj, live: Live, ask: (admin: KubeClient) => Promise<T>): Promise<T> {
+    // Credentials read fresh each time: a few small files, and none held in memory between uses.
+    return askTenant(path.join(this.dataDir(c), 'pki'), c.status.endpoint, live.socketPath, ask);
   }
 
   /**
