@@ -40,9 +40,11 @@ function newKey(given?: string): { pem: string; priv: Forge.pki.rsa.PrivateKey; 
 function baseCert(pub: Forge.pki.PublicKey, years: number): Forge.pki.Certificate {
   const cert = forge().pki.createCertificate();
   cert.publicKey = pub;
-  // Positive serial: clear the top bit.
+  // DER integers are positive only with the top bit clear, and minimal: a leading zero byte
+  // before a byte below 0x80 is "illegal padding" to OpenSSL 3, which then refuses the
+  // certificate (1 in 256 serials before). Setting the next bit keeps the first byte in 0x40–0x7f.
   const serial = randomBytes(16);
-  serial[0] &= 0x7f;
+  serial[0] = (serial[0] & 0x3f) | 0x40;
   cert.serialNumber = serial.toString('hex');
   cert.validity.notBefore = new Date(Date.now() - 60_000);
   cert.validity.notAfter = new Date(Date.now() + years * 365 * 24 * 3600 * 1000);
