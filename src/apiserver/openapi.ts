@@ -3,33 +3,28 @@ import { definitions, kindDefinitions } from '../api/generated/schemas.js';
 import type { OpenApiSchema } from '../api/openapi-schema.js';
 import type { Registry } from '../api/registry.js';
 import { groupVersion, type ResourceType } from '../api/resource-type.js';
+import { encodeGnostic } from './gnostic.js';
+import { swaggerDocument, type V3Document } from './openapi-v2.js';
 
 /**
- * OpenAPI documents (ADR 0016). v3: one document per group-version, its paths carrying
+ * OpenAPI documents (ADR 0016, 0021). v3: one document per group-version, its paths carrying
  * x-kubernetes-group-version-kind and a fieldValidation parameter (so kubectl 1.29+ trusts
  * server-side validation), and components.schemas holding the generated schemas of its kinds
- * and everything they refer to, with descriptions, for `kubectl explain`. Strategic merge patch
- * is not advertised: the schemas carry no merge keys, so kubectl computes patches of built-in
- * kinds from its compiled-in types, as it does against any server that leaves them out.
- * v2 is served as gnostic protobuf holding only the header: with definitions there, kubectl
- * would take its patch metadata from them (see KUBECTL-COMPAT §1).
+ * and everything they refer to, with descriptions, for `kubectl explain`. Built-in kinds'
+ * schemas carry upstream's patch metadata, so their patch operations list strategic merge
+ * patch, and kubectl computes client-side apply patches from them. v2 is the same made into one
+ * Swagger document (openapi-v2.ts), served as gnostic protobuf (gnostic.ts) or JSON.
  */
-function protoString(field: number, s: string): Buffer {
-  const b = Buffer.from(s);
-  return Buffer.concat([Buffer.from([(field << 3) | 2, b.length]), b]);
-}
-
-export function openapiV2Protobuf(title: string, version: string): Buffer {
-  const info = Buffer.concat([protoString(1, title), protoString(2, version)]);
-  return Buffer.concat([protoString(1, '2.0'), Buffer.from([(2 << 3) | 2, info.length]), info]);
-}
-
 export const openapiV2ContentType = 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf';
 
 const queryParam = (name: string, description: string) => ({ name, in: 'query', description, schema: { type: 'string' }, uniqueItems: true });
 const fieldValidation = queryParam('fieldValidation', 'fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: - Ignore - Warn - Strict');
 const dryRun = queryParam('dryRun', 'When present, indicates that modifications should not be persisted.');
 const fieldManager = queryParam('fieldManager', 'fieldManager is a name associated with the actor or entity that is making these changes.');
+
+const patchTypes = ['application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/apply-patch+yaml'];
+// Custom resources take no strategic merge patch: their schemas have no merge keys.
+const customPatchTypes = patchTypes.filter((t) => !t.startsWith('application/strategic'));
 
 function operations(rt: ResourceType, schema: string, item: boolean) {
   const gvk = { group: rt.group, version: rt.version, kind: rt.kind };
@@ -55,14 +50,7 @@ function operations(rt: ResourceType, schema: string, item: boolean) {
     put: op('put', 'replace', { parameters: [dryRun, fieldManager, fieldValidation], requestBody: { content: json, required: true } }),
     patch: op('patch', 'patch', {
       parameters: [dryRun, fieldManager, fieldValidation, queryParam('force', 'Force is going to "force" Apply requests.')],
-      requestBody: {
-        content: {
-          'application/json-patch+json': { schema: { type: 'object' } },
-          'application/merge-patch+json': { schema: { type: 'object' } },
-          'application/apply-patch+yaml': { schema: { type: 'object' } },
-        },
-        required: true,
-      },
+      requestBody: { content: Object.fromEntries((rt.custom ? customPatchTypes : patchTypes).map((t) => [t, { schema: { type: 'object' } }])), required: true },
     }),
     delete: op('delete', 'delete', { parameters: [dryRun] }),
   };
@@ -112,6 +100,7 @@ function closure(root: string, into: Set<string>): void {
  */
 export class OpenApiDocuments {
   private readonly docs = new Map<string, { json: string; hash: string } | null>();
+  private swagger?: { protobuf: Buffer; json: string; hash: string };
   private descriptions?: Promise<Descriptions>;
   /** The registry generation the kept documents were built from. */
   private generation = -1;
@@ -140,6 +129,7 @@ export class OpenApiDocuments {
     if (this.generation !== this.registry.generation) {
       // Custom resources came or went: every document may have changed.
       this.docs.clear();
+      this.swagger = undefined;
       this.generation = this.registry.generation;
     }
     if (!this.docs.has(key)) {
@@ -151,6 +141,24 @@ export class OpenApiDocuments {
       }
     }
     return this.docs.get(key) ?? undefined;
+  }
+
+  /** The v2 document of every served group-version, as gnostic protobuf and as JSON, with its hash. */
+  async v2(): Promise<{ protobuf: Buffer; json: string; hash: string }> {
+    if (this.generation !== this.registry.generation) await this.index();
+    if (!this.swagger) {
+      const docs: V3Document[] = [];
+      for (const g of this.registry.groups()) {
+        for (const v of g.versions) {
+          const doc = await this.document(g.name, v);
+          if (doc) docs.push(JSON.parse(doc.json) as V3Document);
+        }
+      }
+      const swagger = swaggerDocument(docs, 'Kubicle', this.buildVersion);
+      const json = JSON.stringify(swagger);
+      this.swagger = { protobuf: encodeGnostic(swagger), json, hash: createHash('sha512').update(json).digest('hex').slice(0, 128).toUpperCase() };
+    }
+    return this.swagger;
   }
 
   private async build(group: string, version: string): Promise<object | undefined> {

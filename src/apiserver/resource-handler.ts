@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { applyConfig } from '../api/apply/managed-fields.js';
 import { shapeFor } from '../api/apply/shape.js';
+import { kindDefinitions } from '../api/generated/schemas.js';
 import { isPlainObject, type KubeObject } from '../api/object.js';
 import { jsonPatch } from '../api/patch/json-patch.js';
 import { mergePatch } from '../api/patch/merge-patch.js';
@@ -227,7 +228,9 @@ export class ResourceHandler {
       apply = (t) => mergePatch(t, doc);
     } else if (type === 'application/strategic-merge-patch+json' && !rt.custom) {
       const doc = decodeObject(raw, type);
-      apply = (t) => strategicMergePatch(t, doc);
+      // A scale subresource patches an autoscaling/v1 Scale, which has no lists.
+      const definition = sub === 'scale' ? undefined : kindDefinitions[`${groupVersion(rt)}/${rt.kind}`];
+      apply = (t) => strategicMergePatch(t, doc, definition);
     } else {
       throw new KubicleError(
         'UnsupportedMediaType',

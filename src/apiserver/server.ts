@@ -40,7 +40,7 @@ import { SchemaFieldChecker } from './field-validation.js';
 import { KubeletConnector } from './kubelet-connector.js';
 import { MetricsApi } from './metrics-api.js';
 import { ObjectStore } from './object-store.js';
-import { OpenApiDocuments, openapiV2ContentType, openapiV2Protobuf } from './openapi.js';
+import { OpenApiDocuments, openapiV2ContentType } from './openapi.js';
 import { ensurePki, type Pki } from './pki.js';
 import { PodLogs } from './pod-logs.js';
 import { PodStreams } from './pod-streams.js';
@@ -364,13 +364,17 @@ export class ApiServer {
         if (discoveryVersion) return sendJson(res, 200, aggregated(registry, false, discoveryVersion), aggregatedContentType(discoveryVersion));
         return sendJson(res, 200, apiGroupList(registry));
       case '/openapi/v2': {
-        if (accept.includes('protobuf')) {
-          const body = openapiV2Protobuf('Kubicle', kubeVersion.gitVersion);
-          res.writeHead(200, { 'Content-Type': openapiV2ContentType, 'Content-Length': String(body.length) });
-          res.end(body);
+        const doc = await this.openapi.v2();
+        const etag = `"${doc.hash}"`;
+        if (req.headers['if-none-match'] === etag) {
+          res.writeHead(304, { ETag: etag });
+          res.end();
           return;
         }
-        return sendJson(res, 200, { swagger: '2.0', info: { title: 'Kubicle', version: kubeVersion.gitVersion }, paths: {}, definitions: {} });
+        const [type, body] = accept.includes('protobuf') ? [openapiV2ContentType, doc.protobuf] : ['application/json', Buffer.from(doc.json)];
+        res.writeHead(200, { 'Content-Type': type, 'Content-Length': String(body.length), ETag: etag, Vary: 'Accept' });
+        res.end(body);
+        return;
       }
       case '/openapi/v3':
         return sendJson(res, 200, await this.openapi.index());

@@ -7,7 +7,7 @@ import { groupVersion, type ResourceType } from '../resource-type.js';
  * What server-side apply needs to know of a kind's fields: which nodes are leaves, which objects
  * are structs or maps, which lists are keyed (and by what), sets, or atomic. Built-in kinds take
  * their structure from the generated schemas and their list semantics from the patch metadata
- * table (patch/merge-keys.ts) plus the few lists whose apply keys differ from their merge key;
+ * those carry (patch/merge-keys.ts), plus the few lists whose apply keys differ from their merge key;
  * custom resources take both from their structural schema's x-kubernetes-* extensions.
  */
 export interface Shape {
@@ -63,13 +63,17 @@ const atomicDefinitions = new Set(
 /** Maps the API marks `+mapType=atomic`, by definition and field. */
 const atomicMaps = new Set(['io.k8s.api.core.v1.ServiceSpec.selector', 'io.k8s.api.core.v1.PodSpec.nodeSelector']);
 
-/** Lists whose apply keys (`+listMapKey`) are more than their strategic-merge key. */
-function builtinList(path: string[]): Pick<Shape, 'keys' | 'keyDefaults' | 'set'> {
-  const s = listStrategy(path);
-  if (s.kind === 'set') return { set: true };
-  if (s.kind !== 'merge') return { set: false };
-  if (s.key === 'containerPort' || (s.key === 'port' && path.join('.') === 'spec.ports')) return { keys: [s.key, 'protocol'].sort(), keyDefaults: { protocol: 'TCP' }, set: false };
-  return { keys: [s.key], set: false };
+/** List items whose apply keys (`+listMapKey`) add protocol, which upstream defaults to TCP, to their merge key. */
+const keyedWithProtocol = new Set(['io.k8s.api.core.v1.ContainerPort', 'io.k8s.api.core.v1.ServicePort']);
+
+/** A built-in list's apply semantics from its patch metadata: keyed by the merge key, a set, or atomic. */
+function builtinList(s: OpenApiSchema): Pick<Shape, 'keys' | 'keyDefaults' | 'set'> {
+  const l = listStrategy(s);
+  if (l.kind === 'set') return { set: true };
+  if (l.kind !== 'merge') return { set: false };
+  const item = s.items?.$ref ?? s.items?.allOf?.[0]?.$ref;
+  if (item && keyedWithProtocol.has(item.slice(item.lastIndexOf('/') + 1))) return { keys: [l.key, 'protocol'].sort(), keyDefaults: { protocol: 'TCP' }, set: false };
+  return { keys: [l.key], set: false };
 }
 
 const objectMeta = 'io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta';
@@ -86,12 +90,12 @@ class SchemaShape implements Shape {
 
   /**
    * `schema` resolved; `definition` the built-in type it came from (undefined in custom
-   * schemas); `path` the field names from the root, array positions left out.
+   * schemas); `root` whether it is a whole object's schema.
    */
   constructor(
     private readonly schema: OpenApiSchema,
     private readonly definition: string | undefined,
-    private readonly path: string[],
+    private readonly root: boolean,
     private readonly builtin: boolean,
     atomicMap: boolean,
   ) {
@@ -101,8 +105,7 @@ class SchemaShape implements Shape {
       this.kind = 'list';
       this.isMap = false;
       if (builtin) {
-        const l = builtinList(path);
-        Object.assign(this, l);
+        Object.assign(this, builtinList(s));
       } else {
         const t = s['x-kubernetes-list-type'];
         if (t === 'set') this.set = true;
@@ -131,25 +134,24 @@ class SchemaShape implements Shape {
 
   private childShape(name: string): Shape {
     const s = this.schema;
-    const path = [...this.path, name];
-    if (!this.builtin && this.path.length === 0 && name === 'metadata') return shapeOf(definitions[objectMeta], objectMeta, path, true);
+    if (!this.builtin && this.root && name === 'metadata') return shapeOf(definitions[objectMeta], objectMeta, false, true);
     const prop = s.properties?.[name];
-    if (prop) return fromSchema(prop, path, this.builtin, this.definition !== undefined && atomicMaps.has(`${this.definition}.${name}`));
-    if (typeof s.additionalProperties === 'object') return fromSchema(s.additionalProperties, path, this.builtin, false);
+    if (prop) return fromSchema(prop, this.builtin, this.definition !== undefined && atomicMaps.has(`${this.definition}.${name}`));
+    if (typeof s.additionalProperties === 'object') return fromSchema(s.additionalProperties, this.builtin, false);
     return untyped;
   }
 
   item(): Shape {
-    if (!this.itemShape) this.itemShape = this.schema.items ? fromSchema(this.schema.items, this.path, this.builtin, false) : untyped;
+    if (!this.itemShape) this.itemShape = this.schema.items ? fromSchema(this.schema.items, this.builtin, false) : untyped;
     return this.itemShape;
   }
 }
 
 const cache = new WeakMap<OpenApiSchema, Map<string, Shape>>();
 
-function shapeOf(schema: OpenApiSchema, definition: string | undefined, path: string[], builtin: boolean, atomicMap = false): Shape {
-  // Built-in definitions are shared by many paths; list semantics depend on the path, so cache by it.
-  const key = `${path.join('.')}|${atomicMap}`;
+function shapeOf(schema: OpenApiSchema, definition: string | undefined, root: boolean, builtin: boolean, atomicMap = false): Shape {
+  // A definition is shared by many fields; only a map's atomicity and the root's metadata differ among them.
+  const key = `${root}|${atomicMap}`;
   let byPath = cache.get(schema);
   if (!byPath) {
     byPath = new Map();
@@ -157,14 +159,14 @@ function shapeOf(schema: OpenApiSchema, definition: string | undefined, path: st
   }
   let s = byPath.get(key);
   if (!s) {
-    s = new SchemaShape(schema, definition, path, builtin, atomicMap);
+    s = new SchemaShape(schema, definition, root, builtin, atomicMap);
     byPath.set(key, s);
   }
   return s;
 }
 
 /** Follows `$ref` and single `allOf` wrappers, remembering the definition reached. */
-function fromSchema(schema: OpenApiSchema, path: string[], builtin: boolean, atomicMap: boolean): Shape {
+function fromSchema(schema: OpenApiSchema, builtin: boolean, atomicMap: boolean): Shape {
   let cur: OpenApiSchema | undefined = schema;
   let definition: string | undefined;
   for (let hops = 0; cur && hops < 8; hops++) {
@@ -176,13 +178,13 @@ function fromSchema(schema: OpenApiSchema, path: string[], builtin: boolean, ato
   }
   if (!cur) return untyped;
   if (cur['x-kubernetes-int-or-string'] || cur.anyOf) return scalar;
-  return shapeOf(cur, definition, path, builtin, atomicMap);
+  return shapeOf(cur, definition, false, builtin, atomicMap);
 }
 
 /** The shape of a resource's objects; untyped for kinds without a schema. */
 export function shapeFor(rt: ResourceType): Shape {
-  if (rt.schema) return shapeOf(rt.schema, undefined, [], false);
+  if (rt.schema) return shapeOf(rt.schema, undefined, true, false);
   const def = kindDefinitions[`${groupVersion(rt)}/${rt.kind}`];
   if (!def || !definitions[def]) return untyped;
-  return shapeOf(definitions[def], def, [], true);
+  return shapeOf(definitions[def], def, true, true);
 }
