@@ -5,27 +5,16 @@
  * text, for which JSON text serves (YAML is a superset of JSON). Proto3 leaves out empty
  * strings, false and absent messages, so they are not written.
  */
+import { lengthDelimited, varint, varintField } from './protobuf/wire.js';
+
 type Obj = Record<string, unknown>;
 
+/** A message being written; proto3 leaves out zero values, so the typed writers skip them. */
 class Writer {
   private readonly parts: Buffer[] = [];
 
-  private varint(n: number | bigint): void {
-    let v = BigInt.asUintN(64, BigInt(n));
-    const out: number[] = [];
-    do {
-      let b = Number(v & 0x7fn);
-      v >>= 7n;
-      if (v) b |= 0x80;
-      out.push(b);
-    } while (v);
-    this.parts.push(Buffer.from(out));
-  }
-
   bytes(field: number, b: Buffer): this {
-    this.varint((field << 3) | 2);
-    this.varint(b.length);
-    this.parts.push(b);
+    this.parts.push(lengthDelimited(field, b));
     return this;
   }
 
@@ -40,27 +29,20 @@ class Writer {
   }
 
   bool(field: number, b: unknown): this {
-    if (b === true) {
-      this.varint(field << 3);
-      this.varint(1);
-    }
+    if (b === true) this.parts.push(varintField(field, 1));
     return this;
   }
 
   int(field: number, n: unknown): this {
-    if (typeof n === 'number' && n !== 0) {
-      this.varint(field << 3);
-      this.varint(BigInt(Math.trunc(n)));
-    }
+    if (typeof n === 'number' && n !== 0) this.parts.push(varintField(field, Math.trunc(n)));
     return this;
   }
 
   double(field: number, n: unknown): this {
     if (typeof n === 'number' && n !== 0) {
-      this.varint((field << 3) | 1);
       const b = Buffer.alloc(8);
       b.writeDoubleLE(n);
-      this.parts.push(b);
+      this.parts.push(varint((field << 3) | 1), b);
     }
     return this;
   }

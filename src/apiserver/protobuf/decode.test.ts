@@ -2,24 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isCode } from '../../observe/errors.js';
 import { decodeKubernetesProtobuf } from './decode.js';
+import { lengthDelimited, varintField } from './wire.js';
 
-// A minimal protobuf encoder for building test bodies.
-const varint = (n: number): number[] => {
-  const out: number[] = [];
-  let v = BigInt.asUintN(64, BigInt(n));
-  do {
-    let b = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v) b |= 0x80;
-    out.push(b);
-  } while (v);
-  return out;
-};
-const str = (field: number, s: string | Buffer): Buffer => {
-  const b = Buffer.isBuffer(s) ? s : Buffer.from(s);
-  return Buffer.from([...varint((field << 3) | 2), ...varint(b.length), ...b]);
-};
-const num = (field: number, n: number): Buffer => Buffer.from([...varint(field << 3), ...varint(n)]);
+const str = (field: number, s: string | Buffer): Buffer => lengthDelimited(field, Buffer.isBuffer(s) ? s : Buffer.from(s));
+const num = varintField;
 const msg = (field: number, ...parts: Buffer[]) => str(field, Buffer.concat(parts));
 const envelope = (apiVersion: string, kind: string, raw: Buffer) =>
   Buffer.concat([Buffer.from([0x6b, 0x38, 0x73, 0]), msg(1, str(1, apiVersion), str(2, kind)), str(2, raw)]);

@@ -1,6 +1,6 @@
 import { KubicleError } from '../../observe/errors.js';
 
-/** Protocol-buffers wire format: a cursor over one message's bytes. */
+/** Protocol-buffers wire format: a cursor over one message's bytes, and the pieces to write one. */
 export type WireValue = { wire: 0; n: bigint } | { wire: 2; bytes: Buffer } | { wire: 1 | 5; bytes: Buffer };
 
 export function* fields(buf: Buffer): Generator<{ field: number; value: WireValue }> {
@@ -38,4 +38,27 @@ export function* fields(buf: Buffer): Generator<{ field: number; value: WireValu
 /** A varint as a signed 64-bit value, as a JS number (Kubernetes' int64 fields fit in 2^53). */
 export function signed(n: bigint): number {
   return Number(BigInt.asIntN(64, n));
+}
+
+/** A varint's bytes; negative numbers as 64-bit two's complement, as int64 fields carry them. */
+export function varint(n: number | bigint): Buffer {
+  let v = BigInt.asUintN(64, BigInt(n));
+  const out: number[] = [];
+  do {
+    let b = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v) b |= 0x80;
+    out.push(b);
+  } while (v);
+  return Buffer.from(out);
+}
+
+/** A varint field (wire type 0), written even when zero. */
+export function varintField(field: number, n: number | bigint): Buffer {
+  return Buffer.concat([varint(field << 3), varint(n)]);
+}
+
+/** A length-delimited field (wire type 2): a string, bytes or an embedded message. */
+export function lengthDelimited(field: number, bytes: Buffer): Buffer {
+  return Buffer.concat([varint((field << 3) | 2), varint(bytes.length), bytes]);
 }
