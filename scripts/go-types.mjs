@@ -28,8 +28,12 @@ const TFLAG_UNCOMMON = 1;
 const TFLAG_EXTRA_STAR = 2;
 const TFLAG_NAMED = 4;
 
-/** Kind names for the kinds callers look at; others are reported by number. */
-const kindNames = { 1: 'bool', 2: 'int', 6: 'int64', 5: 'int32', 14: 'float64', 24: 'string', [KIND_ARRAY]: 'array', [KIND_MAP]: 'map', [KIND_POINTER]: 'pointer', [KIND_SLICE]: 'slice', [KIND_STRUCT]: 'struct', 20: 'interface' };
+/** internal/abi's Kind values, by number. */
+const kindNames = [
+  'invalid', 'bool', 'int', 'int8', 'int16', 'int32', 'int64', 'uint', 'uint8', 'uint16', 'uint32', 'uint64', 'uintptr',
+  'float32', 'float64', 'complex64', 'complex128', 'array', 'chan', 'func', 'interface', 'map', 'pointer', 'slice', 'string',
+  'struct', 'unsafe.Pointer',
+];
 
 function elfSections(buf) {
   if (buf.readUInt32BE(0) !== 0x7f454c46 || buf[4] !== 2 || buf[5] !== 1) throw new Error('not a little-endian ELF64 binary');

@@ -3,19 +3,27 @@ import { KubicleError } from '../../observe/errors.js';
 /** Protocol-buffers wire format: a cursor over one message's bytes, and the pieces to write one. */
 export type WireValue = { wire: 0; n: bigint } | { wire: 2; bytes: Buffer } | { wire: 1 | 5; bytes: Buffer };
 
+/** The varint at `at` in `buf`, and the offset after it. */
+export function readVarint(buf: Buffer, at: number): [bigint, number] {
+  let i = at;
+  let r = 0n;
+  let shift = 0n;
+  for (;;) {
+    if (i >= buf.length) throw new KubicleError('BadRequest', 'protobuf: truncated varint');
+    const b = buf[i++];
+    r |= BigInt(b & 0x7f) << shift;
+    if (!(b & 0x80)) return [r, i];
+    shift += 7n;
+    if (shift > 70n) throw new KubicleError('BadRequest', 'protobuf: varint too long');
+  }
+}
+
 export function* fields(buf: Buffer): Generator<{ field: number; value: WireValue }> {
   let i = 0;
   const varint = (): bigint => {
-    let r = 0n;
-    let shift = 0n;
-    for (;;) {
-      if (i >= buf.length) throw new KubicleError('BadRequest', 'protobuf: truncated varint');
-      const b = buf[i++];
-      r |= BigInt(b & 0x7f) << shift;
-      if (!(b & 0x80)) return r;
-      shift += 7n;
-      if (shift > 70n) throw new KubicleError('BadRequest', 'protobuf: varint too long');
-    }
+    const [n, next] = readVarint(buf, i);
+    i = next;
+    return n;
   };
   while (i < buf.length) {
     const key = varint();
@@ -29,6 +37,7 @@ export function* fields(buf: Buffer): Generator<{ field: number; value: WireValu
       i += len;
     } else if (wire === 1 || wire === 5) {
       const len = wire === 1 ? 8 : 4;
+      if (i + len > buf.length) throw new KubicleError('BadRequest', 'protobuf: length beyond the message');
       yield { field, value: { wire, bytes: buf.subarray(i, i + len) } };
       i += len;
     } else throw new KubicleError('BadRequest', `protobuf: unsupported wire type ${wire}`);
