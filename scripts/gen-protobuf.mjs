@@ -5,30 +5,12 @@
 // number, JSON name and type, and whether a zero value stays in JSON (a pointer, or a field
 // without omitempty) — gogo-protobuf writes zero values of plain fields, encoding/json drops them.
 // Run with `npm run gen:protobuf` after changing kinds; KUBECTL names the binary as for gen:schemas.
-import { readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { readGoStructs, tagValue } from './go-types.mjs';
+import { definitionName, kubectlBinary, readGoStructs, tagValue } from './go-types.mjs';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const { kindDefinitions } = await import(path.join(root, 'dist/src/api/generated/schemas.js'));
-
-function kubectlBinary() {
-  if (process.env.KUBECTL) return process.env.KUBECTL;
-  const dir = '/usr/lib/google-cloud-sdk/bin';
-  const minor = (f) => Number(f.slice('kubectl.1.'.length));
-  const newest = readdirSync(dir)
-    .filter((f) => /^kubectl\.1\.\d+$/.test(f))
-    .sort((a, b) => minor(b) - minor(a))[0];
-  if (!newest) throw new Error(`no kubectl.1.N in ${dir}: set KUBECTL`);
-  return path.join(dir, newest);
-}
-
-/** Definition-style message name of a Go struct: k8s.io/api/apps/v1 + v1.Deployment → io.k8s.api.apps.v1.Deployment. */
-function messageName(t) {
-  const type = t.name.slice(t.name.indexOf('.') + 1);
-  const pkg = t.pkg.startsWith('k8s.io/api/') ? `io.k8s.api.${t.pkg.slice('k8s.io/api/'.length)}` : `io.k8s.${t.pkg.slice('k8s.io/'.length)}`;
-  return `${pkg.replaceAll('/', '.')}.${type}`;
-}
 
 // Types whose protobuf form is not their Go struct's (hand-written marshalling upstream), or
 // whose JSON is not an object: decode.ts decodes these by name.
@@ -45,7 +27,7 @@ const special = {
 const scalars = { string: 'string', bool: 'bool', int32: 'int32', int64: 'int64', int: 'int64', uint32: 'int64', uint64: 'int64', float64: 'double', float32: 'float' };
 
 const structs = new Map();
-for (const t of readGoStructs(kubectlBinary())) if (t.pkg.startsWith('k8s.io/')) structs.set(messageName(t), t);
+for (const t of readGoStructs(kubectlBinary())) if (definitionName(t)) structs.set(definitionName(t), t);
 
 const messages = {};
 const queue = [];
@@ -57,7 +39,7 @@ function typeOf(t, where) {
   // repeated string in protobuf, an array in JSON.
   if (t.kind === 'slice' && t.named && t.elem.kind === 'string') return 'StringList';
   if (t.kind === 'struct') {
-    const name = messageName(t);
+    const name = definitionName(t);
     if (special[name]) return special[name];
     queue.push(name);
     return name;

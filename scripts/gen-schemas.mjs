@@ -13,11 +13,11 @@
 // too (Time, Quantity, IntOrString, …).
 // Run with `npm run gen:schemas` after changing kinds or a package's version; KUBECTL names
 // the kubectl binary to read (default: the newest /usr/lib/google-cloud-sdk/bin/kubectl.1.N).
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import ts from 'typescript';
-import { readGoStructs, tagValue } from './go-types.mjs';
+import { definitionName, kubectlBinary, readGoStructs, tagValue } from './go-types.mjs';
 
 const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -232,26 +232,6 @@ while (queue.length) {
   define(file, cnName);
 }
 
-/** The kubectl binary whose Go types carry the patch tags. */
-function kubectlBinary() {
-  if (process.env.KUBECTL) return process.env.KUBECTL;
-  const dir = '/usr/lib/google-cloud-sdk/bin';
-  const minor = (f) => Number(f.slice('kubectl.1.'.length));
-  const newest = readdirSync(dir)
-    .filter((f) => /^kubectl\.1\.\d+$/.test(f))
-    .sort((a, b) => minor(b) - minor(a))[0];
-  if (!newest) throw new Error(`no kubectl.1.N in ${dir}: set KUBECTL`);
-  return path.join(dir, newest);
-}
-
-/** Definition name of a Go API struct: k8s.io/api/apps/v1 + v1.Deployment → io.k8s.api.apps.v1.Deployment. */
-function goDefName(t) {
-  const type = t.name.slice(t.name.indexOf('.') + 1);
-  if (t.pkg.startsWith('k8s.io/api/')) return `io.k8s.api.${t.pkg.slice('k8s.io/api/'.length).replaceAll('/', '.')}.${type}`;
-  if (t.pkg.startsWith('k8s.io/apimachinery/pkg/apis/')) return `io.k8s.apimachinery.pkg.apis.${t.pkg.slice('k8s.io/apimachinery/pkg/apis/'.length).replaceAll('/', '.')}.${type}`;
-  return undefined;
-}
-
 /** A struct's JSON fields with their tags; embedded structs without a JSON name (`,inline`) lend theirs. */
 function jsonFields(t, into = new Map()) {
   for (const f of t.fields) {
@@ -272,7 +252,7 @@ function jsonFields(t, into = new Map()) {
 function addPatchMetadata(binary) {
   const structs = new Map();
   for (const t of readGoStructs(binary)) {
-    const def = goDefName(t);
+    const def = definitionName(t);
     if (def) structs.set(def, t);
   }
   let tagged = 0;

@@ -17,7 +17,8 @@
 //               and if tagged a varint length and the tag.
 // The binary must be a non-position-independent executable (as kubectl's releases are):
 // pointers inside type data are then plain virtual addresses.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 
 const KIND_ARRAY = 17;
 const KIND_MAP = 21;
@@ -137,4 +138,26 @@ export function readGoStructs(binaryPath) {
 export function tagValue(tag, key) {
   const m = tag.match(new RegExp(`(?:^|\\s)${key}:"((?:[^"\\\\]|\\\\.)*)"`));
   return m ? m[1] : undefined;
+}
+
+/** The kubectl binary to read: $KUBECTL, else the newest /usr/lib/google-cloud-sdk/bin/kubectl.1.N. */
+export function kubectlBinary() {
+  if (process.env.KUBECTL) return process.env.KUBECTL;
+  const dir = '/usr/lib/google-cloud-sdk/bin';
+  const minor = (f) => Number(f.slice('kubectl.1.'.length));
+  const newest = readdirSync(dir)
+    .filter((f) => /^kubectl\.1\.\d+$/.test(f))
+    .sort((a, b) => minor(b) - minor(a))[0];
+  if (!newest) throw new Error(`no kubectl.1.N in ${dir}: set KUBECTL`);
+  return path.join(dir, newest);
+}
+
+/**
+ * The OpenAPI definition name of a Kubernetes Go struct, as upstream names them:
+ * k8s.io/api/apps/v1 + v1.Deployment → io.k8s.api.apps.v1.Deployment,
+ * k8s.io/apimachinery/pkg/apis/meta/v1 + v1.Time → io.k8s.apimachinery.pkg.apis.meta.v1.Time.
+ */
+export function definitionName(t) {
+  if (!t.pkg.startsWith('k8s.io/')) return undefined;
+  return `io.k8s.${t.pkg.slice('k8s.io/'.length).replaceAll('/', '.')}.${t.name.slice(t.name.indexOf('.') + 1)}`;
 }
