@@ -5,7 +5,7 @@ import { loadKubeconfig } from '../../src/client/kubeconfig.js';
 import { cleanup, startKubicle } from '../../test/support/kubicle.js';
 import { f1, summary } from '../api/stats.js';
 import { tenantClient } from './clients.js';
-import { controlPlanePids, providerPid as providerPidOf, pssMiB, rssMiB } from './procs.js';
+import { agentPid as agentPidOf, controlPlanePids, cpuByGroup, pidsMatching, providerPid as providerPidOf, pssMiB, rssMiB } from './procs.js';
 
 /**
  * bench/tenancy capacity (issue 8, DESIGN §7: ≥ 100 active and ≥ 1,000 asleep clusters on one
@@ -72,6 +72,16 @@ async function main() {
   };
   const clusters = async () => (await op.get(clustersPath)).items as Obj[];
   const providerPid = providerPidOf(p.dataDir);
+  const agentPid = agentPidOf(p.dataDir);
+  // Where an idle machine's CPU goes, measured over the same window as the machine's total.
+  const busyWithSplit = async (windowMs: number) => {
+    const groups = { provider: [providerPid], agent: [agentPid], 'control planes': controlPlanePids(), conmon: pidsMatching('/conmon') };
+    const [busy, split] = await Promise.all([cpuBusy(windowMs), cpuByGroup(groups, windowMs)]);
+    const text = Object.entries(split)
+      .map(([g, cores]) => `${g} ${cores.toFixed(3)}`)
+      .join(', ');
+    return { busy, text };
+  };
 
   const line = (label: string, value: string, floorText: string) => console.log(`${label.padEnd(46)} ${value.padEnd(30)} ${floorText}`);
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -100,7 +110,7 @@ async function main() {
     }
     c.close();
   }
-  const cpuActive = await cpuBusy(10_000);
+  const { busy: cpuActive, text: splitActive } = await busyWithSplit(10_000);
   const memActive = meminfoMiB('MemAvailable');
   const cps = controlPlanePids();
   const pssActive = cps.reduce((s, pid) => s + pssMiB(pid), 0);
@@ -110,6 +120,7 @@ async function main() {
   line(`active clusters answering /version`, `${answering}/${ACTIVE}`, `p50 ${f1(aw.p50)} ms, p99 ${f1(aw.p99)} ms (new TLS connection each)`);
   line(`created one by one (${ACTIVE})`, `${f1(activeCreateS)} s`, `${f1((activeCreateS * 1000) / ACTIVE)} ms per cluster`);
   line(`machine with ${ACTIVE} idle active clusters`, `CPU busy ${pct(cpuActive)}`, `memory available ${f1(memActive)} MiB (used ${f1(memBefore - memActive)} MiB)`);
+  line('  CPU by process, in cores', splitActive, '');
   line('control planes (processes / summed PSS)', `${cps.length} / ${f1(pssActive)} MiB`, `${f1(pssActive / Math.max(cps.length, 1))} MiB each; provider RSS ${f1(providerActive)} MiB`);
   // Asleep: the active ones first, then more, a few at a time, each sleeping soon after it answers.
   for (const c of await clusters()) await op.patch(`${clustersPath}/${c.metadata.name}`, { spec: { sleepAfterSeconds: 1 } });
@@ -136,7 +147,7 @@ async function main() {
   await sleep(5000);
   const left = controlPlanePids().length;
   const memAsleep = meminfoMiB('MemAvailable');
-  const cpuAsleep = await cpuBusy(10_000);
+  const { busy: cpuAsleep, text: splitAsleep } = await busyWithSplit(10_000);
   const providerAsleep = rssMiB(providerPid);
   const providerFds = readdirSync(`/proc/${providerPid}/fd`).length;
 
@@ -157,6 +168,7 @@ async function main() {
   const ws = summary(wake);
   line(`clusters Sleeping`, `${sleeping}/${ASLEEP}`, `control-plane processes left: ${left}; ${ASLEEP - ACTIVE} created ${CONCURRENCY} at a time in ${f1(asleepCreateS)} s`);
   line(`machine with ${ASLEEP} asleep clusters`, `CPU busy ${pct(cpuAsleep)}`, `memory available ${f1(memAsleep)} MiB (used ${f1(memBefore - memAsleep)} MiB)`);
+  line('  CPU by process, in cores', splitAsleep, '');
   line('provider asleep (RSS / open fds)', `${f1(providerAsleep)} MiB / ${providerFds}`, '');
   line(`wake from sleep (${SAMPLE} across the range)`, `p50 ${f1(ws.p50)} ms, p99 ${f1(ws.p99)} ms`, `each: ${wake.map((w) => w.toFixed(0)).join(' ')}`);
 

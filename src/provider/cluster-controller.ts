@@ -88,6 +88,18 @@ export const clusterFinalizer = 'kubicle.io/cluster';
 const defaultResources = { cpu: '1', memory: '512Mi' };
 const readyTimeoutMs = 60_000;
 
+// os.cpus() reads /proc for every CPU's figures: asked once, not per cluster per sync.
+const hostCpus = os.availableParallelism();
+
+/** The resources a cluster's control plane may use: its spec's, over the defaults. */
+function controlPlaneResources(c: Obj): ControlPlaneLayout['resources'] {
+  const r = { ...defaultResources, ...(c.spec.controlPlane?.resources ?? {}) };
+  return { cpuMillis: Math.round(parseQuantity(r.cpu) * 1000), memoryBytes: Math.round(parseQuantity(r.memory)), pids: 1024 };
+}
+
+/** The name of a cluster's pod network (and its bridge), from its uid. */
+const networkName = (c: Obj) => `c${c.metadata.uid.replace(/-/g, '').slice(0, 20)}`;
+
 type State = 'running' | 'asleep' | 'stopped' | 'failed';
 
 interface Live {
@@ -481,7 +493,7 @@ export class ClusterController {
     const quota = this.tenants.get(ns)?.spec?.quota ?? {};
     const admitted = this.clusters.listNamespace(ns).filter((x) => x.metadata.uid !== c.metadata.uid && endpointAddress(x));
     if (quota.clusters !== undefined && admitted.length >= Number(quota.clusters)) return `tenant ${ns} has reached its quota of ${quota.clusters} clusters`;
-    const use = [...admitted, c].map((x) => this.layout(x).resources);
+    const use = [...admitted, c].map(controlPlaneResources);
     for (const [what, limit, total] of [
       ['cpu', quota.cpu, use.reduce((n, r) => n + r.cpuMillis / 1000, 0)],
       ['memory', quota.memory, use.reduce((n, r) => n + r.memoryBytes, 0)],
@@ -494,16 +506,15 @@ export class ClusterController {
   }
 
   private layout(c: Obj): ControlPlaneLayout {
-    const r = { ...defaultResources, ...(c.spec.controlPlane?.resources ?? {}) };
     const quota = this.tenants.get(c.metadata.namespace)?.spec?.quota ?? {};
     return {
       sandboxId: `cp-${c.metadata.uid}`,
       dataDir: this.dataDir(c),
       endpoint: { address: endpointAddress(c) as string, port: this.opts.endpointPort },
-      resources: { cpuMillis: Math.round(parseQuantity(r.cpu) * 1000), memoryBytes: Math.round(parseQuantity(r.memory)), pids: 1024 },
-      network: { name: `c${c.metadata.uid.replace(/-/g, '').slice(0, 20)}`, cidr: podRange(c) ?? '' },
+      resources: controlPlaneResources(c),
+      network: { name: networkName(c), cidr: podRange(c) ?? '' },
       runDir: `${this.dataDir(c)}.run`,
-      node: { cpu: String(quota.cpu ?? os.cpus().length), memory: String(quota.memory ?? `${Math.floor(os.totalmem() / 2 ** 20)}Mi`) },
+      node: { cpu: String(quota.cpu ?? hostCpus), memory: String(quota.memory ?? `${Math.floor(os.totalmem() / 2 ** 20)}Mi`) },
     };
   }
 
@@ -514,7 +525,7 @@ export class ClusterController {
       uid: c.metadata.uid,
       tenant,
       name: c.metadata.name,
-      network: this.layout(c).network.name,
+      network: networkName(c),
       host: this.opts.host.name,
       quota: () => {
         const q = this.tenants.get(tenant)?.spec?.quota ?? {};
