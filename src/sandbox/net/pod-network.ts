@@ -17,7 +17,8 @@ export interface PodNetworkOptions {
   /**
    * A network closed to everything but itself (a tenant cluster's): nothing is routed between its
    * bridge and any other interface, and its sandboxes reach no address of the host. The host may
-   * still open connections to them. Kept in an nftables table of the bridge's name.
+   * still open connections to them. Its bridge is an element of the sets of the one shared
+   * isolation table (see isolationTable).
    */
   isolated?: boolean;
 }
@@ -70,7 +71,10 @@ export class PodNetwork {
       await this.refuseOverlap();
       if (!exists) await ip([`link add ${this.bridge} type bridge`]);
       await ip([`addr replace ${this.gateway}/${this.prefix} dev ${this.bridge}`, `link set ${this.bridge} up`]);
-      if (this.opts.isolated) await nft(isolationRules(this.bridge));
+      if (this.opts.isolated) {
+        await isolationTable();
+        await nft(`add element inet ${isoTable} bridges { "${this.bridge}" }\nadd element inet ${isoTable} pairs { "${this.bridge}" . "${this.bridge}" }\n`);
+      }
     })().catch((err) => {
       this.ensured = undefined;
       throw err;
@@ -159,11 +163,14 @@ export class PodNetwork {
     return (await readdir(this.opts.stateDir).catch(() => [] as string[])).length > 0;
   }
 
-  /** Removes the bridge, its isolation table and the lease directory: for a network nobody uses. Idempotent. */
+  /** Removes the bridge, its isolation elements and the lease directory: for a network nobody uses. Idempotent. */
   async destroy(): Promise<void> {
     this.ensured = undefined;
     await ip([`link del ${this.bridge}`]).catch(() => {});
-    await nft(`table inet ${tableOf(this.bridge)} {}\ndelete table inet ${tableOf(this.bridge)}\n`).catch(() => {});
+    if (this.opts.isolated) {
+      // Both elements or neither: deleting a missing one fails the transaction, which is then done.
+      await nft(`delete element inet ${isoTable} bridges { "${this.bridge}" }\ndelete element inet ${isoTable} pairs { "${this.bridge}" . "${this.bridge}" }\n`).catch(() => {});
+    }
     await rm(this.opts.stateDir, { recursive: true, force: true });
     this.leases = undefined;
   }
@@ -223,30 +230,41 @@ export class PodNetwork {
   }
 }
 
-const tableOf = (bridge: string) => `kubicle-iso-${bridge}`;
+const isoTable = 'kubicle-iso';
 
 /**
- * An isolated bridge's table, replaced whole. Bridged traffic inside it is seen by the forward
- * hook with the bridge as both interfaces (when br_netfilter is loaded), so only what crosses to
- * or from another interface is dropped; replies to connections the host opened are let in.
+ * The one table isolating every isolated bridge of this host. Bridged traffic inside a bridge is
+ * seen by the forward hook with the bridge as both interfaces (when br_netfilter is loaded), so
+ * only what crosses between a listed bridge and any other interface is dropped; replies to
+ * connections the host opened are let in. Bridges are set elements, not tables of their own: a
+ * table per cluster put two base chains per cluster on every forwarded packet's path, and made
+ * each nft run read all of them (at 760 clusters, listing the tables took minutes).
+ * Declared once per process; the chains are flushed and filled again in the same transaction, so
+ * running it again (another agent, a restart) leaves the same rules and keeps the elements.
  */
-function isolationRules(bridge: string): string {
-  const t = tableOf(bridge);
-  return `table inet ${t} {}
-delete table inet ${t}
-table inet ${t} {
-  chain forward {
-    type filter hook forward priority filter - 5; policy accept;
-    iifname "${bridge}" oifname != "${bridge}" drop
-    oifname "${bridge}" iifname != "${bridge}" drop
-  }
-  chain input {
-    type filter hook input priority filter - 5; policy accept;
-    iifname "${bridge}" ct state established,related accept
-    iifname "${bridge}" drop
-  }
-}
-`;
+let isolationDeclared: Promise<void> | undefined;
+function isolationTable(): Promise<void> {
+  const t = `inet ${isoTable}`;
+  isolationDeclared ??= nft(
+    [
+      `add table ${t}`,
+      `add set ${t} bridges { type ifname; }`,
+      `add set ${t} pairs { type ifname . ifname; }`,
+      `add chain ${t} forward { type filter hook forward priority filter - 5; policy accept; }`,
+      `add chain ${t} input { type filter hook input priority filter - 5; policy accept; }`,
+      `flush chain ${t} forward`,
+      `flush chain ${t} input`,
+      `add rule ${t} forward iifname @bridges iifname . oifname != @pairs drop`,
+      `add rule ${t} forward oifname @bridges iifname . oifname != @pairs drop`,
+      `add rule ${t} input iifname @bridges ct state established,related accept`,
+      `add rule ${t} input iifname @bridges drop`,
+      '',
+    ].join('\n'),
+  ).catch((err) => {
+    isolationDeclared = undefined;
+    throw err;
+  });
+  return isolationDeclared;
 }
 
 /** Runs an nft script as one transaction. */
