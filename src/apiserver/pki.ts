@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -102,6 +102,15 @@ export function userFromSubject(subject: { CN?: string | string[]; O?: string | 
   return { name: cn, groups: o };
 }
 
+/** Whether a pair's certificate is for its private key. */
+export function certifiesKey(kp: KeyPair): boolean {
+  try {
+    return new X509Certificate(kp.cert).checkPrivateKey(createPrivateKey(kp.key));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The pair `name` from `dir`, or made by `make`. A key present without its certificate was placed
  * ahead of time (a provider's pool of fresh keys, so start-up does not wait on key generation):
@@ -111,7 +120,12 @@ async function loadOr(dir: string, name: string, make: (keyPem?: string) => KeyP
   const c = path.join(dir, `${name}.crt`);
   const k = path.join(dir, `${name}.key`);
   const hasKey = existsSync(k);
-  if (existsSync(c) && hasKey) return { cert: await readFile(c, 'utf8'), key: await readFile(k, 'utf8') };
+  if (existsSync(c) && hasKey) {
+    const kp = { cert: await readFile(c, 'utf8'), key: await readFile(k, 'utf8') };
+    // A certificate that is not its key's (a start cut short after another wrote the key) would
+    // fail every start after it: it is made again for the key on disk.
+    if (certifiesKey(kp)) return kp;
+  }
   const kp = make(hasKey ? await readFile(k, 'utf8') : undefined);
   await writeFile(k, kp.key, { mode: 0o600 });
   await writeFile(c, kp.cert);

@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { certifiesKey, ensurePki } from './pki.js';
+
+test('a certificate that is not its key\'s is made again for the key on disk', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kubicle-pki-'));
+  try {
+    const first = await ensurePki(dir, ['127.0.0.1']);
+    assert.ok(certifiesKey(first.serving) && certifiesKey(first.admin) && certifiesKey(first.ca));
+    // What a start cut short can leave: serving.key replaced after serving.crt was written for the old one.
+    await writeFile(path.join(dir, 'serving.key'), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString());
+    const key = await readFile(path.join(dir, 'serving.key'), 'utf8');
+    assert.equal(certifiesKey({ cert: first.serving.cert, key }), false);
+    const again = await ensurePki(dir, ['127.0.0.1']);
+    assert.equal(again.serving.key, key, 'the key on disk is kept');
+    assert.ok(certifiesKey(again.serving), 'the certificate is remade for it');
+    assert.equal(await readFile(path.join(dir, 'serving.crt'), 'utf8'), again.serving.cert, 'and written');
+    assert.equal(again.ca.cert, first.ca.cert, 'a matching pair is left alone');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
