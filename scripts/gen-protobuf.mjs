@@ -89,6 +89,10 @@ const extra = {
   'meta.k8s.io/v1/DeleteOptions': 'io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions',
   'v1/DeleteOptions': 'io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions',
   'policy/v1/Eviction': 'io.k8s.api.policy.v1.Eviction',
+  // Subresources' bodies: create token, pods/binding (schedulers), scale.
+  'authentication.k8s.io/v1/TokenRequest': 'io.k8s.api.authentication.v1.TokenRequest',
+  'v1/Binding': 'io.k8s.api.core.v1.Binding',
+  'autoscaling/v1/Scale': 'io.k8s.api.autoscaling.v1.Scale',
 };
 Object.assign(kinds, extra);
 queue.push('io.k8s.apimachinery.pkg.runtime.Unknown', ...Object.values(kinds));

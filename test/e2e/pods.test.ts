@@ -156,6 +156,8 @@ describe('pods on the local node (runc)', () => {
     assert.match(defaulted.stderr, /Defaulted container "counter" out of: counter, quiet/);
     const tail = await logs(['talker', '-c', 'counter', '--tail=2']);
     assert.equal(tail.trim().split('\n').length, 2);
+    // Running says both containers started, not that quiet's one line is in its log yet.
+    await eventually(async () => (await logs(['talker', '-c', 'quiet'])) !== '', "quiet's line is logged");
     assert.equal(await logs(['talker', '-c', 'quiet']), 'only me\n');
     const both = await logs(['talker', '--all-containers=true']);
     assert.match(both, /only me/);
