@@ -58,6 +58,9 @@ function operations(rt: ResourceType, schema: string, item: boolean) {
 
 type Descriptions = Record<string, Record<string, string>>;
 
+/** A document's address: the upper-case hex of its SHA-512, as upstream's ?hash= values. */
+const contentHash = (json: string) => createHash('sha512').update(json).digest('hex').slice(0, 128).toUpperCase();
+
 /** Adds the kept-apart descriptions back onto a copy of a definition. */
 function described(name: string, schema: OpenApiSchema, descriptions: Descriptions): OpenApiSchema {
   const d = descriptions[name];
@@ -126,18 +129,13 @@ export class OpenApiDocuments {
   /** A group-version's document as JSON text, or undefined if the group-version is not served. */
   async document(group: string, version: string): Promise<{ json: string; hash: string } | undefined> {
     const key = `${group}/${version}`;
-    if (this.generation !== this.registry.generation) {
-      // Custom resources came or went: every document may have changed.
-      this.docs.clear();
-      this.swagger = undefined;
-      this.generation = this.registry.generation;
-    }
+    this.forgetIfChanged();
     if (!this.docs.has(key)) {
       const doc = await this.build(group, version);
       if (!doc) this.docs.set(key, null);
       else {
         const json = JSON.stringify(doc);
-        this.docs.set(key, { json, hash: createHash('sha512').update(json).digest('hex').slice(0, 128).toUpperCase() });
+        this.docs.set(key, { json, hash: contentHash(json) });
       }
     }
     return this.docs.get(key) ?? undefined;
@@ -145,7 +143,7 @@ export class OpenApiDocuments {
 
   /** The v2 document of every served group-version, as gnostic protobuf and as JSON, with its hash. */
   async v2(): Promise<{ protobuf: Buffer; json: string; hash: string }> {
-    if (this.generation !== this.registry.generation) await this.index();
+    this.forgetIfChanged();
     if (!this.swagger) {
       const docs: V3Document[] = [];
       for (const g of this.registry.groups()) {
@@ -156,9 +154,17 @@ export class OpenApiDocuments {
       }
       const swagger = swaggerDocument(docs, 'Kubicle', this.buildVersion);
       const json = JSON.stringify(swagger);
-      this.swagger = { protobuf: encodeGnostic(swagger), json, hash: createHash('sha512').update(json).digest('hex').slice(0, 128).toUpperCase() };
+      this.swagger = { protobuf: encodeGnostic(swagger), json, hash: contentHash(json) };
     }
     return this.swagger;
+  }
+
+  /** Custom resources came or went: every kept document may have changed. */
+  private forgetIfChanged(): void {
+    if (this.generation === this.registry.generation) return;
+    this.docs.clear();
+    this.swagger = undefined;
+    this.generation = this.registry.generation;
   }
 
   private async build(group: string, version: string): Promise<object | undefined> {
