@@ -8,7 +8,8 @@ import type { KubeClient } from '../client/kube-client.js';
 import { silentLogger } from '../observe/log.js';
 import { SandboxClient } from '../sandbox/api/client.js';
 import type { SandboxStatus } from '../sandbox/api/types.js';
-import { type ClusterScope, hostSandboxId, SandboxGateway } from './sandbox-gateway.js';
+import { parseLabelSelector } from '../sandbox/api/wire.js';
+import { type ClusterScope, clusterLabel, hostSandboxId, SandboxGateway } from './sandbox-gateway.js';
 
 /**
  * The gateway in front of a stand-in host agent (named as such: an HTTP server on a unix socket
@@ -29,7 +30,12 @@ async function setup(quota: { cpuMillis?: number; memoryBytes?: number } = {}) {
     req.on('end', () => {
       const reply = (status: number, v: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(v));
       const m = /^\/v1\/sandboxes\/([^/?]+)/.exec(req.url ?? '');
-      if (req.url === '/v1/sandboxes' && req.method === 'GET') return reply(200, [...sandboxes.values()]);
+      const url = new URL(req.url ?? '/', 'http://agent');
+      if (url.pathname === '/v1/sandboxes' && req.method === 'GET') {
+        // As the agent does: only sandboxes carrying every label of the selector.
+        const want = parseLabelSelector(url.searchParams.get('labelSelector')) ?? {};
+        return reply(200, [...sandboxes.values()].filter((s) => Object.entries(want).every(([k, v]) => s.labels?.[k] === v)));
+      }
       if (req.url === '/v1/sandboxes' && req.method === 'POST') {
         const { spec } = JSON.parse(body);
         const s: SandboxStatus = { id: spec.id, state: 'ready', labels: spec.labels, createdAt: '', containers: [] };
@@ -77,6 +83,14 @@ test("each cluster sees and reaches only its own sandboxes, under ids of its own
     await t.cb.removeSandbox('pod-1', 0);
     assert.ok(t.sandboxes.has(hostSandboxId(t.a.uid, 'pod-1')), "b's delete of the same id did not touch a's sandbox");
     assert.deepEqual((await t.ca.listSandboxes()).map((s) => s.id), ['pod-1']);
+    // A kubelet lists its node's sandboxes by label; the agent is asked for the cluster's only,
+    // and a selector naming another cluster's uid does not widen the list.
+    assert.deepEqual((await t.ca.listSandboxes({ 'kubicle.io/node': 'kubicle-virtual' })).map((s) => s.id), ['pod-1']);
+    assert.deepEqual((await t.ca.listSandboxes({ 'kubicle.io/node': 'other' })).map((s) => s.id), []);
+    assert.deepEqual((await t.cb.listSandboxes({ [clusterLabel]: t.a.uid })).map((s) => s.id), []);
+    const lists = t.seen.filter((s) => s.startsWith('GET /v1/sandboxes?'));
+    assert.ok(lists.length > 0 && lists.every((s) => decodeURIComponent(s).includes(`${clusterLabel}=`)), `every list the agent saw was held to one cluster: ${lists.join(', ')}`);
+    await assert.rejects(t.ca.listSandboxes({ 'bad key!': 'x' }), /labelSelector term .* is not key=value/);
   } finally {
     await t.close();
   }

@@ -9,7 +9,7 @@ import { type KubeClient, resourcePath } from '../client/kube-client.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import type { ContainerSpec, ContainerStatus, SandboxSpec, SandboxStatus } from '../sandbox/api/types.js';
-import { readJson, refuseUpgrade, send, sendError } from '../sandbox/api/wire.js';
+import { formatLabelSelector, parseLabelSelector, readJson, refuseUpgrade, send, sendError } from '../sandbox/api/wire.js';
 
 /** Who a gateway serves: one tenant cluster, as the provider knows it. */
 export interface ClusterScope {
@@ -105,7 +105,7 @@ export class SandboxGateway {
       if (parts[1] !== 'sandboxes') throw new KubicleError('Forbidden', `${url.pathname} is not available to a tenant cluster`);
       const id = parts[2];
       if (id === undefined) {
-        if (req.method === 'GET') return send(res, 200, (await this.list(scope)).map((s) => toTenant(scope, s)));
+        if (req.method === 'GET') return send(res, 200, (await this.list(scope, parseLabelSelector(url.searchParams.get('labelSelector')))).map((s) => toTenant(scope, s)));
         if (req.method === 'POST') {
           const body = (await readJson(req)) as { spec?: SandboxSpec; runtime?: string };
           const prev = this.placing.get(scope.tenant) ?? Promise.resolve();
@@ -169,10 +169,11 @@ export class SandboxGateway {
     }
   }
 
-  /** The cluster's sandboxes on the host. */
-  private async list(scope: ClusterScope): Promise<SandboxStatus[]> {
-    const r = await this.call<SandboxStatus[]>('GET', '/v1/sandboxes');
-    if (r.status >= 300) throw new KubicleError('Unavailable', 'the host agent did not list its sandboxes');
+  /** The cluster's sandboxes on the host (those also carrying `labels`, if given): the agent selects, so others cost nothing. */
+  private async list(scope: ClusterScope, labels: Record<string, string> = {}): Promise<SandboxStatus[]> {
+    // The cluster's own label last: a tenant's selector cannot widen the list.
+    const r = await this.call<SandboxStatus[]>('GET', `/v1/sandboxes?labelSelector=${encodeURIComponent(formatLabelSelector({ ...labels, [clusterLabel]: scope.uid }))}`);
+    if (r.status >= 300) throw remoteError(r);
     return r.body.filter((s) => s.labels?.[clusterLabel] === scope.uid);
   }
 
@@ -212,7 +213,8 @@ export class SandboxGateway {
   private async checkQuota(scope: ClusterScope, want: { cpuMillis: number; memoryBytes: number }): Promise<void> {
     const quota = scope.quota();
     if (quota.cpuMillis === undefined && quota.memoryBytes === undefined) return;
-    const r = await this.call<SandboxStatus[]>('GET', '/v1/sandboxes');
+    const r = await this.call<SandboxStatus[]>('GET', `/v1/sandboxes?labelSelector=${encodeURIComponent(formatLabelSelector({ [tenantLabel]: scope.tenant }))}`);
+    if (r.status >= 300) throw remoteError(r);
     const mine = r.body.filter((s) => s.labels?.[tenantLabel] === scope.tenant);
     const used = { cpuMillis: 0, memoryBytes: 0 };
     for (const s of mine) {

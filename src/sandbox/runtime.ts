@@ -31,7 +31,8 @@ export interface SandboxRuntime {
   /** The sandbox with the latest run of each container. NotFound when absent. */
   status(sandboxId: string): Promise<SandboxStatus>;
 
-  list(): Promise<SandboxStatus[]>;
+  /** Every sandbox of this runtime on the host, or only those whose labels include all of `labels`. */
+  list(labels?: Record<string, string>): Promise<SandboxStatus[]>;
 
   /** Replaces the content of a `files` volume (configMap and secret updates). */
   updateFiles(sandboxId: string, volume: string, files: FileSpec[]): Promise<void>;

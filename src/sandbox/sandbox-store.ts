@@ -120,10 +120,18 @@ export class SandboxStore<R extends { spec: SandboxSpec }> {
     return (await readdir(this.stateDir).catch(() => [] as string[])).filter((id) => idPattern.test(id));
   }
 
-  /** `read` of every sandbox on disk, skipping those it fails for (half-removed ones, say). */
-  async each<T>(read: (id: string) => Promise<T>): Promise<T[]> {
+  /**
+   * `read` of every sandbox on disk whose labels include all of `labels` (every sandbox without
+   * them), skipping those it fails for (half-removed ones, say). Labels are matched on the kept
+   * record, so sandboxes left out cost no reads of their runs.
+   */
+  async each<T>(read: (id: string) => Promise<T>, labels?: Record<string, string>): Promise<T[]> {
     const out: T[] = [];
     for (const id of await this.ids()) {
+      if (labels) {
+        const own = (await this.record(id).catch(() => undefined))?.spec.labels ?? {};
+        if (!Object.entries(labels).every(([k, v]) => own[k] === v)) continue;
+      }
       const r = await read(id).catch(() => undefined);
       if (r !== undefined) out.push(r);
     }

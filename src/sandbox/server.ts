@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import type { ContainerSpec, ImageSummary, LogOptions, NetworkSpec, RegistryAuth, SandboxSpec, SandboxUsage } from './api/types.js';
-import { readJson, refuseUpgrade, send, sendError } from './api/wire.js';
+import { parseLabelSelector, readJson, refuseUpgrade, send, sendError } from './api/wire.js';
 import type { Image, ImageStore } from './images/image-store.js';
 import { parseReference } from './images/reference.js';
 import type { PodNetworks } from './net/pod-networks.js';
@@ -123,7 +123,8 @@ export class SandboxServer {
           return send(res, 200, out);
         }
         case 'GET sandboxes': {
-          const all = await Promise.all([...this.runtimes.values()].map((rt) => rt.list()));
+          const labels = parseLabelSelector(q.get('labelSelector'));
+          const all = await Promise.all([...this.runtimes.values()].map((rt) => rt.list(labels)));
           return send(res, 200, all.flat());
         }
         case 'POST sandboxes': {

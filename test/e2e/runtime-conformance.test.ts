@@ -74,6 +74,16 @@ describe('the pod features every runtime has', () => {
         await ok(['wait', '-n', ns, '--for=condition=Ready', 'pod/web', 'pod/ticker', '--timeout=180s']);
       });
 
+      it("the host agent lists a node's sandboxes by label, and only those", async () => {
+        const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
+        const uid = (await get('web')).metadata.uid;
+        const mine = await agent.listSandboxes({ 'kubicle.io/node': 'conformance-node', 'kubicle.io/namespace': ns, 'kubicle.io/pod': 'web' });
+        assert.deepEqual(mine.map((s) => s.id), [uid]);
+        assert.equal(mine[0].containers.find((c) => c.name === 'main')?.state, 'running');
+        assert.deepEqual(await agent.listSandboxes({ 'kubicle.io/node': 'another-node' }), []);
+        await assert.rejects(agent.listSandboxes({ 'kubicle.io/node in (a)': 'x' }), /labelSelector term .* is not key=value/);
+      });
+
       it('logs: --tail and --timestamps, -f follows, --previous shows the run before a restart', async () => {
         // Ready comes with the first tick: --tail=2 needs the ticker to have printed more than two.
         await eventually(async () => (await ok(['logs', '-n', ns, 'ticker'])).split('\n').filter(Boolean).length >= 3, 'the ticker has printed three lines');

@@ -5,6 +5,7 @@ import type { WebSocket } from 'ws';
 import { type ErrorCode, KubicleError } from '../../observe/errors.js';
 import { execSubprotocol, portForwardSubprotocol } from './streams.js';
 import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, ImageSummary, LogOptions, NetworkSpec, NetworkStatus, RegistryAuth, SandboxSpec, SandboxStatus, SandboxUsage, Usage } from './types.js';
+import { formatLabelSelector } from './wire.js';
 
 /** Where the Sandbox API is: a unix socket on the host, or TCP with a bearer token. */
 
@@ -63,8 +64,10 @@ export class SandboxClient {
     return this.json('GET', `/v1/sandboxes/${enc(id)}`);
   }
 
-  listSandboxes(): Promise<SandboxStatus[]> {
-    return this.json('GET', '/v1/sandboxes');
+  /** Every sandbox on the host, or only those whose labels include all of `labels`. */
+  listSandboxes(labels?: Record<string, string>): Promise<SandboxStatus[]> {
+    const selector = formatLabelSelector(labels ?? {});
+    return this.json('GET', selector ? `/v1/sandboxes?labelSelector=${encodeURIComponent(selector)}` : '/v1/sandboxes');
   }
 
   removeSandbox(id: string, graceSeconds: number): Promise<void> {

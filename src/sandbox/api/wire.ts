@@ -62,3 +62,25 @@ export function refuseUpgrade(socket: { end(data: string): void }, err: unknown)
   socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   return e;
 }
+
+/**
+ * `k=v,k2=v2` (equality only, as a kubelet lists its own) into the labels a sandbox must carry;
+ * undefined when absent. Invalid for any other form, rather than listing more than was asked.
+ */
+export function parseLabelSelector(text: string | null): Record<string, string> | undefined {
+  if (text === null || text === '') return undefined;
+  const labels: Record<string, string> = {};
+  for (const term of text.split(',')) {
+    const m = /^([A-Za-z0-9][-A-Za-z0-9_./]*)==?([-A-Za-z0-9_.]*)$/.exec(term.trim());
+    if (!m) throw new KubicleError('Invalid', `labelSelector term ${JSON.stringify(term)} is not key=value`);
+    labels[m[1]] = m[2];
+  }
+  return labels;
+}
+
+/** The labelSelector query value for `labels` (the form parseLabelSelector reads). */
+export function formatLabelSelector(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}

@@ -485,8 +485,8 @@ export class MicrovmRuntime implements SandboxRuntime {
     return { id: sandboxId, state: alive ? 'ready' : 'stopped', labels: sb.spec.labels ?? {}, createdAt: sb.createdAt, ip: sb.ip, containers };
   }
 
-  list(): Promise<SandboxStatus[]> {
-    return this.store.each((id) => this.status(id));
+  list(labels?: Record<string, string>): Promise<SandboxStatus[]> {
+    return this.store.each((id) => this.status(id), labels);
   }
 
   stopContainer(sandboxId: string, name: string, graceSeconds: number): Promise<void> {

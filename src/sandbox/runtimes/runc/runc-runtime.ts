@@ -305,8 +305,8 @@ export class RuncRuntime implements SandboxRuntime {
     return { id: sandboxId, state: 'ready', labels: sb.spec.labels ?? {}, createdAt: sb.createdAt, ip: sb.ip, containers: containers.filter(Boolean) };
   }
 
-  list(): Promise<SandboxStatus[]> {
-    return this.store.each((id) => this.status(id));
+  list(labels?: Record<string, string>): Promise<SandboxStatus[]> {
+    return this.store.each((id) => this.status(id), labels);
   }
 
   stopContainer(sandboxId: string, name: string, graceSeconds: number): Promise<void> {
