@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import { formatIPv4 } from '../api/ipv4.js';
@@ -183,10 +183,15 @@ export class ApiServer {
     this.metrics.gauge('apiserver_registered_watchers', 'Watchers served from the watch cache.').set({}, () => this.cache.watchers);
   }
 
+  /** The TCP port served: the one bound, once bound (asked as 0: any free one). */
+  private get port(): number {
+    const a = this.server?.address();
+    return typeof a === 'object' && a ? a.port : this.opts.port;
+  }
+
   get url(): string {
-    const a = this.opts.socketPath ? undefined : (this.server?.address() as AddressInfo | undefined);
     const host = this.opts.host === '0.0.0.0' || this.opts.host === '::' ? '127.0.0.1' : this.opts.host;
-    return `https://${host.includes(':') ? `[${host}]` : host}:${a?.port ?? this.opts.port}`;
+    return `https://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
   }
 
   get credentials(): Pki {
@@ -211,9 +216,6 @@ export class ApiServer {
     this.tokens = new ServiceAccountTokens(this.pki.serviceAccountKey, this.opts.registry, () => this.store);
     const tokens = this.tokens;
     this.authn.addTokenAuthenticator((t) => tokens.authenticate(t));
-    await bootstrap(this.opts.registry, this.store, inCluster ?? { host: this.opts.host, port: this.opts.port }, kubernetesIP);
-    if (this.rbac) await bootstrapRbac(this.opts.registry, this.store);
-    const repairing = this.repairAllocations(signal);
     const server = https.createServer(
       { key: this.pki.serving.key, cert: this.pki.serving.cert, ca: this.pki.ca.cert, requestCert: true, rejectUnauthorized: false },
       (req, res) => void this.serve(req, res),
@@ -226,11 +228,19 @@ export class ApiServer {
     this.server = server;
     // A socket file left by an earlier run would make listen fail; nothing else may own this path.
     if (this.opts.socketPath) await rm(this.opts.socketPath, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      if (this.opts.socketPath) server.listen(this.opts.socketPath, () => resolve());
-      else server.listen(this.opts.port, this.opts.host, () => resolve());
-    });
+    const listen = () =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        if (this.opts.socketPath) server.listen(this.opts.socketPath, () => resolve());
+        else server.listen(this.opts.port, this.opts.host, () => resolve());
+      });
+    // Port 0 asks for any free port, known once bound: the kubernetes Service must name the real
+    // one. Nobody knows the port before it is printed, after start-up, so nothing is served early.
+    if (!this.opts.socketPath && this.opts.port === 0) await listen();
+    await bootstrap(this.opts.registry, this.store, inCluster ?? { host: this.opts.host, port: this.port }, kubernetesIP);
+    if (this.rbac) await bootstrapRbac(this.opts.registry, this.store);
+    const repairing = this.repairAllocations(signal);
+    if (!server.listening) await listen();
     // The in-cluster listener hands its connections to the same server: one TLS setup, one handler.
     const podListener = inCluster ? net.createServer((socket) => server.emit('connection', socket)) : undefined;
     if (podListener && inCluster) {
@@ -359,7 +369,7 @@ export class ApiServer {
         return;
       case '/api':
         if (discoveryVersion) return sendJson(res, 200, aggregated(registry, true, discoveryVersion), aggregatedContentType(discoveryVersion));
-        return sendJson(res, 200, apiVersions(`${this.opts.host}:${this.opts.port}`));
+        return sendJson(res, 200, apiVersions(`${this.opts.host}:${this.port}`));
       case '/apis':
         if (discoveryVersion) return sendJson(res, 200, aggregated(registry, false, discoveryVersion), aggregatedContentType(discoveryVersion));
         return sendJson(res, 200, apiGroupList(registry));

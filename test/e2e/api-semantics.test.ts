@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { KubeClient } from '../../src/client/kube-client.js';
+import { loadKubeconfig } from '../../src/client/kubeconfig.js';
 import { cm, rawClient } from '../support/http.js';
 import { cleanup, type Kubicle, startKubicle } from '../support/kubicle.js';
 
@@ -340,5 +342,27 @@ describe('namespaces', () => {
     assert.equal((await api.call('POST', '/api/v1/namespaces/nowhere/configmaps', cm('x', 'nowhere'))).status, 404);
     const keep = await api.call('DELETE', '/api/v1/namespaces/default');
     assert.equal(keep.status, 403);
+  });
+});
+
+describe('--port 0', () => {
+  it('serves on a free port that the kubeconfig, the kubernetes Service and its Endpoints all name', async () => {
+    const free = await startKubicle({ args: ['--controllers', 'none', '--port', '0'] });
+    try {
+      const server = (await loadKubeconfig(free.kubeconfig)).server;
+      const port = Number(new URL(server).port);
+      assert.ok(port > 0, `the kubeconfig names the bound port: ${server}`);
+      const client = new KubeClient(await loadKubeconfig(free.kubeconfig));
+      try {
+        const svc = await client.get('/api/v1/namespaces/default/services/kubernetes');
+        assert.equal(svc.spec.ports[0].targetPort, port);
+        const ep = await client.get('/api/v1/namespaces/default/endpoints/kubernetes');
+        assert.equal(ep.subsets[0].ports[0].port, port);
+      } finally {
+        client.close();
+      }
+    } finally {
+      await cleanup(free);
+    }
   });
 });
