@@ -5,7 +5,7 @@ import { TokenSigner } from '../apiserver/token-signer.js';
 import { kubeVersion } from '../apiserver/version.js';
 import { InformerFactory } from '../client/informer-factory.js';
 import type { KubeClient } from '../client/kube-client.js';
-import { LeaderElector } from '../client/leader-election.js';
+import { LeaderElector, type LeaderTimings } from '../client/leader-election.js';
 import { ClusterRoleAggregation } from '../controllers/clusterrole-aggregation.js';
 import { CronJobController } from '../controllers/cronjob.js';
 import { DaemonSetController } from '../controllers/daemonset.js';
@@ -32,8 +32,10 @@ import type { IngressControllerOptions } from '../network/ingress-controller.js'
 import type { LoadBalancerOptions } from '../network/load-balancer.js';
 import type { PolicyRulesOptions } from '../network/policy-rules.js';
 import type { ServiceProxyOptions } from '../network/service-proxy.js';
+import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { Scheduler } from '../scheduler/scheduler.js';
+import type { Config } from './config.js';
 
 /**
  * The control plane's loops beside the API server, as components: the controller manager (the
@@ -44,8 +46,8 @@ import { Scheduler } from '../scheduler/scheduler.js';
  * component-worker.ts) and reaches the API server only over HTTPS.
  */
 export type Component =
-  | { kind: 'controller-manager'; workloads: boolean; nodeGracePeriodMs: number; serviceAccountKey: string }
-  | { kind: 'scheduler' }
+  | { kind: 'controller-manager'; workloads: boolean; nodeGracePeriodMs: number; serviceAccountKey: string; leaderElection: LeaderTimings }
+  | { kind: 'scheduler'; leaderElection: LeaderTimings }
   | { kind: 'node-simulator'; options: SimulatorOptions }
   | { kind: 'kubelet'; options: KubeletOptions; agentSocket: string }
   | { kind: 'service-proxy'; options: ServiceProxyOptions }
@@ -73,10 +75,10 @@ export async function runComponent(c: Component, shared: KubeClient, log: Logger
         new RootCaPublisher(client, client.caPem, log.with({ component: 'root-ca-cert-publisher' })).run(signal),
         new ClusterRoleAggregation(client, log.with({ component: 'clusterrole-aggregation-controller' })).run(signal),
         new LegacyTokenController(client, new TokenSigner(c.serviceAccountKey), client.caPem, log.with({ component: 'tokens-controller' })).run(signal),
-        ...(c.workloads ? [runWorkloadControllers(client, log, signal, c.nodeGracePeriodMs)] : []),
+        ...(c.workloads ? [runWorkloadControllers(client, log, signal, c.nodeGracePeriodMs, c.leaderElection)] : []),
       ]);
     case 'scheduler':
-      return new LeaderElector(client, { namespace: 'kube-system', name: 'kube-scheduler', identity: identity() }, log.with({ component: 'leader-election' })).run(signal, (leading) =>
+      return new LeaderElector(client, { ...c.leaderElection, namespace: 'kube-system', name: 'kube-scheduler', identity: identity() }, log.with({ component: 'leader-election' })).run(signal, (leading) =>
         new Scheduler(client, log.with({ component: 'scheduler' })).run(leading),
       );
     case 'node-simulator': {
@@ -110,11 +112,22 @@ export async function runComponent(c: Component, shared: KubeClient, log: Logger
   }
 }
 
+/** The --leader-elect-* flags, checked: each a positive number of seconds, retry < renew deadline < lease duration. */
+export function leaderTimings(config: Config): Required<LeaderTimings> {
+  const [lease, renew, retry] = (['leader-elect-lease-duration', 'leader-elect-renew-deadline', 'leader-elect-retry-period'] as const).map((flag) => {
+    const n = Number(config[flag]);
+    if (!Number.isFinite(n) || n <= 0) throw new KubicleError('Invalid', `--${flag} ${JSON.stringify(config[flag])} must be a positive number of seconds`);
+    return n * 1000;
+  });
+  if (!(retry < renew && renew < lease)) throw new KubicleError('Invalid', `--leader-elect-retry-period (${retry / 1000}) must be less than --leader-elect-renew-deadline (${renew / 1000}), and that less than --leader-elect-lease-duration (${lease / 1000})`);
+  return { leaseDurationMs: lease, renewDeadlineMs: renew, retryPeriodMs: retry };
+}
+
 const identity = () => `${os.hostname()}_${process.pid}_${threadId}`;
 
-function runWorkloadControllers(client: KubeClient, log: Logger, signal: AbortSignal, nodeGracePeriodMs: number): Promise<unknown> {
+function runWorkloadControllers(client: KubeClient, log: Logger, signal: AbortSignal, nodeGracePeriodMs: number, timings: LeaderTimings): Promise<unknown> {
   const cm = log.with({ component: 'controller-manager' });
-  return new LeaderElector(client, { namespace: 'kube-system', name: 'kube-controller-manager', identity: identity() }, log.with({ component: 'leader-election' })).run(signal, async (leading) => {
+  return new LeaderElector(client, { ...timings, namespace: 'kube-system', name: 'kube-controller-manager', identity: identity() }, log.with({ component: 'leader-election' })).run(signal, async (leading) => {
     setMaxListeners(0, leading);
     const informers = new InformerFactory(client, cm);
     const of = (controller: string) => cm.with({ controller });

@@ -11,7 +11,7 @@ import { startAgentProcess } from './agent-process.js';
 import { startApiServer } from './api-server.js';
 import { runInWorker } from './component-worker.js';
 import type { Config } from './config.js';
-import type { Component } from './control-plane.js';
+import { type Component, leaderTimings } from './control-plane.js';
 import { startRegistry } from './registry.js';
 
 /**
@@ -23,13 +23,14 @@ import { startRegistry } from './registry.js';
 export async function standalone(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
   const dataDir = path.resolve(config['data-dir']);
   if (config.node === 'local') nodeNetwork(config); // refuse bad ranges before anything starts
+  const leaderElection = leaderTimings(config);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const { server, backend, serving, kubeconfig } = await startApiServer(config, dataDir, builtinRegistry(), log, signal, { authorizer: 'rbac' });
   const pki = server.credentials;
   const client = { server: server.url, caPem: pki.ca.cert, token: server.loopbackToken };
   if (config.controllers !== 'all' && config.controllers !== 'none') throw new Error(`--controllers must be "all" or "none", not ${JSON.stringify(config.controllers)}`);
-  const components: Component[] = [{ kind: 'controller-manager', workloads: config.controllers === 'all', nodeGracePeriodMs: Number(config['node-monitor-grace-period']) * 1000, serviceAccountKey: pki.serviceAccountKey }];
-  if (config.controllers === 'all') components.push({ kind: 'scheduler' });
+  const components: Component[] = [{ kind: 'controller-manager', workloads: config.controllers === 'all', nodeGracePeriodMs: Number(config['node-monitor-grace-period']) * 1000, serviceAccountKey: pki.serviceAccountKey, leaderElection }];
+  if (config.controllers === 'all') components.push({ kind: 'scheduler', leaderElection });
   const simulated = Number(config['simulate-nodes']);
   if (simulated > 0) components.push({ kind: 'node-simulator', options: { count: simulated, prefix: config['node-prefix'], heartbeatMs: Number(config['node-heartbeat-interval']) * 1000 } });
   const node = config.node === 'local' ? await startNode(config, dataDir, log, signal, pki.ca, server.loopbackToken) : undefined;

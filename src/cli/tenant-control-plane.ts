@@ -9,7 +9,7 @@ import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { startApiServer } from './api-server.js';
 import type { Config } from './config.js';
-import { type Component, runComponent } from './control-plane.js';
+import { type Component, leaderTimings, runComponent } from './control-plane.js';
 
 /**
  * The cluster's virtual kubelet (DESIGN §2.1): the kubelet, run against the provider's Sandbox API
@@ -72,6 +72,7 @@ function clusterAddress(): string {
  */
 export async function tenantControlPlane(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
   const dataDir = path.resolve(config['data-dir']);
+  const leaderElection = leaderTimings(config);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const socketPath = config['listen-socket'] || undefined;
   // On its cluster network (as the provider runs it), its pods reach it there: the API server
@@ -86,7 +87,10 @@ export async function tenantControlPlane(config: Config, log: Logger, signal: Ab
   // shortly anyway.
   await Promise.race([server.firstAnswered, new Promise((r) => setTimeout(r, componentsDelayMs).unref()), new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
   const nodeGracePeriodMs = Number(config['node-monitor-grace-period']) * 1000;
-  const components = [runComponent({ kind: 'controller-manager', workloads: true, nodeGracePeriodMs, serviceAccountKey: server.credentials.serviceAccountKey }, client, log, signal), runComponent({ kind: 'scheduler' }, client, log, signal)];
+  const components = [
+    runComponent({ kind: 'controller-manager', workloads: true, nodeGracePeriodMs, serviceAccountKey: server.credentials.serviceAccountKey, leaderElection }, client, log, signal),
+    runComponent({ kind: 'scheduler', leaderElection }, client, log, signal),
+  ];
   if (inCluster) {
     const dns: Component = { kind: 'cluster-dns', options: { listen: address, port: dnsPort, domain: config['cluster-domain'], serviceIP: clusterDnsAddress(config), nodeName: virtualNodeName } };
     components.push(runComponent(dns, client, log, signal));

@@ -8,10 +8,14 @@ import { type KubeClient, type Obj, resourcePath } from './kube-client.js';
  * not renew within the renew deadline. Writes carry the read resourceVersion, so two candidates
  * never both win.
  */
-export interface LeaderElectionConfig {
+export interface LeaderElectionConfig extends LeaderTimings {
   namespace: string;
   name: string;
   identity: string;
+}
+
+/** client-go's timings (defaults 15 s, 10 s, 2 s); retry < renew deadline < lease duration. */
+export interface LeaderTimings {
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
@@ -39,9 +43,20 @@ export class LeaderElector {
     this.path = resourcePath({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: cfg.namespace });
   }
 
-  /** One attempt to take or renew the lease. Resolves whether this candidate holds it now. */
+  /** The lease as this candidate last wrote it, while it holds it: renewals start from it. */
+  private held?: { lease: Obj; at: number };
+
+  /**
+   * One attempt to take or renew the lease. Resolves whether this candidate holds it now.
+   * A holder whose lease is still valid renews from the copy it last wrote, without reading it
+   * first (client-go's optimistic fast path): an idle control plane's two leases cost one write
+   * each per retry period, not a read and a write. If that write fails (another wrote the lease,
+   * or the server was unreachable), the next attempt reads the lease as a candidate would.
+   */
   async tryAcquireOrRenew(): Promise<boolean> {
     const now = new Date();
+    const fast = this.held && now.getTime() - this.held.at < this.leaseDurationMs ? this.held.lease : undefined;
+    this.held = undefined;
     const spec = (lease?: Obj) => ({
       holderIdentity: this.cfg.identity,
       leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
@@ -49,14 +64,20 @@ export class LeaderElector {
       renewTime: microTime(now),
       leaseTransitions: (lease?.spec?.leaseTransitions ?? 0) + (lease && lease.spec?.holderIdentity !== this.cfg.identity ? 1 : 0),
     });
+    if (fast) {
+      try {
+        return this.wrote(await this.client.update(`${this.path}/${this.cfg.name}`, { ...fast, spec: spec(fast) }), now);
+      } catch (err) {
+        this.log.info('optimistic lease renewal failed; reading the lease', { lease: this.cfg.name, err });
+      }
+    }
     let lease: Obj;
     try {
       lease = await this.client.get(`${this.path}/${this.cfg.name}`);
     } catch (err) {
       if (!isCode(err, 'NotFound')) throw err;
       try {
-        await this.client.create(this.path, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.cfg.name, namespace: this.cfg.namespace }, spec: spec() });
-        return true;
+        return this.wrote(await this.client.create(this.path, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.cfg.name, namespace: this.cfg.namespace }, spec: spec() }), now);
       } catch (e) {
         if (isCode(e, 'AlreadyExists')) return false;
         throw e;
@@ -67,12 +88,16 @@ export class LeaderElector {
     const duration = (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
     if (holder && holder !== this.cfg.identity && renewed + duration > now.getTime()) return false;
     try {
-      await this.client.update(`${this.path}/${this.cfg.name}`, { ...lease, spec: spec(lease) });
-      return true;
+      return this.wrote(await this.client.update(`${this.path}/${this.cfg.name}`, { ...lease, spec: spec(lease) }), now);
     } catch (err) {
       if (isCode(err, 'Conflict')) return false;
       throw err;
     }
+  }
+
+  private wrote(lease: Obj, at: Date): true {
+    this.held = { lease, at: at.getTime() };
+    return true;
   }
 
   /**
@@ -130,6 +155,7 @@ export class LeaderElector {
 
   /** Gives the lease up (if still ours) by expiring it now. */
   private async release(): Promise<void> {
+    this.held = undefined;
     try {
       const lease = await this.client.get(`${this.path}/${this.cfg.name}`);
       if (lease.spec?.holderIdentity !== this.cfg.identity) return;

@@ -109,6 +109,13 @@ export function controlPlaneContainer(l: ControlPlaneLayout, img: ControlPlaneIm
       l.node.memory,
       '--log-level',
       img.logLevel,
+      // Idle clusters are the common case: leases renewed every 10 s, not 2 (ADR 0022).
+      '--leader-elect-lease-duration',
+      '60',
+      '--leader-elect-renew-deadline',
+      '40',
+      '--leader-elect-retry-period',
+      '10',
       // A shared etcd is compacted by its operator, never by one of its tenants.
       ...(store ? ['--store', store, '--compact-interval', '0'] : []),
     ],

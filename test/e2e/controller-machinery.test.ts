@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { Informer } from '../../src/client/informer.js';
 import { KubeClient, type Obj } from '../../src/client/kube-client.js';
 import { LeaderElector } from '../../src/client/leader-election.js';
@@ -134,5 +139,59 @@ describe('LeaderElector', () => {
     assert.ok(after.spec.leaseTransitions >= 2);
     c.ac.abort();
     await c.done;
+  });
+
+  it('a leader renews without reading; a lease taken from under it is noticed at the next renewal', async () => {
+    const name = 'fast-lock';
+    const at = `/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/${name}`;
+    let reads = 0;
+    // The same client, its reads counted.
+    const counting = Object.assign(Object.create(client), {
+      get: (p: string) => {
+        if (p === at) reads++;
+        return client.get(p);
+      },
+    }) as typeof client;
+    let leading = false;
+    let lost = false;
+    const ac = new AbortController();
+    const done = new LeaderElector(counting, { ...cfg, name, identity: 'fast' }, silentLogger).run(ac.signal, async (signal) => {
+      leading = true;
+      await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+      leading = false;
+      lost = true;
+    });
+    await until(() => leading, 'leading');
+    const readsThen = reads;
+    const renewedThen = (await client.get(at)).spec.renewTime;
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.notEqual((await client.get(at)).spec.renewTime, renewedThen, 'renewed meanwhile');
+    assert.equal(reads, readsThen, 'renewals wrote the lease without reading it');
+    // Another holder writes the lease (a partition healed, say): the next renewal conflicts, reads, and steps down.
+    const lease = await client.get(at);
+    lease.spec = { ...lease.spec, holderIdentity: 'usurper', leaseDurationSeconds: 60, renewTime: new Date().toISOString().replace('Z', '000Z') };
+    await client.update(at, lease);
+    await until(() => lost, 'the leader steps down');
+    assert.ok(reads > readsThen, 'after the conflict it read the lease');
+    ac.abort();
+    await done;
+    assert.equal((await client.get(at)).spec.holderIdentity, 'usurper', 'a stopped non-leader does not release what it does not hold');
+  });
+
+  it('timings that cannot work are refused before anything starts', async () => {
+    const dataDir = path.join(os.tmpdir(), `kubicle-e2e-leader-flags-${process.pid}`);
+    for (const [flags, want] of [
+      [['--leader-elect-retry-period', '20'], /--leader-elect-retry-period \(20\) must be less than --leader-elect-renew-deadline \(10\), and that less than --leader-elect-lease-duration \(15\)/],
+      [['--leader-elect-lease-duration', 'abc'], /--leader-elect-lease-duration "abc" must be a positive number of seconds/],
+      [['--leader-elect-renew-deadline', '0'], /--leader-elect-renew-deadline "0" must be a positive number of seconds/],
+    ] as const) {
+      const r = await promisify(execFile)(process.execPath, [path.resolve('bin/kubicle.js'), 'standalone', '--data-dir', dataDir, '--port', '0', '--node', 'none', ...flags]).then(
+        () => ({ code: 0, stderr: '' }),
+        (err: { code: number; stderr: string }) => err,
+      );
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, want);
+      assert.equal(existsSync(dataDir), false, 'nothing was made');
+    }
   });
 });
