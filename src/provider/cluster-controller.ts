@@ -223,9 +223,11 @@ export class ClusterController {
       if (live.state === 'running') return live.socketPath;
       const woke = live.state === 'asleep';
       const started = Date.now();
+      const phases = new Phases();
       try {
         await this.setStatus(c, { phase: 'Starting', message: woke ? 'waking on a connection' : '' }).catch(() => {});
-        await this.start(c, live);
+        phases.mark('status');
+        await this.start(c, live, phases);
       } catch (err) {
         live.state = 'failed';
         live.invalidAt = isCode(err, 'Invalid') ? c.metadata.generation : undefined;
@@ -234,7 +236,7 @@ export class ClusterController {
       }
       live.state = 'running';
       live.startedAt = Date.now();
-      this.log.info(woke ? 'cluster woke' : 'cluster started', { cluster: key, ms: live.startedAt - started });
+      this.log.info(woke ? 'cluster woke' : 'cluster started', { cluster: key, ms: live.startedAt - started, phases: phases.ms });
       // Serve the waiting connection first; the status follows (and a failure there is retried by sync).
       void this.publish(c, live).catch((err) => {
         this.log.warn('cluster status not published', { cluster: key, err });
@@ -244,7 +246,7 @@ export class ClusterController {
     });
   }
 
-  private async start(c: Obj, live: Live): Promise<void> {
+  private async start(c: Obj, live: Live, phases: Phases): Promise<void> {
     const layout = this.layout(c);
     const agent = this.opts.host.agent;
     // The cluster's network and its virtual kubelet's Sandbox API come first: an adopted control plane uses them at once.
@@ -255,6 +257,7 @@ export class ClusterController {
       if (!this.relay) throw new KubicleError('Invalid', 'this provider has no etcd for control planes: start it with --cluster-etcd');
       await this.relay.open(c.metadata.uid, path.join(layout.runDir, storeSocketName));
     }
+    phases.mark('network');
     const existing = await agent.getSandbox(layout.sandboxId).catch(() => undefined);
     // A control plane still serving from before the provider restarted is adopted, not restarted.
     if (existing?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && (await canConnect(live.socketPath))) return this.runDatapath(c, live, network.bridge);
@@ -266,6 +269,7 @@ export class ClusterController {
     // Both reappear when the control plane serves: the kubeconfig is written once it is ready.
     await rm(live.socketPath, { force: true });
     await rm(path.join(dataDir, 'kubeconfig'), { force: true });
+    phases.mark('data');
     // One that runs but does not serve is hung: replace its process.
     if (existing?.containers.some((x) => x.state === 'running')) await agent.stopContainer(layout.sandboxId, 'control-plane', 0);
     // A sleeping cluster kept its sandbox (namespace, cgroup, mounts): waking starts only the process.
@@ -280,10 +284,13 @@ export class ClusterController {
         [memoryLabel]: String(layout.resources.memoryBytes),
       };
       await agent.createSandbox(controlPlaneSandbox(layout, this.opts.image, c.metadata.name, labels));
+      phases.mark('sandbox');
     }
     const status = await agent.startContainer(layout.sandboxId, controlPlaneContainer(layout, this.opts.image, store));
     if (status.state === 'exited') throw new KubicleError('Unavailable', `control plane did not start: ${status.message ?? status.reason ?? `exit ${status.exitCode}`}`);
+    phases.mark('container');
     await this.waitServing(layout.sandboxId, live.socketPath);
+    phases.mark('serving');
     this.runDatapath(c, live, network.bridge);
   }
 
@@ -570,6 +577,18 @@ export class ClusterController {
     // Merge patch: an emptied field is sent as null so it goes.
     for (const [k, v] of Object.entries(next)) if (v === '' || v === undefined) next[k] = null;
     await this.client.patch(this.path(c, 'status'), { status: next });
+  }
+}
+
+/** Milliseconds spent in each named phase of a start, since the previous mark: for its log line. */
+class Phases {
+  readonly ms: Record<string, number> = {};
+  private last = performance.now();
+
+  mark(name: string): void {
+    const now = performance.now();
+    this.ms[name] = Math.round(now - this.last);
+    this.last = now;
   }
 }
 
