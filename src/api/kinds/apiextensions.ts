@@ -1,4 +1,4 @@
-import { compileRules } from '../cel/rules.js';
+import { compileRules } from '../cel/lazy.js';
 import type { FieldErrors } from '../field-errors.js';
 import { parseJsonPath } from '../jsonpath.js';
 import { dns1123LabelErrors, dns1123SubdomainErrors } from '../names.js';

@@ -1,4 +1,4 @@
-import { compileRules, evaluateRules } from '../cel/rules.js';
+import { compileRules, evaluateRules } from '../cel/lazy.js';
 import { evaluateJsonPath, parseJsonPath } from '../jsonpath.js';
 import type { KubeObject } from '../object.js';
 import type { OpenApiSchema } from '../openapi-schema.js';
