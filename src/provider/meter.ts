@@ -42,8 +42,11 @@ const controlPlaneRole = 'control-plane';
  * call each interval and adds what each used since the last sample to its cluster's Usage — CPU
  * time, memory held over time (GiB-seconds), and for control planes the time their process ran —
  * by the cluster's namespaces and its control plane, priced from the price list. A sandbox with
- * no process (a sleeping control plane) adds no CPU and no control-plane time, and only the
- * memory its cgroup still holds. Usage outlives its Cluster: it is what the tenant is billed for.
+ * no process (a sleeping control plane) adds no control-plane time and no memory (what its cgroup
+ * still holds is page cache of its files, reclaimable, not the tenant's use), and CPU only for
+ * what its last process used since the previous sample; a cluster whose sandboxes added nothing
+ * is not written, so a thousand sleeping clusters cost the provider no writes. Usage outlives its
+ * Cluster: it is what the tenant is billed for.
  * A restarted provider continues from the stored Usage objects; the interval in which it was
  * down is not counted.
  */
@@ -104,7 +107,8 @@ export class Meter {
       this.lastCpu.set(s.id, s.usage.cpuNanos);
       // Known at the last sample: what it used since. New since (and not at the meter's start): all it used.
       const cpu = prev !== undefined ? Math.max(0, s.usage.cpuNanos - prev) / 1e9 : first ? 0 : s.usage.cpuNanos / 1e9;
-      const memory = (s.usage.memoryBytes / 2 ** 30) * seconds;
+      const memory = s.running ? (s.usage.memoryBytes / 2 ** 30) * seconds : 0;
+      if (!s.running && cpu === 0) continue;
       const u = this.statusOf(cluster, now);
       const controlPlane = s.labels['kubicle.io/role'] === controlPlaneRole;
       const bucket = controlPlane ? u.controlPlane : (u.namespaces[s.labels['kubicle.io/namespace'] ?? ''] ??= { cpuSeconds: 0, memoryGiBSeconds: 0 });

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import type { ContainerSpec, ImageSummary, LogOptions, NetworkSpec, RegistryAuth, SandboxSpec, SandboxUsage } from './api/types.js';
+import type { ContainerSpec, ImageSummary, LogOptions, NetworkSpec, RegistryAuth, SandboxSpec, SandboxUsage, Usage } from './api/types.js';
 import { parseLabelSelector, readJson, refuseUpgrade, send, sendError } from './api/wire.js';
 import type { Image, ImageStore } from './images/image-store.js';
 import { parseReference } from './images/reference.js';
@@ -21,6 +21,12 @@ import { StreamServer } from './stream-server.js';
  */
 export class SandboxServer {
   private readonly servers: http.Server[] = [];
+  /**
+   * Usage of sandboxes without a process, read once after their last process ended: a stopped
+   * cgroup's counters no longer move, and reading them (memory.stat above all) for a thousand
+   * sleeping control planes at every metering sample cost the agent a tenth of a core.
+   */
+  private readonly settled = new Map<string, Usage>();
   private readonly streams: StreamServer;
 
   constructor(
@@ -114,12 +120,21 @@ export class SandboxServer {
         case 'GET usage': {
           // Every sandbox's usage in one call: what a meter samples, without a call per sandbox.
           const out: SandboxUsage[] = [];
+          const listed = new Set<string>();
           for (const rt of this.runtimes.values()) {
             for (const sb of await rt.list()) {
-              const usage = await rt.usage(sb.id).catch(() => undefined);
-              if (usage) out.push({ id: sb.id, labels: sb.labels, running: sb.containers.some((c) => c.state === 'running'), usage });
+              // By id and creation: a sandbox made anew under the same id has a cgroup of its own.
+              const key = `${sb.id}@${sb.createdAt}`;
+              listed.add(key);
+              const running = sb.containers.some((c) => c.state === 'running');
+              if (running) this.settled.delete(key);
+              const usage = this.settled.get(key) ?? (await rt.usage(sb.id).catch(() => undefined));
+              if (!usage) continue;
+              if (!running) this.settled.set(key, usage);
+              out.push({ id: sb.id, labels: sb.labels, running, usage });
             }
           }
+          for (const key of this.settled.keys()) if (!listed.has(key)) this.settled.delete(key);
           return send(res, 200, out);
         }
         case 'GET sandboxes': {
@@ -216,3 +231,4 @@ export class SandboxServer {
 function summary(i: Image): ImageSummary {
   return { id: i.id, digest: i.digest, references: i.references, size: i.size };
 }
+
