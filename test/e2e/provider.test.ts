@@ -47,8 +47,25 @@ describe('provider: tenant clusters in sandboxes', { timeout: 600_000 }, () => {
     return r.stdout;
   };
   const cluster = async (ns: string, name: string) => JSON.parse(await ok(op, ['get', 'clusters.kubicle.io', name, '-n', ns, '-o', 'json']));
-  const waitPhase = (ns: string, name: string, phase: string, ms = 60_000) =>
-    eventually(async () => (await cluster(ns, name)).status?.phase === phase, `${ns}/${name} ${phase}`, ms);
+  const waitPhase = (ns: string, name: string, phase: string, ms = 60_000) => {
+    let seen: unknown;
+    return eventually(
+      async () => {
+        seen = (await cluster(ns, name)).status;
+        return (seen as { phase?: string } | undefined)?.phase === phase;
+      },
+      () => `${ns}/${name} ${phase} (status: ${JSON.stringify(seen)}; the provider's last warnings: ${warnings()})`,
+      ms,
+    );
+  };
+  /** The provider's last warning and error lines: what a failed wait shows in CI's output. */
+  const warnings = () =>
+    p
+      .logs()
+      .split('\n')
+      .filter((l) => /"level":"(warn|error)"/.test(l))
+      .slice(-8)
+      .join('\n');
   /** The tenant cluster's admin kubeconfig, through the CLI as a user gets it. */
   const tenantKubectl = async (ns: string, name: string, version = '1.33'): Promise<Kubectl> => {
     const { stdout } = await run(process.execPath, [bin, 'cluster', 'kubeconfig', name, '--tenant', ns, '--provider', p.kubeconfig]);

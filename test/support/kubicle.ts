@@ -152,10 +152,11 @@ export async function kubectlFor(k: Kubicle, version: string): Promise<(args: st
 }
 
 /** Polls `check` until it holds, or fails naming `what`. */
-export async function eventually(check: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+export async function eventually(check: () => Promise<boolean>, what: string | (() => string), ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    // A function says what was seen last, for a failure that can be understood from CI's output.
+    if (Date.now() > deadline) throw new Error(`timed out: ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
