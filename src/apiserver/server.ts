@@ -94,9 +94,11 @@ export interface ApiServerOptions {
 export class ApiServer {
   readonly ready: Promise<void>;
   private markReady!: () => void;
-  /** Settles once the first request has had its answer (what a control plane woken by a connection waits on before anything else). */
-  readonly firstAnswered: Promise<void>;
+  /** Settles once the first request has had its answer. */
+  private readonly firstAnswered: Promise<void>;
   private markFirstAnswered?: () => void;
+  /** Requests begun so far: what `answeredThenQuiet` watches for a pause. */
+  private begun = 0;
   /** A token for in-process clients (controllers), like upstream's loopback client. */
   readonly loopbackToken = randomBytes(32).toString('hex');
   readonly metrics = new MetricsRegistry();
@@ -285,8 +287,23 @@ export class ApiServer {
     }
   }
 
+  /**
+   * Settles once a request has had its answer and then none has begun for `quietMs`: what a
+   * control plane waits on before starting its components, so that the requests of whoever woke
+   * or created it (a kubectl's discovery and its call; the provider, then the tenant's first
+   * request) are not served behind their start.
+   */
+  async answeredThenQuiet(quietMs: number): Promise<void> {
+    await this.firstAnswered;
+    for (let seen = -1; seen !== this.begun; ) {
+      seen = this.begun;
+      await new Promise((r) => setTimeout(r, quietMs).unref());
+    }
+  }
+
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
+    this.begun++;
     if (this.markFirstAnswered) {
       res.once('close', this.markFirstAnswered);
       this.markFirstAnswered = undefined;

@@ -40,6 +40,8 @@ function virtualKubelet(config: Config, ca: KeyPair, token: string, hostIP: stri
 export const virtualNodeName = 'kubicle-virtual';
 /** How long the components wait for the first request to be answered before they start anyway. */
 const componentsDelayMs = 1000;
+/** ...and how long no request must come after it: a client's next request follows within milliseconds. */
+const componentsQuietMs = 100;
 /** Where the cluster's pods reach its API server (the `kubernetes` Service's endpoint) and its DNS: unprivileged ports, as the control plane holds no capability. */
 const inClusterApiPort = 6443;
 const dnsPort = 10053;
@@ -81,11 +83,11 @@ export async function tenantControlPlane(config: Config, log: Logger, signal: Ab
   const inCluster = address !== '127.0.0.1' ? { host: address, port: inClusterApiPort } : undefined;
   const { server, backend, serving } = await startApiServer(config, dataDir, builtinRegistry(), log, signal, { socketPath, inCluster, authorizer: 'rbac' });
   const client = new KubeClient({ server: server.url, caPem: server.credentials.ca.cert, token: server.loopbackToken, socketPath });
-  // Woken by a connection, the control plane answers it before anything else: loading and
-  // starting the components takes this thread ~0.4 s, which the first request would otherwise
-  // wait out (DESIGN §7: wake ≤ 500 ms). Started by the provider with nobody waiting, they follow
-  // shortly anyway.
-  await Promise.race([server.firstAnswered, new Promise((r) => setTimeout(r, componentsDelayMs).unref()), new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
+  // Woken by a connection, the control plane answers it, and the requests that follow it, before
+  // anything else: loading and starting the components takes this thread ~0.4 s, which those
+  // requests would otherwise wait out (DESIGN §7: wake ≤ 500 ms, create ≤ 1 s). With nobody
+  // asking, they start after componentsDelayMs anyway.
+  await Promise.race([server.answeredThenQuiet(componentsQuietMs), new Promise((r) => setTimeout(r, componentsDelayMs).unref()), new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
   const nodeGracePeriodMs = Number(config['node-monitor-grace-period']) * 1000;
   const components = [
     runComponent({ kind: 'controller-manager', workloads: true, nodeGracePeriodMs, serviceAccountKey: server.credentials.serviceAccountKey, leaderElection }, client, log, signal),

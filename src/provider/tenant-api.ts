@@ -42,11 +42,28 @@ export function servedVersion(admin: KubeClient): Promise<string | undefined> {
  */
 export async function virtualNodeReady(admin: KubeClient, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const nodes = `/api/v1/nodes?labelSelector=${encodeURIComponent(virtualNodeSelector)}`;
+  const ready = (n: Obj) => (n.status?.conditions ?? []).some((x: { type: string; status: string }) => x.type === 'Ready' && x.status === 'True');
   for (;;) {
-    const list = await admin.get(`/api/v1/nodes?labelSelector=${encodeURIComponent(virtualNodeSelector)}`).catch(() => undefined);
-    const items = (list?.items ?? []) as Obj[];
-    if (items.some((n) => (n.status?.conditions ?? []).some((x: { type: string; status: string }) => x.type === 'Ready' && x.status === 'True'))) return;
+    const list = await admin.get(nodes).catch(() => undefined);
+    if (((list?.items ?? []) as Obj[]).some(ready)) return;
     if (Date.now() > deadline) throw new KubicleError('Timeout', `the cluster's virtual node was not Ready within ${timeoutMs / 1000} s`);
+    // Watched rather than polled: a control plane starts its components once its requests pause,
+    // and a poll would keep it from pausing.
+    if (list) {
+      const stop = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+      let seen = false;
+      const found = new AbortController();
+      await admin
+        .watch(`${nodes}&watch=1&resourceVersion=${list.metadata.resourceVersion}`, (ev) => {
+          if (ev.type !== 'ERROR' && ready(ev.object as Obj)) {
+            seen = true;
+            found.abort();
+          }
+        }, AbortSignal.any([stop, found.signal]))
+        .catch(() => {});
+      if (seen) return;
+    }
     await delay(100);
   }
 }
