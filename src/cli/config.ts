@@ -24,6 +24,7 @@ export const schema = {
   'sandbox-socket': { type: 'string', default: '', env: 'KUBICLE_SANDBOX_SOCKET', help: 'controlplane: the provider\'s Sandbox API for the virtual kubelet (none: no kubelet)' },
   'node-cpu': { type: 'string', default: '4', env: 'KUBICLE_NODE_CPU', help: 'controlplane: the virtual node\'s CPU capacity' },
   'node-memory': { type: 'string', default: '8Gi', env: 'KUBICLE_NODE_MEMORY', help: 'controlplane: the virtual node\'s memory capacity' },
+  'host-heartbeat': { type: 'string', default: '10', env: 'KUBICLE_HOST_HEARTBEAT', help: 'provider (up, server): seconds between asking the host agent for its Host\'s status (unanswered for 4 of them: NotReady)' },
   'metering-interval': { type: 'string', default: '10', env: 'KUBICLE_METERING_INTERVAL', help: 'provider (up, server): seconds between usage samples of every sandbox' },
   'price-list': { type: 'string', default: '', env: 'KUBICLE_PRICE_LIST', help: 'provider (up, server): JSON price list {currency, cpuHour, memoryGiBHour, controlPlaneHour} (default: built in)' },
   'cluster-sleep-after': { type: 'string', default: '300', env: 'KUBICLE_CLUSTER_SLEEP_AFTER', help: 'provider (up, server): idle seconds before a control plane sleeps unless its Cluster says (0: never)' },

@@ -16,6 +16,7 @@ import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { ClusterController, type ClusterDatapath } from '../provider/cluster-controller.js';
 import { EndpointGateway } from '../provider/endpoint-gateway.js';
+import { HostMonitor } from '../provider/host-monitor.js';
 import { defaultPrices, Meter, type PriceList } from '../provider/meter.js';
 import { SandboxGateway } from '../provider/sandbox-gateway.js';
 import { TenantController } from '../provider/tenant-controller.js';
@@ -42,6 +43,8 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
   const dataDir = path.resolve(config['data-dir']);
   const pool = endpointPool(config);
   const prices = await priceList(config);
+  const heartbeat = Number(config['host-heartbeat']);
+  if (!(heartbeat > 0 && heartbeat <= 300)) throw new KubicleError('Invalid', `--host-heartbeat ${JSON.stringify(config['host-heartbeat'])} must be a number of seconds above 0 and at most 300`);
   const podPool = parseCidr(config['cluster-pod-pool']);
   if (!podPool || podPool.bits > 24) throw new KubicleError('Invalid', `--cluster-pod-pool ${JSON.stringify(config['cluster-pod-pool'])} must be an IPv4 network of at least one /24, such as 10.224.0.0/12`);
   // Loaded only when asked for: the etcd client costs start-up time and memory (see store.ts).
@@ -65,7 +68,10 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
   const { server, backend, serving, kubeconfig } = await startApiServer(config, dataDir, providerRegistry(), log, signal, { authorizer });
   const client = new KubeClient({ server: server.url, caPem: server.credentials.ca.cert, token: server.loopbackToken });
   const hostName = config['node-name'] || os.hostname().toLowerCase();
-  await registerHost(client, hostName);
+  const hostAgent = new SandboxClient({ socketPath });
+  const host = new HostMonitor(client, { name: hostName, labels: { 'topology.kubernetes.io/zone': 'local' }, agent: hostAgent, intervalMs: heartbeat * 1000, graceMs: heartbeat * 4000 }, log.with({ component: 'host-monitor' }));
+  // The first heartbeat before any cluster starts: the Host is there and Ready when its clusters are.
+  await host.beat();
   const gateway = new EndpointGateway(log.with({ component: 'gateway' }));
   const installDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
   // Control-plane sandboxes see the host's /usr only: the runtime must be there.
@@ -75,7 +81,7 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
     client,
     gateway,
     {
-      host: { name: hostName, agent: new SandboxClient({ socketPath }) },
+      host: { name: hostName, agent: hostAgent },
       clustersDir: path.join(dataDir, 'clusters'),
       endpointPool: pool,
       endpointPort: Number(config['cluster-endpoint-port']),
@@ -90,6 +96,7 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
   );
   const meter = new Meter(new SandboxClient({ socketPath }), client, prices, Number(config['metering-interval']) * 1000, log.with({ component: 'meter' }));
   const running = [
+    host.run(signal),
     meter.run(signal),
     runCollectors(client, log, signal),
     new TenantController(client, log.with({ component: 'tenant-controller' })).run(signal),
@@ -148,20 +155,6 @@ function serviceDatapath(log: Logger): ClusterDatapath {
         log.with({ component: 'service-proxy', cluster }),
       ).run(signal),
   };
-}
-
-async function registerHost(client: KubeClient, name: string): Promise<void> {
-  const host = {
-    apiVersion: `${providerGroup}/v1alpha1`,
-    kind: 'Host',
-    metadata: { name, labels: { 'topology.kubernetes.io/zone': 'local' } },
-    spec: {},
-    status: {
-      capacity: { cpu: String(os.cpus().length), memory: `${Math.floor(os.totalmem() / 1024 / 1024)}Mi` },
-      conditions: [{ type: 'Ready', status: 'True', reason: 'AgentReady', lastTransitionTime: new Date().toISOString() }],
-    },
-  };
-  await createIfAbsent(client, resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'hosts' }), host);
 }
 
 /** Creates the object unless one of its name exists (which is kept as it is). */

@@ -1,11 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
 import { chmod, rm } from 'node:fs/promises';
 import http from 'node:http';
+import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import type { ContainerSpec, ImageSummary, LogOptions, NetworkSpec, RegistryAuth, SandboxSpec, SandboxUsage, Usage } from './api/types.js';
+import type { ContainerSpec, HostInfo, ImageSummary, LogOptions, NetworkSpec, RegistryAuth, SandboxSpec, SandboxUsage, Usage } from './api/types.js';
 import { parseLabelSelector, readJson, refuseUpgrade, send, sendError } from './api/wire.js';
 import type { Image, ImageStore } from './images/image-store.js';
 import { parseReference } from './images/reference.js';
@@ -93,6 +94,16 @@ export class SandboxServer {
       switch (route) {
         case 'GET version':
           return send(res, 200, { version: 'v1', runtimes: [...this.runtimes.keys()] });
+        case 'GET host': {
+          // What the machine has, not what is placed on it: the provider keeps account of that.
+          const info: HostInfo = {
+            hostname: os.hostname(),
+            capacity: { cpuMillis: os.availableParallelism() * 1000, memoryBytes: os.totalmem() },
+            availableMemoryBytes: os.freemem(),
+            runtimes: [...this.runtimes.keys()],
+          };
+          return send(res, 200, info);
+        }
         case 'GET images':
           return send(res, 200, (await this.images.list()).map(summary));
         case 'GET images/resolve': {

@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -82,7 +83,7 @@ describe('provider: tenant clusters in sandboxes', { timeout: 600_000 }, () => {
     );
 
   before(async () => {
-    p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', pool, '--bridge', 'kubtest8', '--pod-cidr', '10.246.14.0/24', '--cluster-pod-pool', '10.231.0.0/16', '--cluster-sleep-after', '0', '--metering-interval', '1'] });
+    p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', pool, '--bridge', 'kubtest8', '--pod-cidr', '10.246.14.0/24', '--cluster-pod-pool', '10.231.0.0/16', '--cluster-sleep-after', '0', '--metering-interval', '1', '--host-heartbeat', '1'] });
     op = await kubectlFor(p, '1.33');
     await ok(
       op,
@@ -113,6 +114,27 @@ spec: {}
     // Control planes outlive their provider (a restarted one adopts them): delete them first.
     await op(['delete', 'clusters.kubicle.io', '--all', '-A', '--wait=true', '--timeout=60s']);
     await cleanup(p);
+  });
+
+  test("the host agent's Host shows its machine and is Ready, its heartbeat advancing", async () => {
+    const host = async () => JSON.parse(await ok(op, ['get', 'hosts.kubicle.io', '-o', 'json'])).items;
+    const [h] = await host();
+    assert.equal(h.status.capacity.cpu, String(os.availableParallelism()));
+    assert.equal(h.status.capacity.memory, `${Math.floor(os.totalmem() / 2 ** 20)}Mi`);
+    assert.ok(h.status.runtimes.includes('runc'));
+    const ready = (x: typeof h) => x.status.conditions.find((c: { type: string }) => c.type === 'Ready');
+    assert.equal(ready(h).status, 'True');
+    await eventually(async () => ready((await host())[0]).lastHeartbeatTime > ready(h).lastHeartbeatTime, 'a later heartbeat', 10_000);
+    assert.match(await ok(op, ['get', 'hosts.kubicle.io']), /\bTrue\s+\d+\s+\d+Mi\s+local\b/);
+    // A bad interval is refused before anything starts.
+    const refused = await startKubicle({ command: 'server', args: ['--host-heartbeat', '0'] }).then(
+      async (k) => {
+        await cleanup(k);
+        return 'started';
+      },
+      (err: Error) => err.message,
+    );
+    assert.match(refused, /--host-heartbeat "0" must be a number of seconds above 0 and at most 300/);
   });
 
   test('each cluster serves stock kubectl 1.27 and 1.33 on its own endpoint, with its own objects', async () => {

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { type ErrorCode, KubicleError } from '../../observe/errors.js';
 import { execSubprotocol, portForwardSubprotocol } from './streams.js';
-import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, ImageSummary, LogOptions, NetworkSpec, NetworkStatus, RegistryAuth, SandboxSpec, SandboxStatus, SandboxUsage, Usage } from './types.js';
+import type { ContainerSpec, ContainerStatus, ExecSpec, FileSpec, HostInfo, ImageSummary, LogOptions, NetworkSpec, NetworkStatus, RegistryAuth, SandboxSpec, SandboxStatus, SandboxUsage, Usage } from './types.js';
 import { formatLabelSelector } from './wire.js';
 
 /** Where the Sandbox API is: a unix socket on the host, or TCP with a bearer token. */
@@ -26,6 +26,10 @@ export class SandboxClient {
 
   version(): Promise<{ version: string; runtimes: string[] }> {
     return this.json('GET', '/v1/version');
+  }
+
+  host(): Promise<HostInfo> {
+    return this.json('GET', '/v1/host');
   }
 
   /** Pulls an image (idempotent); `auth` lists credentials per registry. */

@@ -153,6 +153,16 @@ export interface Usage {
   timestamp: string;
 }
 
+/** The host an agent runs on, as `GET /v1/host` reports it: what a provider places sandboxes by. */
+export interface HostInfo {
+  hostname: string;
+  /** The machine's CPUs (in thousandths) and memory, as the kernel reports them. */
+  capacity: { cpuMillis: number; memoryBytes: number };
+  /** Memory the kernel deems available now (MemAvailable). */
+  availableMemoryBytes: number;
+  runtimes: string[];
+}
+
 /** One sandbox's usage as `GET /v1/usage` lists it. */
 export interface SandboxUsage {
   id: string;
