@@ -12,6 +12,7 @@ import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.j
 import { WorkQueue } from '../client/work-queue.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
+import { Phases } from '../observe/phases.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import { BlockPool } from './block-pool.js';
 import {
@@ -577,18 +578,6 @@ export class ClusterController {
     // Merge patch: an emptied field is sent as null so it goes.
     for (const [k, v] of Object.entries(next)) if (v === '' || v === undefined) next[k] = null;
     await this.client.patch(this.path(c, 'status'), { status: next });
-  }
-}
-
-/** Milliseconds spent in each named phase of a start, since the previous mark: for its log line. */
-class Phases {
-  readonly ms: Record<string, number> = {};
-  private last = performance.now();
-
-  mark(name: string): void {
-    const now = performance.now();
-    this.ms[name] = Math.round(now - this.last);
-    this.last = now;
   }
 }
 
