@@ -42,7 +42,7 @@ test('a Host follows its agent: made Ready at the first answer, NotReady once un
     },
   } as unknown as KubeClient;
   const monitor = new HostMonitor(client, { name: 'h1', labels: { 'topology.kubernetes.io/zone': 'z1' }, agent: new SandboxClient({ socketPath: sock }), intervalMs: 50, graceMs: 300 }, silentLogger);
-  const ready = () => (stored?.status.conditions as Obj[]).find((c) => c.type === 'Ready') as Obj;
+  const ready = () => ((stored?.status?.conditions ?? []) as Obj[]).find((c) => c.type === 'Ready') as Obj;
   let agent = await serve();
   try {
     await monitor.beat();
