@@ -75,9 +75,19 @@ describe('provider: tenant clusters in sandboxes', { timeout: 600_000 }, () => {
     kubeconfigs[`${ns}/${name}`] = file;
     return kubectlFor({ kubeconfig: file } as Kubicle, version);
   };
+  /** The running control-plane container of a cluster (a start that failed and was retried has a later attempt). */
+  const controlPlaneContainer = async (uid: string) => {
+    const prefix = `cp-${uid}_control-plane_`;
+    const attempts = (await runcList())
+      .split('\n')
+      .filter((id) => id.startsWith(prefix))
+      .map((id) => Number(id.slice(prefix.length)));
+    assert.ok(attempts.length, `a control-plane container of ${uid}`);
+    return `${prefix}${Math.max(...attempts)}`;
+  };
   /** A process in a cluster's control-plane sandbox, as an attacker who took it over would run it. */
   const inControlPlane = async (c: { metadata: { uid: string } }, cmd: string[]) =>
-    run('runc', ['--root', '/run/kubicle/runc', 'exec', `cp-${c.metadata.uid}_control-plane_0`, ...cmd]).then(
+    run('runc', ['--root', '/run/kubicle/runc', 'exec', await controlPlaneContainer(c.metadata.uid), ...cmd]).then(
       (r) => ({ code: 0, out: r.stdout + r.stderr }),
       (err) => ({ code: Number(err.code ?? 1), out: `${err.stdout ?? ''}${err.stderr ?? ''}` }),
     );
