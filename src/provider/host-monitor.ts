@@ -24,7 +24,7 @@ export interface HostMonitorOptions {
  * has (`GET /v1/host`), and the Host's status gets its capacity, its runtimes and a Ready
  * condition whose lastHeartbeatTime is the last answer, as a Node's status does for its kubelet.
  * An agent unanswered for the grace period turns the Host Ready=False (AgentUnreachable); its
- * next answer turns it back. The Host is made when first answered and kept when the provider
+ * next answer turns it back. The Host is made at the first heartbeat and kept when the provider
  * stops: operators see a host that went away.
  */
 export class HostMonitor {
@@ -37,11 +37,6 @@ export class HostMonitor {
     private readonly opts: HostMonitorOptions,
     private readonly log: Logger,
   ) {}
-
-  /** Whether the agent answered within the grace period: what placement asks before using the host. */
-  isReady(): boolean {
-    return this.ready === true;
-  }
 
   async run(signal: AbortSignal): Promise<void> {
     this.lastAnswer = Date.now();

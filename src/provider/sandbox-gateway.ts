@@ -170,11 +170,16 @@ export class SandboxGateway {
   }
 
   /** The cluster's sandboxes on the host (those also carrying `labels`, if given): the agent selects, so others cost nothing. */
-  private async list(scope: ClusterScope, labels: Record<string, string> = {}): Promise<SandboxStatus[]> {
+  private list(scope: ClusterScope, labels: Record<string, string> = {}): Promise<SandboxStatus[]> {
     // The cluster's own label last: a tenant's selector cannot widen the list.
-    const r = await this.call<SandboxStatus[]>('GET', `/v1/sandboxes?labelSelector=${encodeURIComponent(formatLabelSelector({ ...labels, [clusterLabel]: scope.uid }))}`);
+    return this.labelled({ ...labels, [clusterLabel]: scope.uid });
+  }
+
+  /** The host's sandboxes carrying every one of `labels`, selected by the agent and checked again here. */
+  private async labelled(labels: Record<string, string>): Promise<SandboxStatus[]> {
+    const r = await this.call<SandboxStatus[]>('GET', `/v1/sandboxes?labelSelector=${encodeURIComponent(formatLabelSelector(labels))}`);
     if (r.status >= 300) throw remoteError(r);
-    return r.body.filter((s) => s.labels?.[clusterLabel] === scope.uid);
+    return r.body.filter((s) => Object.entries(labels).every(([k, v]) => s.labels?.[k] === v));
   }
 
   /** A new sandbox for the cluster: checked, limited, put on its network, recorded. */
@@ -213,9 +218,7 @@ export class SandboxGateway {
   private async checkQuota(scope: ClusterScope, want: { cpuMillis: number; memoryBytes: number }): Promise<void> {
     const quota = scope.quota();
     if (quota.cpuMillis === undefined && quota.memoryBytes === undefined) return;
-    const r = await this.call<SandboxStatus[]>('GET', `/v1/sandboxes?labelSelector=${encodeURIComponent(formatLabelSelector({ [tenantLabel]: scope.tenant }))}`);
-    if (r.status >= 300) throw remoteError(r);
-    const mine = r.body.filter((s) => s.labels?.[tenantLabel] === scope.tenant);
+    const mine = await this.labelled({ [tenantLabel]: scope.tenant });
     const used = { cpuMillis: 0, memoryBytes: 0 };
     for (const s of mine) {
       used.cpuMillis += Number(s.labels[cpuLabel] ?? 0);

@@ -52,17 +52,13 @@ export async function virtualNodeReady(admin: KubeClient, timeoutMs: number): Pr
     // and a poll would keep it from pausing.
     if (list) {
       const stop = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
-      let seen = false;
       const found = new AbortController();
       await admin
         .watch(`${nodes}&watch=1&resourceVersion=${list.metadata.resourceVersion}`, (ev) => {
-          if (ev.type !== 'ERROR' && ready(ev.object as Obj)) {
-            seen = true;
-            found.abort();
-          }
+          if (ev.type !== 'ERROR' && ready(ev.object as Obj)) found.abort();
         }, AbortSignal.any([stop, found.signal]))
         .catch(() => {});
-      if (seen) return;
+      if (found.signal.aborted) return;
     }
     await delay(100);
   }
