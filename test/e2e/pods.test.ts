@@ -210,7 +210,7 @@ describe('pods on the local node (runc)', () => {
     assert.equal(r.code, 0, r.stderr);
     await eventually(async () => (await pod('oom')).status.phase === 'Failed', 'the pod fails', 30_000);
     const t = (await pod('oom')).status.containerStatuses[0].state.terminated;
-    assert.equal(t.reason, 'OOMKilled');
+    assert.equal(t.reason, 'OOMKilled', `the whole state: ${JSON.stringify(t)}`);
     assert.equal(t.exitCode, 137);
   });
 

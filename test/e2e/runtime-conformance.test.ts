@@ -200,7 +200,7 @@ describe('the pod features every runtime has', () => {
       it('a container over its memory limit is OOMKilled with exit 137', async () => {
         await eventually(async () => (await get('eater')).status.phase === 'Failed', 'the pod fails', 120_000);
         const t = (await get('eater')).status.containerStatuses[0].state.terminated;
-        assert.equal(t.reason, 'OOMKilled');
+        assert.equal(t.reason, 'OOMKilled', `the whole state: ${JSON.stringify(t)}`);
         assert.equal(t.exitCode, 137);
       });
 
