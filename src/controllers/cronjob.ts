@@ -1,5 +1,5 @@
 import { lastScheduleBetween, nextSchedule, parseSchedule } from '../api/cron.js';
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder } from '../client/event-recorder.js';
 import { type Informer, objectKey } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -23,11 +23,14 @@ export class CronJobController {
   private readonly cronjobs: Informer;
   private readonly jobs: Informer;
 
+  private readonly events: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     informers: InformerFactory,
     private readonly log: Logger,
   ) {
+    this.events = new EventRecorder(client, 'cronjob-controller', log);
     this.cronjobs = informers.for('/apis/batch/v1/cronjobs');
     this.jobs = informers.for('/apis/batch/v1/jobs');
     this.cronjobs.on({ add: (c) => this.queue.add(objectKey(c)), update: (_, c) => this.queue.add(objectKey(c)) });
@@ -53,7 +56,7 @@ export class CronJobController {
       const due = lastScheduleBetween(schedule, since, now, tz);
       const late = due !== undefined && cj.spec?.startingDeadlineSeconds != null && now - due > cj.spec.startingDeadlineSeconds * 1000;
       if (due !== undefined && late) {
-        await recordEvent(this.client, cj, 'batch/v1', 'CronJob', 'cronjob-controller', 'Warning', 'MissSchedule', `Missed scheduled time to start a job: ${stamp(due)}`).catch(() => {});
+        this.events.record(cj, 'batch/v1', 'CronJob', 'Warning', 'MissSchedule', `Missed scheduled time to start a job: ${stamp(due)}`);
         status.lastScheduleTime = stamp(due);
       } else if (due !== undefined) {
         const policy = cj.spec?.concurrencyPolicy ?? 'Allow';
@@ -84,7 +87,7 @@ export class CronJobController {
               spec: tpl.spec,
             });
             jobs.push(job);
-            await recordEvent(this.client, cj, 'batch/v1', 'CronJob', 'cronjob-controller', 'Normal', 'SuccessfulCreate', `Created job ${name}`).catch(() => {});
+            this.events.record(cj, 'batch/v1', 'CronJob', 'Normal', 'SuccessfulCreate', `Created job ${name}`);
           } catch (err) {
             if (!isCode(err, 'AlreadyExists')) throw err;
           }

@@ -1,5 +1,5 @@
 import { nodeMatchesPod, untoleratedTaint } from '../api/node-match.js';
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder } from '../client/event-recorder.js';
 import { type Informer, objectKey } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -31,11 +31,14 @@ export class DaemonSetController {
   private readonly pods: Informer;
   private readonly revisions: Informer;
 
+  private readonly events: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     informers: InformerFactory,
     private readonly log: Logger,
   ) {
+    this.events = new EventRecorder(client, 'daemonset-controller', log);
     this.sets = informers.for('/apis/apps/v1/daemonsets');
     this.nodes = informers.for('/api/v1/nodes');
     this.pods = informers.for('/api/v1/pods');
@@ -105,13 +108,13 @@ export class DaemonSetController {
           metadata: { generateName: `${ds.metadata.name}-`, namespace: ns, labels: { ...(tpl.metadata?.labels ?? {}), [REVISION_HASH]: rev.hash }, annotations: tpl.metadata?.annotations, ownerReferences: [ownerReferenceTo(ds, 'apps/v1', 'DaemonSet')] },
           spec,
         });
-        await recordEvent(this.client, ds, 'apps/v1', 'DaemonSet', 'daemonset-controller', 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`).catch(() => {});
+        this.events.record(ds, 'apps/v1', 'DaemonSet', 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`);
       }),
     );
     await Promise.all(
       [...new Set(toDelete)].map((p) =>
         this.client.delete(`${podsPath}/${p.metadata.name}`).then(
-          () => recordEvent(this.client, ds, 'apps/v1', 'DaemonSet', 'daemonset-controller', 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`).catch(() => {}),
+          () => this.events.record(ds, 'apps/v1', 'DaemonSet', 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`),
           (err) => {
             if (!isCode(err, 'NotFound')) throw err;
           },

@@ -1,5 +1,5 @@
 import { deepEqual } from '../api/object.js';
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder, type EventType } from '../client/event-recorder.js';
 import { type Informer, objectKey } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -48,11 +48,14 @@ export class DeploymentController {
   private readonly sets: Informer;
   private readonly pods: Informer;
 
+  private readonly events: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     informers: InformerFactory,
     private readonly log: Logger,
   ) {
+    this.events = new EventRecorder(client, 'deployment-controller', log);
     this.deployments = informers.for('/apis/apps/v1/deployments');
     this.sets = informers.for('/apis/apps/v1/replicasets');
     this.pods = informers.for('/api/v1/pods');
@@ -83,8 +86,8 @@ export class DeploymentController {
     return resourcePath({ group: 'apps', version: 'v1', plural: 'replicasets', namespace: ns, name, subresource });
   }
 
-  private async event(d: Obj, type: string, reason: string, message: string): Promise<void> {
-    await recordEvent(this.client, d, 'apps/v1', 'Deployment', 'deployment-controller', type, reason, message).catch((err) => this.log.warn('could not record event', { err }));
+  private async event(d: Obj, type: EventType, reason: string, message: string): Promise<void> {
+    this.events.record(d, 'apps/v1', 'Deployment', type, reason, message);
   }
 
   /** Sets a ReplicaSet's size, and the deployment size it was sized for in its annotations. */

@@ -1,5 +1,5 @@
 import { bytes, milliCpu } from '../api/quantity.js';
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder } from '../client/event-recorder.js';
 import { type Informer, objectKey } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -30,12 +30,15 @@ export class HorizontalController {
   /** HPA key -> recent recommendations, for the stabilization windows. */
   private readonly recommendations = new Map<string, { at: number; replicas: number }[]>();
 
+  private readonly events: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     informers: InformerFactory,
     private readonly log: Logger,
     private readonly syncPeriodMs = Number(process.env.KUBICLE_HPA_SYNC_PERIOD_MS ?? 15_000),
   ) {
+    this.events = new EventRecorder(client, 'horizontal-pod-autoscaler', log);
     this.hpas = informers.for('/apis/autoscaling/v2/horizontalpodautoscalers');
     this.pods = informers.for('/api/v1/pods');
     this.hpas.on({ add: (h) => this.queue.add(objectKey(h)), update: (_, h) => this.queue.add(objectKey(h)), delete: (h) => this.recommendations.delete(objectKey(h)) });
@@ -155,7 +158,7 @@ export class HorizontalController {
       await this.client.update(scalePath, { ...scale, spec: { replicas: next } });
       status.lastScaleTime = stamp();
       const m = currentMetrics[0]?.resource;
-      await recordEvent(this.client, hpa, 'autoscaling/v2', 'HorizontalPodAutoscaler', 'horizontal-pod-autoscaler', 'Normal', 'SuccessfulRescale', `New size: ${next}; reason: ${m?.name ?? 'cpu'} resource utilization (percentage of request) ${next > current ? 'above' : 'below'} target`).catch(() => {});
+      this.events.record(hpa, 'autoscaling/v2', 'HorizontalPodAutoscaler', 'Normal', 'SuccessfulRescale', `New size: ${next}; reason: ${m?.name ?? 'cpu'} resource utilization (percentage of request) ${next > current ? 'above' : 'below'} target`);
     }
     await writeStatus(status);
   }

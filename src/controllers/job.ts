@@ -1,4 +1,4 @@
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder, type EventType } from '../client/event-recorder.js';
 import { type Informer, objectKey } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -60,11 +60,14 @@ export class JobController {
   private readonly jobs: Informer;
   private readonly pods: Informer;
 
+  private readonly events: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     informers: InformerFactory,
     private readonly log: Logger,
   ) {
+    this.events = new EventRecorder(client, 'job-controller', log);
     this.jobs = informers.for('/apis/batch/v1/jobs');
     this.pods = informers.for('/api/v1/pods');
     this.jobs.on({ add: (j) => this.queue.add(objectKey(j)), update: (_, j) => this.queue.add(objectKey(j)) });
@@ -75,8 +78,8 @@ export class JobController {
     return resourcePath({ version: 'v1', plural: 'pods', namespace: ns, name });
   }
 
-  private async event(job: Obj, type: string, reason: string, message: string): Promise<void> {
-    await recordEvent(this.client, job, 'batch/v1', 'Job', 'job-controller', type, reason, message).catch(() => {});
+  private async event(job: Obj, type: EventType, reason: string, message: string): Promise<void> {
+    this.events.record(job, 'batch/v1', 'Job', type, reason, message);
   }
 
   private async deletePods(pods: Obj[]): Promise<void> {

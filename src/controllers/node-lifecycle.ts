@@ -1,5 +1,5 @@
 import { tolerates } from '../api/node-match.js';
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder } from '../client/event-recorder.js';
 import type { Informer } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -28,12 +28,17 @@ export class NodeLifecycleController {
   private readonly gracePeriodMs: number;
   private readonly monitorPeriodMs: number;
 
+  private readonly events: EventRecorder;
+  private readonly evictionEvents: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     informers: InformerFactory,
     private readonly log: Logger,
     opts: NodeLifecycleOptions = {},
   ) {
+    this.events = new EventRecorder(client, 'node-controller', log);
+    this.evictionEvents = new EventRecorder(client, 'taint-eviction-controller', log);
     this.nodes = informers.for('/api/v1/nodes');
     this.leases = informers.for('/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases');
     this.pods = informers.for('/api/v1/pods');
@@ -62,7 +67,7 @@ export class NodeLifecycleController {
         await this.client.patch(`/api/v1/nodes/${name}`, {
           spec: { taints: [...taints, { key: UNREACHABLE, effect: 'NoSchedule', timeAdded: stamp() }, { key: UNREACHABLE, effect: 'NoExecute', timeAdded: stamp() }] },
         });
-        await recordEvent(this.client, { metadata: { name, namespace: 'default', uid: node.metadata.uid } }, 'v1', 'Node', 'node-controller', 'Normal', 'NodeNotReady', `Node ${name} status is now: NodeNotReady`).catch(() => {});
+        this.events.record(node, 'v1', 'Node', 'Normal', 'NodeNotReady', `Node ${name} status is now: NodeNotReady`);
         this.log.info('node unreachable', { node: name });
       } else if (!silent && tainted) {
         await this.client.patch(`/api/v1/nodes/${name}`, { spec: { taints: taints.filter((t) => t.key !== UNREACHABLE) } });
@@ -95,7 +100,7 @@ export class NodeLifecycleController {
       }
       if (evictAt > now) continue;
       this.log.info('evicting pod from a NoExecute-tainted node', { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, node: pod.spec.nodeName });
-      await recordEvent(this.client, pod, 'v1', 'Pod', 'taint-eviction-controller', 'Normal', 'TaintManagerEviction', `Marking for deletion Pod ${pod.metadata.namespace}/${pod.metadata.name}`).catch(() => {});
+      this.evictionEvents.record(pod, 'v1', 'Pod', 'Normal', 'TaintManagerEviction', `Marking for deletion Pod ${pod.metadata.namespace}/${pod.metadata.name}`);
       // The node is gone: no kubelet will finish a graceful deletion, so delete at once.
       await this.client.delete(`${resourcePath({ version: 'v1', plural: 'pods', namespace: pod.metadata.namespace, name: pod.metadata.name })}?gracePeriodSeconds=0`).catch((err) => {
         if (!isCode(err, 'NotFound')) throw err;

@@ -1,5 +1,5 @@
 import { bytes } from '../api/quantity.js';
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder } from '../client/event-recorder.js';
 import { type Informer, objectKey } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -24,11 +24,14 @@ export class PersistentVolumeController {
   private readonly volumes: Informer;
   private readonly classes: Informer;
 
+  private readonly events: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     informers: InformerFactory,
     private readonly log: Logger,
   ) {
+    this.events = new EventRecorder(client, 'persistentvolume-controller', log);
     this.claims = informers.for('/api/v1/persistentvolumeclaims');
     this.volumes = informers.for('/api/v1/persistentvolumes');
     this.classes = informers.for('/apis/storage.k8s.io/v1/storageclasses');
@@ -95,7 +98,7 @@ export class PersistentVolumeController {
             claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: ns, name: pvc.metadata.name, uid: pvc.metadata.uid },
           },
         });
-        await recordEvent(this.client, pvc, 'v1', 'PersistentVolumeClaim', 'persistentvolume-controller', 'Normal', 'ProvisioningSucceeded', `Successfully provisioned volume ${name}`).catch(() => {});
+        this.events.record(pvc, 'v1', 'PersistentVolumeClaim', 'Normal', 'ProvisioningSucceeded', `Successfully provisioned volume ${name}`);
       } catch (err) {
         if (!isCode(err, 'AlreadyExists')) throw err;
         return;

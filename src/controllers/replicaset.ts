@@ -1,4 +1,4 @@
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder, type EventType } from '../client/event-recorder.js';
 import { type Informer, objectKey } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -22,11 +22,14 @@ export class ReplicaSetController {
   /** ReplicaSet key -> pods it is still waiting to see created / deleted. */
   private readonly expecting = new Map<string, { adds: number; dels: Set<string>; at: number }>();
 
+  private readonly events: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     informers: InformerFactory,
     private readonly log: Logger,
   ) {
+    this.events = new EventRecorder(client, 'replicaset-controller', log);
     this.sets = informers.for('/apis/apps/v1/replicasets');
     this.pods = informers.for('/api/v1/pods');
     this.sets.on({ add: (rs) => this.queue.add(objectKey(rs)), update: (_, rs) => this.queue.add(objectKey(rs)), delete: (rs) => this.expecting.delete(objectKey(rs)) });
@@ -172,8 +175,8 @@ export class ReplicaSetController {
     if (minReady && status.readyReplicas > status.availableReplicas) this.queue.addAfter(objectKey(rs), minReady * 1000);
   }
 
-  private async event(obj: Obj, type: string, reason: string, message: string): Promise<void> {
-    await recordEvent(this.client, obj, 'apps/v1', 'ReplicaSet', 'replicaset-controller', type, reason, message).catch((err) => this.log.warn('could not record event', { err }));
+  private async event(obj: Obj, type: EventType, reason: string, message: string): Promise<void> {
+    this.events.record(obj, 'apps/v1', 'ReplicaSet', type, reason, message);
   }
 
   async run(signal: AbortSignal): Promise<void> {

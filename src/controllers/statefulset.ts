@@ -1,4 +1,4 @@
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder } from '../client/event-recorder.js';
 import { type Informer, objectKey } from '../client/informer.js';
 import type { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -28,11 +28,14 @@ export class StatefulSetController {
   private readonly pods: Informer;
   private readonly revisions: Informer;
 
+  private readonly events: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     informers: InformerFactory,
     private readonly log: Logger,
   ) {
+    this.events = new EventRecorder(client, 'statefulset-controller', log);
     this.sets = informers.for('/apis/apps/v1/statefulsets');
     this.pods = informers.for('/api/v1/pods');
     this.revisions = informers.for('/apis/apps/v1/controllerrevisions');
@@ -45,7 +48,7 @@ export class StatefulSetController {
   }
 
   private async event(sts: Obj, reason: string, message: string): Promise<void> {
-    await recordEvent(this.client, sts, 'apps/v1', 'StatefulSet', 'statefulset-controller', 'Normal', reason, message).catch(() => {});
+    this.events.record(sts, 'apps/v1', 'StatefulSet', 'Normal', reason, message);
   }
 
   private async ensureClaims(sts: Obj, name: string): Promise<void> {

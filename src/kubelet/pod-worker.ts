@@ -1,5 +1,5 @@
 import { podResourceTotals } from '../api/pod-resources.js';
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder, type EventType } from '../client/event-recorder.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
@@ -53,12 +53,15 @@ export class PodWorker {
   private readonly pods = new Map<string, PodMemory>();
   private readonly prober: Prober;
 
+  private readonly events: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     private readonly agent: SandboxClient,
     private readonly opts: PodWorkerOptions,
     private readonly log: Logger,
   ) {
+    this.events = new EventRecorder(client, component, log);
     this.prober = new Prober(
       agent,
       {
@@ -85,8 +88,8 @@ export class PodWorker {
     return m;
   }
 
-  private event(pod: Obj, type: string, reason: string, message: string): void {
-    recordEvent(this.client, pod, 'v1', 'Pod', component, type, reason, message).catch(() => {});
+  private event(pod: Obj, type: EventType, reason: string, message: string): void {
+    this.events.record(pod, 'v1', 'Pod', type, reason, message);
   }
 
   /** Brings a live pod one step closer to its spec and reports its status. Returns ms until the next look (undefined: on change only). */

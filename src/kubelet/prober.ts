@@ -1,3 +1,4 @@
+import type { EventType } from '../client/event-recorder.js';
 import type { Obj } from '../client/kube-client.js';
 import type { Logger } from '../observe/log.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
@@ -17,7 +18,7 @@ export interface ProbeHost {
   wake(pod: Obj): void;
   /** Stops a container a liveness or startup probe gave up on (preStop first); the pod worker restarts it by its policy. */
   kill(pod: Obj, container: Obj, graceSeconds: number): Promise<void>;
-  event(pod: Obj, type: string, reason: string, message: string): void;
+  event(pod: Obj, type: EventType, reason: string, message: string): void;
 }
 
 interface Worker {

@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder } from '../client/event-recorder.js';
 import { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { isCode } from '../observe/errors.js';
@@ -46,11 +46,14 @@ export class IngressController {
   private endpointsOf: (b: Backend) => { ip: string; port: number }[] | undefined = () => undefined;
   private readonly upstream = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
+  private readonly events: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     private readonly opts: IngressControllerOptions,
     private readonly log: Logger,
   ) {
+    this.events = new EventRecorder(client, COMPONENT, log);
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -239,7 +242,7 @@ export class IngressController {
       const text = problems.map((p) => p.message).join('; ');
       if (this.reported.get(uid) === text) continue;
       this.reported.set(uid, text);
-      for (const p of problems) await recordEvent(this.client, p.ingress, 'networking.k8s.io/v1', 'Ingress', COMPONENT, 'Warning', p.reason, p.message).catch(() => {});
+      for (const p of problems) this.events.record(p.ingress, 'networking.k8s.io/v1', 'Ingress', 'Warning', p.reason, p.message);
     }
     for (const uid of [...this.reported.keys()]) if (!now.has(uid)) this.reported.delete(uid);
     return settled;

@@ -1,5 +1,5 @@
 import { type Cidr, parseCidr } from '../api/ipv4.js';
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder, type EventType } from '../client/event-recorder.js';
 import { InformerFactory } from '../client/informer-factory.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { KubicleError } from '../observe/errors.js';
@@ -30,11 +30,14 @@ export class LoadBalancer {
   private readonly pool: Cidr;
   private readonly reported = new Map<string, string>();
 
+  private readonly events: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     private readonly opts: LoadBalancerOptions,
     private readonly log: Logger,
   ) {
+    this.events = new EventRecorder(client, COMPONENT, log);
     const pool = parseCidr(opts.pool);
     if (!pool) throw new KubicleError('Invalid', `load balancer pool ${JSON.stringify(opts.pool)} is not an IPv4 network`);
     this.pool = pool;
@@ -116,11 +119,11 @@ export class LoadBalancer {
   }
 
   /** One event per Service per distinct message, so a reconcile loop does not flood events. */
-  private async report(svc: Obj, type: string, reason: string, message: string): Promise<void> {
+  private async report(svc: Obj, type: EventType, reason: string, message: string): Promise<void> {
     const k = `${svc.metadata.namespace}/${svc.metadata.name}`;
     if (this.reported.get(k) === message) return;
     this.reported.set(k, message);
-    await recordEvent(this.client, svc, 'v1', 'Service', COMPONENT, type, reason, message).catch((err) => this.log.warn('event not recorded', { service: k, err }));
+    this.events.record(svc, 'v1', 'Service', type, reason, message);
   }
 
   /** The listeners of the Services given an address in Proxy mode. */

@@ -1,4 +1,4 @@
-import { recordEvent } from '../client/event-recorder.js';
+import { EventRecorder, type EventType } from '../client/event-recorder.js';
 import { Informer, objectKey } from '../client/informer.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { WorkQueue } from '../client/work-queue.js';
@@ -59,12 +59,15 @@ export class Scheduler {
   private readonly cluster: ClusterView & { nodes: NodeInfo[] };
   scheduled = 0;
 
+  private readonly events: EventRecorder;
+
   constructor(
     private readonly client: KubeClient,
     private readonly log: Logger,
     opts: SchedulerOptions = {},
   ) {
     this.name = opts.name ?? 'default-scheduler';
+    this.events = new EventRecorder(client, this.name, log);
     this.filters = opts.filters ?? defaultFilters;
     this.scores = opts.scores ?? defaultScores;
     this.pods = new Informer(client, '/api/v1/pods', log);
@@ -323,8 +326,8 @@ export class Scheduler {
     }
   }
 
-  private async event(pod: Obj, type: string, reason: string, message: string): Promise<void> {
-    await recordEvent(this.client, pod, 'v1', 'Pod', this.name, type, reason, message).catch((err) => this.log.warn('could not record event', { reason, err }));
+  private async event(pod: Obj, type: EventType, reason: string, message: string): Promise<void> {
+    this.events.record(pod, 'v1', 'Pod', type, reason, message);
   }
 
   async run(signal: AbortSignal): Promise<void> {

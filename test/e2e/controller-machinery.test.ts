@@ -5,14 +5,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { EventRecorder } from '../../src/client/event-recorder.js';
 import { Informer } from '../../src/client/informer.js';
 import { KubeClient, type Obj } from '../../src/client/kube-client.js';
 import { LeaderElector } from '../../src/client/leader-election.js';
 import { silentLogger } from '../../src/observe/log.js';
 import { cm, rawClient } from '../support/http.js';
-import { cleanup, type Kubicle, startKubicle } from '../support/kubicle.js';
+import { cleanup, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
 
-/** client/'s controller machinery against a real kubicle: the informer and leader election. */
+/** client/'s controller machinery against a real kubicle: the informer, leader election and the event recorder. */
 let k: Kubicle;
 let client: KubeClient;
 before(async () => {
@@ -193,5 +194,64 @@ describe('LeaderElector', () => {
       assert.match(r.stderr, want);
       assert.equal(existsSync(dataDir), false, 'nothing was made');
     }
+  });
+});
+
+describe('EventRecorder', () => {
+  it('writes events in order without waiting, counts repeats on one Event, and kubectl describe shows them', async () => {
+    const api = await rawClient(k);
+    const created = await api.call('POST', '/api/v1/namespaces/default/configmaps', cm('evented'));
+    assert.equal(created.status, 201);
+    const obj = created.json as Obj;
+    const events = new EventRecorder(client, 'test-controller', silentLogger);
+    const began = performance.now();
+    for (let i = 0; i < 5; i++) events.record(obj, 'v1', 'ConfigMap', 'Warning', 'Flapping', 'the same thing again');
+    for (let i = 0; i < 3; i++) events.record(obj, 'v1', 'ConfigMap', 'Normal', 'Step', `step ${i}`);
+    // Recording queues: nothing waits for the API server.
+    assert.ok(performance.now() - began < 50, 'record() returns at once');
+    await events.sent();
+    const list = (await api.call('GET', '/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Devented')).json as Obj;
+    const flapping = list.items.filter((e: Obj) => e.reason === 'Flapping');
+    assert.equal(flapping.length, 1, 'repeats make no new Event');
+    assert.equal(flapping[0].count, 5);
+    assert.equal(flapping[0].source.component, 'test-controller');
+    assert.equal(flapping[0].involvedObject.uid, obj.metadata.uid);
+    assert.deepEqual(
+      list.items
+        .filter((e: Obj) => e.reason === 'Step')
+        .sort((a: Obj, b: Obj) => Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion))
+        .map((e: Obj) => [e.message, e.count]),
+      [
+        ['step 0', 1],
+        ['step 1', 1],
+        ['step 2', 1],
+      ],
+    );
+    const kc = await kubectlFor(k, '1.33');
+    const described = await kc(['describe', 'configmap', 'evented']);
+    assert.equal(described.code, 0, described.stderr);
+    assert.match(described.stdout, /Warning\s+Flapping\s+\S+ \(x5 over \S+\)\s+test-controller\s+the same thing again/);
+
+    // The Event deleted meanwhile: the next repeat starts a new one.
+    await api.call('DELETE', `/api/v1/namespaces/default/events/${flapping[0].metadata.name}`);
+    events.record(obj, 'v1', 'ConfigMap', 'Warning', 'Flapping', 'the same thing again');
+    await events.sent();
+    const again = ((await api.call('GET', '/api/v1/namespaces/default/events?fieldSelector=reason%3DFlapping')).json as Obj).items;
+    assert.deepEqual(
+      again.map((e: Obj) => e.count),
+      [1],
+    );
+  });
+
+  it('a queue full of events drops the newest and counts them; what was queued is written', async () => {
+    const obj = { metadata: { name: 'flood', namespace: 'default', uid: 'flood-uid' } };
+    const events = new EventRecorder(client, 'flood-controller', silentLogger);
+    for (let i = 0; i < 1200; i++) events.record(obj, 'v1', 'ConfigMap', 'Normal', 'Flood', `event ${i}`);
+    assert.ok(events.dropped >= 199 && events.dropped <= 200, `dropped ${events.dropped}`);
+    await events.sent();
+    const api = await rawClient(k);
+    const list = (await api.call('GET', '/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dflood')).json as Obj;
+    assert.equal(list.items.length, 1200 - events.dropped);
+    assert.ok(!list.items.some((e: Obj) => e.message === 'event 1199'), 'the newest were dropped');
   });
 });
