@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -169,6 +169,32 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
       assert.ok(ticks.length >= 2, `ticks arrive while attached (got ${JSON.stringify(r.stdout)})`);
       assert.ok(ticks.every((t, i) => i === 0 || t === ticks[i - 1] + 1), 'in order, none lost');
     }
+  });
+
+  it('an attach whose input relay dies ends with an error instead of ignoring the keyboard', async () => {
+    await run('1.33', ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'typist', namespace: ns }, spec: { containers: [{ name: 'sh', image, command: ['sh'], stdin: true, tty: true }] } }));
+    await run('1.33', ['wait', '-n', ns, '--for=condition=Ready', 'pod/typist', '--timeout=60s']);
+    const { term, screen, exited } = kubectlOnTerminal(k, '1.27', ['attach', '-it', '-n', ns, 'typist'], { cols: 90, rows: 20 });
+    await eventually(async () => {
+      term.write('echo sum-$((40+2))\r');
+      await new Promise((r) => setTimeout(r, 300));
+      return screen().includes('sum-42');
+    }, () => `typed input reaches the shell (screen: ${JSON.stringify(screen())})`, 30_000);
+    // The relay is socat, run in the container's run directory under this server's data dir.
+    const relays: number[] = [];
+    for (const pid of (await readdir('/proc')).filter((d) => /^\d+$/.test(d))) {
+      const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => '');
+      if (cmd.startsWith('socat\0') && cmd.includes('UNIX-CONNECT:attach') && cwd.startsWith(k.dataDir) && cwd.includes(`/containers/sh/`)) relays.push(Number(pid));
+    }
+    assert.equal(relays.length, 1, 'one input relay for the session');
+    process.kill(relays[0], 'SIGKILL');
+    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still attached'), 15_000))]);
+    assert.notEqual(code, 'still attached', `kubectl is told (screen: ${JSON.stringify(screen())})`);
+    assert.notEqual(code, 0);
+    assert.match(screen(), /attaching input failed: the input relay exited \(signal SIGKILL\)/);
+    const still = await kubectl['1.33'](['exec', '-n', ns, 'typist', '--', 'true']);
+    assert.equal(still.code, 0, 'the container lives on');
   });
 
   it("the agent starts a terminal at the size the request gives, else at the client's first resize, else at 80×24", async () => {

@@ -37,6 +37,11 @@ export function attachToConmon(t: AttachTarget): StreamedProcess {
     relayError += d.toString();
   });
   relay?.stdin?.on('error', () => {});
+  // The caller ending its input ends socat too, rightly; only an exit before that loses input.
+  let inputEnded = false;
+  relay?.stdin?.once('finish', () => {
+    inputEnded = true;
+  });
   let killed = false;
   let resizes = Promise.resolve();
   const done = new Promise<ExecResult>((resolve) => {
@@ -51,12 +56,18 @@ export function attachToConmon(t: AttachTarget): StreamedProcess {
       );
     });
     t.output.once('error', (err) => resolve({ exitCode: 1, message: err.message }));
-    relay?.once('exit', (code) => {
-      // The input relay failing before the container ends means input cannot be delivered.
-      if (!killed && code !== 0 && relayError) {
+    relay?.once('exit', (code, signal) => {
+      // The input relay ending while the caller still types means its input goes nowhere: say so
+      // and end the session, rather than leave a terminal that silently ignores the keyboard.
+      // conmon closing the socket because the container exited ends it too, a little before the
+      // log ends: give the output that long to end first.
+      if (killed || inputEnded) return;
+      setTimeout(() => {
+        if (killed || t.output.readableEnded) return;
         t.stopOutput();
-        resolve({ exitCode: 1, message: `attaching input failed: ${relayError.trim()}` });
-      }
+        const how = signal ? `signal ${signal}` : `code ${code}`;
+        resolve({ exitCode: 1, message: `attaching input failed: the input relay exited (${how})${relayError.trim() ? `: ${relayError.trim()}` : ''}` });
+      }, 2000).unref();
     });
   });
   return {
