@@ -1,3 +1,4 @@
+import { LOCAL_PATH_PROVISIONER } from '../api/local-path.js';
 import type { KubeObject } from '../api/object.js';
 import type { Registry } from '../api/registry.js';
 import type { ResourceType } from '../api/resource-type.js';
@@ -33,9 +34,10 @@ export async function bootstrap(registry: Registry, store: ObjectStore, self: { 
     apiVersion: 'storage.k8s.io/v1',
     kind: 'StorageClass',
     metadata: { name: 'local-path', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
-    provisioner: 'kubicle.io/local-path',
+    provisioner: LOCAL_PATH_PROVISIONER,
     reclaimPolicy: 'Delete',
-    volumeBindingMode: 'Immediate',
+    // A directory lives on one node: provision it where the claim's first pod is scheduled.
+    volumeBindingMode: 'WaitForFirstConsumer',
   });
   // The sandboxes this platform runs pods in (DESIGN §1). microvm's overhead is what a guest costs
   // beyond its pod's own use: QEMU and the guest kernel (bench/microvm measures it).

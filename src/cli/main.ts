@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import path from 'node:path';
+import { LOCAL_PATH_ROOT } from '../api/local-path.js';
 import { versionInfo } from '../apiserver/version.js';
 import { KubicleError } from '../observe/errors.js';
 import { createLogger } from '../observe/log.js';
@@ -83,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
     case 'agent': {
       const { HostAgent } = await import('../sandbox/agent.js');
       const dataDir = path.resolve(config['data-dir']);
-      const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath: config['agent-socket'] || path.join(dataDir, 'agent.sock'), podCidr: config['pod-cidr'], bridge: config.bridge }, log.with({ component: 'agent' }));
+      const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath: config['agent-socket'] || path.join(dataDir, 'agent.sock'), podCidr: config['pod-cidr'], bridge: config.bridge, removableDirRoots: [LOCAL_PATH_ROOT] }, log.with({ component: 'agent' }));
       const running = agent.run(ac.signal);
       if (process.send) {
         // Started by `kubicle standalone` or `server` (agent-process.ts): tell it when the API

@@ -1,3 +1,5 @@
+import { LOCAL_PATH_FINALIZER, LOCAL_PATH_PROVISIONER, LOCAL_PATH_ROOT, SELECTED_NODE_ANNOTATION } from '../api/local-path.js';
+import { nodeSelectorTermMatches } from '../api/node-match.js';
 import { bytes } from '../api/quantity.js';
 import { EventRecorder } from '../client/event-recorder.js';
 import { type Informer, objectKey } from '../client/informer.js';
@@ -12,11 +14,12 @@ import { selectorMatches } from './owner.js';
  * PersistentVolume controller: binds each Pending claim to the smallest Available volume of its
  * class that offers its access modes, size and volume mode (and matches its selector); if none,
  * and its class's provisioner is kubicle.io/local-path, provisions one — a hostPath directory
- * under /var/lib/kubicle/local-path, created by the node when a pod mounts it. A volume whose
- * claim is gone is Released, and deleted if its reclaim policy is Delete.
+ * under /var/lib/kubicle/local-path on the node the scheduler selected for the claim's first pod
+ * (the class must be WaitForFirstConsumer), pinned there by node affinity and created by that
+ * node when the pod mounts it. A volume whose claim is gone is Released, and deleted if its
+ * reclaim policy is Delete; a provisioned one stays, finalized, until its node has removed the
+ * directory.
  */
-const PROVISIONER = 'kubicle.io/local-path';
-const root = '/var/lib/kubicle/local-path';
 
 export class PersistentVolumeController {
   private readonly queue = new WorkQueue();
@@ -68,33 +71,55 @@ export class PersistentVolumeController {
     return true;
   }
 
+  /** Whether the named node satisfies the volume's node affinity (nodes carry their name as kubernetes.io/hostname). */
+  private reachableFrom(pv: Obj, node: string): boolean {
+    const asNode = { metadata: { name: node, labels: { 'kubernetes.io/hostname': node } } };
+    return (pv.spec.nodeAffinity.required.nodeSelectorTerms ?? []).some((t: Obj) => nodeSelectorTermMatches(asNode, t));
+  }
+
   private async syncClaim(id: string): Promise<void> {
     const pvc = this.claims.get(id);
     if (!pvc || pvc.metadata.deletionTimestamp || pvc.status?.phase === 'Bound') return;
     const ns = pvc.metadata.namespace;
+    const cls = this.classes.get(pvc.spec?.storageClassName ?? '');
+    // A WaitForFirstConsumer claim binds once the scheduler has chosen its first pod's node, and
+    // only to a volume that node can reach.
+    const waits = cls?.volumeBindingMode === 'WaitForFirstConsumer';
+    const node = pvc.metadata.annotations?.[SELECTED_NODE_ANNOTATION] as string | undefined;
+    const reachable = (v: Obj) => !waits || !v.spec?.nodeAffinity?.required || (node !== undefined && this.reachableFrom(v, node));
     let pv =
       (pvc.spec?.volumeName && this.volumes.get(pvc.spec.volumeName)) ||
       this.volumes.list().find((v) => v.spec?.claimRef?.uid === pvc.metadata.uid) ||
-      this.volumes
-        .list()
-        .filter((v) => v.status?.phase === 'Available' && !v.spec?.claimRef && this.fits(v, pvc))
-        .sort((a, b) => bytes(a.spec.capacity.storage) - bytes(b.spec.capacity.storage))[0];
+      (!waits || node
+        ? this.volumes
+            .list()
+            .filter((v) => v.status?.phase === 'Available' && !v.spec?.claimRef && this.fits(v, pvc) && reachable(v))
+            .sort((a, b) => bytes(a.spec.capacity.storage) - bytes(b.spec.capacity.storage))[0]
+        : undefined);
     if (!pv) {
-      const cls = this.classes.get(pvc.spec?.storageClassName ?? '');
-      if (cls?.provisioner !== PROVISIONER) return; // waits for a matching volume to appear
+      if (cls?.provisioner !== LOCAL_PATH_PROVISIONER) return; // waits for a matching volume to appear
+      if (!waits) {
+        this.events.record(pvc, 'v1', 'PersistentVolumeClaim', 'Warning', 'ProvisioningFailed', `${LOCAL_PATH_PROVISIONER} provisions only for a StorageClass with volumeBindingMode WaitForFirstConsumer: a directory lives on one node, which must be known first`);
+        return;
+      }
+      if (!node) {
+        this.events.record(pvc, 'v1', 'PersistentVolumeClaim', 'Normal', 'WaitForFirstConsumer', 'waiting for first consumer to be created before binding');
+        return;
+      }
       const name = `pvc-${pvc.metadata.uid}`;
       try {
         pv = await this.client.create('/api/v1/persistentvolumes', {
           apiVersion: 'v1',
           kind: 'PersistentVolume',
-          metadata: { name, annotations: { 'pv.kubernetes.io/provisioned-by': PROVISIONER } },
+          metadata: { name, annotations: { 'pv.kubernetes.io/provisioned-by': LOCAL_PATH_PROVISIONER }, finalizers: [LOCAL_PATH_FINALIZER] },
           spec: {
             capacity: { storage: pvc.spec.resources.requests.storage },
             accessModes: pvc.spec.accessModes,
             volumeMode: pvc.spec.volumeMode ?? 'Filesystem',
             storageClassName: cls.metadata.name,
             persistentVolumeReclaimPolicy: cls.reclaimPolicy ?? 'Delete',
-            hostPath: { path: `${root}/${name}`, type: 'DirectoryOrCreate' },
+            hostPath: { path: `${LOCAL_PATH_ROOT}/${name}`, type: 'DirectoryOrCreate' },
+            nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }] }] } },
             claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: ns, name: pvc.metadata.name, uid: pvc.metadata.uid },
           },
         });

@@ -7,6 +7,7 @@ import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import { KubeletServer } from './kubelet-server.js';
+import { LocalVolumeCleaner } from './local-volumes.js';
 import { parseResolvConf } from './pod-dns.js';
 import { PodWorker } from './pod-worker.js';
 import { StatsProvider } from './stats.js';
@@ -236,6 +237,7 @@ export class Kubelet {
       },
       { once: true },
     );
-    await Promise.all([this.pods.run(signal), this.queue.run(4, (key) => this.sync(key), signal, (key, err) => this.log.warn('pod sync failed', { pod: key, err }))]);
+    const volumes = new LocalVolumeCleaner(this.client, [this.opts.nodeName], (dir) => this.agent.removeHostDir(dir), this.log);
+    await Promise.all([this.pods.run(signal), volumes.run(signal), this.queue.run(4, (key) => this.sync(key), signal, (key, err) => this.log.warn('pod sync failed', { pod: key, err }))]);
   }
 }

@@ -4,6 +4,7 @@ import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.j
 import { WorkQueue } from '../client/work-queue.js';
 import { isCode } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
+import { LocalVolumeCleaner } from './local-volumes.js';
 
 /**
  * A NODE SIMULATOR, not a kubelet: it registers N nodes that run nothing, keeps their Leases
@@ -276,6 +277,8 @@ export class NodeSimulator {
     signal.addEventListener('abort', () => {
       for (const t of this.timers) clearInterval(t);
     }, { once: true });
-    await Promise.all([this.pods.run(signal), this.queue.run(4, (key) => this.sync(key), signal, (key, err) => this.log.warn('simulated pod sync failed', { pod: key, err }))]);
+    // Simulated nodes keep no data: a deleted local volume pinned to one only needs its finalizer gone.
+    const volumes = new LocalVolumeCleaner(this.client, this.names, undefined, this.log);
+    await Promise.all([this.pods.run(signal), volumes.run(signal), this.queue.run(4, (key) => this.sync(key), signal, (key, err) => this.log.warn('simulated pod sync failed', { pod: key, err }))]);
   }
 }

@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../observe/log.js';
 import { Cgroups } from './cgroups.js';
+import { HostDirs } from './host-dirs.js';
 import { ImageStore } from './images/image-store.js';
 import { RegistryClient } from './images/registry-client.js';
 import { PodNetworks } from './net/pod-networks.js';
@@ -23,6 +24,8 @@ export interface HostAgentOptions {
   /** Image GC: when images exceed this many bytes, unused ones go, least recently used first. */
   imageGcHighBytes?: number;
   imageGcLowBytes?: number;
+  /** Directories whose children callers may remove (DELETE /v1/host-dirs): where local volumes live. */
+  removableDirRoots?: string[];
 }
 
 /**
@@ -55,7 +58,7 @@ export class HostAgent {
       ['runc', runc],
       ['microvm', microvm],
     ]);
-    const server = new SandboxServer(runtimes, images, networks, this.log, this.opts.tcp?.token);
+    const server = new SandboxServer(runtimes, images, networks, this.log, new HostDirs(this.opts.removableDirRoots ?? []), this.opts.tcp?.token);
     await server.listen(this.opts.socketPath, this.opts.tcp);
     // Listing re-adopts: containers that kept running while no agent did are watched again.
     const adopted = [...(await runc.list()), ...(await microvm.list())];

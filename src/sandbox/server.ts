@@ -8,6 +8,7 @@ import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import type { ContainerSpec, HostInfo, ImageSummary, LogOptions, NetworkSpec, RegistryAuth, SandboxSpec, SandboxUsage, Usage } from './api/types.js';
 import { parseLabelSelector, readJson, refuseUpgrade, send, sendError } from './api/wire.js';
+import type { HostDirs } from './host-dirs.js';
 import type { Image, ImageStore } from './images/image-store.js';
 import { parseReference } from './images/reference.js';
 import type { PodNetworks } from './net/pod-networks.js';
@@ -35,6 +36,7 @@ export class SandboxServer {
     private readonly images: ImageStore,
     private readonly networks: PodNetworks,
     private readonly log: Logger,
+    private readonly hostDirs: HostDirs,
     private readonly token?: string,
   ) {
     this.streams = new StreamServer((id) => this.runtimeOf(id), log);
@@ -104,6 +106,9 @@ export class SandboxServer {
           };
           return send(res, 200, info);
         }
+        case 'DELETE host-dirs':
+          await this.hostDirs.remove(q.get('path') ?? '');
+          return send(res, 200, {});
         case 'GET images':
           return send(res, 200, (await this.images.list()).map(summary));
         case 'GET images/resolve': {

@@ -28,6 +28,15 @@ export interface ClusterView {
   nodes: readonly NodeInfo[];
   /** A namespace's labels, for namespaceSelector in affinity terms; undefined if unknown. */
   namespaceLabels(ns: string): Record<string, string> | undefined;
+  /** Claims, volumes and classes as last seen, for volume placement; absent where nobody watches them. */
+  storage?: StorageView;
+}
+
+/** Lookups of storage objects by name; undefined when there is no such object. */
+export interface StorageView {
+  claim(namespace: string, name: string): Obj | undefined;
+  volume(name: string): Obj | undefined;
+  storageClass(name: string): Obj | undefined;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: each plugin types its own prepared state

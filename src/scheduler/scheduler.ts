@@ -1,3 +1,4 @@
+import { SELECTED_NODE_ANNOTATION } from '../api/local-path.js';
 import { EventRecorder, type EventType } from '../client/event-recorder.js';
 import { Informer, objectKey } from '../client/informer.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -13,6 +14,7 @@ import { leastAllocated, nodeResourcesFit } from './plugins/node-resources-fit.j
 import { defaultSpread } from './plugins/spread.js';
 import { taintToleration } from './plugins/taint-toleration.js';
 import { podTopologySpread, podTopologySpreadScore } from './plugins/topology-spread.js';
+import { volumeBinding } from './plugins/volume-binding.js';
 import { type Candidate, findCandidate, mayPreempt, priorityOf } from './preemption.js';
 
 /**
@@ -23,7 +25,7 @@ import { type Candidate, findCandidate, mayPreempt, priorityOf } from './preempt
  * upstream's words, and is retried when nodes change or pods go. Placements are assumed at once,
  * so a burst of pods does not overcommit a node before the informer sees the bindings.
  */
-export const defaultFilters: FilterPlugin[] = [nodeUnschedulable, nodeName, nodeAffinity, taintToleration, nodeResourcesFit, interPodAffinity, podTopologySpread];
+export const defaultFilters: FilterPlugin[] = [nodeUnschedulable, nodeName, nodeAffinity, taintToleration, nodeResourcesFit, volumeBinding, interPodAffinity, podTopologySpread];
 export const defaultScores: ScorePlugin[] = [leastAllocated, nodeAffinityPreferred, defaultSpread, interPodAffinityScore, podTopologySpreadScore];
 
 export interface SchedulerOptions {
@@ -40,6 +42,9 @@ export class Scheduler {
   private readonly nodes: Informer;
   private readonly namespaces: Informer;
   private readonly budgets: Informer;
+  private readonly claims: Informer;
+  private readonly volumes: Informer;
+  private readonly classes: Informer;
   private readonly queue: WorkQueue;
   /** The cluster view, kept up to date from informer events and assumptions (never rebuilt per pod). */
   private readonly infos = new Map<string, NodeInfo>();
@@ -74,9 +79,19 @@ export class Scheduler {
     this.nodes = new Informer(client, '/api/v1/nodes', log);
     this.namespaces = new Informer(client, '/api/v1/namespaces', log);
     this.budgets = new Informer(client, '/apis/policy/v1/poddisruptionbudgets', log);
+    this.claims = new Informer(client, '/api/v1/persistentvolumeclaims', log);
+    this.volumes = new Informer(client, '/api/v1/persistentvolumes', log);
+    this.classes = new Informer(client, '/apis/storage.k8s.io/v1/storageclasses', log);
     this.queue = new WorkQueue(100, 10_000, (key) => priorityOf(this.pods.get(key) ?? {}));
     const namespaces = this.namespaces;
-    this.cluster = { nodes: [], namespaceLabels: (ns) => namespaces.get(ns)?.metadata?.labels };
+    const { claims, volumes, classes } = this;
+    this.cluster = {
+      nodes: [],
+      namespaceLabels: (ns) => namespaces.get(ns)?.metadata?.labels,
+      storage: { claim: (ns, name) => claims.get(`${ns}/${name}`), volume: (name) => volumes.get(name), storageClass: (name) => classes.get(name) },
+    };
+    // A claim created, bound or given a volume may be what a waiting pod needs.
+    for (const i of [claims, volumes, classes]) i.on({ add: () => this.retrySoon(), update: () => this.retrySoon() });
     const consider = (pod: Obj) => {
       const key = objectKey(pod);
       if (pod.metadata?.deletionTimestamp || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') {
@@ -286,6 +301,15 @@ export class Scheduler {
 
   private async bind(pod: Obj, key: string, nodeName: string): Promise<void> {
     try {
+      await this.bindClaims(pod, nodeName);
+    } catch (err) {
+      // A claim changed or went meanwhile: the next cycle sees it as it is now.
+      this.unplace(key);
+      this.log.warn('selecting a node for the claims failed', { pod: key, node: nodeName, err });
+      this.queue.addRateLimited(key);
+      return;
+    }
+    try {
       await this.client.create(`${podPath(pod)}/binding`, {
         apiVersion: 'v1',
         kind: 'Binding',
@@ -307,6 +331,26 @@ export class Scheduler {
     this.nominated.delete(key);
     this.retrySoon(); // the pod may be what another pod's affinity waits for
     await this.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${nodeName}`);
+  }
+
+  /**
+   * Upstream's VolumeBinding PreBind: each unbound WaitForFirstConsumer claim of the pod is told
+   * the chosen node, and the pod is bound once they are (or after a while: the kubelet then waits
+   * for them itself), so it does not reach its node before its volumes.
+   */
+  private async bindClaims(pod: Obj, nodeName: string): Promise<void> {
+    const ns = pod.metadata.namespace;
+    const waiting: string[] = [];
+    for (const v of pod.spec?.volumes ?? []) {
+      const name = v.persistentVolumeClaim?.claimName;
+      const pvc = name && this.claims.get(`${ns}/${name}`);
+      if (!pvc || pvc.spec?.volumeName || this.classes.get(pvc.spec?.storageClassName ?? '')?.volumeBindingMode !== 'WaitForFirstConsumer') continue;
+      waiting.push(`${ns}/${name}`);
+      if (pvc.metadata.annotations?.[SELECTED_NODE_ANNOTATION]) continue;
+      await this.client.patch(resourcePath({ version: 'v1', plural: 'persistentvolumeclaims', namespace: ns, name }), { metadata: { annotations: { [SELECTED_NODE_ANNOTATION]: nodeName } } });
+    }
+    const deadline = Date.now() + 30_000;
+    while (waiting.some((k) => !this.claims.get(k)?.spec?.volumeName) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   }
 
   private async reportUnschedulable(pod: Obj, message: string): Promise<void> {
@@ -331,8 +375,9 @@ export class Scheduler {
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    const informers = [this.pods, this.nodes, this.namespaces, this.budgets].map((i) => i.run(signal));
-    await Promise.race([Promise.all([this.pods.synced, this.nodes.synced, this.namespaces.synced, this.budgets.synced]), Promise.all(informers)]);
+    const all = [this.pods, this.nodes, this.namespaces, this.budgets, this.claims, this.volumes, this.classes];
+    const informers = all.map((i) => i.run(signal));
+    await Promise.race([Promise.all(all.map((i) => i.synced)), Promise.all(informers)]);
     signal.addEventListener('abort', () => clearTimeout(this.retryTimer), { once: true });
     await Promise.all([...informers, this.queue.run(1, (key) => this.scheduleOne(key), signal, (key, err) => this.log.warn('scheduling failed', { pod: key, err }))]);
     await Promise.allSettled([...this.binding]);

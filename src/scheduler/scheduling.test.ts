@@ -97,3 +97,39 @@ describe('preemption', () => {
     assert.equal(findCandidate(pod({}, { priority: 100 }, '1'), view([a]), defaultFilters, [a], []), undefined);
   });
 });
+
+describe('volume binding', () => {
+  const storage = (objs: { claims?: Obj[]; volumes?: Obj[]; classes?: Obj[] }): ClusterView['storage'] => ({
+    claim: (ns, name) => objs.claims?.find((c) => c.metadata.namespace === ns && c.metadata.name === name),
+    volume: (name) => objs.volumes?.find((v) => v.metadata.name === name),
+    storageClass: (name) => objs.classes?.find((c) => c.metadata.name === name),
+  });
+  const claim = (name: string, extra: Obj = {}, annotations: Record<string, string> = {}) => ({ metadata: { name, namespace: 'default', annotations }, spec: { storageClassName: 'local', ...extra } });
+  const using = (...claims: string[]) => pod({}, { volumes: claims.map((c) => ({ name: c, persistentVolumeClaim: { claimName: c } })) });
+  const wffc = { metadata: { name: 'local' }, volumeBindingMode: 'WaitForFirstConsumer' };
+  const now = { metadata: { name: 'now' }, volumeBindingMode: 'Immediate' };
+  const pinned = { metadata: { name: 'pv-b' }, spec: { nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['b'] }] }] } } } };
+  const plugin = defaultFilters.find((f) => f.name === 'VolumeBinding') as FilterPlugin;
+  const nodes = [node('a'), node('b')];
+
+  it('a bound claim allows only the nodes its volume is pinned to', () => {
+    const cluster = { ...view(nodes), storage: storage({ claims: [claim('data', { volumeName: 'pv-b' })], volumes: [pinned], classes: [wffc] }) };
+    assert.deepEqual(check(plugin, using('data'), cluster), ['node(s) had volume node affinity conflict', 'ok']);
+  });
+
+  it('an unbound WaitForFirstConsumer claim allows any node, or the one already selected for it', () => {
+    assert.deepEqual(check(plugin, using('data'), { ...view(nodes), storage: storage({ claims: [claim('data')], classes: [wffc] }) }), ['ok', 'ok']);
+    const chosen = storage({ claims: [claim('data', {}, { 'volume.kubernetes.io/selected-node': 'a' })], classes: [wffc] });
+    assert.deepEqual(check(plugin, using('data'), { ...view(nodes), storage: chosen }), ['ok', 'node(s) had volume node affinity conflict']);
+  });
+
+  it('a missing claim or an unbound Immediate one allows no node, with upstream’s reason', () => {
+    assert.deepEqual(check(plugin, using('ghost'), { ...view(nodes), storage: storage({}) }), ['persistentvolumeclaim "ghost" not found', 'persistentvolumeclaim "ghost" not found']);
+    const cluster = { ...view(nodes), storage: storage({ claims: [claim('data', { storageClassName: 'now' })], classes: [now] }) };
+    assert.deepEqual(check(plugin, using('data'), cluster), ['pod has unbound immediate PersistentVolumeClaims', 'pod has unbound immediate PersistentVolumeClaims']);
+  });
+
+  it('a pod without claims is not looked at', () => {
+    assert.equal(plugin.prepare?.(pod({}), { ...view(nodes), storage: storage({}) }), undefined);
+  });
+});

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { isCode } from '../../src/observe/errors.js';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
 import { freePort } from '../support/etcd.js';
 import { httpGet } from '../support/http.js';
@@ -212,6 +213,40 @@ describe('pods on the local node (runc)', () => {
     const t = (await pod('oom')).status.containerStatuses[0].state.terminated;
     assert.equal(t.reason, 'OOMKilled', `the whole state: ${JSON.stringify(t)}`);
     assert.equal(t.exitCode, 137);
+  });
+
+  it('a local-path claim is made on its pod’s node, and its data goes when the volume is deleted', async () => {
+    const claim = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'kept', namespace: ns }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } };
+    const keeper = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'keeper', namespace: ns },
+      spec: { containers: [{ name: 'c', image, command: ['sh', '-c', 'echo kept > /data/file && sleep 3600'], volumeMounts: [{ name: 'data', mountPath: '/data' }] }], volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'kept' } }] },
+    };
+    for (const obj of [claim, keeper]) assert.equal((await kc(['apply', '-f', '-'], { input: JSON.stringify(obj) })).code, 0);
+    await eventually(async () => (await pod('keeper')).status.phase === 'Running', 'the pod runs');
+    const pv = await json(['get', 'pv', (await json(['get', 'pvc', 'kept', '-n', ns])).spec.volumeName]);
+    assert.deepEqual(pv.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values, ['e2e-node']);
+    const dir: string = pv.spec.hostPath.path;
+    await eventually(async () => existsSync(path.join(dir, 'file')), 'the pod wrote its file');
+    assert.equal(readFileSync(path.join(dir, 'file'), 'utf8'), 'kept\n', 'the data is on this host, in the volume’s directory');
+
+    await run(['delete', 'pod', 'keeper', '-n', ns, '--grace-period=1']);
+    await run(['delete', 'pvc', 'kept', '-n', ns]);
+    await eventually(async () => (await kc(['get', 'pv', pv.metadata.name])).code !== 0, 'the volume is deleted');
+    assert.equal(existsSync(dir), false, 'and its directory with it');
+
+    // The agent removes nothing but a direct child of its local volume root.
+    const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
+    for (const bad of ['/etc', '/var/lib/kubicle/local-path', '/var/lib/kubicle/local-path/../x', 'var/lib/kubicle/local-path/x', '/var/lib/kubicle/local-path/a/b', '/var/lib/kubicle/local-path/.hidden', '']) {
+      const err = await agent.removeHostDir(bad).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      assert.ok(err && isCode(err, 'Forbidden'), `${JSON.stringify(bad)} is refused (${err?.message})`);
+      assert.match(err.message, /is not a directory this host lets callers remove \(only those directly under: \/var\/lib\/kubicle\/local-path\)/);
+    }
+    assert.ok(existsSync('/etc/hostname'));
   });
 
   it('kubectl delete stops the processes within the grace period and leaves nothing behind', async () => {

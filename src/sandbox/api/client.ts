@@ -60,6 +60,11 @@ export class SandboxClient {
     return this.json('DELETE', `/v1/networks/${enc(name)}`);
   }
 
+  /** Removes a host directory the agent allows callers to remove (Forbidden otherwise); done if absent. */
+  removeHostDir(dir: string): Promise<void> {
+    return this.json('DELETE', `/v1/host-dirs?path=${encodeURIComponent(dir)}`);
+  }
+
   createSandbox(spec: SandboxSpec, runtime = 'runc'): Promise<SandboxStatus> {
     return this.json('POST', '/v1/sandboxes', { spec, runtime });
   }
