@@ -55,6 +55,8 @@ export class Scheduler {
   /** Pods that fit nowhere, retried when a node appears or changes or a pod goes. */
   private readonly unschedulable = new Set<string>();
   private retryTimer?: NodeJS.Timeout;
+  /** Set once run's signal aborts: bindings under way stop waiting for claims. */
+  private stopping = false;
   private readonly lastFailure = new Map<string, string>();
   private readonly binding = new Set<Promise<void>>();
   private nextStart = 0;
@@ -350,7 +352,7 @@ export class Scheduler {
       await this.client.patch(resourcePath({ version: 'v1', plural: 'persistentvolumeclaims', namespace: ns, name }), { metadata: { annotations: { [SELECTED_NODE_ANNOTATION]: nodeName } } });
     }
     const deadline = Date.now() + 30_000;
-    while (waiting.some((k) => !this.claims.get(k)?.spec?.volumeName) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (waiting.some((k) => !this.claims.get(k)?.spec?.volumeName) && Date.now() < deadline && !this.stopping) await new Promise((r) => setTimeout(r, 50));
   }
 
   private async reportUnschedulable(pod: Obj, message: string): Promise<void> {
@@ -378,7 +380,14 @@ export class Scheduler {
     const all = [this.pods, this.nodes, this.namespaces, this.budgets, this.claims, this.volumes, this.classes];
     const informers = all.map((i) => i.run(signal));
     await Promise.race([Promise.all(all.map((i) => i.synced)), Promise.all(informers)]);
-    signal.addEventListener('abort', () => clearTimeout(this.retryTimer), { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(this.retryTimer);
+        this.stopping = true;
+      },
+      { once: true },
+    );
     await Promise.all([...informers, this.queue.run(1, (key) => this.scheduleOne(key), signal, (key, err) => this.log.warn('scheduling failed', { pod: key, err }))]);
     await Promise.allSettled([...this.binding]);
   }
