@@ -57,3 +57,14 @@ export function untoleratedTaint(podSpec: Obj | undefined, node: Obj): Obj | und
   const tolerations: Obj[] = podSpec?.tolerations ?? [];
   return ((node.spec?.taints ?? []) as Obj[]).find((taint) => taint.effect !== 'PreferNoSchedule' && !tolerates(tolerations, taint));
 }
+
+/** Whether a PersistentVolume's required node affinity admits the node (any does, without one). */
+export function volumeAdmits(pv: Obj, node: Obj): boolean {
+  const terms: Obj[] | undefined = pv.spec?.nodeAffinity?.required?.nodeSelectorTerms;
+  return !terms || terms.some((t) => nodeSelectorTermMatches(node, t));
+}
+
+/** A node known only by its name, as affinity sees it: every node carries its name as kubernetes.io/hostname. */
+export function namedNode(name: string): Obj {
+  return { metadata: { name, labels: { 'kubernetes.io/hostname': name } } };
+}

@@ -1,5 +1,5 @@
 import { LOCAL_PATH_FINALIZER, LOCAL_PATH_PROVISIONER, LOCAL_PATH_ROOT, SELECTED_NODE_ANNOTATION } from '../api/local-path.js';
-import { nodeSelectorTermMatches } from '../api/node-match.js';
+import { namedNode, volumeAdmits } from '../api/node-match.js';
 import { bytes } from '../api/quantity.js';
 import { EventRecorder } from '../client/event-recorder.js';
 import { type Informer, objectKey } from '../client/informer.js';
@@ -71,12 +71,6 @@ export class PersistentVolumeController {
     return true;
   }
 
-  /** Whether the named node satisfies the volume's node affinity (nodes carry their name as kubernetes.io/hostname). */
-  private reachableFrom(pv: Obj, node: string): boolean {
-    const asNode = { metadata: { name: node, labels: { 'kubernetes.io/hostname': node } } };
-    return (pv.spec.nodeAffinity.required.nodeSelectorTerms ?? []).some((t: Obj) => nodeSelectorTermMatches(asNode, t));
-  }
-
   private async syncClaim(id: string): Promise<void> {
     const pvc = this.claims.get(id);
     if (!pvc || pvc.metadata.deletionTimestamp || pvc.status?.phase === 'Bound') return;
@@ -86,7 +80,7 @@ export class PersistentVolumeController {
     // only to a volume that node can reach.
     const waits = cls?.volumeBindingMode === 'WaitForFirstConsumer';
     const node = pvc.metadata.annotations?.[SELECTED_NODE_ANNOTATION] as string | undefined;
-    const reachable = (v: Obj) => !waits || !v.spec?.nodeAffinity?.required || (node !== undefined && this.reachableFrom(v, node));
+    const reachable = (v: Obj) => !waits || !v.spec?.nodeAffinity?.required || (node !== undefined && volumeAdmits(v, namedNode(node)));
     let pv =
       (pvc.spec?.volumeName && this.volumes.get(pvc.spec.volumeName)) ||
       this.volumes.list().find((v) => v.spec?.claimRef?.uid === pvc.metadata.uid) ||

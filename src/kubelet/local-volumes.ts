@@ -1,5 +1,5 @@
 import { LOCAL_PATH_FINALIZER } from '../api/local-path.js';
-import { nodeSelectorTermMatches } from '../api/node-match.js';
+import { namedNode, volumeAdmits } from '../api/node-match.js';
 import { Informer } from '../client/informer.js';
 import type { KubeClient, Obj } from '../client/kube-client.js';
 import { WorkQueue } from '../client/work-queue.js';
@@ -35,8 +35,8 @@ export class LocalVolumeCleaner {
 
   /** The node of ours the volume is pinned to, if any. */
   private nodeOf(pv: Obj): string | undefined {
-    const terms: Obj[] = pv.spec?.nodeAffinity?.required?.nodeSelectorTerms ?? [];
-    return this.nodes.find((name) => terms.some((t) => nodeSelectorTermMatches({ metadata: { name, labels: { 'kubernetes.io/hostname': name } } }, t)));
+    if (!pv.spec?.nodeAffinity?.required) return undefined;
+    return this.nodes.find((name) => volumeAdmits(pv, namedNode(name)));
   }
 
   private async sync(name: string): Promise<void> {

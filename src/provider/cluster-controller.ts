@@ -15,6 +15,7 @@ import type { Logger } from '../observe/log.js';
 import { Phases } from '../observe/phases.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import { BlockPool } from './block-pool.js';
+import { clusterQuotaRefusal, controlPlaneResources } from './cluster-quota.js';
 import {
   apiSocketPath,
   type ControlPlaneImage,
@@ -86,17 +87,10 @@ export interface ClusterDatapath {
 }
 
 export const clusterFinalizer = 'kubicle.io/cluster';
-const defaultResources = { cpu: '1', memory: '512Mi' };
 const readyTimeoutMs = 60_000;
 
 // os.cpus() reads /proc for every CPU's figures: asked once, not per cluster per sync.
 const hostCpus = os.availableParallelism();
-
-/** The resources a cluster's control plane may use: its spec's, over the defaults. */
-function controlPlaneResources(c: Obj): ControlPlaneLayout['resources'] {
-  const r = { ...defaultResources, ...(c.spec.controlPlane?.resources ?? {}) };
-  return { cpuMillis: Math.round(parseQuantity(r.cpu) * 1000), memoryBytes: Math.round(parseQuantity(r.memory)), pids: 1024 };
-}
 
 /** The name of a cluster's pod network (and its bridge), from its uid. */
 const networkName = (c: Obj) => `c${c.metadata.uid.replace(/-/g, '').slice(0, 20)}`;
@@ -491,26 +485,11 @@ export class ClusterController {
     return askTenant(path.join(this.dataDir(c), 'pki'), c.status.endpoint, live.socketPath, ask);
   }
 
-  /**
-   * Why the tenant's quota leaves no room for this Cluster, if it does not: its count of clusters,
-   * and the CPU and memory its control planes may use together (so a tenant cannot take the
-   * host by asking for a huge control plane; the resources are immutable once created).
-   */
+  /** Why the tenant's quota leaves no room for this Cluster beside those it already has, if it does not. */
   private quotaRefusal(c: Obj): string | undefined {
     const ns = c.metadata.namespace;
-    const quota = this.tenants.get(ns)?.spec?.quota ?? {};
     const admitted = this.clusters.listNamespace(ns).filter((x) => x.metadata.uid !== c.metadata.uid && endpointAddress(x));
-    if (quota.clusters !== undefined && admitted.length >= Number(quota.clusters)) return `tenant ${ns} has reached its quota of ${quota.clusters} clusters`;
-    const use = [...admitted, c].map(controlPlaneResources);
-    for (const [what, limit, total] of [
-      ['cpu', quota.cpu, use.reduce((n, r) => n + r.cpuMillis / 1000, 0)],
-      ['memory', quota.memory, use.reduce((n, r) => n + r.memoryBytes, 0)],
-    ] as const) {
-      if (limit !== undefined && total > parseQuantity(String(limit))) {
-        return `tenant ${ns}'s quota of ${what} ${limit} would be exceeded: its control planes would use ${what === 'cpu' ? total : `${Math.ceil(total / 1048576)}Mi`}`;
-      }
-    }
-    return undefined;
+    return clusterQuotaRefusal(ns, this.tenants.get(ns)?.spec?.quota ?? {}, admitted, c);
   }
 
   private layout(c: Obj): ControlPlaneLayout {

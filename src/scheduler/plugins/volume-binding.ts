@@ -1,5 +1,5 @@
 import { SELECTED_NODE_ANNOTATION } from '../../api/local-path.js';
-import { nodeSelectorTermMatches } from '../../api/node-match.js';
+import { volumeAdmits } from '../../api/node-match.js';
 import type { Obj } from '../../client/kube-client.js';
 import type { FilterPlugin } from '../framework.js';
 
@@ -48,7 +48,6 @@ export const volumeBinding: FilterPlugin<Claims> = {
     if (!claims) return undefined;
     if (claims.unresolvable) return claims.unresolvable;
     if (claims.selected.size && !claims.selected.has(n.node.metadata.name)) return conflict;
-    const reaches = (pv: Obj) => (pv.spec.nodeAffinity.required.nodeSelectorTerms ?? []).some((t: Obj) => nodeSelectorTermMatches(n.node, t));
-    return claims.pinned.every(reaches) ? undefined : conflict;
+    return claims.pinned.every((pv) => volumeAdmits(pv, n.node)) ? undefined : conflict;
   },
 };
