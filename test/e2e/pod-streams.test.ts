@@ -197,6 +197,37 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
     assert.equal(still.code, 0, 'the container lives on');
   });
 
+  it('sizes sent back to back reach an attached terminal in order, the last one last', async () => {
+    // kubectl sends a size one larger and then the real one at once; conmon 2.1 drops the later
+    // of two window-size messages it reads together, unless each fills a read of its own.
+    const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
+    const uid = await run('1.33', ['get', 'pod', '-n', ns, 'typist', '-o', 'jsonpath={.metadata.uid}']);
+    const ws = await agent.attachStream(uid, 'sh', { stdin: true });
+    let out = '';
+    ws.on('message', (d: Buffer) => {
+      if (d[0] === Channel.stdout) out += d.subarray(1).toString();
+    });
+    ws.resume();
+    // conmon, stopped while the sizes are written, finds them all waiting at once, as a busy one would.
+    const runs = path.join(k.dataDir, 'agent', 'sandboxes', uid, 'containers', 'sh');
+    const attempt = Math.max(...(await readdir(runs)).filter((d) => /^\d+$/.test(d)).map(Number));
+    const conmon = Number(await readFile(path.join(runs, String(attempt), 'conmon.pid'), 'utf8'));
+    process.kill(conmon, 'SIGSTOP');
+    try {
+      for (let i = 12; i >= 0; i--) ws.send(frame(Channel.resize, JSON.stringify({ cols: 101 + i, rows: 31 + i })));
+      await new Promise((r) => setTimeout(r, 1000));
+      process.kill(conmon, 'SIGCONT');
+      await eventually(async () => {
+        ws.send(frame(Channel.stdin, 'stty size\r'));
+        await new Promise((r) => setTimeout(r, 300));
+        return /^31 101\r?$/m.test(out);
+      }, () => `the terminal ends at the last size (output: ${JSON.stringify(out.slice(-400))})`, 15_000);
+    } finally {
+      process.kill(conmon, 'SIGCONT');
+      ws.close();
+    }
+  });
+
   it("the agent starts a terminal at the size the request gives, else at the client's first resize, else at 80×24", async () => {
     const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
     const uid = await run('1.33', ['get', 'pod', '-n', ns, 'web', '-o', 'jsonpath={.metadata.uid}']);

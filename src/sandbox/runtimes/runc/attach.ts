@@ -23,7 +23,7 @@ export interface AttachTarget {
  * writes every byte there as it comes, partial lines and terminal output included). Input goes to
  * conmon's attach socket, which is SOCK_SEQPACKET — a socket type Node cannot open — so socat,
  * the standard tool for joining sockets, carries it; what conmon sends back on that socket is a
- * copy of the output and is drained unread. Resizes are written to conmon's control FIFO.
+ * copy of the output and is drained unread. Resizes are written to conmon's window-size FIFO.
  * When the caller detaches, conmon closes the container's input unless it was started to keep it
  * open (stdinOnce: false), as Kubernetes asks.
  */
@@ -75,13 +75,12 @@ export function attachToConmon(t: AttachTarget): StreamedProcess {
     stdout: t.output,
     resize(cols, rows) {
       if (!Number.isInteger(cols) || !Number.isInteger(rows) || cols < 1 || rows < 1) return;
-      // conmon's control messages: "<type> <height> <width>\n", type 1 being a window resize.
       // In order: kubectl sends a size one larger and then the real one to make programs redraw,
-      // and the last one written must be the last one sent.
+      // and the last one written must be the last one applied.
       resizes = resizes
         .then(async () => {
-          const fifo = await open(path.join(t.runDir, 'ctl'), 'r+');
-          await fifo.write(`1 ${rows} ${cols}\n`).finally(() => fifo.close());
+          const fifo = await open(path.join(t.runDir, 'winsz'), 'r+');
+          await fifo.write(windowSizeMessage(rows, cols)).finally(() => fifo.close());
         })
         .catch(() => {});
     },
@@ -93,4 +92,20 @@ export function attachToConmon(t: AttachTarget): StreamedProcess {
     },
     done,
   };
+}
+
+/**
+ * conmon up to 2.1.x (Debian 12 ships 2.1.6) reads its control FIFOs 199 bytes at a time and,
+ * for every whole line one read holds, handles the first line again (fixed upstream in 2025):
+ * two sizes read together apply the first twice and drop the second, leaving kubectl's "one
+ * larger" size on the terminal. So each message is padded to exactly one read; sscanf ignores the
+ * padding. It goes to the window-size FIFO itself: a resize sent through the control FIFO is
+ * passed on to that one as a short line, where the same bug would meet it.
+ */
+const conmonReadSize = 199;
+
+/** conmon's window-size message, "<rows> <cols>\n", padded to one read of conmon's. */
+function windowSizeMessage(rows: number, cols: number): string {
+  const line = `${rows} ${cols}`;
+  return `${line.padEnd(conmonReadSize - 1)}\n`;
 }
