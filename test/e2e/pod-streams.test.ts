@@ -99,11 +99,19 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
       const { term, screen, exited } = kubectlOnTerminal(k, v, ['run', '-it', '--rm', '--restart=Never', '-n', ns, name, `--image=${image}`, '--', 'sh'], { cols: 101, rows: 31 });
       await eventually(async () => screen().includes("If you don't see a command prompt"), `kubectl attaches (screen: ${JSON.stringify(screen())})`, 60_000);
       // Typed as a user would, after the attach is up: the shell answers on the terminal.
-      await eventually(async () => {
-        term.write('tty; stty size\r');
-        await new Promise((r) => setTimeout(r, 300));
-        return /31 101/.test(screen());
-      }, `the terminal has the client's size (screen: ${JSON.stringify(screen())})`, 20_000);
+      await eventually(
+        async () => {
+          term.write('tty; stty size\r');
+          await new Promise((r) => setTimeout(r, 300));
+          return /31 101/.test(screen());
+        },
+        "the terminal has the client's size",
+        20_000,
+      ).catch(async (err: Error) => {
+        // The container's log holds what the shell echoed: it tells lost input from lost output.
+        const logs = await kubectl[v](['logs', '-n', ns, name, '--tail=20']);
+        throw new Error(`${err.message} (screen: ${JSON.stringify(screen())}; container log: ${JSON.stringify(logs.stdout.slice(-600))})`);
+      });
       assert.match(screen(), /\/dev\/pts\/\d+/);
       // The prompt ends no line, and shows all the same: attached output is passed as it comes.
       await eventually(async () => /31 101\r\n\/ # /.test(screen()), `the shell's prompt shows (screen: ${JSON.stringify(screen())})`);
