@@ -166,7 +166,7 @@ async function main() {
   line('floor: bare controlplane, fresh dir', `${f1(floor.fresh)} ms`, '(keys, store, bootstrap)');
   line('floor: bare controlplane, existing dir', `${f1(floor.again)} ms`, '');
   line('floor: bare controlplane idle RSS', `${f1(floor.idle)} MiB`, '');
-  line('create -> API ready', `p50 ${f1(cs.p50)} ms, p99 ${f1(cs.p99)} ms`, `${f1(cs.p50 / floor.fresh)}x bare fresh`);
+  line('create -> API ready', `p50 ${f1(cs.p50)} ms, p99 ${f1(cs.p99)} ms`, `${f1(cs.p50 / floor.fresh)}x bare fresh; each: ${create.map((c) => c.toFixed(0)).join(' ')}`);
   line('request to an awake cluster (new TLS conn)', `p50 ${f1(median(awake))} ms`, '');
   line('wake from sleep (first request answered)', `p50 ${f1(ws.p50)} ms, p99 ${f1(ws.p99)} ms`, `${f1(ws.p50 / floor.again)}x bare restart; each: ${wake.map((w) => w.toFixed(0)).join(' ')}`);
   line('idle control plane RSS', `p50 ${f1(median(rss))} MiB, max ${f1(Math.max(...rss))}`, `${f1(median(rss) / floor.idle)}x bare idle`);

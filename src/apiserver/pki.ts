@@ -149,22 +149,30 @@ async function loadOr(dir: string, name: string, make: (keyPem?: string) => KeyP
   return kp;
 }
 
+/**
+ * The serving pair `name` in `dir` for `hosts`: loaded while its hosts stay the same, else made
+ * again. Made, it certifies the key on disk (placed ahead of time, or the one before), else
+ * `keyPem`, else a new one.
+ */
+export async function ensureServing(dir: string, name: string, ca: KeyPair, hosts: string[], keyPem?: string): Promise<KeyPair> {
+  const unique = [...new Set(hosts)];
+  const hostsFile = path.join(dir, `${name}.hosts`);
+  const want = [...unique].sort().join(',');
+  const have = existsSync(hostsFile) ? await readFile(hostsFile, 'utf8') : '';
+  if (have === want) return loadOr(dir, name, (key) => issueServing(ca, unique, key ?? keyPem));
+  const keyFile = path.join(dir, `${name}.key`);
+  const kp = issueServing(ca, unique, existsSync(keyFile) ? await readFile(keyFile, 'utf8') : keyPem);
+  await writeFile(keyFile, kp.key, { mode: 0o600 });
+  await writeFile(path.join(dir, `${name}.crt`), kp.cert);
+  await writeFile(hostsFile, want);
+  return kp;
+}
+
 /** Loads the PKI from `dir`, making what is missing. The serving cert is remade if its hosts changed. */
 export async function ensurePki(dir: string, hosts: string[]): Promise<Pki> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const ca = await loadOr(dir, 'ca', (key) => createCa('kubicle-ca', key));
-  const hostsFile = path.join(dir, 'serving.hosts');
-  const want = [...new Set(hosts)].sort().join(',');
-  const have = existsSync(hostsFile) ? await readFile(hostsFile, 'utf8') : '';
-  let serving: KeyPair;
-  if (have === want) serving = await loadOr(dir, 'serving', (key) => issueServing(ca, hosts, key));
-  else {
-    const placed = existsSync(path.join(dir, 'serving.key')) && !existsSync(path.join(dir, 'serving.crt'));
-    serving = issueServing(ca, [...new Set(hosts)], placed ? await readFile(path.join(dir, 'serving.key'), 'utf8') : undefined);
-    await writeFile(path.join(dir, 'serving.key'), serving.key, { mode: 0o600 });
-    await writeFile(path.join(dir, 'serving.crt'), serving.cert);
-    await writeFile(hostsFile, want);
-  }
+  const serving = await ensureServing(dir, 'serving', ca, hosts);
   const admin = await loadOr(dir, 'admin', (key) => issueClient(ca, 'kubicle-admin', ['system:masters'], key));
   const saKey = path.join(dir, 'sa.key');
   if (!existsSync(saKey)) await writeFile(saKey, newKey().pem, { mode: 0o600 });
