@@ -421,6 +421,7 @@ export class ClusterController {
       if (podRange(c)) await this.opts.host.agent.removeNetwork(layout.network.name);
       await rm(this.dataDir(c), { recursive: true, force: true });
       await rm(layout.runDir, { recursive: true, force: true });
+      await rm(this.scope(c).volumes, { recursive: true, force: true });
       live.state = 'stopped';
     });
     this.live.delete(key);
@@ -514,6 +515,8 @@ export class ClusterController {
       name: c.metadata.name,
       network: networkName(c),
       host: this.opts.host.name,
+      // Beside the data directory, not in it: the control plane's sandbox does not see its pods' data.
+      volumes: `${this.dataDir(c)}.volumes`,
       quota: () => {
         const q = this.tenants.get(tenant)?.spec?.quota ?? {};
         return {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,7 +40,7 @@ async function setup(quota: { cpuMillis?: number; memoryBytes?: number } = {}) {
         const { spec } = JSON.parse(body);
         const s: SandboxStatus = { id: spec.id, state: 'ready', labels: spec.labels, createdAt: '', containers: [] };
         sandboxes.set(spec.id, s);
-        return reply(201, { ...s, network: spec.podNetwork, resources: spec.resources });
+        return reply(201, { ...s, network: spec.podNetwork, resources: spec.resources, volumes: spec.volumes });
       }
       if (m && req.method === 'GET') return sandboxes.has(decodeURIComponent(m[1])) ? reply(200, sandboxes.get(decodeURIComponent(m[1]))) : reply(404, { code: 'NotFound', message: 'no such sandbox' });
       if (m && req.method === 'DELETE') {
@@ -55,7 +55,7 @@ async function setup(quota: { cpuMillis?: number; memoryBytes?: number } = {}) {
   const records: string[] = [];
   const client = { create: async (_p: string, o: { metadata: { name: string } }) => records.push(o.metadata.name), delete: async () => ({}) } as unknown as KubeClient;
   const gw = new SandboxGateway(agentSock, client, silentLogger);
-  const scope = (uid: string, tenant: string): ClusterScope => ({ uid, tenant, name: `c-${uid}`, network: `net-${uid}`, host: 'h', quota: () => quota });
+  const scope = (uid: string, tenant: string): ClusterScope => ({ uid, tenant, name: `c-${uid}`, network: `net-${uid}`, host: 'h', volumes: path.join(dir, `volumes-${uid}`), quota: () => quota });
   const a = scope('aaaaaaaa-1111-2222-3333-444444444444', 'acme');
   const b = scope('bbbbbbbb-1111-2222-3333-444444444444', 'globex');
   await gw.open(a, path.join(dir, 'a.sock'));
@@ -102,7 +102,7 @@ test('a hostile control plane is refused with clear errors and reaches nothing h
     const refusals: [Promise<unknown>, RegExp][] = [
       [t.ca.createSandbox({ id: '../escape', hostname: 'x' }), /spec\.id must match/],
       [t.ca.createSandbox({ id: 'x', hostname: 'x', network: 'host' }), /host networking is not available/],
-      [t.ca.createSandbox({ id: 'x', hostname: 'x', volumes: [{ name: 'root', type: 'host', path: '/' }] }), /volume root: host paths are not available/],
+      [t.ca.createSandbox({ id: 'x', hostname: 'x', volumes: [{ name: 'root', type: 'host', path: '/' }] }), /volume root: host path "\/" is not available to tenant clusters/],
       [t.ca.createSandbox({ id: 'x', hostname: 'x' }, 'kvm-direct'), /unknown runtime/],
       [t.ca.getSandbox('A_B'), /sandbox id "A_B" must match/],
       [t.ca.listNetworks(), /not available to a tenant cluster/],
@@ -140,6 +140,32 @@ test("a tenant's sandboxes together stay within its quota", async () => {
     await t.ca.createSandbox({ id: 'three', hostname: 'x', resources: { cpuMillis: 500 } });
     // Another tenant's quota is its own.
     await t.cb.createSandbox({ id: 'two', hostname: 'x' });
+  } finally {
+    await t.close();
+  }
+});
+
+test("a cluster's local volumes are directories of its own on the host; no other host path is reachable", async () => {
+  const t = await setup();
+  try {
+    const made = (await t.ca.createSandbox({ id: 'db', hostname: 'x', volumes: [{ name: 'data', type: 'host', path: '/var/lib/kubicle/local-path/pvc-1', create: 'directory' }] })) as SandboxStatus & { volumes?: { path: string }[] };
+    assert.equal(made.volumes?.[0].path, path.join(t.a.volumes, 'pvc-1'));
+    // The same name from another cluster is that cluster's directory, never a's.
+    const other = (await t.cb.createSandbox({ id: 'db', hostname: 'x', volumes: [{ name: 'data', type: 'host', path: '/var/lib/kubicle/local-path/pvc-1', create: 'directory' }] })) as SandboxStatus & { volumes?: { path: string }[] };
+    assert.equal(other.volumes?.[0].path, path.join(t.b.volumes, 'pvc-1'));
+    for (const bad of ['/var/lib/kubicle/local-path/../../../etc', '/var/lib/kubicle/local-path', '/var/lib/kubicle/local-path/a/b', '/var/lib/kubicle/local-path/.hidden', '/var/lib/kubicle/local-path//x', 'var/lib/kubicle/local-path/x', '/etc']) {
+      await assert.rejects(t.ca.createSandbox({ id: 'bad', hostname: 'x', volumes: [{ name: 'v', type: 'host', path: bad, create: 'directory' }] }), /volume v: host path .* is not available to tenant clusters/, bad);
+      await assert.rejects(t.ca.removeHostDir(bad), /is not available to tenant clusters/, bad);
+    }
+    assert.ok(!t.sandboxes.has(hostSandboxId(t.a.uid, 'bad')), 'nothing refused was created');
+    // A deleted volume's directory goes, in its own cluster only.
+    for (const d of [path.join(t.a.volumes, 'pvc-1'), path.join(t.b.volumes, 'pvc-1')]) {
+      await mkdir(d, { recursive: true });
+      await writeFile(path.join(d, 'file'), 'x');
+    }
+    await t.ca.removeHostDir('/var/lib/kubicle/local-path/pvc-1');
+    assert.deepEqual(await readdir(t.a.volumes), []);
+    assert.deepEqual(await readdir(path.join(t.b.volumes, 'pvc-1')), ['file']);
   } finally {
     await t.close();
   }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { providerGroup } from '../api/kinds/provider.js';
+import { LOCAL_PATH_ROOT } from '../api/local-path.js';
 import { type KubeClient, resourcePath } from '../client/kube-client.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
@@ -20,6 +21,11 @@ export interface ClusterScope {
   /** The host agent's network the cluster's pods join (its own, isolated). */
   network: string;
   host: string;
+  /**
+   * The host directory holding the cluster's local volumes: its `LOCAL_PATH_ROOT/<name>`
+   * directories are `<volumes>/<name>` here. Nobody else's; apart from the control plane's data.
+   */
+  volumes: string;
   /**
    * What the tenant may use at once, summed over all its sandboxes on the host (control planes
    * included); absent when unlimited. Read on every placement, so quota changes apply at once.
@@ -51,7 +57,9 @@ export function hostSandboxId(clusterUid: string, id: string): string {
  * provider serves into the cluster's control-plane sandbox, in front of the host agent. The
  * kubelet inside runs unchanged; here every request is held to its cluster: sandbox ids are
  * mapped into the cluster's own name space on the host and lists show only its sandboxes; pods
- * join the cluster's network and no other; host paths, host networking, privileged runc
+ * join the cluster's network and no other; its local volumes (the directories its local-path
+ * provisioner names) are the cluster's own directories on the host, and any other host path,
+ * host networking, privileged runc
  * containers and capabilities beyond the default set are refused; every sandbox gets limits and
  * all of a tenant's together stay within its quota. Each placed sandbox is recorded as a provider
  * Sandbox object, so the tenant and the operator see where its workloads run.
@@ -102,6 +110,13 @@ export class SandboxGateway {
       // Resolving and pulling an image by name, yes; listing the host's images (other tenants' names), no.
       const image = parts[1] === 'images' && ((req.method === 'GET' && parts[2] === 'resolve') || (req.method === 'POST' && parts[2] === 'pull'));
       if (parts[1] === 'version' || image) return await this.pass(req, res, url.pathname + url.search);
+      if (parts[1] === 'host-dirs' && parts.length === 2 && req.method === 'DELETE') {
+        const dir = localVolumeDir(scope, url.searchParams.get('path') ?? '');
+        // The provider keeps a cluster's directories on the host it shares with its agent, as it
+        // does the cluster's data directory.
+        await rm(dir, { recursive: true, force: true });
+        return send(res, 200, {});
+      }
       if (parts[1] !== 'sandboxes') throw new KubicleError('Forbidden', `${url.pathname} is not available to a tenant cluster`);
       const id = parts[2];
       if (id === undefined) {
@@ -189,8 +204,14 @@ export class SandboxGateway {
     if (!spec || typeof spec.id !== 'string' || !idPattern.test(spec.id)) throw new KubicleError('Invalid', `spec.id must match ${idPattern.source}`);
     if (runtime !== 'runc' && runtime !== 'microvm') throw new KubicleError('Invalid', `unknown runtime ${JSON.stringify(runtime)}`);
     if (spec.network === 'host') throw new KubicleError('Forbidden', 'host networking is not available to tenant clusters');
-    const hostPath = (spec.volumes ?? []).find((v) => v.type === 'host');
-    if (hostPath) throw new KubicleError('Forbidden', `volume ${hostPath.name}: host paths are not available to tenant clusters`);
+    const volumes = (spec.volumes ?? []).map((v) => {
+      if (v.type !== 'host') return v;
+      try {
+        return { ...v, path: localVolumeDir(scope, v.path) };
+      } catch (err) {
+        throw new KubicleError('Forbidden', `volume ${v.name}: ${(err as Error).message}`);
+      }
+    });
     const r = spec.resources ?? {};
     const resources = {
       cpuMillis: positive(r.cpuMillis) ?? defaultPodLimits.cpuMillis,
@@ -207,7 +228,7 @@ export class SandboxGateway {
       [memoryLabel]: String(resources.memoryBytes),
       [runtimeLabel]: runtime,
     };
-    const placed: SandboxSpec = { ...spec, id: hostId, labels, network: spec.network === 'none' ? 'none' : 'pod', podNetwork: scope.network, resources };
+    const placed: SandboxSpec = { ...spec, id: hostId, labels, volumes, network: spec.network === 'none' ? 'none' : 'pod', podNetwork: scope.network, resources };
     const res = await this.call<SandboxStatus>('POST', '/v1/sandboxes', { spec: placed, runtime });
     if (res.status >= 300) throw remoteError(res);
     await this.record(scope, hostId, spec, runtime, resources).catch((err) => this.log.warn('sandbox not recorded', { sandbox: hostId, err }));
@@ -325,6 +346,18 @@ export class SandboxGateway {
       out.end(data);
     });
   }
+}
+
+/**
+ * Where a cluster's local volume `path` is on the host: a directory directly under
+ * LOCAL_PATH_ROOT (where the cluster's local-path provisioner puts its volumes) is the cluster's
+ * own directory of that name. Any other host path is refused: it would reach the shared host.
+ */
+export function localVolumeDir(scope: Pick<ClusterScope, 'volumes'>, hostPath: string): string {
+  const name = path.posix.basename(hostPath);
+  const ok = typeof hostPath === 'string' && path.posix.normalize(hostPath) === hostPath && path.posix.dirname(hostPath) === LOCAL_PATH_ROOT && /^[A-Za-z0-9][-A-Za-z0-9_.]{0,252}$/.test(name);
+  if (!ok) throw new KubicleError('Forbidden', `host path ${JSON.stringify(hostPath)} is not available to tenant clusters: only their local volumes, directly under ${LOCAL_PATH_ROOT}`);
+  return path.join(scope.volumes, name);
 }
 
 function positive(n: number | undefined): number | undefined {

@@ -360,10 +360,47 @@ spec:
 `);
     const events = async (name: string) => ok(kg, ['get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
     await eventually(async () => /FailedCreatePodSandBox: Failed to create pod sandbox: exceeded quota: tenant globex, requested cpu=1000m, used 2000m, limited 2000m/.test(await events('hog')), 'hog refused for quota');
-    await eventually(async () => /FailedCreatePodSandBox: .*volume root: host paths are not available to tenant clusters/.test(await events('hostpath')), 'host path refused');
+    await eventually(async () => /FailedCreatePodSandBox: .*volume root: host path "\/" is not available to tenant clusters: only their local volumes/.test(await events('hostpath')), 'host path refused');
     for (const name of ['hog', 'hostpath']) assert.notEqual(JSON.parse(await ok(kg, ['get', 'pod', name, '-o', 'json'])).status.phase, 'Running');
     await ok(kg, ['delete', 'pod', 'hog', 'hostpath', '--grace-period=0', '--force']);
     await ok(op, ['patch', 'tenants.kubicle.io', 'globex', '--type', 'merge', '-p', '{"spec":{"quota":null}}']);
+  });
+
+  test("a tenant's claim is a directory of its own cluster: kept past its pod, out of other clusters' reach, gone with the claim", async () => {
+    const ka = await tenantKubectl('acme', 'a1');
+    const kg = await tenantKubectl('globex', 'g1');
+    const podWith = (name: string, script: string, volume: string) => `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}}
+spec:
+  restartPolicy: Never
+  volumes: [${volume}]
+  containers: [{name: c, image: ${image()}, command: [sh, -c, '${script}'], volumeMounts: [{name: v, mountPath: /v}]}]
+`;
+    await ok(ka, ['apply', '-f', '-'], `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Mi}}}
+---
+${podWith('writer', 'echo kept > /v/f; sleep 3600', '{name: v, persistentVolumeClaim: {claimName: data}}')}`);
+    await ok(ka, ['wait', '--for=condition=Ready', 'pod/writer', '--timeout=120s']);
+    const pv = await ok(ka, ['get', 'pvc', 'data', '-o', 'jsonpath={.spec.volumeName}']);
+    assert.match(pv, /^pvc-/);
+    const onHost = path.join(p.dataDir, 'clusters', `${(await cluster('acme', 'a1')).metadata.uid}.volumes`, pv);
+    assert.equal(await readFile(path.join(onHost, 'f'), 'utf8'), 'kept\n', 'the volume is the cluster\'s own directory on the host');
+    // The same path from another cluster is that cluster's own (empty) directory.
+    await ok(kg, ['apply', '-f', '-'], podWith('snoop', 'ls -A /v; echo end', `{name: v, hostPath: {path: /var/lib/kubicle/local-path/${pv}, type: DirectoryOrCreate}}`));
+    await eventually(async () => (await ok(kg, ['get', 'pod', 'snoop', '-o', 'jsonpath={.status.phase}'])) === 'Succeeded', 'snoop ran', 60_000);
+    assert.equal(await ok(kg, ['logs', 'snoop']), 'end\n', "g1 sees nothing of a1's volume");
+    await ok(kg, ['delete', 'pod', 'snoop']);
+    await ok(ka, ['delete', 'pod', 'writer', '--grace-period=0', '--force']);
+    await ok(ka, ['apply', '-f', '-'], podWith('reader', 'cat /v/f', '{name: v, persistentVolumeClaim: {claimName: data}}'));
+    await eventually(async () => (await ok(ka, ['get', 'pod', 'reader', '-o', 'jsonpath={.status.phase}'])) === 'Succeeded', 'reader ran', 60_000);
+    assert.equal(await ok(ka, ['logs', 'reader']), 'kept\n', 'the data outlived the pod that wrote it');
+    await ok(ka, ['delete', 'pod', 'reader']);
+    await ok(ka, ['delete', 'pvc', 'data']);
+    await eventually(async () => (await ka(['get', 'pv', pv])).code !== 0, 'the volume is deleted', 60_000);
+    assert.equal(existsSync(onHost), false, 'and its directory with it');
   });
 
   const usageOf = async (ns: string, name: string) => JSON.parse(await ok(op, ['get', 'usages.kubicle.io', name, '-n', ns, '-o', 'json'])).status;
