@@ -421,7 +421,7 @@ export class ClusterController {
       if (podRange(c)) await this.opts.host.agent.removeNetwork(layout.network.name);
       await rm(this.dataDir(c), { recursive: true, force: true });
       await rm(layout.runDir, { recursive: true, force: true });
-      await rm(this.scope(c).volumes, { recursive: true, force: true });
+      await rm(this.volumesDir(c), { recursive: true, force: true });
       live.state = 'stopped';
     });
     this.live.delete(key);
@@ -515,8 +515,7 @@ export class ClusterController {
       name: c.metadata.name,
       network: networkName(c),
       host: this.opts.host.name,
-      // Beside the data directory, not in it: the control plane's sandbox does not see its pods' data.
-      volumes: `${this.dataDir(c)}.volumes`,
+      volumes: this.volumesDir(c),
       quota: () => {
         const q = this.tenants.get(tenant)?.spec?.quota ?? {};
         return {
@@ -529,6 +528,11 @@ export class ClusterController {
 
   private dataDir(c: Obj): string {
     return path.join(this.opts.clustersDir, c.metadata.uid);
+  }
+
+  /** The cluster's local volumes: beside its data directory, not in it, so its control plane's sandbox does not see its pods' data. */
+  private volumesDir(c: Obj): string {
+    return `${this.dataDir(c)}.volumes`;
   }
 
   private liveOf(key: string, c: Obj): Live {

@@ -9,6 +9,7 @@ import { LOCAL_PATH_ROOT } from '../api/local-path.js';
 import { type KubeClient, resourcePath } from '../client/kube-client.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
+import { childName } from '../sandbox/api/host-paths.js';
 import type { ContainerSpec, ContainerStatus, SandboxSpec, SandboxStatus } from '../sandbox/api/types.js';
 import { formatLabelSelector, parseLabelSelector, readJson, refuseUpgrade, send, sendError } from '../sandbox/api/wire.js';
 
@@ -354,9 +355,8 @@ export class SandboxGateway {
  * own directory of that name. Any other host path is refused: it would reach the shared host.
  */
 export function localVolumeDir(scope: Pick<ClusterScope, 'volumes'>, hostPath: string): string {
-  const name = path.posix.basename(hostPath);
-  const ok = typeof hostPath === 'string' && path.posix.normalize(hostPath) === hostPath && path.posix.dirname(hostPath) === LOCAL_PATH_ROOT && /^[A-Za-z0-9][-A-Za-z0-9_.]{0,252}$/.test(name);
-  if (!ok) throw new KubicleError('Forbidden', `host path ${JSON.stringify(hostPath)} is not available to tenant clusters: only their local volumes, directly under ${LOCAL_PATH_ROOT}`);
+  const name = childName(LOCAL_PATH_ROOT, hostPath);
+  if (!name) throw new KubicleError('Forbidden', `host path ${JSON.stringify(hostPath)} is not available to tenant clusters: only their local volumes, directly under ${LOCAL_PATH_ROOT}`);
   return path.join(scope.volumes, name);
 }
 

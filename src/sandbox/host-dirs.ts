@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import { KubicleError } from '../observe/errors.js';
+import { childName } from './api/host-paths.js';
 
 /**
  * Host directories the agent's callers may remove: direct children of the roots the operator
@@ -12,8 +12,7 @@ export class HostDirs {
 
   /** Removes the directory and everything in it; done already if it is not there. */
   async remove(dir: string): Promise<void> {
-    const ok = path.isAbsolute(dir) && path.normalize(dir) === dir && this.roots.includes(path.dirname(dir)) && /^[A-Za-z0-9][-A-Za-z0-9_.]*$/.test(path.basename(dir));
-    if (!ok) {
+    if (!this.roots.some((root) => childName(root, dir))) {
       const roots = this.roots.length ? this.roots.join(', ') : 'none configured';
       throw new KubicleError('Forbidden', `${JSON.stringify(dir)} is not a directory this host lets callers remove (only those directly under: ${roots})`);
     }
