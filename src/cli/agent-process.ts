@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
@@ -39,4 +41,28 @@ export async function startAgentProcess(config: Config, dataDir: string, log: Lo
     if (!signal.aborted) log.error('host agent process exited', { code });
   });
   return { socketPath, running };
+}
+
+/**
+ * `kubicle agent --provider KUBECONFIG`: this machine's agent offered to a provider as Host
+ * --node-name (default: the machine's name) in --zone, once its Sandbox API listens. Tried again
+ * every few seconds until the provider answers: hosts and providers start in any order.
+ */
+export async function joinProvider(config: Config, socketPath: string, log: Logger, signal: AbortSignal): Promise<void> {
+  const { KubeClient } = await import('../client/kube-client.js');
+  const { loadKubeconfig } = await import('../client/kubeconfig.js');
+  const { registerHost } = await import('../provider/hosts.js');
+  const name = config['node-name'] || os.hostname().toLowerCase();
+  const client = new KubeClient(await loadKubeconfig(config.provider));
+  while (!signal.aborted) {
+    try {
+      await registerHost(client, { name, zone: config.zone, socket: socketPath });
+      log.info('registered with the provider', { host: name, zone: config.zone });
+      break;
+    } catch (err) {
+      log.warn('not registered with the provider yet', { host: name, err });
+      await delay(3000, undefined, { signal }).catch(() => {});
+    }
+  }
+  client.close();
 }

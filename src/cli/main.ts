@@ -4,7 +4,7 @@ import { LOCAL_PATH_ROOT } from '../api/local-path.js';
 import { versionInfo } from '../apiserver/version.js';
 import { KubicleError } from '../observe/errors.js';
 import { createLogger } from '../observe/log.js';
-import { agentReadyMessage } from './agent-process.js';
+import { agentReadyMessage, joinProvider } from './agent-process.js';
 import { parseConfig, usage } from './config.js';
 import { openStore } from './store.js';
 
@@ -84,8 +84,10 @@ async function main(argv: string[]): Promise<number> {
     case 'agent': {
       const { HostAgent } = await import('../sandbox/agent.js');
       const dataDir = path.resolve(config['data-dir']);
-      const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath: config['agent-socket'] || path.join(dataDir, 'agent.sock'), podCidr: config['pod-cidr'], bridge: config.bridge, removableDirRoots: [LOCAL_PATH_ROOT] }, log.with({ component: 'agent' }));
+      const socketPath = path.resolve(config['agent-socket'] || path.join(dataDir, 'agent.sock'));
+      const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath, podCidr: config['pod-cidr'], bridge: config.bridge, removableDirRoots: [LOCAL_PATH_ROOT] }, log.with({ component: 'agent' }));
       const running = agent.run(ac.signal);
+      if (config.provider) void agent.ready.then(() => joinProvider(config, socketPath, log, ac.signal));
       if (process.send) {
         // Started by `kubicle standalone` or `server` (agent-process.ts): tell it when the API
         // listens, and stop when it is gone, however it went.

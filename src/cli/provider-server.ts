@@ -16,11 +16,10 @@ import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { ClusterController, type ClusterDatapath } from '../provider/cluster-controller.js';
 import { EndpointGateway } from '../provider/endpoint-gateway.js';
-import { HostMonitor } from '../provider/host-monitor.js';
+import { Hosts, registerHost } from '../provider/hosts.js';
 import { defaultPrices, Meter, type PriceList } from '../provider/meter.js';
 import { SandboxGateway } from '../provider/sandbox-gateway.js';
 import { TenantController } from '../provider/tenant-controller.js';
-import { SandboxClient } from '../sandbox/api/client.js';
 import { startAgentProcess } from './agent-process.js';
 import { startApiServer } from './api-server.js';
 import { clusterKubeconfig, waitRunning } from './cluster-commands.js';
@@ -68,10 +67,12 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
   const { server, backend, serving, kubeconfig } = await startApiServer(config, dataDir, providerRegistry(), log, signal, { authorizer });
   const client = new KubeClient({ server: server.url, caPem: server.credentials.ca.cert, token: server.loopbackToken });
   const hostName = config['node-name'] || os.hostname().toLowerCase();
-  const hostAgent = new SandboxClient({ socketPath });
-  const host = new HostMonitor(client, { name: hostName, labels: { 'topology.kubernetes.io/zone': 'local' }, agent: hostAgent, intervalMs: heartbeat * 1000, graceMs: heartbeat * 4000 }, log.with({ component: 'host-monitor' }));
-  // The first heartbeat before any cluster starts: the Host is there and Ready when its clusters are.
-  await host.beat();
+  // This machine's agent is a Host as any other's (`kubicle agent --provider`) is.
+  await registerHost(client, { name: hostName, zone: config.zone, socket: socketPath });
+  const hosts = new Hosts(client, { intervalMs: heartbeat * 1000, graceMs: heartbeat * 4000 }, log.with({ component: 'hosts' }));
+  const hostsRunning = hosts.run(signal);
+  // Every host asked once before any cluster starts: those that answer are Ready when their clusters are.
+  await hosts.started();
   const gateway = new EndpointGateway(log.with({ component: 'gateway' }));
   const installDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
   // Control-plane sandboxes see the host's /usr only: the runtime must be there.
@@ -81,12 +82,13 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
     client,
     gateway,
     {
-      host: { name: hostName, agent: hostAgent },
+      hosts,
+      home: hostName,
       clustersDir: path.join(dataDir, 'clusters'),
       endpointPool: pool,
       endpointPort: Number(config['cluster-endpoint-port']),
       podPool,
-      sandboxes: new SandboxGateway(socketPath, client, log.with({ component: 'sandbox-gateway' })),
+      sandboxes: new SandboxGateway(hosts, client, log.with({ component: 'sandbox-gateway' })),
       image: { image: `${registry}/kubicle/busybox:1`, installDir, nodeBinary, logLevel: config['log-level'] },
       defaultSleepAfterSeconds: Number(config['cluster-sleep-after']),
       datapath: serviceDatapath(log),
@@ -94,9 +96,9 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
     },
     log.with({ component: 'cluster-controller' }),
   );
-  const meter = new Meter(new SandboxClient({ socketPath }), client, prices, Number(config['metering-interval']) * 1000, log.with({ component: 'meter' }));
+  const meter = new Meter(hosts, client, prices, Number(config['metering-interval']) * 1000, log.with({ component: 'meter' }));
   const running = [
-    host.run(signal),
+    hostsRunning,
     meter.run(signal),
     runCollectors(client, log, signal),
     new TenantController(client, log.with({ component: 'tenant-controller' })).run(signal),

@@ -15,6 +15,7 @@ import type { Logger } from '../observe/log.js';
 import { Phases } from '../observe/phases.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import { BlockPool } from './block-pool.js';
+import { type ClusterHosts, ClusterPlacement } from './cluster-placement.js';
 import { clusterQuotaRefusal, controlPlaneResources } from './cluster-quota.js';
 import {
   apiSocketPath,
@@ -44,8 +45,10 @@ import { askTenant, hasPendingCronJobs, servedVersion, virtualNodeReady } from '
  * the data directory before the finalizer goes.
  */
 export interface ClusterControllerOptions {
-  /** The host that runs control planes (one per provider for now; placement by resources comes with more hosts). */
-  host: { name: string; agent: SandboxClient };
+  /** The hosts a cluster may be placed on: its control plane and its pods run on one of them. */
+  hosts: ClusterHosts;
+  /** The host of clusters admitted before they were placed (the provider's own). */
+  home: string;
   /** Clusters' data directories live under here, one per Cluster uid. */
   clustersDir: string;
   endpointPool: Cidr;
@@ -88,9 +91,8 @@ export interface ClusterDatapath {
 
 export const clusterFinalizer = 'kubicle.io/cluster';
 const readyTimeoutMs = 60_000;
+const placementRetryMs = 5000;
 
-// os.cpus() reads /proc for every CPU's figures: asked once, not per cluster per sync.
-const hostCpus = os.availableParallelism();
 
 /** The name of a cluster's pod network (and its bridge), from its uid. */
 const networkName = (c: Obj) => `c${c.metadata.uid.replace(/-/g, '').slice(0, 20)}`;
@@ -119,6 +121,7 @@ export class ClusterController {
   /** Two clusters' worth of keys (four each). */
   private readonly keys = new KeyPool(8);
   private readonly relay?: StoreRelay;
+  private readonly placement: ClusterPlacement;
 
   constructor(
     private readonly client: KubeClient,
@@ -132,6 +135,7 @@ export class ClusterController {
     this.endpoints = new BlockPool(opts.endpointPool, 32, 2, 1);
     this.podRanges = new BlockPool(opts.podPool, 24);
     if (opts.stores) this.relay = new StoreRelay(opts.stores.address, log);
+    this.placement = new ClusterPlacement(opts.hosts, () => this.clusters.list());
     const enqueue = (c: Obj) => this.queue.add(`${c.metadata.namespace}/${c.metadata.name}`);
     this.clusters.on({ add: enqueue, update: (_, c) => enqueue(c), delete: enqueue });
   }
@@ -162,20 +166,30 @@ export class ClusterController {
     if (!endpointAddress(c)) {
       const refusal = this.quotaRefusal(c);
       if (refusal) return this.setStatus(c, { phase: 'Failed', message: refusal });
+      const placed = await this.placement.place(c);
+      if ('refusal' in placed) {
+        // As a pod stays Pending until a node has room: said why, and tried again.
+        await this.setStatus(c, { phase: 'Pending', message: `no host can run its control plane: ${placed.refusal}` });
+        return this.queue.addAfter(key, placementRetryMs);
+      }
+      const host = placed.host;
       const address = this.endpoints.allocate();
       let pods: string | undefined;
       try {
         pods = this.podRanges.allocate();
-        await this.setStatus(c, { phase: 'Pending', endpoint: `https://${address}:${this.opts.endpointPort}`, podCIDR: pods });
+        await this.setStatus(c, { phase: 'Pending', message: '', endpoint: `https://${address}:${this.opts.endpointPort}`, podCIDR: pods, host });
       } catch (err) {
         this.endpoints.release(address);
         if (pods) this.podRanges.release(pods);
+        this.placement.forget(c);
         throw err;
       }
       return;
     }
     const address = endpointAddress(c) as string;
     this.endpoints.take(address);
+    // A Cluster admitted before clusters were placed runs where they all ran then.
+    if (!c.status?.host) return this.setStatus(c, { host: this.opts.home });
     // A Cluster made before clusters had their own pod networks gets one now.
     if (!podRange(c)) {
       const pods = this.podRanges.allocate();
@@ -243,7 +257,7 @@ export class ClusterController {
 
   private async start(c: Obj, live: Live, phases: Phases): Promise<void> {
     const layout = this.layout(c);
-    const agent = this.opts.host.agent;
+    const agent = this.agentOf(c);
     // The cluster's network and its virtual kubelet's Sandbox API come first: an adopted control plane uses them at once.
     const network = await agent.defineNetwork(layout.network.name, { cidr: layout.network.cidr });
     await this.opts.sandboxes.open(this.scope(c), path.join(layout.runDir, sandboxSocketName));
@@ -284,7 +298,7 @@ export class ClusterController {
     const status = await agent.startContainer(layout.sandboxId, controlPlaneContainer(layout, this.opts.image, store));
     if (status.state === 'exited') throw new KubicleError('Unavailable', `control plane did not start: ${status.message ?? status.reason ?? `exit ${status.exitCode}`}`);
     phases.mark('container');
-    await this.waitServing(layout.sandboxId, live.socketPath);
+    await this.waitServing(agent, layout.sandboxId, live.socketPath);
     phases.mark('serving');
     this.runDatapath(c, live, network.bridge);
   }
@@ -340,14 +354,14 @@ export class ClusterController {
   }
 
   /** Waits until the control plane accepts connections on its socket (it listens only once ready). */
-  private async waitServing(sandboxId: string, socketPath: string): Promise<void> {
+  private async waitServing(agent: SandboxClient, sandboxId: string, socketPath: string): Promise<void> {
     const deadline = Date.now() + readyTimeoutMs;
     for (let i = 0; ; i++) {
       if (existsSync(path.join(path.dirname(socketPath), 'kubeconfig')) && (await canConnect(socketPath))) return;
       if (Date.now() > deadline) throw new KubicleError('Timeout', `control plane did not serve within ${readyTimeoutMs / 1000} s`);
       // Every half second, see whether it died rather than waiting out the deadline.
       if (i % 25 === 24) {
-        const sb = await this.opts.host.agent.getSandbox(sandboxId);
+        const sb = await agent.getSandbox(sandboxId);
         const cp = sb.containers.find((x) => x.name === 'control-plane');
         if (cp?.state === 'exited') throw new KubicleError('Unavailable', `control plane exited with ${cp.exitCode} before serving${cp.message ? `: ${cp.message}` : ''}`);
       }
@@ -381,7 +395,7 @@ export class ClusterController {
       await virtualNodeReady(admin, readyTimeoutMs);
       return served;
     });
-    await this.setStatus(c, { phase: 'Running', message: '', host: this.opts.host.name, version, kubeconfigSecret: secret.metadata.name });
+    await this.setStatus(c, { phase: 'Running', message: '', version, kubeconfigSecret: secret.metadata.name });
   }
 
   /**
@@ -392,12 +406,12 @@ export class ClusterController {
     this.gateway.disconnect(key);
     await this.stopDatapath(this.liveOf(key, c));
     const id = this.layout(c).sandboxId;
-    if (phase === 'Sleeping') await this.opts.host.agent.stopContainer(id, 'control-plane', 5);
+    if (phase === 'Sleeping') await this.agentOf(c).stopContainer(id, 'control-plane', 5);
     else {
       // Stopped: the cluster's pods halt too (their objects stay in its store; start runs them
       // again) — after its kubelet, which would otherwise make them anew.
       await this.opts.sandboxes.close(c.metadata.uid);
-      await this.opts.host.agent.removeSandbox(id, 5);
+      await this.agentOf(c).removeSandbox(id, 5);
       await this.opts.sandboxes.removeAll(this.scope(c), 5);
       await this.relay?.close(c.metadata.uid);
     }
@@ -412,19 +426,22 @@ export class ClusterController {
       await this.stopDatapath(live);
       // The kubelet first, so that it makes no pod anew; then its pods.
       await this.opts.sandboxes.close(c.metadata.uid);
-      await this.opts.host.agent.removeSandbox(layout.sandboxId, 5).catch((err) => {
+      // Never placed (no host could take it): nothing of it runs anywhere.
+      const agent = this.placement.placed(c) ? this.agentOf(c) : undefined;
+      await agent?.removeSandbox(layout.sandboxId, 5).catch((err) => {
         if (!isCode(err, 'NotFound')) throw err;
       });
-      await this.opts.sandboxes.removeAll(this.scope(c), 5);
+      if (agent) await this.opts.sandboxes.removeAll(this.scope(c), 5);
       await this.relay?.close(c.metadata.uid);
       if (c.spec.store === 'etcd' && this.opts.stores) await this.opts.stores.revoke(c.metadata.uid);
-      if (podRange(c)) await this.opts.host.agent.removeNetwork(layout.network.name);
+      if (agent && podRange(c)) await agent.removeNetwork(layout.network.name);
       await rm(this.dataDir(c), { recursive: true, force: true });
       await rm(layout.runDir, { recursive: true, force: true });
       await rm(this.volumesDir(c), { recursive: true, force: true });
       live.state = 'stopped';
     });
     this.live.delete(key);
+    this.placement.forget(c);
     const address = endpointAddress(c);
     if (address) this.endpoints.release(address);
     if (podRange(c)) this.podRanges.release(podRange(c) as string);
@@ -495,6 +512,8 @@ export class ClusterController {
 
   private layout(c: Obj): ControlPlaneLayout {
     const quota = this.tenants.get(c.metadata.namespace)?.spec?.quota ?? {};
+    // Without a quota the virtual node offers what its host has.
+    const host = this.opts.hosts.capacity(this.hostOf(c)) ?? { cpu: String(os.availableParallelism()), memory: `${Math.floor(os.totalmem() / 2 ** 20)}Mi` };
     return {
       sandboxId: `cp-${c.metadata.uid}`,
       dataDir: this.dataDir(c),
@@ -502,7 +521,7 @@ export class ClusterController {
       resources: controlPlaneResources(c),
       network: { name: networkName(c), cidr: podRange(c) ?? '' },
       runDir: `${this.dataDir(c)}.run`,
-      node: { cpu: String(quota.cpu ?? hostCpus), memory: String(quota.memory ?? `${Math.floor(os.totalmem() / 2 ** 20)}Mi`) },
+      node: { cpu: String(quota.cpu ?? host.cpu), memory: String(quota.memory ?? host.memory) },
     };
   }
 
@@ -514,7 +533,7 @@ export class ClusterController {
       tenant,
       name: c.metadata.name,
       network: networkName(c),
-      host: this.opts.host.name,
+      host: this.hostOf(c),
       volumes: this.volumesDir(c),
       quota: () => {
         const q = this.tenants.get(tenant)?.spec?.quota ?? {};
@@ -524,6 +543,14 @@ export class ClusterController {
         };
       },
     };
+  }
+
+  private hostOf(c: Obj): string {
+    return this.placement.hostOf(c) ?? this.opts.home;
+  }
+
+  private agentOf(c: Obj): SandboxClient {
+    return this.opts.hosts.agent(this.hostOf(c));
   }
 
   private dataDir(c: Obj): string {

@@ -9,9 +9,8 @@ import type { HostInfo } from '../sandbox/api/types.js';
 const hostsPath = resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'hosts' });
 
 export interface HostMonitorOptions {
-  /** The Host's name, and labels it is made with (its zone). */
+  /** The Host's name (registered already: see hosts.ts). */
   name: string;
-  labels: Record<string, string>;
   agent: SandboxClient;
   /** How often the agent is asked (a heartbeat each time it answers). */
   intervalMs: number;
@@ -24,8 +23,8 @@ export interface HostMonitorOptions {
  * has (`GET /v1/host`), and the Host's status gets its capacity, its runtimes and a Ready
  * condition whose lastHeartbeatTime is the last answer, as a Node's status does for its kubelet.
  * An agent unanswered for the grace period turns the Host Ready=False (AgentUnreachable); its
- * next answer turns it back. The Host is made at the first heartbeat and kept when the provider
- * stops: operators see a host that went away.
+ * next answer turns it back. The Host is kept when the provider stops: operators see a host
+ * that went away. One the operator deleted is not made again: it was taken out of service.
  */
 export class HostMonitor {
   private lastAnswer = 0;
@@ -48,7 +47,8 @@ export class HostMonitor {
 
   /** One heartbeat: ask the agent, write what it said (or that it did not answer in time). */
   async beat(): Promise<void> {
-    const info = await this.opts.agent.host().catch((err: Error) => err);
+    // An answer later than the grace period is as good as none (a stopped agent never answers).
+    const info = await this.opts.agent.host(AbortSignal.timeout(this.opts.graceMs)).catch((err: Error) => err);
     const now = new Date();
     if (!(info instanceof Error)) this.lastAnswer = now.getTime();
     const ready = !(info instanceof Error) || now.getTime() - this.lastAnswer < this.opts.graceMs;
@@ -66,13 +66,9 @@ export class HostMonitor {
   }
 
   private async write(status: Obj): Promise<void> {
-    const at = `${hostsPath}/${this.opts.name}`;
-    try {
-      await this.client.patch(`${at}/status`, { status });
-    } catch (err) {
+    await this.client.patch(`${hostsPath}/${this.opts.name}/status`, { status }).catch((err) => {
       if (!isCode(err, 'NotFound')) throw err;
-      await this.client.create(hostsPath, { apiVersion: `${providerGroup}/v1alpha1`, kind: 'Host', metadata: { name: this.opts.name, labels: this.opts.labels }, spec: {}, status });
-    }
+    });
   }
 }
 

@@ -37,9 +37,15 @@ interface UsageStatus {
 
 const controlPlaneRole = 'control-plane';
 
+/** The hosts whose sandboxes are metered (provider/hosts.ts). */
+export interface MeteredHosts {
+  names(): string[];
+  agent(name: string): SandboxClient;
+}
+
 /**
- * The meter (DESIGN §2.5): samples every sandbox's cgroup usage on the host in one Sandbox API
- * call each interval and adds what each used since the last sample to its cluster's Usage — CPU
+ * The meter (DESIGN §2.5): samples every sandbox's cgroup usage on each host in one Sandbox API
+ * call per host each interval and adds what each used since the last sample to its cluster's Usage — CPU
  * time, memory held over time (GiB-seconds), and for control planes the time their process ran —
  * by the cluster's namespaces and its control plane, priced from the price list. A sandbox with
  * no process (a sleeping control plane) adds no control-plane time and no memory (what its cgroup
@@ -48,17 +54,20 @@ const controlPlaneRole = 'control-plane';
  * is not written, so a thousand sleeping clusters cost the provider no writes. Usage outlives its
  * Cluster: it is what the tenant is billed for.
  * A restarted provider continues from the stored Usage objects; the interval in which it was
- * down is not counted.
+ * down is not counted, nor is a host's memory in an interval it did not answer (its CPU is: the
+ * counters are cumulative).
  */
 export class Meter {
   private readonly usage = new Map<string, UsageStatus>();
-  private readonly lastCpu = new Map<string, number>();
-  private lastSample?: number;
+  /** Each sandbox's CPU counter at its last sample, and its host. */
+  private readonly lastCpu = new Map<string, { host: string; cpuNanos: number }>();
+  /** When each host was last sampled: memory is held over the time since. */
+  private readonly lastSample = new Map<string, number>();
   private readonly dirty = new Set<string>();
   private readonly clusters: Informer;
 
   constructor(
-    private readonly agent: SandboxClient,
+    private readonly hosts: MeteredHosts,
     private readonly client: KubeClient,
     private readonly prices: PriceList,
     private readonly intervalMs: number,
@@ -90,21 +99,33 @@ export class Meter {
     }
   }
 
-  /** One sample: each sandbox's use since the last one, added to its cluster's Usage. */
+  /** One sample of every host; one that does not answer is skipped, and the others counted. */
   async sample(): Promise<void> {
+    await Promise.all(
+      this.hosts.names().map((host) =>
+        this.sampleHost(host).catch((err) => {
+          // Its memory in this interval is not known, so not billed: the next interval starts now.
+          if (this.lastSample.has(host)) this.lastSample.set(host, Date.now());
+          this.log.warn('host not sampled', { host, err });
+        }),
+      ),
+    );
+  }
+
+  /** One host's sample: each sandbox's use since the last one, added to its cluster's Usage. */
+  private async sampleHost(host: string): Promise<void> {
     const now = Date.now();
-    const all = await this.agent.usageAll();
-    const first = this.lastSample === undefined;
-    const seconds = first ? 0 : (now - (this.lastSample as number)) / 1000;
-    this.lastSample = now;
+    const all = await this.hosts.agent(host).usageAll();
+    const last = this.lastSample.get(host);
+    const first = last === undefined;
+    const seconds = first ? 0 : (now - last) / 1000;
+    this.lastSample.set(host, now);
     const byUid = new Map(this.clusters.list().map((c) => [c.metadata.uid as string, c]));
-    const seen = new Set<string>();
     for (const s of all) {
       const cluster = this.clusterOf(s, byUid);
       if (!cluster) continue;
-      seen.add(s.id);
-      const prev = this.lastCpu.get(s.id);
-      this.lastCpu.set(s.id, s.usage.cpuNanos);
+      const prev = this.lastCpu.get(s.id)?.cpuNanos;
+      this.lastCpu.set(s.id, { host, cpuNanos: s.usage.cpuNanos });
       // Known at the last sample: what it used since. New since (and not at the meter's start): all it used.
       const cpu = prev !== undefined ? Math.max(0, s.usage.cpuNanos - prev) / 1e9 : first ? 0 : s.usage.cpuNanos / 1e9;
       const memory = s.running ? (s.usage.memoryBytes / 2 ** 30) * seconds : 0;
@@ -121,7 +142,9 @@ export class Meter {
       this.price(u);
       this.dirty.add(`${cluster.metadata.namespace}/${cluster.metadata.name}`);
     }
-    for (const id of this.lastCpu.keys()) if (!seen.has(id)) this.lastCpu.delete(id);
+    // Sandboxes gone from this host are forgotten; ids are unique across hosts (they carry the cluster's uid).
+    const here = new Set(all.map((s) => s.id));
+    for (const [id, last] of this.lastCpu) if (last.host === host && !here.has(id)) this.lastCpu.delete(id);
   }
 
   /** The cluster a sandbox belongs to: pods by the gateway's label, control planes by theirs. */

@@ -54,7 +54,7 @@ async function setup(quota: { cpuMillis?: number; memoryBytes?: number } = {}) {
   await new Promise<void>((r) => agent.listen(agentSock, r));
   const records: string[] = [];
   const client = { create: async (_p: string, o: { metadata: { name: string } }) => records.push(o.metadata.name), delete: async () => ({}) } as unknown as KubeClient;
-  const gw = new SandboxGateway(agentSock, client, silentLogger);
+  const gw = new SandboxGateway({ socket: () => agentSock, names: () => ['h'] }, client, silentLogger);
   const scope = (uid: string, tenant: string): ClusterScope => ({ uid, tenant, name: `c-${uid}`, network: `net-${uid}`, host: 'h', volumes: path.join(dir, `volumes-${uid}`), quota: () => quota });
   const a = scope('aaaaaaaa-1111-2222-3333-444444444444', 'acme');
   const b = scope('bbbbbbbb-1111-2222-3333-444444444444', 'globex');

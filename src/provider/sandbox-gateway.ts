@@ -21,6 +21,7 @@ export interface ClusterScope {
   name: string;
   /** The host agent's network the cluster's pods join (its own, isolated). */
   network: string;
+  /** The host the cluster is placed on: its pods run there, beside its control plane. */
   host: string;
   /**
    * The host directory holding the cluster's local volumes: its `LOCAL_PATH_ROOT/<name>`
@@ -28,10 +29,18 @@ export interface ClusterScope {
    */
   volumes: string;
   /**
-   * What the tenant may use at once, summed over all its sandboxes on the host (control planes
+   * What the tenant may use at once, summed over all its sandboxes on all hosts (control planes
    * included); absent when unlimited. Read on every placement, so quota changes apply at once.
    */
   quota: () => { cpuMillis?: number; memoryBytes?: number };
+}
+
+/** Where each host's agent listens, by Host name (provider/hosts.ts). */
+export interface AgentSockets {
+  /** The socket of a registered host's Sandbox API; Unavailable when there is no such host. */
+  socket(host: string): string;
+  /** Every registered host. */
+  names(): string[];
 }
 
 /** Labels the gateway puts on every sandbox it places, and lists by. */
@@ -71,7 +80,7 @@ export class SandboxGateway {
   private readonly placing = new Map<string, Promise<unknown>>();
 
   constructor(
-    private readonly agentSocket: string,
+    private readonly agents: AgentSockets,
     private readonly client: KubeClient,
     private readonly log: Logger,
   ) {}
@@ -110,7 +119,7 @@ export class SandboxGateway {
       if (parts[0] !== 'v1') throw new KubicleError('NotFound', `no such API: ${url.pathname}`);
       // Resolving and pulling an image by name, yes; listing the host's images (other tenants' names), no.
       const image = parts[1] === 'images' && ((req.method === 'GET' && parts[2] === 'resolve') || (req.method === 'POST' && parts[2] === 'pull'));
-      if (parts[1] === 'version' || image) return await this.pass(req, res, url.pathname + url.search);
+      if (parts[1] === 'version' || image) return await this.pass(scope.host, req, res, url.pathname + url.search);
       if (parts[1] === 'host-dirs' && parts.length === 2 && req.method === 'DELETE') {
         const dir = localVolumeDir(scope, url.searchParams.get('path') ?? '');
         // The provider keeps a cluster's directories on the host it shares with its agent, as it
@@ -140,20 +149,20 @@ export class SandboxGateway {
       const target = ['', 'v1', 'sandboxes', hostId, ...rest].map(encodeURIComponent).join('/') + url.search;
       if (req.method === 'POST' && rest.length === 1 && rest[0] === 'containers') {
         const spec = (await readJson(req)) as ContainerSpec;
-        await this.checkContainer(hostId, spec);
-        const r = await this.call<ContainerStatus>('POST', target, spec);
+        await this.checkContainer(scope.host, hostId, spec);
+        const r = await this.call<ContainerStatus>(scope.host, 'POST', target, spec);
         return send(res, r.status, r.body && { ...r.body, id: unprefix(scope, r.body.id) });
       }
       if (req.method === 'GET' && rest.length === 0) {
-        const r = await this.call<SandboxStatus>('GET', target);
+        const r = await this.call<SandboxStatus>(scope.host, 'GET', target);
         return send(res, r.status, r.status < 300 ? toTenant(scope, r.body) : r.body);
       }
       if (req.method === 'DELETE' && rest.length === 0) {
-        const r = await this.call('DELETE', target);
+        const r = await this.call(scope.host, 'DELETE', target);
         if (r.status < 300) await this.forget(scope, hostId);
         return send(res, r.status, r.body);
       }
-      return await this.pass(req, res, target);
+      return await this.pass(scope.host, req, res, target);
     } catch (err) {
       if (sendError(res, err).code === 'Internal') this.log.error('sandbox gateway error', { cluster: scope.uid, url: req.url, err });
     }
@@ -167,7 +176,7 @@ export class SandboxGateway {
       const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
       if (parts[0] !== 'v1' || parts[1] !== 'sandboxes' || !parts[2] || !idPattern.test(parts[2])) throw new KubicleError('NotFound', `no stream route for ${url.pathname}`);
       const target = ['', 'v1', 'sandboxes', hostSandboxId(scope.uid, parts[2]), ...parts.slice(3)].map(encodeURIComponent).join('/') + url.search;
-      const upstream = net.connect(this.agentSocket);
+      const upstream = net.connect(this.agents.socket(scope.host));
       upstream.on('error', () => socket.destroy());
       await new Promise<void>((resolve, reject) => {
         upstream.once('connect', resolve);
@@ -185,15 +194,15 @@ export class SandboxGateway {
     }
   }
 
-  /** The cluster's sandboxes on the host (those also carrying `labels`, if given): the agent selects, so others cost nothing. */
+  /** The cluster's sandboxes on its host (those also carrying `labels`, if given): the agent selects, so others cost nothing. */
   private list(scope: ClusterScope, labels: Record<string, string> = {}): Promise<SandboxStatus[]> {
     // The cluster's own label last: a tenant's selector cannot widen the list.
-    return this.labelled({ ...labels, [clusterLabel]: scope.uid });
+    return this.labelled(scope.host, { ...labels, [clusterLabel]: scope.uid });
   }
 
   /** The host's sandboxes carrying every one of `labels`, selected by the agent and checked again here. */
-  private async labelled(labels: Record<string, string>): Promise<SandboxStatus[]> {
-    const r = await this.call<SandboxStatus[]>('GET', `/v1/sandboxes?labelSelector=${encodeURIComponent(formatLabelSelector(labels))}`);
+  private async labelled(host: string, labels: Record<string, string>): Promise<SandboxStatus[]> {
+    const r = await this.call<SandboxStatus[]>(host, 'GET', `/v1/sandboxes?labelSelector=${encodeURIComponent(formatLabelSelector(labels))}`);
     if (r.status >= 300) throw remoteError(r);
     return r.body.filter((s) => Object.entries(labels).every(([k, v]) => s.labels?.[k] === v));
   }
@@ -230,17 +239,20 @@ export class SandboxGateway {
       [runtimeLabel]: runtime,
     };
     const placed: SandboxSpec = { ...spec, id: hostId, labels, volumes, network: spec.network === 'none' ? 'none' : 'pod', podNetwork: scope.network, resources };
-    const res = await this.call<SandboxStatus>('POST', '/v1/sandboxes', { spec: placed, runtime });
+    const res = await this.call<SandboxStatus>(scope.host, 'POST', '/v1/sandboxes', { spec: placed, runtime });
     if (res.status >= 300) throw remoteError(res);
     await this.record(scope, hostId, spec, runtime, resources).catch((err) => this.log.warn('sandbox not recorded', { sandbox: hostId, err }));
     return res.body;
   }
 
-  /** Refuses a sandbox that would take the tenant's sandboxes, all together, beyond its quota. */
+  /**
+   * Refuses a sandbox that would take the tenant's sandboxes, all together on every host, beyond
+   * its quota. A host that does not answer fails the placement: its sandboxes cannot be counted.
+   */
   private async checkQuota(scope: ClusterScope, want: { cpuMillis: number; memoryBytes: number }): Promise<void> {
     const quota = scope.quota();
     if (quota.cpuMillis === undefined && quota.memoryBytes === undefined) return;
-    const mine = await this.labelled({ [tenantLabel]: scope.tenant });
+    const mine = (await Promise.all(this.agents.names().map((host) => this.labelled(host, { [tenantLabel]: scope.tenant })))).flat();
     const used = { cpuMillis: 0, memoryBytes: 0 };
     for (const s of mine) {
       used.cpuMillis += Number(s.labels[cpuLabel] ?? 0);
@@ -256,8 +268,8 @@ export class SandboxGateway {
   }
 
   /** Refuses what a runc container would reach the shared kernel with; a microvm has its own kernel. */
-  private async checkContainer(hostId: string, spec: ContainerSpec): Promise<void> {
-    const sb = await this.call<SandboxStatus>('GET', `/v1/sandboxes/${encodeURIComponent(hostId)}`);
+  private async checkContainer(host: string, hostId: string, spec: ContainerSpec): Promise<void> {
+    const sb = await this.call<SandboxStatus>(host, 'GET', `/v1/sandboxes/${encodeURIComponent(hostId)}`);
     if (sb.status >= 300) throw remoteError(sb);
     if (sb.body.labels?.[runtimeLabel] === 'microvm') return;
     if (spec.privileged) throw new KubicleError('Forbidden', `container ${spec.name}: privileged containers are not available to tenant clusters (use the microvm RuntimeClass)`);
@@ -298,10 +310,10 @@ export class SandboxGateway {
     });
   }
 
-  /** Removes every sandbox of a cluster from the host (its stop or deletion) and their records. */
+  /** Removes every sandbox of a cluster from its host (its stop or deletion) and their records. */
   async removeAll(scope: ClusterScope, graceSeconds: number): Promise<void> {
     for (const s of await this.list(scope)) {
-      const r = await this.call('DELETE', `/v1/sandboxes/${encodeURIComponent(s.id)}?grace=${graceSeconds}`);
+      const r = await this.call(scope.host, 'DELETE', `/v1/sandboxes/${encodeURIComponent(s.id)}?grace=${graceSeconds}`);
       if (r.status >= 300 && r.status !== 404) throw remoteError(r);
       await this.forget(scope, s.id);
     }
@@ -313,11 +325,12 @@ export class SandboxGateway {
   }
 
   /** Passes a request through unchanged but for its path; the answer streams back (logs). */
-  private async pass(req: http.IncomingMessage, res: http.ServerResponse, target: string): Promise<void> {
+  private async pass(host: string, req: http.IncomingMessage, res: http.ServerResponse, target: string): Promise<void> {
+    const socketPath = this.agents.socket(host);
     const upstream = await new Promise<http.IncomingMessage>((resolve, reject) => {
       const headers: http.OutgoingHttpHeaders = {};
       for (const h of ['content-type', 'content-length']) if (req.headers[h]) headers[h] = req.headers[h];
-      const out = http.request({ socketPath: this.agentSocket, path: target, method: req.method, headers }, resolve);
+      const out = http.request({ socketPath, path: target, method: req.method, headers }, resolve);
       out.on('error', (err) => reject(new KubicleError('Unavailable', `host agent unreachable: ${err.message}`)));
       req.pipe(out);
     });
@@ -327,11 +340,12 @@ export class SandboxGateway {
     await pipeline(upstream, res).catch(() => {});
   }
 
-  /** One JSON call to the host agent: its status and parsed body (an error body as it is). */
-  private call<T = unknown>(method: string, target: string, body?: unknown): Promise<{ status: number; body: T }> {
+  /** One JSON call to a host's agent: its status and parsed body (an error body as it is). */
+  private call<T = unknown>(host: string, method: string, target: string, body?: unknown): Promise<{ status: number; body: T }> {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const socketPath = this.agents.socket(host);
     return new Promise((resolve, reject) => {
-      const out = http.request({ socketPath: this.agentSocket, path: target, method, headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {} }, (res) => {
+      const out = http.request({ socketPath, path: target, method, headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {} }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {

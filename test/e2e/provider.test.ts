@@ -390,7 +390,18 @@ ${podWith('writer', 'echo kept > /v/f; sleep 3600', '{name: v, persistentVolumeC
     assert.equal(await readFile(path.join(onHost, 'f'), 'utf8'), 'kept\n', 'the volume is the cluster\'s own directory on the host');
     // The same path from another cluster is that cluster's own (empty) directory.
     await ok(kg, ['apply', '-f', '-'], podWith('snoop', 'ls -A /v; echo end', `{name: v, hostPath: {path: /var/lib/kubicle/local-path/${pv}, type: DirectoryOrCreate}}`));
-    await eventually(async () => (await ok(kg, ['get', 'pod', 'snoop', '-o', 'jsonpath={.status.phase}'])) === 'Succeeded', 'snoop ran', 60_000);
+    let snoop = '';
+    await eventually(
+      async () => {
+        snoop = await ok(kg, ['get', 'pod', 'snoop', '-o', 'json']);
+        return JSON.parse(snoop).status.phase === 'Succeeded';
+      },
+      () => `snoop ran (its status: ${JSON.stringify(JSON.parse(snoop || '{}').status)}; the provider's last warnings: ${warnings()})`,
+      60_000,
+    ).catch(async (err) => {
+      const events = await kg(['get', 'events', '--field-selector', 'involvedObject.name=snoop', '-o', 'custom-columns=R:.reason,M:.message']);
+      throw new Error(`${err.message}; its events: ${events.stdout}`);
+    });
     assert.equal(await ok(kg, ['logs', 'snoop']), 'end\n', "g1 sees nothing of a1's volume");
     await ok(kg, ['delete', 'pod', 'snoop']);
     await ok(ka, ['delete', 'pod', 'writer', '--grace-period=0', '--force']);

@@ -98,12 +98,24 @@ const hosts: ResourceType = {
   storage: 'kubicle.io/hosts',
   nameRule: 'subdomain',
   keepStatusOnCreate: true,
+  validate: (o, errs) => {
+    const s = (o.spec ?? {}) as J;
+    if (s.agent !== undefined && (typeof s.agent?.socket !== 'string' || !s.agent.socket.startsWith('/'))) {
+      errs.invalid('spec.agent.socket', s.agent?.socket, "must be the absolute path of the host agent's Sandbox API socket");
+    }
+    if (s.unschedulable !== undefined && typeof s.unschedulable !== 'boolean') errs.invalid('spec.unschedulable', s.unschedulable, 'must be true or false');
+    for (const k of ['cpu', 'memory']) {
+      const r = s.allocationRatio?.[k];
+      if (r !== undefined && !(typeof r === 'number' && r > 0 && r <= 1000)) errs.invalid(`spec.allocationRatio.${k}`, r, 'must be a number above 0 and at most 1000');
+    }
+  },
   columns: [
     nameColumn,
     col('Ready', (o) => ((o.status?.conditions ?? []) as J[]).find((c) => c.type === 'Ready')?.status ?? 'Unknown'),
     col('CPU', (o) => o.status?.capacity?.cpu ?? ''),
     col('Memory', (o) => o.status?.capacity?.memory ?? ''),
     col('Zone', (o) => o.metadata.labels?.['topology.kubernetes.io/zone'] ?? ''),
+    col('Schedulable', (o) => (o.spec?.unschedulable ? 'False' : 'True'), { wide: true }),
     ageColumn,
   ],
 };

@@ -28,8 +28,9 @@ export class SandboxClient {
     return this.json('GET', '/v1/version');
   }
 
-  host(): Promise<HostInfo> {
-    return this.json('GET', '/v1/host');
+  /** What the host has; `signal` bounds the wait (a stopped agent accepts connections and never answers). */
+  host(signal?: AbortSignal): Promise<HostInfo> {
+    return this.json('GET', '/v1/host', undefined, signal);
   }
 
   /** Pulls an image (idempotent); `auth` lists credentials per registry. */
@@ -73,10 +74,10 @@ export class SandboxClient {
     return this.json('GET', `/v1/sandboxes/${enc(id)}`);
   }
 
-  /** Every sandbox on the host, or only those whose labels include all of `labels`. */
-  listSandboxes(labels?: Record<string, string>): Promise<SandboxStatus[]> {
+  /** Every sandbox on the host, or only those whose labels include all of `labels`; `signal` bounds the wait. */
+  listSandboxes(labels?: Record<string, string>, signal?: AbortSignal): Promise<SandboxStatus[]> {
     const selector = formatLabelSelector(labels ?? {});
-    return this.json('GET', selector ? `/v1/sandboxes?labelSelector=${encodeURIComponent(selector)}` : '/v1/sandboxes');
+    return this.json('GET', selector ? `/v1/sandboxes?labelSelector=${encodeURIComponent(selector)}` : '/v1/sandboxes', undefined, signal);
   }
 
   removeSandbox(id: string, graceSeconds: number): Promise<void> {
@@ -158,8 +159,8 @@ export class SandboxClient {
     });
   }
 
-  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.request(method, path, body);
+  private async json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await this.request(method, path, body, signal);
     if ((res.statusCode ?? 500) >= 300) throw await errorOf(res);
     const text = await readText(res);
     return (text ? JSON.parse(text) : undefined) as T;

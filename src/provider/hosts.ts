@@ -1,0 +1,165 @@
+import { providerGroup } from '../api/kinds/provider.js';
+import { parseQuantity } from '../api/quantity.js';
+import { Informer } from '../client/informer.js';
+import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
+import { isCode, KubicleError } from '../observe/errors.js';
+import type { Logger } from '../observe/log.js';
+import { SandboxClient } from '../sandbox/api/client.js';
+import { HostMonitor } from './host-monitor.js';
+import type { HostFit } from './placement.js';
+import { clusterLabel, cpuLabel, memoryLabel } from './sandbox-gateway.js';
+
+const hostsPath = resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'hosts' });
+export const zoneLabel = 'topology.kubernetes.io/zone';
+/**
+ * How far placement may commit a host's capacity in limits when its Host does not say
+ * (`spec.allocationRatio`): OpenStack Nova's defaults. Limits are ceilings, mostly unused by
+ * idle control planes and pods; CPU is shared by time, memory is not, hence the difference.
+ */
+const answerMs = 3000;
+export const defaultAllocationRatio = { cpu: 16, memory: 1.5 };
+
+/**
+ * Registers a host agent with the provider (what `kubicle agent --provider` and the provider's
+ * own agent do at start): its Host, made with its zone and where its Sandbox API listens, or
+ * brought up to date if it exists — what an operator set on it (cordoning) is kept.
+ */
+export async function registerHost(client: KubeClient, host: { name: string; zone: string; socket: string }): Promise<void> {
+  const spec = { agent: { socket: host.socket } };
+  try {
+    await client.create(hostsPath, { apiVersion: `${providerGroup}/v1alpha1`, kind: 'Host', metadata: { name: host.name, labels: { [zoneLabel]: host.zone } }, spec });
+  } catch (err) {
+    if (!isCode(err, 'AlreadyExists')) throw err;
+    await client.patch(`${hostsPath}/${host.name}`, { metadata: { labels: { [zoneLabel]: host.zone } }, spec });
+  }
+}
+
+export interface HostsOptions {
+  /** How often each agent is asked for its Host's status, and how long it may go unanswered. */
+  intervalMs: number;
+  graceMs: number;
+}
+
+interface Watched {
+  socket: string;
+  agent: SandboxClient;
+  monitor: HostMonitor;
+  stop: AbortController;
+}
+
+/**
+ * The provider's hosts (DESIGN §1): every registered Host whose agent it can reach, watched —
+ * each gets a HostMonitor keeping its status — and lent out to those that place and meter
+ * workloads: `agent(name)` is the host's Sandbox API, `fits()` what placement weighs. A Host the
+ * operator deletes is forgotten at once; what runs there stays, unseen, until it comes back.
+ */
+export class Hosts {
+  private readonly informer: Informer;
+  private readonly watched = new Map<string, Watched>();
+  private signal?: AbortSignal;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly opts: HostsOptions,
+    private readonly log: Logger,
+  ) {
+    this.informer = new Informer(client, hostsPath, log);
+    this.informer.on({ add: (h) => this.follow(h), update: (_, h) => this.follow(h), delete: (h) => this.forget(h.metadata.name) });
+  }
+
+  /** Watches the Hosts until the signal aborts; `started` resolves once each known one was asked once. */
+  run(signal: AbortSignal): Promise<void> {
+    this.signal = signal;
+    const running = this.informer.run(signal);
+    signal.addEventListener('abort', () => {
+      for (const name of [...this.watched.keys()]) this.forget(name);
+    });
+    return running;
+  }
+
+  /** After the Hosts were listed and each one's agent asked: a Ready host is Ready before anything is placed. */
+  async started(): Promise<void> {
+    await this.informer.synced;
+    await Promise.all([...this.watched.values()].map((w) => w.monitor.beat().catch(() => {})));
+  }
+
+  names(): string[] {
+    return [...this.watched.keys()];
+  }
+
+  /** The Sandbox API of a registered host; Unavailable when there is none of that name. */
+  agent(name: string): SandboxClient {
+    return this.get(name).agent;
+  }
+
+  /** Where a registered host's Sandbox API listens. */
+  socket(name: string): string {
+    return this.get(name).socket;
+  }
+
+  /** A host's capacity as its Host shows it (a virtual node offers no more), if known. */
+  capacity(name: string): { cpu: string; memory: string } | undefined {
+    const c = this.informer.get(name)?.status?.capacity;
+    return c?.cpu && c?.memory ? { cpu: String(c.cpu), memory: String(c.memory) } : undefined;
+  }
+
+  /**
+   * Every registered host as placement weighs it: its capacity times its allocation ratio, and
+   * its pods' limits asked of its agent now (a host whose agent does not answer is not ready). Control planes are not counted here: their
+   * cluster controller knows which run where, including those placed a moment ago.
+   */
+  async fits(): Promise<HostFit[]> {
+    return Promise.all(
+      [...this.watched].map(async ([name, w]) => {
+        const h = this.informer.get(name) as Obj;
+        const ready = ((h.status?.conditions ?? []) as Obj[]).some((c) => c.type === 'Ready' && c.status === 'True');
+        const ratio = { ...defaultAllocationRatio, ...(h.spec?.allocationRatio ?? {}) };
+        const capacity = { cpuMillis: quantity(h.status?.capacity?.cpu) * 1000 * ratio.cpu, memoryBytes: quantity(h.status?.capacity?.memory) * ratio.memory };
+        const allocated = { cpuMillis: 0, memoryBytes: 0 };
+        // Placement waits for no host: one that does not answer soon takes nothing this time.
+        const pods = ready ? await w.agent.listSandboxes(undefined, AbortSignal.timeout(answerMs)).catch(() => undefined) : undefined;
+        for (const s of pods ?? []) {
+          if (!s.labels?.[clusterLabel] || s.state !== 'ready') continue;
+          allocated.cpuMillis += Number(s.labels[cpuLabel] ?? 0);
+          allocated.memoryBytes += Number(s.labels[memoryLabel] ?? 0);
+        }
+        return { name, ready: ready && pods !== undefined, unschedulable: h.spec?.unschedulable === true, runtimes: (h.status?.runtimes ?? []) as string[], capacity, allocated };
+      }),
+    );
+  }
+
+  private get(name: string): Watched {
+    const w = this.watched.get(name);
+    if (!w) throw new KubicleError('Unavailable', `host ${name} is not registered with the provider`);
+    return w;
+  }
+
+  private follow(h: Obj): void {
+    const name = h.metadata.name as string;
+    const socket = h.spec?.agent?.socket as string | undefined;
+    if (this.watched.get(name)?.socket === socket) return;
+    this.forget(name);
+    if (!socket || !this.signal || this.signal.aborted) return;
+    const agent = new SandboxClient({ socketPath: socket });
+    const stop = new AbortController();
+    const monitor = new HostMonitor(this.client, { name, agent, intervalMs: this.opts.intervalMs, graceMs: this.opts.graceMs }, this.log.with({ host: name }));
+    this.watched.set(name, { socket, agent, monitor, stop });
+    void monitor.run(stop.signal);
+    this.log.info('host followed', { host: name, socket });
+  }
+
+  private forget(name: string): void {
+    const w = this.watched.get(name);
+    if (!w) return;
+    this.watched.delete(name);
+    w.stop.abort();
+  }
+}
+
+function quantity(q: unknown): number {
+  try {
+    return q === undefined ? 0 : parseQuantity(String(q));
+  } catch {
+    return 0;
+  }
+}

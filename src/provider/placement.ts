@@ -1,0 +1,53 @@
+/** CPU (millicores) and memory (bytes): what a sandbox may use, or a host has. */
+export interface Amount {
+  cpuMillis: number;
+  memoryBytes: number;
+}
+
+/** A host as placement weighs it: what it is, what it has, and what is already placed there. */
+export interface HostFit {
+  name: string;
+  ready: boolean;
+  /** Cordoned by an operator: what runs stays, nothing new comes. */
+  unschedulable: boolean;
+  runtimes: string[];
+  capacity: Amount;
+  /** The limits of everything placed there that can use them now (sleeping control planes cannot). */
+  allocated: Amount;
+}
+
+/** What is to be placed: its limits, and the runtime it needs. */
+export interface Demand extends Amount {
+  runtime: string;
+}
+
+/**
+ * The host for a new workload (DESIGN §2.3), or why there is none. Limits are not overcommitted:
+ * a host takes the workload only if its limits fit beside those already allocated there. Of the
+ * hosts that can, the least allocated wins — the fuller of its CPU and memory shares after the
+ * placement, lowest first — so workloads spread and one host's failure takes the fewest; ties go
+ * by name, so the same state places the same way. The refusal counts each host's first reason, as
+ * the scheduler's "0/N nodes are available" does.
+ */
+export function chooseHost(demand: Demand, hosts: HostFit[]): { host: string } | { refusal: string } {
+  const reasons = new Map<string, number>();
+  const fit: { name: string; score: number }[] = [];
+  for (const h of hosts) {
+    const reason = !h.ready
+      ? 'not ready'
+      : h.unschedulable
+        ? 'unschedulable'
+        : !h.runtimes.includes(demand.runtime)
+          ? `no ${demand.runtime} runtime`
+          : h.allocated.cpuMillis + demand.cpuMillis > h.capacity.cpuMillis
+            ? 'insufficient cpu'
+            : h.allocated.memoryBytes + demand.memoryBytes > h.capacity.memoryBytes
+              ? 'insufficient memory'
+              : undefined;
+    if (reason) reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+    else fit.push({ name: h.name, score: Math.max((h.allocated.cpuMillis + demand.cpuMillis) / h.capacity.cpuMillis, (h.allocated.memoryBytes + demand.memoryBytes) / h.capacity.memoryBytes) });
+  }
+  if (fit.length) return { host: fit.sort((a, b) => a.score - b.score || (a.name < b.name ? -1 : 1))[0].name };
+  const why = [...reasons].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([r, n]) => `${n} ${r}`);
+  return { refusal: `0/${hosts.length} hosts can take it${why.length ? `: ${why.join(', ')}` : ''}` };
+}

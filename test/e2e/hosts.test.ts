@@ -1,0 +1,178 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { SandboxClient } from '../../src/sandbox/api/client.js';
+import { cleanup, eventually, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
+
+/**
+ * A provider with two hosts (issue 8, placement by resources): its own agent, and a second
+ * `kubicle agent --provider` that registers itself. Both agents are real and run on this one
+ * machine, each with its own state, socket, bridge and sandboxes — as two hosts sharing the
+ * provider's filesystem would (ADR 0023). Clusters spread over them, follow cordons, wait when
+ * none has room, and run their pods where their control plane runs.
+ */
+const run = promisify(execFile);
+const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/kubicle.js');
+type Kubectl = Awaited<ReturnType<typeof kubectlFor>>;
+
+describe('provider: clusters placed over two hosts', { timeout: 600_000 }, () => {
+  let p: Kubicle;
+  let op: Kubectl;
+  let agentProcess: ChildProcess | undefined;
+  let secondLog = '';
+  let home = '';
+  const agents: Record<string, SandboxClient> = {};
+
+  const ok = async (kc: Kubectl, args: string[], input?: string) => {
+    const r = await kc(args, { input });
+    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const cluster = async (name: string) => JSON.parse(await ok(op, ['get', 'clusters.kubicle.io', name, '-n', 'acme', '-o', 'json']));
+  const hosts = async () => JSON.parse(await ok(op, ['get', 'hosts.kubicle.io', '-o', 'json'])).items as { metadata: { name: string; labels: Record<string, string> }; status?: { conditions?: { type: string; status: string }[] } }[];
+  const ready = (h: Awaited<ReturnType<typeof hosts>>[number]) => h.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+  const waitPhase = (name: string, phase: string, ms = 60_000) => {
+    let seen: unknown;
+    return eventually(
+      async () => {
+        seen = (await cluster(name)).status;
+        return (seen as { phase?: string } | undefined)?.phase === phase;
+      },
+      () => `acme/${name} ${phase} (status: ${JSON.stringify(seen)}; provider: ${p.logs().split('\n').slice(-6).join('\n')})`,
+      ms,
+    );
+  };
+  const create = (name: string, spec = '{}') => ok(op, ['apply', '-f', '-'], `apiVersion: kubicle.io/v1alpha1\nkind: Cluster\nmetadata: {name: ${name}, namespace: acme}\nspec: ${spec}\n`);
+  /** The host agent that holds sandbox `id`, asked of both agents. */
+  const holder = async (id: string) => {
+    const on: string[] = [];
+    for (const [name, agent] of Object.entries(agents)) if ((await agent.listSandboxes()).some((s) => s.id === id)) on.push(name);
+    return on;
+  };
+
+  before(async () => {
+    p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', '127.251.10.0/24', '--bridge', 'kubtesth', '--pod-cidr', '10.246.30.0/24', '--cluster-pod-pool', '10.235.0.0/16', '--cluster-sleep-after', '0', '--metering-interval', '1', '--host-heartbeat', '1', '--zone', 'zone-a'] });
+    op = await kubectlFor(p, '1.33');
+    const socket = path.join(p.dataDir, 'second', 'agent.sock');
+    agentProcess = spawn(process.execPath, [bin, 'agent', '--data-dir', path.join(p.dataDir, 'second'), '--agent-socket', socket, '--bridge', 'kubtesth2', '--pod-cidr', '10.246.31.0/24', '--provider', p.kubeconfig, '--node-name', 'second', '--zone', 'zone-b', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    agentProcess.stdout?.on('data', (d) => {
+      secondLog += d;
+    });
+    agentProcess.stderr?.on('data', (d) => {
+      secondLog += d;
+    });
+    await eventually(async () => (await hosts()).filter((h) => ready(h) === 'True').length === 2, () => `two Ready hosts (second agent: ${secondLog.slice(-2000)})`, 30_000);
+    home = (await hosts()).find((h) => h.metadata.name !== 'second')?.metadata.name as string;
+    agents[home] = new SandboxClient({ socketPath: path.join(p.dataDir, 'agent.sock') });
+    agents.second = new SandboxClient({ socketPath: socket });
+    await ok(op, ['apply', '-f', '-'], 'apiVersion: kubicle.io/v1alpha1\nkind: Tenant\nmetadata: {name: acme}\nspec: {}\n');
+    await eventually(async () => (await op(['get', 'ns', 'acme'])).code === 0, 'tenant namespace');
+  });
+  after(async () => {
+    if (!p) return;
+    agentProcess?.kill('SIGCONT');
+    await op(['delete', 'clusters.kubicle.io', '--all', '-A', '--wait=true', '--timeout=60s']);
+    if (agentProcess && agentProcess.exitCode === null) {
+      agentProcess.kill('SIGTERM');
+      await new Promise((r) => agentProcess?.once('exit', r));
+    }
+    await cleanup(p);
+  });
+
+  test('the second agent registers itself as a Host with its zone; both are Ready', async () => {
+    const all = await hosts();
+    assert.deepEqual(all.map((h) => [h.metadata.name, h.metadata.labels['topology.kubernetes.io/zone']]).sort(), [[home, 'zone-a'], ['second', 'zone-b']].sort());
+    assert.match(await ok(op, ['get', 'hosts.kubicle.io', 'second', '-o', 'wide']), /\bTrue\s+\d+\s+\d+Mi\s+zone-b\s+True\b/);
+  });
+
+  test('two clusters spread over the two hosts, each control plane on the host its status names', async () => {
+    await create('one');
+    await waitPhase('one', 'Running');
+    await create('two');
+    await waitPhase('two', 'Running');
+    const placed = [await cluster('one'), await cluster('two')];
+    assert.deepEqual(placed.map((c) => c.status.host).sort(), [home, 'second'].sort(), 'one cluster on each host');
+    for (const c of placed) assert.deepEqual(await holder(`cp-${c.metadata.uid}`), [c.status.host], `${c.metadata.name}'s control plane is on ${c.status.host} only`);
+    assert.match(await ok(op, ['get', 'clusters.kubicle.io', '-n', 'acme', '-o', 'wide']), /\bsecond\b/, 'the Host column');
+  });
+
+  test("a cluster's pods run on its host: logs, exec and metering through the second agent", async () => {
+    const c = [await cluster('one'), await cluster('two')].find((x) => x.status.host === 'second');
+    const name = c.metadata.name;
+    const { stdout } = await run(process.execPath, [bin, 'cluster', 'kubeconfig', name, '--tenant', 'acme', '--provider', p.kubeconfig]);
+    const file = path.join(p.dataDir, `${name}.kubeconfig`);
+    await writeFile(file, stdout, { mode: 0o600 });
+    const k = await kubectlFor({ kubeconfig: file } as Kubicle, '1.33');
+    const image = `${/registry (127\.0\.0\.1:\d+)/.exec(p.logs())?.[1]}/kubicle/busybox:1`;
+    await ok(k, ['run', 'sleeper', `--image=${image}`, '--', 'sh', '-c', 'echo started; exec sleep 3600']);
+    await ok(k, ['wait', '--for=condition=Ready', 'pod/sleeper', '--timeout=120s']);
+    const pods = (await agents.second.listSandboxes()).filter((s) => s.labels['kubicle.io/cluster-uid'] === c.metadata.uid);
+    assert.equal(pods.length, 1, 'the pod sandbox is on the second host');
+    assert.equal((await agents[home].listSandboxes()).filter((s) => s.labels['kubicle.io/cluster-uid'] === c.metadata.uid).length, 0, 'and not on the first');
+    assert.match(await ok(k, ['logs', 'sleeper']), /^started$/m);
+    assert.equal((await ok(k, ['exec', 'sleeper', '--', 'cat', '/proc/1/cmdline'])).replace(/\0/g, ' ').trim(), 'sleep 3600');
+    // The provider's record of it names the host.
+    const records = JSON.parse(await ok(op, ['get', 'sandboxes.kubicle.io', '-n', 'acme', '-o', 'json'])).items;
+    assert.ok(records.some((r: { spec: { host: string; workload?: { pod?: string } } }) => r.spec.workload?.pod === 'sleeper' && r.spec.host === 'second'), 'the Sandbox record names the second host');
+    // The meter samples the second host too: the control plane's time there is counted.
+    await eventually(async () => {
+      const u = await op(['get', 'usages.kubicle.io', name, '-n', 'acme', '-o', 'json']);
+      return u.code === 0 && JSON.parse(u.stdout).status.total.controlPlaneSeconds > 0;
+    }, `usage of ${name} metered on the second host`);
+  });
+
+  const cordon = (host: string, on: boolean) => ok(op, ['patch', 'hosts.kubicle.io', host, '--type', 'merge', '-p', JSON.stringify({ spec: { unschedulable: on } })]);
+
+  test('a cordoned host takes no new cluster; a cluster no host can hold waits, saying why, and deletes cleanly', async () => {
+    // The second host is the fuller one now (a control plane and a pod): only the cordon sends the new cluster there.
+    await cordon(home, true);
+    try {
+      await create('three');
+      await waitPhase('three', 'Running');
+    } finally {
+      await cordon(home, false);
+    }
+    assert.equal((await cluster('three')).status.host, 'second');
+
+    await create('huge', '{controlPlane: {resources: {memory: 4000Gi}}}');
+    await eventually(async () => /no host can run its control plane: 0\/2 hosts can take it: 2 insufficient memory/.test((await cluster('huge')).status?.message ?? ''), 'huge waits with the reason');
+    const huge = await cluster('huge');
+    assert.equal(huge.status.phase, 'Pending');
+    assert.equal(huge.status.endpoint, undefined, 'no endpoint is taken while it waits');
+    await ok(op, ['delete', 'clusters.kubicle.io', 'huge', '-n', 'acme', '--timeout=30s']);
+  });
+
+  test('a host whose agent stops answering turns NotReady and takes nothing; when it answers again it is Ready and the waiting cluster goes there', async () => {
+    const second = () => hosts().then((all) => all.find((h) => h.metadata.name === 'second') as never);
+    await cordon(home, true);
+    agentProcess?.kill('SIGSTOP');
+    try {
+      await eventually(async () => ready(await second()) === 'False', 'second NotReady', 30_000);
+      await create('four');
+      await eventually(async () => /0\/2 hosts can take it: 1 not ready, 1 unschedulable/.test((await cluster('four')).status?.message ?? ''), 'four waits: one host not ready, the other cordoned');
+    } finally {
+      agentProcess?.kill('SIGCONT');
+    }
+    await eventually(async () => ready(await second()) === 'True', 'second Ready again', 30_000);
+    await waitPhase('four', 'Running');
+    assert.equal((await cluster('four')).status.host, 'second');
+    await cordon(home, false);
+  });
+
+  test('bad Host specs are refused', async () => {
+    for (const [spec, field] of [
+      ['{agent: {socket: relative.sock}}', 'spec.agent.socket'],
+      ['{unschedulable: "yes"}', 'spec.unschedulable'],
+      ['{allocationRatio: {cpu: -1}}', 'spec.allocationRatio.cpu'],
+    ]) {
+      const r = await op(['apply', '-f', '-'], { input: `apiVersion: kubicle.io/v1alpha1\nkind: Host\nmetadata: {name: bad}\nspec: ${spec}\n` });
+      assert.notEqual(r.code, 0, spec);
+      assert.match(r.stderr, new RegExp(`is invalid: ${field.replace(/\./g, '\\.')}`), spec);
+    }
+    assert.equal((await op(['get', 'hosts.kubicle.io', 'bad'])).code, 1, 'nothing was written');
+  });
+});
