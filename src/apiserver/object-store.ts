@@ -219,9 +219,8 @@ export class ObjectStore {
       }
       meta.namespace = ns ?? meta.namespace;
     } else delete meta.namespace;
-    if (!meta.name && meta.generateName) {
-      meta.name = meta.generateName + Array.from({ length: 5 }, () => nameChars[Math.floor(Math.random() * nameChars.length)]).join('');
-    }
+    const generate = !meta.name && meta.generateName ? () => meta.generateName + Array.from({ length: 5 }, () => nameChars[Math.floor(Math.random() * nameChars.length)]).join('') : undefined;
+    if (generate) meta.name = generate();
     meta.uid = randomUUID();
     meta.creationTimestamp = now();
     delete meta.resourceVersion;
@@ -245,7 +244,18 @@ export class ObjectStore {
         for (const a of admitted) a.aborted?.(rt, obj);
         return obj;
       }
-      const kv = await this.backend.create(keyFor(rt, meta.namespace, meta.name!), encode(toStorage(rt, obj)));
+      let kv: Awaited<ReturnType<typeof this.backend.create>>;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          kv = await this.backend.create(keyFor(rt, meta.namespace, meta.name!), encode(toStorage(rt, obj)));
+          break;
+        } catch (err) {
+          // A generated name already taken is generated anew, up to 7 more times, as upstream does
+          // since 1.30 (RetryGenerateName): five random characters collide among a few thousand names.
+          if (!generate || attempt > 7 || !isCode(err, 'AlreadyExists')) throw err;
+          meta.name = generate();
+        }
+      }
       meta.resourceVersion = String(kv.modRevision);
       for (const a of admitted) a.committed?.(rt, obj, undefined);
       return obj;
