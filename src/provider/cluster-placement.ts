@@ -1,6 +1,6 @@
 import type { Obj } from '../client/kube-client.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
-import { controlPlaneResources } from './cluster-quota.js';
+import { controlPlaneRequests } from './cluster-quota.js';
 import { chooseHost, type HostFit } from './placement.js';
 
 /** The provider's hosts as the cluster controller uses them (provider/hosts.ts). */
@@ -17,8 +17,8 @@ const keyOf = (c: Obj) => `${c.metadata.namespace}/${c.metadata.name}`;
 
 /**
  * Where clusters go (DESIGN §2.3): a cluster is placed whole on one host — its control plane,
- * its pod network and its pods (ADR 0023) — chosen by chooseHost over what the hosts' pods and
- * the control planes placed there may use. Placements run one at a time and each is remembered
+ * its pod network and its pods (ADR 0023) — chosen by chooseHost over what the hosts' pods may
+ * use (their limits) and what the control planes placed there request. Placements run one at a time and each is remembered
  * here at once, so clusters created together spread rather than all taking the host that was
  * emptiest before any of them.
  */
@@ -40,11 +40,11 @@ export class ClusterPlacement {
         const on = byName.get(this.hostOf(x) ?? '');
         // A sleeping or stopped control plane uses nothing; it wakes where it was.
         if (!on || keyOf(x) === keyOf(c) || x.spec.stopped || x.status?.phase === 'Sleeping') continue;
-        const r = controlPlaneResources(x);
+        const r = controlPlaneRequests(x);
         on.allocated.cpuMillis += r.cpuMillis;
         on.allocated.memoryBytes += r.memoryBytes;
       }
-      const choice = chooseHost({ ...controlPlaneResources(c), runtime: c.spec.controlPlane?.runtimeClassName ?? 'runc' }, fits);
+      const choice = chooseHost({ ...controlPlaneRequests(c), runtime: c.spec.controlPlane?.runtimeClassName ?? 'runc' }, fits);
       if ('host' in choice) this.placedOn.set(keyOf(c), choice.host);
       return choice;
     });

@@ -11,6 +11,18 @@ export function controlPlaneResources(c: Obj): ControlPlaneLayout['resources'] {
 }
 
 /**
+ * What placement weighs a control plane at: what one holds idle with room to work (~80 MiB and a
+ * few millicores measured, docs/benchmarks.md), within its limits — as kubeadm's control-plane
+ * pods request a fraction of a CPU, not their ceiling. Weighed at its limits (a CPU each by
+ * default), a two-core host would take 32 clusters even overcommitted sixteen times; idle, as
+ * most are, a hundred use a tenth of one core.
+ */
+export function controlPlaneRequests(c: Obj): { cpuMillis: number; memoryBytes: number } {
+  const limits = controlPlaneResources(c);
+  return { cpuMillis: Math.min(100, limits.cpuMillis), memoryBytes: Math.min(128 * 2 ** 20, limits.memoryBytes) };
+}
+
+/**
  * Why a tenant's quota leaves no room for cluster `c` beside those already `admitted`, if it
  * does not: their count, and the CPU and memory their control planes may use together (so a
  * tenant cannot take the host by asking for a huge control plane; the resources are immutable

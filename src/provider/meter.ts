@@ -115,7 +115,8 @@ export class Meter {
   /** One host's sample: each sandbox's use since the last one, added to its cluster's Usage. */
   private async sampleHost(host: string): Promise<void> {
     const now = Date.now();
-    const all = await this.hosts.agent(host).usageAll();
+    // A stopped agent never answers: it must not hold up the other hosts' samples.
+    const all = await this.hosts.agent(host).usageAll(AbortSignal.timeout(Math.max(this.intervalMs, 5000)));
     const last = this.lastSample.get(host);
     const first = last === undefined;
     const seconds = first ? 0 : (now - last) / 1000;

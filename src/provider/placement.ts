@@ -11,20 +11,21 @@ export interface HostFit {
   /** Cordoned by an operator: what runs stays, nothing new comes. */
   unschedulable: boolean;
   runtimes: string[];
+  /** What may be allocated there (its allocation ratio applied). */
   capacity: Amount;
-  /** The limits of everything placed there that can use them now (sleeping control planes cannot). */
+  /** What is placed there and can run now (sleeping control planes cannot), as each is weighed. */
   allocated: Amount;
 }
 
-/** What is to be placed: its limits, and the runtime it needs. */
+/** What is to be placed: what it is weighed at, and the runtime it needs. */
 export interface Demand extends Amount {
   runtime: string;
 }
 
 /**
- * The host for a new workload (DESIGN §2.3), or why there is none. Limits are not overcommitted:
- * a host takes the workload only if its limits fit beside those already allocated there. Of the
- * hosts that can, the least allocated wins — the fuller of its CPU and memory shares after the
+ * The host for a new workload (DESIGN §2.3), or why there is none. A host takes the workload
+ * only if it fits beside what is already allocated there, within its capacity. Of the hosts
+ * that can, the least allocated wins — the fuller of its CPU and memory shares after the
  * placement, lowest first — so workloads spread and one host's failure takes the fewest; ties go
  * by name, so the same state places the same way. The refusal counts each host's first reason, as
  * the scheduler's "0/N nodes are available" does.

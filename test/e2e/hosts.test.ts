@@ -127,7 +127,7 @@ describe('provider: clusters placed over two hosts', { timeout: 600_000 }, () =>
 
   const cordon = (host: string, on: boolean) => ok(op, ['patch', 'hosts.kubicle.io', host, '--type', 'merge', '-p', JSON.stringify({ spec: { unschedulable: on } })]);
 
-  test('a cordoned host takes no new cluster; a cluster no host can hold waits, saying why, and deletes cleanly', async () => {
+  test('a cordoned host takes no new cluster; with no room anywhere a cluster waits, saying why, until a host has room', async () => {
     // The second host is the fuller one now (a control plane and a pod): only the cordon sends the new cluster there.
     await cordon(home, true);
     try {
@@ -138,12 +138,28 @@ describe('provider: clusters placed over two hosts', { timeout: 600_000 }, () =>
     }
     assert.equal((await cluster('three')).status.host, 'second');
 
-    await create('huge', '{controlPlane: {resources: {memory: 4000Gi}}}');
-    await eventually(async () => /no host can run its control plane: 0\/2 hosts can take it: 2 insufficient memory/.test((await cluster('huge')).status?.message ?? ''), 'huge waits with the reason');
-    const huge = await cluster('huge');
-    assert.equal(huge.status.phase, 'Pending');
-    assert.equal(huge.status.endpoint, undefined, 'no endpoint is taken while it waits');
-    await ok(op, ['delete', 'clusters.kubicle.io', 'huge', '-n', 'acme', '--timeout=30s']);
+    // Hosts allowed a sliver of their memory (24 GiB x 0.001) have no room for a control plane's 128 MiB.
+    const ratio = (host: string, memory: number | null) => ok(op, ['patch', 'hosts.kubicle.io', host, '--type', 'merge', '-p', JSON.stringify({ spec: { allocationRatio: { memory } } })]);
+    await ratio(home, 0.001);
+    await ratio('second', 0.001);
+    try {
+      await create('squeezed');
+      await eventually(async () => /no host can run its control plane: 0\/2 hosts can take it: 2 insufficient memory/.test((await cluster('squeezed')).status?.message ?? ''), 'squeezed waits with the reason');
+      const waiting = await cluster('squeezed');
+      assert.equal(waiting.status.phase, 'Pending');
+      assert.equal(waiting.status.endpoint, undefined, 'no endpoint is taken while it waits');
+      // One that never had a host deletes cleanly too.
+      await create('never');
+      await eventually(async () => /0\/2 hosts can take it/.test((await cluster('never')).status?.message ?? ''), 'never waits');
+      await ok(op, ['delete', 'clusters.kubicle.io', 'never', '-n', 'acme', '--timeout=30s']);
+    } finally {
+      await ratio('second', null);
+    }
+    // Room again on one host: the waiting cluster is placed there without being asked again.
+    await waitPhase('squeezed', 'Running');
+    assert.equal((await cluster('squeezed')).status.host, 'second');
+    await ratio(home, null);
+    await ok(op, ['delete', 'clusters.kubicle.io', 'squeezed', '-n', 'acme', '--timeout=60s']);
   });
 
   test('a host whose agent stops answering turns NotReady and takes nothing; when it answers again it is Ready and the waiting cluster goes there', async () => {
@@ -154,6 +170,11 @@ describe('provider: clusters placed over two hosts', { timeout: 600_000 }, () =>
       await eventually(async () => ready(await second()) === 'False', 'second NotReady', 30_000);
       await create('four');
       await eventually(async () => /0\/2 hosts can take it: 1 not ready, 1 unschedulable/.test((await cluster('four')).status?.message ?? ''), 'four waits: one host not ready, the other cordoned');
+      // The silent host holds up no one else's metering.
+      const onHome = [await cluster('one'), await cluster('two')].find((c) => c.status.host === home).metadata.name;
+      const metered = async () => JSON.parse(await ok(op, ['get', 'usages.kubicle.io', onHome, '-n', 'acme', '-o', 'json'])).status.total.controlPlaneSeconds as number;
+      const before = await metered();
+      await eventually(async () => (await metered()) > before + 2, `${onHome} metered on while the second host is silent`, 20_000);
     } finally {
       agentProcess?.kill('SIGCONT');
     }

@@ -104,9 +104,9 @@ export class SandboxClient {
     return this.json('GET', `/v1/sandboxes/${enc(sandbox)}${container ? `/containers/${enc(container)}` : ''}/usage`);
   }
 
-  /** Every sandbox's usage on the host, in one call. */
-  usageAll(): Promise<SandboxUsage[]> {
-    return this.json('GET', '/v1/usage');
+  /** Every sandbox's usage on the host, in one call; `signal` bounds the wait. */
+  usageAll(signal?: AbortSignal): Promise<SandboxUsage[]> {
+    return this.json('GET', '/v1/usage', undefined, signal);
   }
 
   /** The log as a stream of text; with `follow` it stays open until the run ends or the signal aborts. */
