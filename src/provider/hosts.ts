@@ -17,6 +17,12 @@ export const zoneLabel = 'topology.kubernetes.io/zone';
  * idle control planes and pods; CPU is shared by time, memory is not, hence the difference.
  */
 const answerMs = 3000;
+/**
+ * What the provider waits for any one call to a host's agent (making a sandbox, stopping a
+ * container with its grace period, pulling the small control-plane image): beyond it the host
+ * is as good as gone, and the cluster controller's few workers must not wait on it forever.
+ */
+const callTimeoutMs = 120_000;
 export const defaultAllocationRatio = { cpu: 16, memory: 1.5 };
 
 /**
@@ -140,7 +146,7 @@ export class Hosts {
     if (this.watched.get(name)?.socket === socket) return;
     this.forget(name);
     if (!socket || !this.signal || this.signal.aborted) return;
-    const agent = new SandboxClient({ socketPath: socket });
+    const agent = new SandboxClient({ socketPath: socket }, callTimeoutMs);
     const stop = new AbortController();
     const monitor = new HostMonitor(this.client, { name, agent, intervalMs: this.opts.intervalMs, graceMs: this.opts.graceMs }, this.log.with({ host: name }));
     this.watched.set(name, { socket, agent, monitor, stop });

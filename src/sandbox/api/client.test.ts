@@ -52,3 +52,23 @@ describe('SandboxClient streams', () => {
     ws.terminate();
   });
 });
+
+describe('SandboxClient calls', () => {
+  it('a call to an agent that never answers fails with Timeout after the client\'s bound; a signal of its own wins', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'kubicle-client-'));
+    // A stand-in agent that accepts and never answers, as a stopped (SIGSTOP) one does.
+    const silent = http.createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(path.join(dir, 'agent.sock'), resolve));
+    try {
+      const client = new SandboxClient({ socketPath: path.join(dir, 'agent.sock') }, 200);
+      const started = Date.now();
+      await assert.rejects(client.getSandbox('x'), (err: Error & { code?: string }) => err.code === 'Timeout' && /did not answer GET \/v1\/sandboxes\/x in time/.test(err.message));
+      assert.ok(Date.now() - started >= 190, 'not before the bound');
+      await assert.rejects(client.host(AbortSignal.timeout(20)), (err: Error & { code?: string }) => err.code !== undefined);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

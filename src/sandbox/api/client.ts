@@ -22,7 +22,15 @@ export type SandboxEndpoint = { socketPath: string } | { url: string; token: str
  * HTTP call; the agent's error codes come back as KubicleErrors with the same code and message.
  */
 export class SandboxClient {
-  constructor(private readonly endpoint: SandboxEndpoint) {}
+  /**
+   * `callTimeoutMs` bounds every JSON call not given a signal of its own (none by default): a
+   * stopped agent accepts connections and never answers, and a caller serving many hosts must
+   * not wait on one forever. Streams and logs are not bounded.
+   */
+  constructor(
+    private readonly endpoint: SandboxEndpoint,
+    private readonly callTimeoutMs?: number,
+  ) {}
 
   version(): Promise<{ version: string; runtimes: string[] }> {
     return this.json('GET', '/v1/version');
@@ -160,7 +168,11 @@ export class SandboxClient {
   }
 
   private async json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const res = await this.request(method, path, body, signal);
+    const bound = signal ?? (this.callTimeoutMs ? AbortSignal.timeout(this.callTimeoutMs) : undefined);
+    const res = await this.request(method, path, body, bound).catch((err: KubicleError) => {
+      if (bound?.aborted && bound.reason?.name === 'TimeoutError') throw new KubicleError('Timeout', `sandbox agent did not answer ${method} ${path.split('?')[0]} in time`);
+      throw err;
+    });
     if ((res.statusCode ?? 500) >= 300) throw await errorOf(res);
     const text = await readText(res);
     return (text ? JSON.parse(text) : undefined) as T;
