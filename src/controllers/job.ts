@@ -59,6 +59,12 @@ export class JobController {
   private readonly queue = new WorkQueue();
   private readonly jobs: Informer;
   private readonly pods: Informer;
+  /**
+   * Job key -> pods it created and has not yet seen in its informer. Until it sees them it
+   * creates no more: a sync in between (the Job's own status write brings one) would count them
+   * missing and create them twice, as upstream's expectations prevent.
+   */
+  private readonly expecting = new Map<string, { names: Set<string>; at: number }>();
 
   private readonly events: EventRecorder;
 
@@ -70,7 +76,7 @@ export class JobController {
     this.events = new EventRecorder(client, 'job-controller', log);
     this.jobs = informers.for('/apis/batch/v1/jobs');
     this.pods = informers.for('/api/v1/pods');
-    this.jobs.on({ add: (j) => this.queue.add(objectKey(j)), update: (_, j) => this.queue.add(objectKey(j)) });
+    this.jobs.on({ add: (j) => this.queue.add(objectKey(j)), update: (_, j) => this.queue.add(objectKey(j)), delete: (j) => this.expecting.delete(objectKey(j)) });
     this.pods.on(requeueOwner('Job', this.queue));
   }
 
@@ -186,7 +192,7 @@ export class JobController {
       const remaining = completions === undefined ? (status.succeeded > 0 ? 0 : parallelism) : completions - status.succeeded;
       want = Math.min(parallelism, remaining) - active.length;
     }
-    if (want <= 0) return 0;
+    if (want <= 0 || !this.seenAll(key, job.metadata.namespace)) return 0;
     if (status.failed > 0) {
       // Upstream's back-off between replacements of failed pods: base × 2^(failures-1), at most 6 min.
       const delay = Math.min(backoffBaseMs * 2 ** (status.failed - 1), 360_000);
@@ -215,11 +221,23 @@ export class JobController {
       });
     };
     const created = await Promise.allSettled(Array.from({ length: want }, (_, i) => make(indexed ? indexes[i] : undefined)));
+    const names = created.flatMap((r) => (r.status === 'fulfilled' ? [r.value.metadata.name as string] : []));
+    if (names.length) this.expecting.set(key, { names: new Set(names), at: Date.now() });
     for (const r of created) {
       if (r.status === 'fulfilled') await this.event(job, 'Normal', 'SuccessfulCreate', `Created pod: ${r.value.metadata.name}`);
       else await this.event(job, 'Warning', 'FailedCreate', `Error creating: ${r.reason?.message}`);
     }
     return created.filter((r) => r.status === 'fulfilled').length;
+  }
+
+  /** Whether the informer shows every pod this Job created last (or the wait is over: upstream gives up after 5 min). */
+  private seenAll(key: string, ns: string): boolean {
+    const e = this.expecting.get(key);
+    if (!e) return true;
+    for (const name of e.names) if (this.pods.get(`${ns}/${name}`)) e.names.delete(name);
+    if (e.names.size && Date.now() - e.at < 5 * 60_000) return false;
+    this.expecting.delete(key);
+    return true;
   }
 
   /** ttlSecondsAfterFinished: delete the finished Job (and, in background, its pods). */

@@ -3,9 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { mock, test } from 'node:test';
-import { builtinRegistry } from '../api/registry.js';
-import { SqliteBackend } from '../storage/sqlite/sqlite-backend.js';
-import { ObjectStore } from './object-store.js';
+import { builtinRegistry } from '../src/api/registry.js';
+import { ObjectStore } from '../src/apiserver/object-store.js';
+import { SqliteBackend } from '../src/storage/sqlite/sqlite-backend.js';
 
 /**
  * Generated names on a real (SQLite) store. Math.random is held to a fixed sequence so that
