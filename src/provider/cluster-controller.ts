@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +25,7 @@ import {
   controlPlaneEtcdStore,
   controlPlaneSandbox,
   controlPlaneUid,
+  prepareDataDir,
   sandboxSocketName,
   storeSocketName,
 } from './control-plane-sandbox.js';
@@ -271,9 +272,7 @@ export class ClusterController {
     // A control plane still serving from before the provider restarted is adopted, not restarted.
     if (existing?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && (await canConnect(live.socketPath))) return this.runDatapath(c, live, network.bridge);
     const dataDir = this.dataDir(c);
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    await chown(dataDir, controlPlaneUid, controlPlaneUid);
-    await this.placeKeys(dataDir);
+    await prepareDataDir(dataDir, () => this.keys.take());
     const store = await this.storeOf(c, layout);
     // Both reappear when the control plane serves: the kubeconfig is written once it is ready.
     await rm(live.socketPath, { force: true });
@@ -337,20 +336,6 @@ export class ClusterController {
     await writeFile(file, grant.password, { mode: 0o600 });
     await chown(file, controlPlaneUid, controlPlaneUid);
     return controlPlaneEtcdStore(grant);
-  }
-
-  /** On a first start, the cluster's keys from the pool; the control plane makes its certificates for them and signs tokens with sa.key. */
-  private async placeKeys(dataDir: string): Promise<void> {
-    const pki = path.join(dataDir, 'pki');
-    if (existsSync(path.join(pki, 'ca.crt'))) return;
-    await mkdir(pki, { recursive: true, mode: 0o700 });
-    await chown(pki, controlPlaneUid, controlPlaneUid);
-    // The service-account signing key too (sa.key): the control plane makes only what is missing.
-    for (const name of ['ca', 'serving', 'admin', 'sa']) {
-      const file = path.join(pki, `${name}.key`);
-      await writeFile(file, await this.keys.take(), { mode: 0o600 });
-      await chown(file, controlPlaneUid, controlPlaneUid);
-    }
   }
 
   /** Waits until the control plane accepts connections on its socket (it listens only once ready). */

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { chown, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ContainerSpec, SandboxSpec } from '../sandbox/api/types.js';
 
@@ -134,4 +135,24 @@ export function controlPlaneContainer(l: ControlPlaneLayout, img: ControlPlaneIm
       ...(existsSync('/usr/lib64') ? [{ volume: 'lib64', containerPath: '/lib64', readOnly: true }] : []),
     ],
   };
+}
+
+/**
+ * Makes a control plane's data directory, its user's own. On a first start it gets the
+ * cluster's keys from `takeKey` (a pool: RSA generation is the slow part of a create); the
+ * control plane makes its certificates for them and signs tokens with sa.key, making only what
+ * is missing.
+ */
+export async function prepareDataDir(dataDir: string, takeKey: () => Promise<string>): Promise<void> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chown(dataDir, controlPlaneUid, controlPlaneUid);
+  const pki = path.join(dataDir, 'pki');
+  if (existsSync(path.join(pki, 'ca.crt'))) return;
+  await mkdir(pki, { recursive: true, mode: 0o700 });
+  await chown(pki, controlPlaneUid, controlPlaneUid);
+  for (const name of ['ca', 'serving', 'admin', 'sa']) {
+    const file = path.join(pki, `${name}.key`);
+    await writeFile(file, await takeKey(), { mode: 0o600 });
+    await chown(file, controlPlaneUid, controlPlaneUid);
+  }
 }
