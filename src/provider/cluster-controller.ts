@@ -93,7 +93,8 @@ export interface ClusterDatapath {
 export const clusterFinalizer = 'kubicle.io/cluster';
 const readyTimeoutMs = 60_000;
 const placementRetryMs = 5000;
-
+// A virtual node without a quota offers its host's capacity, or this machine's until that is known (asked once: os.cpus() reads /proc).
+const thisMachine = { cpu: String(os.availableParallelism()), memory: `${Math.floor(os.totalmem() / 2 ** 20)}Mi` };
 
 /** The name of a cluster's pod network (and its bridge), from its uid. */
 const networkName = (c: Obj) => `c${c.metadata.uid.replace(/-/g, '').slice(0, 20)}`;
@@ -173,12 +174,11 @@ export class ClusterController {
         await this.setStatus(c, { phase: 'Pending', message: `no host can run its control plane: ${placed.refusal}` });
         return this.queue.addAfter(key, placementRetryMs);
       }
-      const host = placed.host;
       const address = this.endpoints.allocate();
       let pods: string | undefined;
       try {
         pods = this.podRanges.allocate();
-        await this.setStatus(c, { phase: 'Pending', message: '', endpoint: `https://${address}:${this.opts.endpointPort}`, podCIDR: pods, host });
+        await this.setStatus(c, { phase: 'Pending', message: '', endpoint: `https://${address}:${this.opts.endpointPort}`, podCIDR: pods, host: placed.host });
       } catch (err) {
         this.endpoints.release(address);
         if (pods) this.podRanges.release(pods);
@@ -497,8 +497,7 @@ export class ClusterController {
 
   private layout(c: Obj): ControlPlaneLayout {
     const quota = this.tenants.get(c.metadata.namespace)?.spec?.quota ?? {};
-    // Without a quota the virtual node offers what its host has.
-    const host = this.opts.hosts.capacity(this.hostOf(c)) ?? { cpu: String(os.availableParallelism()), memory: `${Math.floor(os.totalmem() / 2 ** 20)}Mi` };
+    const host = this.opts.hosts.capacity(this.hostOf(c)) ?? thisMachine;
     return {
       sandboxId: `cp-${c.metadata.uid}`,
       dataDir: this.dataDir(c),

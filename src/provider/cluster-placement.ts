@@ -18,9 +18,9 @@ const keyOf = (c: Obj) => `${c.metadata.namespace}/${c.metadata.name}`;
 /**
  * Where clusters go (DESIGN §2.3): a cluster is placed whole on one host — its control plane,
  * its pod network and its pods (ADR 0023) — chosen by chooseHost over what the hosts' pods may
- * use (their limits) and what the control planes placed there request. Placements run one at a time and each is remembered
- * here at once, so clusters created together spread rather than all taking the host that was
- * emptiest before any of them.
+ * use (their limits) and what the control planes placed there request. Placements run one at a
+ * time and each is remembered here at once, so clusters created together spread rather than
+ * all taking the host that was emptiest before any of them.
  */
 export class ClusterPlacement {
   private readonly placedOn = new Map<string, string>();

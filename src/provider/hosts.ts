@@ -10,12 +10,8 @@ import type { HostFit } from './placement.js';
 import { clusterLabel, cpuLabel, memoryLabel } from './sandbox-gateway.js';
 
 const hostsPath = resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'hosts' });
-export const zoneLabel = 'topology.kubernetes.io/zone';
-/**
- * How far placement may commit a host's capacity in limits when its Host does not say
- * (`spec.allocationRatio`): OpenStack Nova's defaults. Limits are ceilings, mostly unused by
- * idle control planes and pods; CPU is shared by time, memory is not, hence the difference.
- */
+const zoneLabel = 'topology.kubernetes.io/zone';
+/** How long placement waits for a host's list of sandboxes before it passes the host over. */
 const answerMs = 3000;
 /**
  * What the provider waits for any one call to a host's agent (making a sandbox, stopping a
@@ -23,6 +19,11 @@ const answerMs = 3000;
  * is as good as gone, and the cluster controller's few workers must not wait on it forever.
  */
 const callTimeoutMs = 120_000;
+/**
+ * How far placement may commit a host's capacity when its Host does not say
+ * (`spec.allocationRatio`): OpenStack Nova's defaults. Limits are ceilings, mostly unused by
+ * idle control planes and pods; CPU is shared by time, memory is not, hence the difference.
+ */
 export const defaultAllocationRatio = { cpu: 16, memory: 1.5 };
 
 /**

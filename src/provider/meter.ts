@@ -44,10 +44,10 @@ export interface MeteredHosts {
 }
 
 /**
- * The meter (DESIGN §2.5): samples every sandbox's cgroup usage on each host in one Sandbox API
- * call per host each interval and adds what each used since the last sample to its cluster's Usage — CPU
- * time, memory held over time (GiB-seconds), and for control planes the time their process ran —
- * by the cluster's namespaces and its control plane, priced from the price list. A sandbox with
+ * The meter (DESIGN §2.5): samples every sandbox's cgroup usage on each host, one Sandbox API
+ * call per host each interval, and adds what each used since the last sample to its cluster's
+ * Usage — CPU time, memory held over time (GiB-seconds), and for control planes the time their
+ * process ran — by the cluster's namespaces and its control plane, priced from the price list. A sandbox with
  * no process (a sleeping control plane) adds no control-plane time and no memory (what its cgroup
  * still holds is page cache of its files, reclaimable, not the tenant's use), and CPU only for
  * what its last process used since the previous sample; a cluster whose sandboxes added nothing
