@@ -45,24 +45,31 @@ export async function startAgentProcess(config: Config, dataDir: string, log: Lo
 
 /**
  * `kubicle agent --provider KUBECONFIG`: this machine's agent offered to a provider as Host
- * --node-name (default: the machine's name) in --zone, once its Sandbox API listens. Tried again
- * every few seconds until the provider answers: hosts and providers start in any order.
+ * --node-name (default: the machine's name) in --zone. The kubeconfig is read at once (a bad
+ * one stops the agent before it starts anything); the returned function registers once the
+ * Sandbox API listens, tried again every few seconds until the provider answers: hosts and
+ * providers start in any order.
  */
-export async function joinProvider(config: Config, socketPath: string, log: Logger, signal: AbortSignal): Promise<void> {
+export async function joinProvider(config: Config, socketPath: string, log: Logger): Promise<(signal: AbortSignal) => Promise<void>> {
   const { KubeClient } = await import('../client/kube-client.js');
   const { loadKubeconfig } = await import('../client/kubeconfig.js');
   const { registerHost } = await import('../provider/hosts.js');
   const name = config['node-name'] || os.hostname().toLowerCase();
-  const client = new KubeClient(await loadKubeconfig(config.provider));
-  while (!signal.aborted) {
-    try {
-      await registerHost(client, { name, zone: config.zone, socket: socketPath });
-      log.info('registered with the provider', { host: name, zone: config.zone });
-      break;
-    } catch (err) {
-      log.warn('not registered with the provider yet', { host: name, err });
-      await delay(3000, undefined, { signal }).catch(() => {});
+  const provider = await loadKubeconfig(config.provider).catch((err: Error) => {
+    throw new KubicleError('Invalid', `--provider ${config.provider}: ${err.message}`);
+  });
+  return async (signal) => {
+    const client = new KubeClient(provider);
+    while (!signal.aborted) {
+      try {
+        await registerHost(client, { name, zone: config.zone, socket: socketPath });
+        log.info('registered with the provider', { host: name, zone: config.zone });
+        break;
+      } catch (err) {
+        log.warn('not registered with the provider yet', { host: name, err });
+        await delay(3000, undefined, { signal }).catch(() => {});
+      }
     }
-  }
-  client.close();
+    client.close();
+  };
 }

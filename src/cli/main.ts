@@ -86,8 +86,10 @@ async function main(argv: string[]): Promise<number> {
       const dataDir = path.resolve(config['data-dir']);
       const socketPath = path.resolve(config['agent-socket'] || path.join(dataDir, 'agent.sock'));
       const agent = new HostAgent({ stateDir: path.join(dataDir, 'agent'), socketPath, podCidr: config['pod-cidr'], bridge: config.bridge, removableDirRoots: [LOCAL_PATH_ROOT] }, log.with({ component: 'agent' }));
+      // A bad --provider is refused before anything starts.
+      const join = config.provider ? await joinProvider(config, socketPath, log) : undefined;
       const running = agent.run(ac.signal);
-      if (config.provider) void agent.ready.then(() => joinProvider(config, socketPath, log, ac.signal));
+      if (join) void agent.ready.then(() => join(ac.signal));
       if (process.send) {
         // Started by `kubicle standalone` or `server` (agent-process.ts): tell it when the API
         // listens, and stop when it is gone, however it went.
