@@ -9,7 +9,8 @@ import type { ObjectStore } from './object-store.js';
 
 /**
  * Objects every cluster has from its first start: the system namespaces, the default StorageClass,
- * the system PriorityClasses and the `kubernetes` Service with Endpoints pointing at this API server. Idempotent.
+ * the system PriorityClasses and, given `self`, the `kubernetes` Service with Endpoints pointing at
+ * this API server. Idempotent.
  */
 /**
  * Measured by bench/microvm (docs/benchmarks.md): QEMU's RSS beyond the guest's own use for a guest
@@ -17,7 +18,7 @@ import type { ObjectStore } from './object-store.js';
  */
 export const microvmOverhead = { cpu: '100m', memory: '120Mi' };
 
-export async function bootstrap(registry: Registry, store: ObjectStore, self: { host: string; port: number }, kubernetesIP: string): Promise<void> {
+export async function bootstrap(registry: Registry, store: ObjectStore, self: { host: string; port: number } | undefined, kubernetesIP: string): Promise<void> {
   const ensure = async (group: string, plural: string, ns: string | undefined, obj: KubeObject) => {
     const rt = registry.mustLookup(group, 'v1', plural);
     // A read first: on a restart everything exists, and a create that fails costs its validation and field tracking.
@@ -52,6 +53,7 @@ export async function bootstrap(registry: Registry, store: ObjectStore, self: { 
   for (const pc of systemPriorityClasses) {
     await ensure('scheduling.k8s.io', 'priorityclasses', undefined, { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: pc.name }, value: pc.value, description: pc.description });
   }
+  if (!self) return;
   await ensure('', 'services', 'default', {
     apiVersion: 'v1',
     kind: 'Service',

@@ -84,6 +84,12 @@ export interface ApiServerOptions {
    */
   inCluster?: { host: string; port: number };
   /**
+   * 'none': another replica, one the cluster's pods can reach, is the `kubernetes` Service's
+   * endpoint; this server leaves the Service and its endpoints as they are (upstream's
+   * --endpoint-reconciler-type). By default this server makes itself the endpoint at start.
+   */
+  endpointReconciler?: 'master-count' | 'none';
+  /**
    * Decides each authenticated request: an authorizer, or 'rbac' for RBAC over this server's own
    * roles and bindings (with upstream's default roles, and escalation prevention). Absent, every
    * authenticated user may do everything.
@@ -239,7 +245,8 @@ export class ApiServer {
     // Port 0 asks for any free port, known once bound: the kubernetes Service must name the real
     // one. Nobody knows the port before it is printed, after start-up, so nothing is served early.
     if (!this.opts.socketPath && this.opts.port === 0) await listen();
-    await bootstrap(this.opts.registry, this.store, inCluster ?? { host: this.opts.host, port: this.port }, kubernetesIP);
+    const self = this.opts.endpointReconciler === 'none' ? undefined : (inCluster ?? { host: this.opts.host, port: this.port });
+    await bootstrap(this.opts.registry, this.store, self, kubernetesIP);
     if (this.rbac) await bootstrapRbac(this.opts.registry, this.store);
     const repairing = this.repairAllocations(signal);
     if (!server.listening) await listen();

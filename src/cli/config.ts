@@ -21,6 +21,7 @@ export const schema = {
   'cluster-endpoint-port': { type: 'string', default: '443', env: 'KUBICLE_CLUSTER_ENDPOINT_PORT', help: 'provider (up, server): the port of every cluster endpoint' },
   'cluster-pod-pool': { type: 'string', default: '10.224.0.0/12', env: 'KUBICLE_CLUSTER_POD_POOL', help: 'provider (up, server): tenant clusters\' pod ranges, a /24 each, each an isolated network' },
   'cluster-etcd': { type: 'string', default: '', env: 'KUBICLE_CLUSTER_ETCD', help: 'provider (up, server): etcd://host:port[/base]?user=root&password=p for clusters of spec.store etcd (auth enabled; each gets its own user and prefix)' },
+  'endpoint-reconciler-type': { type: 'string', default: 'master-count', env: 'KUBICLE_ENDPOINT_RECONCILER_TYPE', help: 'controlplane: "master-count" makes this API server the kubernetes Service\'s endpoint at start; "none" leaves that to another replica (one its pods cannot reach)' },
   'sandbox-socket': { type: 'string', default: '', env: 'KUBICLE_SANDBOX_SOCKET', help: 'controlplane: the provider\'s Sandbox API for the virtual kubelet (none: no kubelet)' },
   'node-cpu': { type: 'string', default: '4', env: 'KUBICLE_NODE_CPU', help: 'controlplane: the virtual node\'s CPU capacity' },
   'node-memory': { type: 'string', default: '8Gi', env: 'KUBICLE_NODE_MEMORY', help: 'controlplane: the virtual node\'s memory capacity' },

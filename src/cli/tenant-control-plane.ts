@@ -83,7 +83,9 @@ export async function tenantControlPlane(config: Config, log: Logger, signal: Ab
   // (the `kubernetes` Service) and cluster DNS (kube-dns) listen on that address too.
   const address = clusterAddress();
   const inCluster = address !== '127.0.0.1' ? { host: address, port: inClusterApiPort } : undefined;
-  const { server, backend, serving } = await startApiServer(config, dataDir, builtinRegistry(), log, signal, { socketPath, inCluster, authorizer: 'rbac' });
+  const endpointReconciler = config['endpoint-reconciler-type'];
+  if (endpointReconciler !== 'master-count' && endpointReconciler !== 'none') throw new KubicleError('Invalid', `--endpoint-reconciler-type ${JSON.stringify(endpointReconciler)} must be "master-count" or "none"`);
+  const { server, backend, serving } = await startApiServer(config, dataDir, builtinRegistry(), log, signal, { socketPath, inCluster, authorizer: 'rbac', endpointReconciler });
   const client = new KubeClient({ server: server.url, caPem: server.credentials.ca.cert, token: server.loopbackToken, socketPath });
   // Woken by a connection, the control plane answers it, and the requests that follow it, before
   // anything else: loading and starting the components takes this thread ~0.4 s, which those

@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { chown, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -13,19 +12,19 @@ import { WorkQueue } from '../client/work-queue.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { Phases } from '../observe/phases.js';
-import type { SandboxClient } from '../sandbox/api/client.js';
+import type { SandboxStatus } from '../sandbox/api/types.js';
 import { BlockPool } from './block-pool.js';
 import { type ClusterHosts, ClusterPlacement } from './cluster-placement.js';
 import { clusterQuotaRefusal, controlPlaneResources } from './cluster-quota.js';
+import { ControlPlaneReplicas, type Replica } from './control-plane-replicas.js';
 import {
   apiSocketPath,
   type ControlPlaneImage,
   type ControlPlaneLayout,
-  controlPlaneContainer,
   controlPlaneEtcdStore,
-  controlPlaneSandbox,
   controlPlaneUid,
   prepareDataDir,
+  prepareReplicaDataDir,
   sandboxSocketName,
   storeSocketName,
 } from './control-plane-sandbox.js';
@@ -76,6 +75,8 @@ export interface ClusterControllerOptions {
  */
 export interface ClusterStores {
   readonly address: { host: string; port: number };
+  /** Where store `id`'s keys are and whose user reaches them; grants nothing. */
+  names(id: string): { root: string; user: string };
   grant(id: string): Promise<{ root: string; user: string; password: string }>;
   revoke(id: string): Promise<void>;
 }
@@ -93,6 +94,8 @@ export interface ClusterDatapath {
 export const clusterFinalizer = 'kubicle.io/cluster';
 const readyTimeoutMs = 60_000;
 const placementRetryMs = 5000;
+/** How often running clusters' replicas are looked at, at least; one that has ended is started again. */
+const replicaCheckMs = 2000;
 // A virtual node without a quota offers its host's capacity, or this machine's until that is known (asked once: os.cpus() reads /proc).
 const thisMachine = { cpu: String(os.availableParallelism()), memory: `${Math.floor(os.totalmem() / 2 ** 20)}Mi` };
 
@@ -106,7 +109,12 @@ interface Live {
   /** Operations on one cluster (start, sleep, stop, delete) run one after another. */
   chain: Promise<unknown>;
   startedAt: number;
-  socketPath: string;
+  /** Each replica's API socket, in replica order: the first's (beside the cluster's pods) first. */
+  sockets: string[];
+  /** Replicas being started again after they ended. */
+  restarting: Set<number>;
+  /** Replicas whose restart failed: how often in a row, and when the next may be tried. */
+  backoff: Map<number, { failures: number; at: number }>;
   /** The generation whose start was refused as Invalid: not tried again until the spec changes. */
   invalidAt?: number;
   /** The running datapath: stopped with the control plane. */
@@ -124,6 +132,7 @@ export class ClusterController {
   private readonly keys = new KeyPool(8);
   private readonly relay?: StoreRelay;
   private readonly placement: ClusterPlacement;
+  private readonly replicas: ControlPlaneReplicas;
 
   constructor(
     private readonly client: KubeClient,
@@ -138,6 +147,7 @@ export class ClusterController {
     this.podRanges = new BlockPool(opts.podPool, 24);
     if (opts.stores) this.relay = new StoreRelay(opts.stores.address, log);
     this.placement = new ClusterPlacement(opts.hosts, () => this.clusters.list());
+    this.replicas = new ControlPlaneReplicas(opts.image);
     const enqueue = (c: Obj) => this.queue.add(`${c.metadata.namespace}/${c.metadata.name}`);
     this.clusters.on({ add: enqueue, update: (_, c) => enqueue(c), delete: enqueue });
   }
@@ -152,7 +162,8 @@ export class ClusterController {
     }
     void this.keys.fill();
     const idle = this.idleLoop(signal);
-    await Promise.all([...informers, idle, this.queue.run(4, (key) => this.sync(key), signal, (key, err) => this.log.warn('cluster sync failed', { cluster: key, err }))]);
+    const replicas = this.replicaLoop(signal);
+    await Promise.all([...informers, idle, replicas, this.queue.run(4, (key) => this.sync(key), signal, (key, err) => this.log.warn('cluster sync failed', { cluster: key, err }))]);
     await this.gateway.closeAll();
     await this.relay?.closeAll();
   }
@@ -178,7 +189,7 @@ export class ClusterController {
       let pods: string | undefined;
       try {
         pods = this.podRanges.allocate();
-        await this.setStatus(c, { phase: 'Pending', message: '', endpoint: `https://${address}:${this.opts.endpointPort}`, podCIDR: pods, host: placed.host });
+        await this.setStatus(c, { phase: 'Pending', message: '', endpoint: `https://${address}:${this.opts.endpointPort}`, podCIDR: pods, host: placed.hosts[0], replicaHosts: placed.hosts });
       } catch (err) {
         this.endpoints.release(address);
         if (pods) this.podRanges.release(pods);
@@ -207,7 +218,7 @@ export class ClusterController {
         if (live.state === 'running' || live.state === 'asleep') await this.halt(key, c, 'Stopped');
         live.state = 'stopped';
       });
-      if (c.status?.phase !== 'Stopped') await this.setStatus(c, { phase: 'Stopped', message: 'stopped by request; its state is kept' });
+      if (c.status?.phase !== 'Stopped') await this.setStatus(c, { phase: 'Stopped', message: 'stopped by request; its state is kept', readyReplicas: 0 });
       return;
     }
     await this.gateway.open(key, address, this.opts.endpointPort, { resolve: () => this.wake(key) });
@@ -222,15 +233,15 @@ export class ClusterController {
     else if (live.state === 'running' && c.status?.phase !== 'Running') await this.publish(c, live);
   }
 
-  /** Starts the control plane unless it runs; resolves with its socket once it serves. */
-  private wake(key: string): Promise<string> {
+  /** Starts the control plane unless it runs; resolves with its replicas' sockets, first first, once it serves. */
+  private wake(key: string): Promise<string[]> {
     const c = this.clusters.get(key);
     if (!c || c.metadata.deletionTimestamp) return Promise.reject(new KubicleError('NotFound', `cluster ${key} is gone`));
     if (c.spec.stopped) return Promise.reject(new KubicleError('Unavailable', `cluster ${key} is stopped`));
     const live = this.liveOf(key, c);
-    if (live.state === 'running') return Promise.resolve(live.socketPath);
+    if (live.state === 'running') return Promise.resolve(live.sockets);
     return this.serially(live, async () => {
-      if (live.state === 'running') return live.socketPath;
+      if (live.state === 'running') return live.sockets;
       const woke = live.state === 'asleep';
       const started = Date.now();
       const phases = new Phases();
@@ -247,59 +258,84 @@ export class ClusterController {
       live.state = 'running';
       live.startedAt = Date.now();
       this.log.info(woke ? 'cluster woke' : 'cluster started', { cluster: key, ms: live.startedAt - started, phases: phases.ms });
-      // Serve the waiting connection first; the status follows (and a failure there is retried by sync).
+      // Serve the waiting connection first; the status follows (and a failure there is retried by
+      // sync), and the further replicas start after this one.
       void this.publish(c, live).catch((err) => {
         this.log.warn('cluster status not published', { cluster: key, err });
         this.queue.addRateLimited(key);
       });
-      return live.socketPath;
+      for (let i = 1; i < live.sockets.length; i++) this.restart(key, c, live, i);
+      return live.sockets;
     });
   }
 
+  /**
+   * Starts the first replica, beside the cluster's pods: its network and its virtual kubelet's
+   * Sandbox API come first (an adopted control plane uses them at once), then its sandbox.
+   */
   private async start(c: Obj, live: Live, phases: Phases): Promise<void> {
-    const layout = this.layout(c);
-    const agent = this.agentOf(c);
-    // The cluster's network and its virtual kubelet's Sandbox API come first: an adopted control plane uses them at once.
-    const network = await agent.defineNetwork(layout.network.name, { cidr: layout.network.cidr });
-    await this.opts.sandboxes.open(this.scope(c), path.join(layout.runDir, sandboxSocketName));
+    const first = this.replica(c, 0);
+    const network = first.layout.network as { name: string; cidr: string };
+    const { bridge } = await first.agent.defineNetwork(network.name, { cidr: network.cidr });
+    await this.opts.sandboxes.open(this.scope(c), path.join(first.layout.runDir, sandboxSocketName));
     // An etcd cluster's relay too: an adopted control plane keeps its connection to its store.
     if (c.spec.store === 'etcd') {
       if (!this.relay) throw new KubicleError('Invalid', 'this provider has no etcd for control planes: start it with --cluster-etcd');
-      await this.relay.open(c.metadata.uid, path.join(layout.runDir, storeSocketName));
+      await this.relay.open(c.metadata.uid, path.join(first.layout.runDir, storeSocketName));
     }
     phases.mark('network');
-    const existing = await agent.getSandbox(layout.sandboxId).catch(() => undefined);
-    // A control plane still serving from before the provider restarted is adopted, not restarted.
-    if (existing?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && (await canConnect(live.socketPath))) return this.runDatapath(c, live, network.bridge);
-    const dataDir = this.dataDir(c);
-    await prepareDataDir(dataDir, () => this.keys.take());
-    const store = await this.storeOf(c, layout);
-    // Both reappear when the control plane serves: the kubeconfig is written once it is ready.
-    await rm(live.socketPath, { force: true });
-    await rm(path.join(dataDir, 'kubeconfig'), { force: true });
-    phases.mark('data');
-    // One that runs but does not serve is hung: replace its process.
-    if (existing?.containers.some((x) => x.state === 'running')) await agent.stopContainer(layout.sandboxId, 'control-plane', 0);
-    // A sleeping cluster kept its sandbox (namespace, cgroup, mounts): waking starts only the process.
-    if (!existing) {
-      await agent.pullImage(this.opts.image.image);
-      // Labelled with its tenant and size: control planes count against the tenant's quota as its pods do.
-      const labels = {
-        'kubicle.io/cluster': `${c.metadata.namespace}.${c.metadata.name}`,
-        'kubicle.io/role': 'control-plane',
-        [tenantLabel]: c.metadata.namespace,
-        [cpuLabel]: String(layout.resources.cpuMillis),
-        [memoryLabel]: String(layout.resources.memoryBytes),
-      };
-      await agent.createSandbox(controlPlaneSandbox(layout, this.opts.image, c.metadata.name, labels));
-      phases.mark('sandbox');
+    // The store password is made anew when no replica runs, so only the latest start's holders get
+    // in; one restarted beside running replicas keeps theirs.
+    const alone = !(await this.anyRunning(c, 1));
+    await this.replicas.start(
+      first,
+      async () => {
+        await prepareDataDir(first.layout.dataDir, () => this.keys.take());
+        return this.storeOf(c, alone);
+      },
+      phases,
+    );
+    this.runDatapath(c, live, bridge);
+  }
+
+  /**
+   * Starts replica `i` again (or for the first time, after the first) in the cluster's chain,
+   * unless it is being started already; a failure is logged and left to the next replica check.
+   */
+  private restart(key: string, c: Obj, live: Live, i: number): void {
+    if (live.restarting.has(i)) return;
+    live.restarting.add(i);
+    void this.serially(live, async () => {
+      if (live.state !== 'running') return;
+      if (i === 0) return this.start(c, live, new Phases());
+      const r = this.replica(c, i);
+      await this.replicas.start(r, async () => {
+        await prepareReplicaDataDir(r.layout.dataDir, this.dataDir(c));
+        return this.storeOf(c, false);
+      });
+      this.log.info('control-plane replica started', { cluster: key, replica: i, host: this.placement.replicaHosts(c)?.[i] });
+    })
+      .then(
+        () => live.backoff.delete(i),
+        (err) => {
+          // As a crashing container's restarts back off: 10 s, doubling, at most 5 minutes apart.
+          const failures = (live.backoff.get(i)?.failures ?? 0) + 1;
+          live.backoff.set(i, { failures, at: Date.now() + Math.min(10_000 * 2 ** (failures - 1), 300_000) });
+          this.log.warn('control-plane replica did not start', { cluster: key, replica: i, failures, err });
+        },
+      )
+      .finally(() => live.restarting.delete(i));
+  }
+
+  /** Whether any replica from `from` on has its process running, as its host agent says. */
+  private async anyRunning(c: Obj, from: number): Promise<boolean> {
+    for (let i = from; i < replicaCount(c); i++) {
+      const r = this.replica(c, i);
+      // A host that does not answer soon counts as running nothing: its replica cannot be reached either.
+      const sb = await r.agent.getSandbox(r.layout.sandboxId, AbortSignal.timeout(3000)).catch(() => undefined);
+      if (sb?.containers.some((x) => x.name === 'control-plane' && x.state === 'running')) return true;
     }
-    const status = await agent.startContainer(layout.sandboxId, controlPlaneContainer(layout, this.opts.image, store));
-    if (status.state === 'exited') throw new KubicleError('Unavailable', `control plane did not start: ${status.message ?? status.reason ?? `exit ${status.exitCode}`}`);
-    phases.mark('container');
-    await this.waitServing(agent, layout.sandboxId, live.socketPath);
-    phases.mark('serving');
-    this.runDatapath(c, live, network.bridge);
+    return false;
   }
 
   private runDatapath(c: Obj, live: Live, bridge: string): void {
@@ -326,32 +362,19 @@ export class ClusterController {
 
   /**
    * The control plane's --store for `spec.store: etcd` (undefined for SQLite, a file in its data
-   * volume): the cluster's own etcd user, whose new password goes into its data volume only. It
-   * reaches etcd through its relay socket, opened by start.
+   * volume): the cluster's own etcd user. With `rotate` (or on a first start) it gets a new
+   * password, which goes into the first replica's data volume only; further replicas copy it
+   * from there. It reaches etcd through its relay socket, opened by start.
    */
-  private async storeOf(c: Obj, layout: ControlPlaneLayout): Promise<string | undefined> {
+  private async storeOf(c: Obj, rotate: boolean): Promise<string | undefined> {
     if (c.spec.store !== 'etcd' || !this.opts.stores) return undefined;
-    const grant = await this.opts.stores.grant(c.metadata.uid);
-    const file = path.join(layout.dataDir, 'pki', 'etcd.password');
-    await writeFile(file, grant.password, { mode: 0o600 });
-    await chown(file, controlPlaneUid, controlPlaneUid);
-    return controlPlaneEtcdStore(grant);
-  }
-
-  /** Waits until the control plane accepts connections on its socket (it listens only once ready). */
-  private async waitServing(agent: SandboxClient, sandboxId: string, socketPath: string): Promise<void> {
-    const deadline = Date.now() + readyTimeoutMs;
-    for (let i = 0; ; i++) {
-      if (existsSync(path.join(path.dirname(socketPath), 'kubeconfig')) && (await canConnect(socketPath))) return;
-      if (Date.now() > deadline) throw new KubicleError('Timeout', `control plane did not serve within ${readyTimeoutMs / 1000} s`);
-      // Every half second, see whether it died rather than waiting out the deadline.
-      if (i % 25 === 24) {
-        const sb = await agent.getSandbox(sandboxId);
-        const cp = sb.containers.find((x) => x.name === 'control-plane');
-        if (cp?.state === 'exited') throw new KubicleError('Unavailable', `control plane exited with ${cp.exitCode} before serving${cp.message ? `: ${cp.message}` : ''}`);
-      }
-      await delay(20);
+    const file = path.join(this.dataDir(c), 'pki', 'etcd.password');
+    if (rotate || !existsSync(file)) {
+      const grant = await this.opts.stores.grant(c.metadata.uid);
+      await writeFile(file, grant.password, { mode: 0o600 });
+      await chown(file, controlPlaneUid, controlPlaneUid);
     }
+    return controlPlaneEtcdStore(this.opts.stores.names(c.metadata.uid));
   }
 
   /** After a start: the kubeconfig Secret (once), the version served, and phase Running. */
@@ -390,13 +413,13 @@ export class ClusterController {
   private async halt(key: string, c: Obj, phase: 'Stopped' | 'Sleeping'): Promise<void> {
     this.gateway.disconnect(key);
     await this.stopDatapath(this.liveOf(key, c));
-    const id = this.layout(c).sandboxId;
-    if (phase === 'Sleeping') await this.agentOf(c).stopContainer(id, 'control-plane', 5);
+    const replicas = this.replicasOf(c);
+    if (phase === 'Sleeping') await Promise.all(replicas.map((r) => this.replicas.sleep(r)));
     else {
       // Stopped: the cluster's pods halt too (their objects stay in its store; start runs them
       // again) — after its kubelet, which would otherwise make them anew.
       await this.opts.sandboxes.close(c.metadata.uid);
-      await this.agentOf(c).removeSandbox(id, 5);
+      await Promise.all(replicas.map((r) => this.replicas.remove(r)));
       await this.opts.sandboxes.removeAll(this.scope(c), 5);
       await this.relay?.close(c.metadata.uid);
     }
@@ -407,21 +430,19 @@ export class ClusterController {
     const live = this.liveOf(key, c);
     await this.gateway.close(key);
     await this.serially(live, async () => {
-      const layout = this.layout(c);
       await this.stopDatapath(live);
       // The kubelet first, so that it makes no pod anew; then its pods.
       await this.opts.sandboxes.close(c.metadata.uid);
       // Never placed (no host could take it): nothing of it runs anywhere.
-      const agent = this.placement.placed(c) ? this.agentOf(c) : undefined;
-      await agent?.removeSandbox(layout.sandboxId, 5).catch((err) => {
-        if (!isCode(err, 'NotFound')) throw err;
-      });
-      if (agent) await this.opts.sandboxes.removeAll(this.scope(c), 5);
+      const replicas = this.placement.placed(c) ? this.replicasOf(c) : [];
+      await Promise.all(replicas.map((r) => this.replicas.remove(r)));
+      if (replicas.length) await this.opts.sandboxes.removeAll(this.scope(c), 5);
       await this.relay?.close(c.metadata.uid);
       if (c.spec.store === 'etcd' && this.opts.stores) await this.opts.stores.revoke(c.metadata.uid);
-      if (agent && podRange(c)) await agent.removeNetwork(layout.network.name);
+      if (replicas.length && podRange(c)) await replicas[0].agent.removeNetwork(networkName(c));
+      for (const r of replicas.slice(1)) await rm(r.layout.dataDir, { recursive: true, force: true });
       await rm(this.dataDir(c), { recursive: true, force: true });
-      await rm(layout.runDir, { recursive: true, force: true });
+      await rm(`${this.dataDir(c)}.run`, { recursive: true, force: true });
       await rm(this.volumesDir(c), { recursive: true, force: true });
       live.state = 'stopped';
     });
@@ -454,6 +475,44 @@ export class ClusterController {
     }
   }
 
+  /**
+   * Keeps running clusters' replicas running: each host is asked which control planes run there,
+   * a replica whose process has ended (a crash, an out-of-memory kill) is started again on its
+   * host, and status.readyReplicas counts those that run. A replica on a host that does not
+   * answer is not counted, and waits for its host.
+   */
+  private async replicaLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await delay(Math.max(this.opts.idleCheckMs ?? 1000, replicaCheckMs), undefined, { signal }).catch(() => {});
+      if (signal.aborted) return;
+      const running = [...this.live].map(([key, live]) => ({ key, live, c: this.clusters.get(key) })).filter((x): x is { key: string; live: Live; c: Obj } => !!x.c && x.live.state === 'running' && !x.c.spec.stopped && !x.c.metadata.deletionTimestamp);
+      const hosts = new Set(running.flatMap((x) => this.placement.replicaHosts(x.c) ?? []));
+      const seen = new Map<string, Map<string, SandboxStatus>>();
+      await Promise.all(
+        [...hosts].map(async (host) => {
+          if (!this.opts.hosts.ready(host)) return;
+          const list = await this.opts.hosts
+            .agent(host)
+            .listSandboxes({ 'kubicle.io/role': 'control-plane' }, AbortSignal.timeout(3000))
+            .catch(() => undefined);
+          if (list) seen.set(host, new Map(list.map((sb) => [sb.id, sb])));
+        }),
+      );
+      for (const { key, live, c } of running) {
+        const on = this.placement.replicaHosts(c) ?? [];
+        let ready = 0;
+        for (let i = 0; i < replicaCount(c); i++) {
+          const states = seen.get(on[i] ?? '');
+          if (!states) continue;
+          const sb = states.get(this.replica(c, i).layout.sandboxId);
+          if (sb?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && !live.restarting.has(i)) ready++;
+          else if (Date.now() >= (live.backoff.get(i)?.at ?? 0)) this.restart(key, c, live, i);
+        }
+        if (ready !== c.status?.readyReplicas) await this.setStatus(c, { readyReplicas: ready }).catch((err) => this.log.debug('readyReplicas not written', { cluster: key, err }));
+      }
+    }
+  }
+
   private async sleep(key: string, c: Obj, live: Live): Promise<void> {
     // Pods need their kubelet (restarts, probes): a cluster that runs any stays awake.
     if ((await this.opts.sandboxes.hasRunning(this.scope(c))) || (await this.askTenant(c, live, hasPendingCronJobs))) {
@@ -479,13 +538,13 @@ export class ClusterController {
     });
     // Only the call that halted it says so: another one, fired meanwhile by the idle loop, may
     // find the state changed under it.
-    if (slept) await this.setStatus(c, { phase: 'Sleeping', message: 'idle; the next connection wakes it' }).catch(() => {});
+    if (slept) await this.setStatus(c, { phase: 'Sleeping', message: 'idle; the next connection wakes it', readyReplicas: 0 }).catch(() => {});
   }
 
   /** The cluster's own API server asked as its admin (provider/tenant-api.ts). */
   private askTenant<T>(c: Obj, live: Live, ask: (admin: KubeClient) => Promise<T>): Promise<T> {
     // Credentials read fresh each time: a few small files, and none held in memory between uses.
-    return askTenant(path.join(this.dataDir(c), 'pki'), c.status.endpoint, live.socketPath, ask);
+    return askTenant(path.join(this.dataDir(c), 'pki'), c.status.endpoint, live.sockets[0], ask);
   }
 
   /** Why the tenant's quota leaves no room for this Cluster beside those it already has, if it does not. */
@@ -495,18 +554,44 @@ export class ClusterController {
     return clusterQuotaRefusal(ns, this.tenants.get(ns)?.spec?.quota ?? {}, admitted, c);
   }
 
-  private layout(c: Obj): ControlPlaneLayout {
+  /**
+   * Replica `i` of the cluster's control plane as it runs on its host: the first beside the
+   * cluster's pods, on its network; each further one on a host of its own, with a data directory
+   * of its own and no network. Labelled with its tenant and size: control planes count against
+   * the tenant's quota as its pods do.
+   */
+  private replica(c: Obj, i: number): Replica {
     const quota = this.tenants.get(c.metadata.namespace)?.spec?.quota ?? {};
     const host = this.opts.hosts.capacity(this.hostOf(c)) ?? thisMachine;
-    return {
-      sandboxId: `cp-${c.metadata.uid}`,
-      dataDir: this.dataDir(c),
+    const resources = controlPlaneResources(c);
+    const layout: ControlPlaneLayout = {
+      sandboxId: i ? `cp-${c.metadata.uid}-${i}` : `cp-${c.metadata.uid}`,
+      dataDir: this.replicaDataDir(c, i),
       endpoint: { address: endpointAddress(c) as string, port: this.opts.endpointPort },
-      resources: controlPlaneResources(c),
-      network: { name: networkName(c), cidr: podRange(c) ?? '' },
+      resources,
+      network: i ? undefined : { name: networkName(c), cidr: podRange(c) ?? '' },
+      replicated: replicaCount(c) > 1,
       runDir: `${this.dataDir(c)}.run`,
       node: { cpu: String(quota.cpu ?? host.cpu), memory: String(quota.memory ?? host.memory) },
     };
+    const labels = {
+      'kubicle.io/cluster': `${c.metadata.namespace}.${c.metadata.name}`,
+      'kubicle.io/role': 'control-plane',
+      'kubicle.io/replica': String(i),
+      [tenantLabel]: c.metadata.namespace,
+      [cpuLabel]: String(resources.cpuMillis),
+      [memoryLabel]: String(resources.memoryBytes),
+    };
+    // A hostname each: leader election tells replicas apart by it.
+    return { agent: this.opts.hosts.agent(this.placement.replicaHosts(c)?.[i] ?? this.opts.home), layout, hostname: i ? `${c.metadata.name}-${i}` : c.metadata.name, labels };
+  }
+
+  private replicasOf(c: Obj): Replica[] {
+    return Array.from({ length: replicaCount(c) }, (_, i) => this.replica(c, i));
+  }
+
+  private replicaDataDir(c: Obj, i: number): string {
+    return i ? `${this.dataDir(c)}.replica-${i}` : this.dataDir(c);
   }
 
   /** What the cluster's virtual kubelet may do through the provider's Sandbox API. */
@@ -533,10 +618,6 @@ export class ClusterController {
     return this.placement.hostOf(c) ?? this.opts.home;
   }
 
-  private agentOf(c: Obj): SandboxClient {
-    return this.opts.hosts.agent(this.hostOf(c));
-  }
-
   private dataDir(c: Obj): string {
     return path.join(this.opts.clustersDir, c.metadata.uid);
   }
@@ -550,7 +631,8 @@ export class ClusterController {
     let live = this.live.get(key);
     if (!live) {
       const phase = c.status?.phase;
-      live = { state: phase === 'Sleeping' ? 'asleep' : 'stopped', chain: Promise.resolve(), startedAt: 0, socketPath: apiSocketPath(this.dataDir(c)) };
+      const sockets = Array.from({ length: replicaCount(c) }, (_, i) => apiSocketPath(this.replicaDataDir(c, i)));
+      live = { state: phase === 'Sleeping' ? 'asleep' : 'stopped', chain: Promise.resolve(), startedAt: 0, sockets, restarting: new Set(), backoff: new Map() };
       this.live.set(key, live);
     }
     return live;
@@ -587,13 +669,7 @@ function endpointAddress(c: Obj): string | undefined {
   return m && parseIPv4(m[1]) !== undefined ? m[1] : undefined;
 }
 
-function canConnect(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
+/** How many control-plane replicas the cluster runs. */
+function replicaCount(c: Obj): number {
+  return c.spec.controlPlane?.replicas ?? 1;
 }

@@ -1,7 +1,7 @@
 import type { Obj } from '../client/kube-client.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
 import { controlPlaneRequests } from './cluster-quota.js';
-import { chooseHost, type HostFit } from './placement.js';
+import { chooseHosts, type HostFit } from './placement.js';
 
 /** The provider's hosts as the cluster controller uses them (provider/hosts.ts). */
 export interface ClusterHosts {
@@ -9,6 +9,8 @@ export interface ClusterHosts {
   agent(name: string): SandboxClient;
   /** Every registered host as placement weighs it, asked now; control planes are not in `allocated`. */
   fits(): Promise<HostFit[]>;
+  /** Whether the host's agent answers (its Host is Ready). */
+  ready(name: string): boolean;
   /** A host's capacity as its Host shows it, if known. */
   capacity(name: string): { cpu: string; memory: string } | undefined;
 }
@@ -16,14 +18,15 @@ export interface ClusterHosts {
 const keyOf = (c: Obj) => `${c.metadata.namespace}/${c.metadata.name}`;
 
 /**
- * Where clusters go (DESIGN §2.3): a cluster is placed whole on one host — its control plane,
- * its pod network and its pods (ADR 0023) — chosen by chooseHost over what the hosts' pods may
- * use (their limits) and what the control planes placed there request. Placements run one at a
- * time and each is remembered here at once, so clusters created together spread rather than
- * all taking the host that was emptiest before any of them.
+ * Where clusters go (DESIGN §2.3): a cluster is placed whole on one host — its first control-plane
+ * replica, its pod network and its pods (ADR 0023) — and each further replica on another host,
+ * spread over zones (chooseHosts), weighed by what the hosts' pods may use (their limits) and what
+ * the control planes placed there request. Placements run one at a time and each is remembered
+ * here at once, so clusters created together spread rather than all taking the host that was
+ * emptiest before any of them.
  */
 export class ClusterPlacement {
-  private readonly placedOn = new Map<string, string>();
+  private readonly placedOn = new Map<string, string[]>();
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -31,30 +34,40 @@ export class ClusterPlacement {
     private readonly clusters: () => Obj[],
   ) {}
 
-  /** Chooses the host for `c` and remembers it; or says why no host can take it now. */
-  place(c: Obj): Promise<{ host: string } | { refusal: string }> {
+  /** Chooses the hosts of `c`'s replicas (its pods' host first) and remembers them; or says why they cannot be placed now. */
+  place(c: Obj): Promise<{ hosts: string[] } | { refusal: string }> {
     const next = this.chain.then(async () => {
       const fits = await this.hosts.fits();
       const byName = new Map(fits.map((f) => [f.name, f]));
       for (const x of this.clusters()) {
-        const on = byName.get(this.hostOf(x) ?? '');
         // A sleeping or stopped control plane uses nothing; it wakes where it was.
-        if (!on || keyOf(x) === keyOf(c) || x.spec.stopped || x.status?.phase === 'Sleeping') continue;
+        if (keyOf(x) === keyOf(c) || x.spec.stopped || x.status?.phase === 'Sleeping') continue;
         const r = controlPlaneRequests(x);
-        on.allocated.cpuMillis += r.cpuMillis;
-        on.allocated.memoryBytes += r.memoryBytes;
+        for (const host of this.replicaHosts(x) ?? []) {
+          const on = byName.get(host);
+          if (!on) continue;
+          on.allocated.cpuMillis += r.cpuMillis;
+          on.allocated.memoryBytes += r.memoryBytes;
+        }
       }
-      const choice = chooseHost({ ...controlPlaneRequests(c), runtime: c.spec.controlPlane?.runtimeClassName ?? 'runc' }, fits);
-      if ('host' in choice) this.placedOn.set(keyOf(c), choice.host);
+      const choice = chooseHosts({ ...controlPlaneRequests(c), runtime: c.spec.controlPlane?.runtimeClassName ?? 'runc' }, fits, c.spec.controlPlane?.replicas ?? 1);
+      if ('hosts' in choice) this.placedOn.set(keyOf(c), choice.hosts);
       return choice;
     });
     this.chain = next.catch(() => {});
     return next;
   }
 
-  /** The host `c` was placed on, if it was: remembered here, or as its status says. */
+  /** The host `c` was placed on (its pods' and first replica's), if it was: remembered here, or as its status says. */
   hostOf(c: Obj): string | undefined {
-    return this.placedOn.get(keyOf(c)) ?? c.status?.host;
+    return this.replicaHosts(c)?.[0];
+  }
+
+  /** The hosts of `c`'s control-plane replicas, in replica order, if it was placed. */
+  replicaHosts(c: Obj): string[] | undefined {
+    const recorded = c.status?.replicaHosts as string[] | undefined;
+    // A cluster placed before it had replicas runs its one where its status says.
+    return this.placedOn.get(keyOf(c)) ?? (recorded?.length ? recorded : c.status?.host ? [c.status.host] : undefined);
   }
 
   placed(c: Obj): boolean {

@@ -24,13 +24,13 @@ export function controlPlaneRequests(c: Obj): { cpuMillis: number; memoryBytes: 
 
 /**
  * Why a tenant's quota leaves no room for cluster `c` beside those already `admitted`, if it
- * does not: their count, and the CPU and memory their control planes may use together (so a
- * tenant cannot take the host by asking for a huge control plane; the resources are immutable
- * once created).
+ * does not: their count, and the CPU and memory their control planes may use together, every
+ * replica counted (so a tenant cannot take the host by asking for a huge control plane or many
+ * replicas; both are immutable once created).
  */
 export function clusterQuotaRefusal(tenant: string, quota: Obj, admitted: Obj[], c: Obj): string | undefined {
   if (quota.clusters !== undefined && admitted.length >= Number(quota.clusters)) return `tenant ${tenant} has reached its quota of ${quota.clusters} clusters`;
-  const use = [...admitted, c].map(controlPlaneResources);
+  const use = [...admitted, c].flatMap((x) => Array<ReturnType<typeof controlPlaneResources>>(x.spec.controlPlane?.replicas ?? 1).fill(controlPlaneResources(x)));
   for (const [what, limit, total] of [
     ['cpu', quota.cpu, use.reduce((n, r) => n + r.cpuMillis / 1000, 0)],
     ['memory', quota.memory, use.reduce((n, r) => n + r.memoryBytes, 0)],

@@ -1,27 +1,33 @@
 import { existsSync } from 'node:fs';
-import { chown, mkdir, writeFile } from 'node:fs/promises';
+import { chown, copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ContainerSpec, SandboxSpec } from '../sandbox/api/types.js';
 
 /**
- * How a cluster's control plane is laid out as a sandbox on a host (DESIGN §1): one runc
- * container running `kubicle controlplane` on its cluster's own pod network (it reaches its pods,
- * for probes and streams, and they reach it; the isolated network reaches nothing else), serving
- * the API on a unix socket in its data volume, which the provider's endpoint gateway connects to.
- * It mounts its data volume (store, CA, kubeconfig), read-only the directory holding the
- * provider's Sandbox API socket for its virtual kubelet, and read-only the Node.js runtime and
- * Kubicle's own files from the host. It sees no other cluster's files.
+ * How a replica of a cluster's control plane is laid out as a sandbox on a host (DESIGN §1): one
+ * runc container running `kubicle controlplane`, serving the API on a unix socket in its data
+ * volume, which the provider's endpoint gateway connects to. The first replica runs on its
+ * cluster's own pod network, beside the cluster's pods (it reaches them, for probes and streams,
+ * and they reach it as the `kubernetes` Service; the isolated network reaches nothing else), and
+ * runs the virtual kubelet. Further replicas run on other hosts, where that network is not: they
+ * have no network at all, and serve the API, controllers and scheduler (leader-elected) to
+ * clients through the gateway. Each mounts its data volume (CA, keys, kubeconfig; the store of a
+ * lone SQLite replica), read-only the directory holding the provider's sockets for its cluster
+ * (Sandbox API, store relay), and read-only the Node.js runtime and Kubicle's own files from the
+ * host. It sees no other cluster's files.
  */
 export interface ControlPlaneLayout {
   /** The host agent's sandbox id. */
   sandboxId: string;
-  /** The cluster's data directory on the host, mounted read-write as /var/lib/kubicle. */
+  /** The replica's data directory on the host, mounted read-write as /var/lib/kubicle. */
   dataDir: string;
   /** The endpoint clients use; the serving certificate is made for it. */
   endpoint: { address: string; port: number };
   resources: { cpuMillis: number; memoryBytes: number; pids: number };
-  /** The cluster's pod network on the host agent, and its range. */
-  network: { name: string; cidr: string };
+  /** The cluster's pod network on the host agent, and its range: the first replica's only. */
+  network?: { name: string; cidr: string };
+  /** One of several replicas: leases are renewed as upstream's are, so a successor takes over in seconds. */
+  replicated: boolean;
   /** The host directory of the provider's Sandbox API socket for this cluster (sandboxSocketName). */
   runDir: string;
   /** The virtual node's capacity (the tenant's quota, or the host's). */
@@ -67,8 +73,7 @@ export function controlPlaneSandbox(l: ControlPlaneLayout, img: ControlPlaneImag
     id: l.sandboxId,
     hostname,
     labels,
-    network: 'pod',
-    podNetwork: l.network.name,
+    ...(l.network ? { network: 'pod' as const, podNetwork: l.network.name } : { network: 'none' as const }),
     resources: l.resources,
     volumes: [
       { name: 'data', type: 'host', path: l.dataDir, create: 'directory' },
@@ -100,23 +105,17 @@ export function controlPlaneContainer(l: ControlPlaneLayout, img: ControlPlaneIm
       l.endpoint.address,
       '--port',
       String(l.endpoint.port),
-      '--sandbox-socket',
-      `${runMount}/${sandboxSocketName}`,
-      '--pod-cidr',
-      l.network.cidr,
-      '--node-cpu',
-      l.node.cpu,
-      '--node-memory',
-      l.node.memory,
+      ...(l.network
+        ? ['--sandbox-socket', `${runMount}/${sandboxSocketName}`, '--pod-cidr', l.network.cidr, '--node-cpu', l.node.cpu, '--node-memory', l.node.memory]
+        : // Off the pod network: the first replica is the `kubernetes` Service's endpoint, and runs the kubelet.
+          ['--endpoint-reconciler-type', 'none']),
       '--log-level',
       img.logLevel,
-      // Idle clusters are the common case: leases renewed every 10 s, not 2 (ADR 0022).
-      '--leader-elect-lease-duration',
-      '60',
-      '--leader-elect-renew-deadline',
-      '40',
-      '--leader-elect-retry-period',
-      '10',
+      // Idle clusters are the common case: leases renewed every 10 s, not 2 (ADR 0022). A
+      // replicated one is paid for to survive a replica's loss, and hands over within 15 s.
+      ...(l.replicated
+        ? ['--leader-elect-lease-duration', '15', '--leader-elect-renew-deadline', '10', '--leader-elect-retry-period', '2']
+        : ['--leader-elect-lease-duration', '60', '--leader-elect-renew-deadline', '40', '--leader-elect-retry-period', '10']),
       // A shared etcd is compacted by its operator, never by one of its tenants.
       ...(store ? ['--store', store, '--compact-interval', '0'] : []),
     ],
@@ -154,5 +153,21 @@ export async function prepareDataDir(dataDir: string, takeKey: () => Promise<str
     const file = path.join(pki, `${name}.key`);
     await writeFile(file, await takeKey(), { mode: 0o600 });
     await chown(file, controlPlaneUid, controlPlaneUid);
+  }
+}
+
+/**
+ * Makes a further replica's data directory, its user's own, with the first replica's PKI (the
+ * cluster's one CA, its keys and its store password, as copied to a host of its own): all
+ * replicas sign and accept the same tokens and certificates. Copied at each start, so a rotated
+ * store password reaches it.
+ */
+export async function prepareReplicaDataDir(dataDir: string, firstDataDir: string): Promise<void> {
+  await mkdir(path.join(dataDir, 'pki'), { recursive: true, mode: 0o700 });
+  for (const dir of [dataDir, path.join(dataDir, 'pki')]) await chown(dir, controlPlaneUid, controlPlaneUid);
+  for (const name of await readdir(path.join(firstDataDir, 'pki'))) {
+    const to = path.join(dataDir, 'pki', name);
+    await copyFile(path.join(firstDataDir, 'pki', name), to);
+    await chown(to, controlPlaneUid, controlPlaneUid);
   }
 }

@@ -8,14 +8,17 @@ import type { Logger } from '../observe/log.js';
  * socket. TLS runs end to end between the client and the tenant's API server, so the provider
  * never sees a tenant's requests. Because the provider owns the socket, a control plane may be
  * stopped while idle: a connection arriving meanwhile waits (paused, its bytes kept by the
- * kernel) while `resolve` wakes the control plane, then is carried on with nothing lost.
+ * kernel) while `resolve` wakes the control plane, then is carried on with nothing lost. A
+ * control plane of several replicas gives several sockets: a connection goes to the first that
+ * accepts it, so one replica's loss costs no client more than the connections it held.
  */
 export interface EndpointBackend {
   /**
-   * The control plane's socket path once it serves, waking it first if it sleeps. May block for
-   * the wake; rejects if the cluster cannot serve (stopped, failed): the connection is then closed.
+   * The control plane's socket paths once it serves, in order of preference, waking it first if
+   * it sleeps. May block for the wake; rejects if the cluster cannot serve (stopped, failed): the
+   * connection is then closed.
    */
-  resolve(): Promise<string>;
+  resolve(): Promise<string[]>;
 }
 
 export interface EndpointActivity {
@@ -104,25 +107,35 @@ export class EndpointGateway {
     };
     client.on('error', finish);
     client.on('close', finish);
+    // Each socket in turn until one accepts; once carrying, a failure ends the connection.
+    const attempt = (sockets: string[], i: number) => {
+      if (done) return;
+      const u = net.connect(sockets[i]);
+      upstream = u;
+      ep.sockets.add(u);
+      let connected = false;
+      u.on('error', (err) => {
+        if (!connected && i + 1 < sockets.length && !done) {
+          ep.sockets.delete(u);
+          this.log.info('control plane replica refused a connection; trying the next', { key, replica: i, err });
+          return attempt(sockets, i + 1);
+        }
+        this.log.warn('control plane connection failed', { key, err });
+        finish();
+      });
+      u.on('close', () => {
+        ep.sockets.delete(u);
+        if (connected || i + 1 >= sockets.length) finish();
+      });
+      u.on('connect', () => {
+        connected = true;
+        client.pipe(u);
+        u.pipe(client);
+        client.resume();
+      });
+    };
     backend.resolve().then(
-      (socketPath) => {
-        if (done) return;
-        upstream = net.connect(socketPath);
-        ep.sockets.add(upstream);
-        upstream.on('error', (err) => {
-          this.log.warn('control plane connection failed', { key, err });
-          finish();
-        });
-        upstream.on('close', () => {
-          if (upstream) ep.sockets.delete(upstream);
-          finish();
-        });
-        upstream.on('connect', () => {
-          client.pipe(upstream as net.Socket);
-          (upstream as net.Socket).pipe(client);
-          client.resume();
-        });
-      },
+      (sockets) => attempt(sockets, 0),
       (err) => {
         this.log.info('endpoint refused a connection', { key, reason: (err as Error).message });
         finish();

@@ -104,6 +104,11 @@ export class Hosts {
     return this.get(name).socket;
   }
 
+  /** Whether a host's Ready condition is True: its agent answered within the grace period. */
+  ready(name: string): boolean {
+    return ((this.informer.get(name)?.status?.conditions ?? []) as Obj[]).some((c) => c.type === 'Ready' && c.status === 'True');
+  }
+
   /** A host's capacity as its Host shows it (a virtual node offers no more), if known. */
   capacity(name: string): { cpu: string; memory: string } | undefined {
     const c = this.informer.get(name)?.status?.capacity;
@@ -119,7 +124,7 @@ export class Hosts {
     return Promise.all(
       [...this.watched].map(async ([name, w]) => {
         const h = this.informer.get(name) as Obj;
-        const ready = ((h.status?.conditions ?? []) as Obj[]).some((c) => c.type === 'Ready' && c.status === 'True');
+        const ready = this.ready(name);
         const ratio = { ...defaultAllocationRatio, ...(h.spec?.allocationRatio ?? {}) };
         const capacity = { cpuMillis: quantity(h.status?.capacity?.cpu) * 1000 * ratio.cpu, memoryBytes: quantity(h.status?.capacity?.memory) * ratio.memory };
         const allocated = { cpuMillis: 0, memoryBytes: 0 };
@@ -130,7 +135,15 @@ export class Hosts {
           allocated.cpuMillis += Number(s.labels[cpuLabel] ?? 0);
           allocated.memoryBytes += Number(s.labels[memoryLabel] ?? 0);
         }
-        return { name, ready: ready && pods !== undefined, unschedulable: h.spec?.unschedulable === true, runtimes: (h.status?.runtimes ?? []) as string[], capacity, allocated };
+        return {
+          name,
+          ready: ready && pods !== undefined,
+          unschedulable: h.spec?.unschedulable === true,
+          runtimes: (h.status?.runtimes ?? []) as string[],
+          zone: h.metadata.labels?.[zoneLabel],
+          capacity,
+          allocated,
+        };
       }),
     );
   }

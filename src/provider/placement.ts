@@ -11,6 +11,8 @@ export interface HostFit {
   /** Cordoned by an operator: what runs stays, nothing new comes. */
   unschedulable: boolean;
   runtimes: string[];
+  /** Its topology.kubernetes.io/zone, if it has one. */
+  zone?: string;
   /** What may be allocated there (its allocation ratio applied). */
   capacity: Amount;
   /** What is placed there and can run now (sleeping control planes cannot), as each is weighed. */
@@ -30,12 +32,14 @@ export interface Demand extends Amount {
  * by name, so the same state places the same way. The refusal counts each host's first reason, as
  * the scheduler's "0/N nodes are available" does.
  */
-export function chooseHost(demand: Demand, hosts: HostFit[]): { host: string } | { refusal: string } {
+export function chooseHost(demand: Demand, hosts: HostFit[], taken: ReadonlySet<string> = new Set()): { host: string } | { refusal: string } {
   const reasons = new Map<string, number>();
   const fit: { name: string; score: number }[] = [];
   for (const h of hosts) {
-    const reason = !h.ready
-      ? 'not ready'
+    const reason = taken.has(h.name)
+      ? 'already running a replica'
+      : !h.ready
+        ? 'not ready'
       : h.unschedulable
         ? 'unschedulable'
         : !h.runtimes.includes(demand.runtime)
@@ -51,4 +55,28 @@ export function chooseHost(demand: Demand, hosts: HostFit[]): { host: string } |
   if (fit.length) return { host: fit.sort((a, b) => a.score - b.score || (a.name < b.name ? -1 : 1))[0].name };
   const why = [...reasons].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([r, n]) => `${n} ${r}`);
   return { refusal: `0/${hosts.length} hosts can take it${why.length ? `: ${why.join(', ')}` : ''}` };
+}
+
+/**
+ * Hosts for `count` replicas of one workload (a control plane's), one host each, so that losing
+ * a host loses at most one replica. The first goes where chooseHost puts it; each next one to a
+ * host holding none, in a zone holding none when such a host can take it — zones spread as far as
+ * the hosts allow, as a topology spread constraint with whenUnsatisfiable: ScheduleAnyway — and
+ * weighed with the replicas placed before it. Refused as a whole if any replica finds no host.
+ */
+export function chooseHosts(demand: Demand, hosts: HostFit[], count: number): { hosts: string[] } | { refusal: string } {
+  const weighed = hosts.map((h) => ({ ...h, allocated: { ...h.allocated } }));
+  const chosen: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const zones = new Set(chosen.map((n) => weighed.find((h) => h.name === n)?.zone).filter((z) => z !== undefined));
+    const elsewhere = new Set([...chosen, ...weighed.filter((h) => h.zone !== undefined && zones.has(h.zone)).map((h) => h.name)]);
+    let choice = chooseHost(demand, weighed, elsewhere);
+    if ('refusal' in choice) choice = chooseHost(demand, weighed, new Set(chosen));
+    if ('refusal' in choice) return { refusal: count > 1 ? `replica ${i + 1} of ${count}: ${choice.refusal}` : choice.refusal };
+    const h = weighed.find((x) => x.name === (choice as { host: string }).host) as HostFit;
+    h.allocated.cpuMillis += demand.cpuMillis;
+    h.allocated.memoryBytes += demand.memoryBytes;
+    chosen.push(h.name);
+  }
+  return { hosts: chosen };
 }

@@ -15,6 +15,8 @@ const base = { group: providerGroup, version: 'v1alpha1', status: true, generati
 type J = Record<string, any>;
 
 export const clusterStores = ['sqlite', 'etcd'];
+/** At most this many control-plane replicas per cluster, each on a host of its own. */
+export const maxControlPlaneReplicas = 5;
 
 function validateQuantities(obj: J | undefined, field: string, errs: FieldErrors): void {
   for (const [k, v] of Object.entries(obj ?? {})) {
@@ -65,7 +67,13 @@ const clusters: ResourceType = {
     const s = o.spec as J;
     if (!clusterStores.includes(s.store)) errs.notSupported('spec.store', s.store, clusterStores);
     if (s.controlPlane.runtimeClassName !== 'runc') errs.notSupported('spec.controlPlane.runtimeClassName', s.controlPlane.runtimeClassName, ['runc']);
-    if (s.controlPlane.replicas !== 1) errs.invalid('spec.controlPlane.replicas', s.controlPlane.replicas, 'this provider runs exactly 1 control-plane replica per cluster');
+    const replicas = s.controlPlane.replicas;
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > maxControlPlaneReplicas) {
+      errs.invalid('spec.controlPlane.replicas', replicas, `must be a whole number from 1 to ${maxControlPlaneReplicas}`);
+    } else if (replicas > 1 && s.store !== 'etcd') {
+      // A SQLite file is one process's store; replicas on several hosts share an etcd prefix.
+      errs.invalid('spec.controlPlane.replicas', replicas, 'more than 1 replica needs spec.store: etcd');
+    }
     if (typeof s.stopped !== 'boolean') errs.invalid('spec.stopped', s.stopped, 'must be true or false');
     const idle = s.sleepAfterSeconds;
     if (idle !== undefined && (!Number.isInteger(idle) || idle < 0)) errs.invalid('spec.sleepAfterSeconds', idle, 'must be a whole number of seconds, 0 for never');
@@ -73,6 +81,8 @@ const clusters: ResourceType = {
   },
   validateUpdate: (o, old, errs) => {
     if (o.spec?.store !== old.spec?.store) errs.immutable('spec.store', o.spec?.store);
+    // Placed and charged against the tenant's quota, replica by replica, when the cluster was admitted.
+    if (o.spec?.controlPlane?.replicas !== old.spec?.controlPlane?.replicas) errs.immutable('spec.controlPlane.replicas', o.spec?.controlPlane?.replicas);
     // Charged against the tenant's quota when the cluster was admitted.
     if (JSON.stringify(o.spec?.controlPlane?.resources ?? {}) !== JSON.stringify(old.spec?.controlPlane?.resources ?? {})) {
       errs.immutable('spec.controlPlane.resources', o.spec?.controlPlane?.resources);
@@ -85,6 +95,7 @@ const clusters: ResourceType = {
     col('Version', (o) => o.status?.version ?? ''),
     col('Store', (o) => o.spec?.store ?? '', { wide: true }),
     col('Host', (o) => o.status?.host ?? '', { wide: true }),
+    col('Replicas', (o) => `${o.status?.readyReplicas ?? 0}/${o.spec?.controlPlane?.replicas ?? 1}`, { wide: true }),
     ageColumn,
   ],
 };

@@ -78,8 +78,9 @@ export class SandboxClient {
     return this.json('POST', '/v1/sandboxes', { spec, runtime });
   }
 
-  getSandbox(id: string): Promise<SandboxStatus> {
-    return this.json('GET', `/v1/sandboxes/${enc(id)}`);
+  /** `signal` bounds the wait. */
+  getSandbox(id: string, signal?: AbortSignal): Promise<SandboxStatus> {
+    return this.json('GET', `/v1/sandboxes/${enc(id)}`, undefined, signal);
   }
 
   /** Every sandbox on the host, or only those whose labels include all of `labels`; `signal` bounds the wait. */

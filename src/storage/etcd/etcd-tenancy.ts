@@ -38,14 +38,18 @@ export class EtcdTenancy {
     this.client = new Etcd3({ hosts: [`http://${u.host}`], dialTimeout: 5000, auth: user ? { username: decodeURIComponent(user), password: decodeURIComponent(password) } : undefined });
   }
 
+  /** Where store `id` keeps its keys and whose user reaches them; grants nothing. */
+  names(id: string): { root: string; user: string } {
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(id)) throw new KubicleError('Invalid', `store id ${JSON.stringify(id)} must be a DNS label`);
+    return { root: `${this.base}/${id}/`, user: `kubicle-${id}` };
+  }
+
   /**
    * Gives store `id` (a DNS label) its prefix, role and user, with a new password. Idempotent:
    * an existing user gets the new password, so only the latest grant's holder gets in.
    */
   async grant(id: string): Promise<StoreGrant> {
-    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(id)) throw new KubicleError('Invalid', `store id ${JSON.stringify(id)} must be a DNS label`);
-    const name = `kubicle-${id}`;
-    const root = `${this.base}/${id}/`;
+    const { root, user: name } = this.names(id);
     const password = randomBytes(24).toString('base64url');
     const role = this.client.role(name);
     await role.create().catch((err) => {
