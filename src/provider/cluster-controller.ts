@@ -1,11 +1,9 @@
 import { existsSync } from 'node:fs';
 import { chown, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { type Cidr, formatIPv4, parseCidr, parseIPv4 } from '../api/ipv4.js';
+import { type Cidr, formatIPv4, parseCidr } from '../api/ipv4.js';
 import { providerGroup } from '../api/kinds/provider.js';
-import { parseQuantity } from '../api/quantity.js';
 import { Informer } from '../client/informer.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
 import { WorkQueue } from '../client/work-queue.js';
@@ -14,13 +12,13 @@ import type { Logger } from '../observe/log.js';
 import { Phases } from '../observe/phases.js';
 import type { SandboxStatus } from '../sandbox/api/types.js';
 import { BlockPool } from './block-pool.js';
+import { ClusterLayout, endpointAddress, networkName, podRange, replicaCount } from './cluster-layout.js';
 import { type ClusterHosts, ClusterPlacement } from './cluster-placement.js';
-import { clusterQuotaRefusal, controlPlaneResources } from './cluster-quota.js';
-import { ControlPlaneReplicas, type Replica } from './control-plane-replicas.js';
+import { clusterQuotaRefusal } from './cluster-quota.js';
+import { ControlPlaneReplicas } from './control-plane-replicas.js';
 import {
   apiSocketPath,
   type ControlPlaneImage,
-  type ControlPlaneLayout,
   controlPlaneEtcdStore,
   controlPlaneUid,
   prepareDataDir,
@@ -30,7 +28,7 @@ import {
 } from './control-plane-sandbox.js';
 import type { EndpointGateway } from './endpoint-gateway.js';
 import { KeyPool } from './key-pool.js';
-import { type ClusterScope, cpuLabel, memoryLabel, type SandboxGateway, tenantLabel } from './sandbox-gateway.js';
+import type { SandboxGateway } from './sandbox-gateway.js';
 import { StoreRelay } from './store-relay.js';
 import { askTenant, hasPendingCronJobs, servedVersion, virtualNodeReady } from './tenant-api.js';
 
@@ -96,11 +94,6 @@ const readyTimeoutMs = 60_000;
 const placementRetryMs = 5000;
 /** How often running clusters' replicas are looked at, at least; one that has ended is started again. */
 const replicaCheckMs = 2000;
-// A virtual node without a quota offers its host's capacity, or this machine's until that is known (asked once: os.cpus() reads /proc).
-const thisMachine = { cpu: String(os.availableParallelism()), memory: `${Math.floor(os.totalmem() / 2 ** 20)}Mi` };
-
-/** The name of a cluster's pod network (and its bridge), from its uid. */
-const networkName = (c: Obj) => `c${c.metadata.uid.replace(/-/g, '').slice(0, 20)}`;
 
 type State = 'running' | 'asleep' | 'stopped' | 'failed';
 
@@ -133,6 +126,7 @@ export class ClusterController {
   private readonly relay?: StoreRelay;
   private readonly placement: ClusterPlacement;
   private readonly replicas: ControlPlaneReplicas;
+  private readonly layout: ClusterLayout;
 
   constructor(
     private readonly client: KubeClient,
@@ -147,6 +141,7 @@ export class ClusterController {
     this.podRanges = new BlockPool(opts.podPool, 24);
     if (opts.stores) this.relay = new StoreRelay(opts.stores.address, log);
     this.placement = new ClusterPlacement(opts.hosts, () => this.clusters.list());
+    this.layout = new ClusterLayout(opts, (ns) => this.tenants.get(ns), this.placement);
     this.replicas = new ControlPlaneReplicas(opts.image);
     const enqueue = (c: Obj) => this.queue.add(`${c.metadata.namespace}/${c.metadata.name}`);
     this.clusters.on({ add: enqueue, update: (_, c) => enqueue(c), delete: enqueue });
@@ -274,10 +269,10 @@ export class ClusterController {
    * Sandbox API come first (an adopted control plane uses them at once), then its sandbox.
    */
   private async start(c: Obj, live: Live, phases: Phases): Promise<void> {
-    const first = this.replica(c, 0);
+    const first = this.layout.replica(c, 0);
     const network = first.layout.network as { name: string; cidr: string };
     const { bridge } = await first.agent.defineNetwork(network.name, { cidr: network.cidr });
-    await this.opts.sandboxes.open(this.scope(c), path.join(first.layout.runDir, sandboxSocketName));
+    await this.opts.sandboxes.open(this.layout.scope(c), path.join(first.layout.runDir, sandboxSocketName));
     // An etcd cluster's relay too: an adopted control plane keeps its connection to its store.
     if (c.spec.store === 'etcd') {
       if (!this.relay) throw new KubicleError('Invalid', 'this provider has no etcd for control planes: start it with --cluster-etcd');
@@ -308,9 +303,9 @@ export class ClusterController {
     void this.serially(live, async () => {
       if (live.state !== 'running') return;
       if (i === 0) return this.start(c, live, new Phases());
-      const r = this.replica(c, i);
+      const r = this.layout.replica(c, i);
       await this.replicas.start(r, async () => {
-        await prepareReplicaDataDir(r.layout.dataDir, this.dataDir(c));
+        await prepareReplicaDataDir(r.layout.dataDir, this.layout.dataDir(c));
         return this.storeOf(c, false);
       });
       this.log.info('control-plane replica started', { cluster: key, replica: i, host: this.placement.replicaHosts(c)?.[i] });
@@ -330,7 +325,7 @@ export class ClusterController {
   /** Whether any replica from `from` on has its process running, as its host agent says. */
   private async anyRunning(c: Obj, from: number): Promise<boolean> {
     for (let i = from; i < replicaCount(c); i++) {
-      const r = this.replica(c, i);
+      const r = this.layout.replica(c, i);
       // A host that does not answer soon counts as running nothing: its replica cannot be reached either.
       const sb = await r.agent.getSandbox(r.layout.sandboxId, AbortSignal.timeout(3000)).catch(() => undefined);
       if (sb?.containers.some((x) => x.name === 'control-plane' && x.state === 'running')) return true;
@@ -368,7 +363,7 @@ export class ClusterController {
    */
   private async storeOf(c: Obj, rotate: boolean): Promise<string | undefined> {
     if (c.spec.store !== 'etcd' || !this.opts.stores) return undefined;
-    const file = path.join(this.dataDir(c), 'pki', 'etcd.password');
+    const file = path.join(this.layout.dataDir(c), 'pki', 'etcd.password');
     if (rotate || !existsSync(file)) {
       const grant = await this.opts.stores.grant(c.metadata.uid);
       await writeFile(file, grant.password, { mode: 0o600 });
@@ -379,7 +374,7 @@ export class ClusterController {
 
   /** After a start: the kubeconfig Secret (once), the version served, and phase Running. */
   private async publish(c: Obj, live: Live): Promise<void> {
-    const kubeconfig = await readFile(path.join(this.dataDir(c), 'kubeconfig'), 'utf8');
+    const kubeconfig = await readFile(path.join(this.layout.dataDir(c), 'kubeconfig'), 'utf8');
     const secretPath = resourcePath({ version: 'v1', plural: 'secrets', namespace: c.metadata.namespace });
     const secret = {
       apiVersion: 'v1',
@@ -413,14 +408,14 @@ export class ClusterController {
   private async halt(key: string, c: Obj, phase: 'Stopped' | 'Sleeping'): Promise<void> {
     this.gateway.disconnect(key);
     await this.stopDatapath(this.liveOf(key, c));
-    const replicas = this.replicasOf(c);
+    const replicas = this.layout.replicas(c);
     if (phase === 'Sleeping') await Promise.all(replicas.map((r) => this.replicas.sleep(r)));
     else {
       // Stopped: the cluster's pods halt too (their objects stay in its store; start runs them
       // again) — after its kubelet, which would otherwise make them anew.
       await this.opts.sandboxes.close(c.metadata.uid);
       await Promise.all(replicas.map((r) => this.replicas.remove(r)));
-      await this.opts.sandboxes.removeAll(this.scope(c), 5);
+      await this.opts.sandboxes.removeAll(this.layout.scope(c), 5);
       await this.relay?.close(c.metadata.uid);
     }
     this.log.info(phase === 'Sleeping' ? 'cluster asleep' : 'cluster stopped', { cluster: key });
@@ -434,16 +429,16 @@ export class ClusterController {
       // The kubelet first, so that it makes no pod anew; then its pods.
       await this.opts.sandboxes.close(c.metadata.uid);
       // Never placed (no host could take it): nothing of it runs anywhere.
-      const replicas = this.placement.placed(c) ? this.replicasOf(c) : [];
+      const replicas = this.placement.placed(c) ? this.layout.replicas(c) : [];
       await Promise.all(replicas.map((r) => this.replicas.remove(r)));
-      if (replicas.length) await this.opts.sandboxes.removeAll(this.scope(c), 5);
+      if (replicas.length) await this.opts.sandboxes.removeAll(this.layout.scope(c), 5);
       await this.relay?.close(c.metadata.uid);
       if (c.spec.store === 'etcd' && this.opts.stores) await this.opts.stores.revoke(c.metadata.uid);
       if (replicas.length && podRange(c)) await replicas[0].agent.removeNetwork(networkName(c));
       for (const r of replicas.slice(1)) await rm(r.layout.dataDir, { recursive: true, force: true });
-      await rm(this.dataDir(c), { recursive: true, force: true });
-      await rm(`${this.dataDir(c)}.run`, { recursive: true, force: true });
-      await rm(this.volumesDir(c), { recursive: true, force: true });
+      await rm(this.layout.dataDir(c), { recursive: true, force: true });
+      await rm(this.layout.runDir(c), { recursive: true, force: true });
+      await rm(this.layout.volumesDir(c), { recursive: true, force: true });
       live.state = 'stopped';
     });
     this.live.delete(key);
@@ -504,7 +499,7 @@ export class ClusterController {
         for (let i = 0; i < replicaCount(c); i++) {
           const states = seen.get(on[i] ?? '');
           if (!states) continue;
-          const sb = states.get(this.replica(c, i).layout.sandboxId);
+          const sb = states.get(this.layout.replica(c, i).layout.sandboxId);
           if (sb?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && !live.restarting.has(i)) ready++;
           else if (Date.now() >= (live.backoff.get(i)?.at ?? 0)) this.restart(key, c, live, i);
         }
@@ -515,7 +510,7 @@ export class ClusterController {
 
   private async sleep(key: string, c: Obj, live: Live): Promise<void> {
     // Pods need their kubelet (restarts, probes): a cluster that runs any stays awake.
-    if ((await this.opts.sandboxes.hasRunning(this.scope(c))) || (await this.askTenant(c, live, hasPendingCronJobs))) {
+    if ((await this.opts.sandboxes.hasRunning(this.layout.scope(c))) || (await this.askTenant(c, live, hasPendingCronJobs))) {
       live.startedAt = Date.now(); // look again after another idle period
       return;
     }
@@ -544,7 +539,7 @@ export class ClusterController {
   /** The cluster's own API server asked as its admin (provider/tenant-api.ts). */
   private askTenant<T>(c: Obj, live: Live, ask: (admin: KubeClient) => Promise<T>): Promise<T> {
     // Credentials read fresh each time: a few small files, and none held in memory between uses.
-    return askTenant(path.join(this.dataDir(c), 'pki'), c.status.endpoint, live.sockets[0], ask);
+    return askTenant(path.join(this.layout.dataDir(c), 'pki'), c.status.endpoint, live.sockets[0], ask);
   }
 
   /** Why the tenant's quota leaves no room for this Cluster beside those it already has, if it does not. */
@@ -554,84 +549,11 @@ export class ClusterController {
     return clusterQuotaRefusal(ns, this.tenants.get(ns)?.spec?.quota ?? {}, admitted, c);
   }
 
-  /**
-   * Replica `i` of the cluster's control plane as it runs on its host: the first beside the
-   * cluster's pods, on its network; each further one on a host of its own, with a data directory
-   * of its own and no network. Labelled with its tenant and size: control planes count against
-   * the tenant's quota as its pods do.
-   */
-  private replica(c: Obj, i: number): Replica {
-    const quota = this.tenants.get(c.metadata.namespace)?.spec?.quota ?? {};
-    const host = this.opts.hosts.capacity(this.hostOf(c)) ?? thisMachine;
-    const resources = controlPlaneResources(c);
-    const layout: ControlPlaneLayout = {
-      sandboxId: i ? `cp-${c.metadata.uid}-${i}` : `cp-${c.metadata.uid}`,
-      dataDir: this.replicaDataDir(c, i),
-      endpoint: { address: endpointAddress(c) as string, port: this.opts.endpointPort },
-      resources,
-      network: i ? undefined : { name: networkName(c), cidr: podRange(c) ?? '' },
-      replicated: replicaCount(c) > 1,
-      runDir: `${this.dataDir(c)}.run`,
-      node: { cpu: String(quota.cpu ?? host.cpu), memory: String(quota.memory ?? host.memory) },
-    };
-    const labels = {
-      'kubicle.io/cluster': `${c.metadata.namespace}.${c.metadata.name}`,
-      'kubicle.io/role': 'control-plane',
-      'kubicle.io/replica': String(i),
-      [tenantLabel]: c.metadata.namespace,
-      [cpuLabel]: String(resources.cpuMillis),
-      [memoryLabel]: String(resources.memoryBytes),
-    };
-    // A hostname each: leader election tells replicas apart by it.
-    return { agent: this.opts.hosts.agent(this.placement.replicaHosts(c)?.[i] ?? this.opts.home), layout, hostname: i ? `${c.metadata.name}-${i}` : c.metadata.name, labels };
-  }
-
-  private replicasOf(c: Obj): Replica[] {
-    return Array.from({ length: replicaCount(c) }, (_, i) => this.replica(c, i));
-  }
-
-  private replicaDataDir(c: Obj, i: number): string {
-    return i ? `${this.dataDir(c)}.replica-${i}` : this.dataDir(c);
-  }
-
-  /** What the cluster's virtual kubelet may do through the provider's Sandbox API. */
-  private scope(c: Obj): ClusterScope {
-    const tenant = c.metadata.namespace;
-    return {
-      uid: c.metadata.uid,
-      tenant,
-      name: c.metadata.name,
-      network: networkName(c),
-      host: this.hostOf(c),
-      volumes: this.volumesDir(c),
-      quota: () => {
-        const q = this.tenants.get(tenant)?.spec?.quota ?? {};
-        return {
-          cpuMillis: q.cpu !== undefined ? Math.round(parseQuantity(String(q.cpu)) * 1000) : undefined,
-          memoryBytes: q.memory !== undefined ? Math.round(parseQuantity(String(q.memory))) : undefined,
-        };
-      },
-    };
-  }
-
-  private hostOf(c: Obj): string {
-    return this.placement.hostOf(c) ?? this.opts.home;
-  }
-
-  private dataDir(c: Obj): string {
-    return path.join(this.opts.clustersDir, c.metadata.uid);
-  }
-
-  /** The cluster's local volumes: beside its data directory, not in it, so its control plane's sandbox does not see its pods' data. */
-  private volumesDir(c: Obj): string {
-    return `${this.dataDir(c)}.volumes`;
-  }
-
   private liveOf(key: string, c: Obj): Live {
     let live = this.live.get(key);
     if (!live) {
       const phase = c.status?.phase;
-      const sockets = Array.from({ length: replicaCount(c) }, (_, i) => apiSocketPath(this.replicaDataDir(c, i)));
+      const sockets = Array.from({ length: replicaCount(c) }, (_, i) => apiSocketPath(this.layout.dataDir(c, i)));
       live = { state: phase === 'Sleeping' ? 'asleep' : 'stopped', chain: Promise.resolve(), startedAt: 0, sockets, restarting: new Set(), backoff: new Map() };
       this.live.set(key, live);
     }
@@ -658,18 +580,4 @@ export class ClusterController {
     for (const [k, v] of Object.entries(next)) if (v === '' || v === undefined) next[k] = null;
     await this.client.patch(this.path(c, 'status'), { status: next });
   }
-}
-
-function podRange(c: Obj): string | undefined {
-  return parseCidr(c.status?.podCIDR)?.text;
-}
-
-function endpointAddress(c: Obj): string | undefined {
-  const m = /^https:\/\/([\d.]+):\d+$/.exec(c.status?.endpoint ?? '');
-  return m && parseIPv4(m[1]) !== undefined ? m[1] : undefined;
-}
-
-/** How many control-plane replicas the cluster runs. */
-function replicaCount(c: Obj): number {
-  return c.spec.controlPlane?.replicas ?? 1;
 }

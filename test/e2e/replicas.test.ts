@@ -171,7 +171,7 @@ describe('provider: control planes of several replicas over hosts and zones', { 
     assert.match(r.stderr, /spec\.controlPlane\.replicas: Invalid value: 3: field is immutable/);
   });
 
-  test("a replica's process killed: the endpoint serves from the other at once, and the provider starts it again", async () => {
+  test("a replica's process killed: the provider starts it again on its host, and every write lands in the one store", async () => {
     const ha = await cluster('ha');
     const k = await tenantKubectl('ha');
     await ok(k, ['create', 'configmap', 'before', '--from-literal=k=v']);
@@ -187,7 +187,7 @@ describe('provider: control planes of several replicas over hosts and zones', { 
       const pid = await replicaPid(host, id);
       assert.ok(pid, `${id} runs on ${host}`);
       process.kill(pid, 'SIGKILL');
-      // Asked at once, before any restart: the surviving replica answers, reads and writes.
+      // Asked at once (kubectl would also retry until the restart; the next test takes the restart away).
       assert.match(await ok(k, ['get', 'configmap', 'before', '-o', 'jsonpath={.data.k}']), /^v$/);
       await ok(k, ['create', 'configmap', `while-${id.endsWith('-1') ? 'second' : 'first'}-down`, '--from-literal=k=v']);
       await eventually(async () => {
