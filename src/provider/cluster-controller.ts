@@ -398,7 +398,9 @@ export class ClusterController {
       await virtualNodeReady(admin, readyTimeoutMs);
       return served;
     });
-    await this.setStatus(c, { phase: 'Running', message: '', version, kubeconfigSecret: secret.metadata.name });
+    // The first replica serves (the others follow, counted by the replica loop): one status write, not two.
+    const readyReplicas = Math.max(1, this.clusters.get(`${c.metadata.namespace}/${c.metadata.name}`)?.status?.readyReplicas ?? 0);
+    await this.setStatus(c, { phase: 'Running', message: '', version, kubeconfigSecret: secret.metadata.name, readyReplicas });
   }
 
   /**

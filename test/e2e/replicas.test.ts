@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
+import { type JoinedAgent, joinAgent } from '../support/agents.js';
 import { type EtcdProcess, enableAuth, startEtcd } from '../support/etcd.js';
 import { cleanup, eventually, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
 
@@ -27,8 +28,7 @@ describe('provider: control planes of several replicas over hosts and zones', { 
   let op: Kubectl;
   let home = '';
   const agents: Record<string, SandboxClient> = {};
-  const processes: Record<string, ChildProcess> = {};
-  const logs: Record<string, string> = {};
+  const joined: Record<string, JoinedAgent> = {};
 
   const ok = async (kc: Kubectl, args: string[], input?: string) => {
     const r = await kc(args, { input });
@@ -95,33 +95,21 @@ describe('provider: control planes of several replicas over hosts and zones', { 
       ['second', 33],
       ['third', 34],
     ] as const) {
-      const socket = path.join(p.dataDir, name, 'agent.sock');
-      const args = ['agent', '--data-dir', path.join(p.dataDir, name), '--agent-socket', socket, '--bridge', `kubtestr${n}`, '--pod-cidr', `10.246.${n}.0/24`];
-      const child = spawn(process.execPath, [bin, ...args, '--provider', p.kubeconfig, '--node-name', name, '--zone', 'zone-b', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      logs[name] = '';
-      const keep = (d: Buffer) => {
-        logs[name] = (logs[name] + d).slice(-20_000);
-      };
-      child.stdout?.on('data', keep);
-      child.stderr?.on('data', keep);
-      processes[name] = child;
-      agents[name] = new SandboxClient({ socketPath: socket });
+      joined[name] = joinAgent(p, { name, zone: 'zone-b', bridge: `kubtestr${n}`, podCidr: `10.246.${n}.0/24` });
+      agents[name] = joined[name].client;
     }
-    await eventually(async () => (await hosts()).filter((h) => h.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length === 3, () => `three Ready hosts (agents: ${JSON.stringify(logs).slice(-2000)})`, 30_000);
+    const agentLogs = () => Object.values(joined).map((a) => `${a.name}: ${a.logs().slice(-1000)}`);
+    await eventually(async () => (await hosts()).filter((h) => h.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length === 3, () => `three Ready hosts (agents: ${agentLogs()})`, 30_000);
     home = (await hosts()).map((h) => h.metadata.name).find((n) => n !== 'second' && n !== 'third') as string;
     agents[home] = new SandboxClient({ socketPath: path.join(p.dataDir, 'agent.sock') });
     await ok(op, ['apply', '-f', '-'], 'apiVersion: kubicle.io/v1alpha1\nkind: Tenant\nmetadata: {name: acme}\nspec: {}\n');
     await eventually(async () => (await op(['get', 'ns', 'acme'])).code === 0, 'tenant namespace');
   });
   after(async () => {
-    for (const child of Object.values(processes)) child.kill('SIGCONT');
+    for (const a of Object.values(joined)) a.process.kill('SIGCONT');
     if (p) {
       await op(['delete', 'clusters.kubicle.io', '--all', '-A', '--wait=true', '--timeout=90s']);
-      for (const child of Object.values(processes)) {
-        if (child.exitCode !== null) continue;
-        child.kill('SIGTERM');
-        await new Promise((r) => child.once('exit', r));
-      }
+      for (const a of Object.values(joined)) await a.stop();
       await cleanup(p);
     }
     await etcd?.stop();
@@ -206,7 +194,7 @@ describe('provider: control planes of several replicas over hosts and zones', { 
     const pid = await replicaPid(first, `cp-${ha.metadata.uid}`);
     assert.ok(pid);
     const image = `${/registry (127\.0\.0\.1:\d+)/.exec(p.logs())?.[1]}/kubicle/busybox:1`;
-    processes[first].kill('SIGSTOP');
+    joined[first].process.kill('SIGSTOP');
     try {
       await eventually(async () => (await hostReady(first)) === 'False', `${first} NotReady`, 30_000);
       // The host is gone with the replica on it (its agent cannot start it again).
@@ -225,7 +213,7 @@ describe('provider: control planes of several replicas over hosts and zones', { 
         60_000,
       );
     } finally {
-      processes[first].kill('SIGCONT');
+      joined[first].process.kill('SIGCONT');
     }
     await eventually(async () => (await hostReady(first)) === 'True', `${first} Ready again`, 30_000);
     await waitStatus('ha', (s) => s.readyReplicas === 2, 'both replicas ready again', 60_000);
