@@ -26,7 +26,10 @@ const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
 async function until<T>(what: string, check: () => Promise<T | undefined>, deadlineMs = 120_000, everyMs = 5): Promise<T> {
   const end = Date.now() + deadlineMs;
   for (;;) {
-    const v = await check().catch(() => undefined);
+    const v = await check().catch((err) => {
+      if (process.env.BENCH_DEBUG) progress(`${what}: ${(err as Error).message}`);
+      return undefined;
+    });
     if (v !== undefined && v !== false) return v;
     if (Date.now() > end) throw new Error(`bench/replicas: ${what} not within ${deadlineMs / 1000} s`);
     await sleep(everyMs);
@@ -96,7 +99,8 @@ async function main() {
       const pid = await until('replica 0 running', () => replicaPid(0));
       process.kill(pid, 'SIGKILL');
       failover.push(await fresh());
-      await until('replica 0 back', async () => ((await replicaPid(0)) !== pid && (await cluster(ha)).status?.readyReplicas === 2) || undefined, 120_000, 50);
+      // Back: running with another process, and counted again.
+      await until('replica 0 back', async () => { const now = await replicaPid(0); return (now !== undefined && now !== pid && (await cluster(ha)).status?.readyReplicas === 2) || undefined; }, 120_000, 50);
     }
 
     progress('takeovers');
@@ -135,6 +139,7 @@ async function main() {
     line('GET /version right after replica 0 killed', failover, { what: 'both running', xs: healthy });
     line('controller lease taken over after leader lost', takeover);
   } finally {
+    if (process.env.BENCH_DEBUG) progress(p.logs().split('\n').filter((l) => /replica|cluster (started|woke)|control plane/.test(l)).slice(-40).join('\n'));
     for (const name of ((await op.get(clustersPath).catch(() => ({ items: [] }))).items as Obj[]).map((x) => x.metadata.name)) await op.delete(`${clustersPath}/${name}`).catch(() => {});
     await until('clusters deleted', async () => ((await op.get(clustersPath)).items.length === 0 ? true : undefined), 120_000, 200).catch(() => {});
     op.close();
