@@ -138,9 +138,8 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
     });
 
     it(`kubectl ${v} port-forward: HTTP through the forwarded port; a closed port says why`, async () => {
-      const port = await freePort();
-      const closedPort = await freePort();
-      const pf = spawn(kubectlPath(v), ['--kubeconfig', k.kubeconfig, 'port-forward', '-n', ns, 'pod/web', `${port}:80`, `${closedPort}:81`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Local ports chosen by kubectl (":80"): two freePort() calls can return the same port.
+      const pf = spawn(kubectlPath(v), ['--kubeconfig', k.kubeconfig, 'port-forward', '-n', ns, 'pod/web', ':80', ':81'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       pf.stdout.on('data', (d) => {
         out += d;
@@ -149,7 +148,9 @@ describe('pod streams through the API server: exec, exec -it, cp, port-forward, 
         out += d;
       });
       try {
-        await eventually(async () => out.includes(`Forwarding from 127.0.0.1:${port} -> 80`), `port-forward listens (${out})`);
+        const local = (remote: number) => Number(new RegExp(`Forwarding from 127\\.0\\.0\\.1:(\\d+) -> ${remote}\\b`).exec(out)?.[1]);
+        await eventually(async () => local(80) > 0 && local(81) > 0, () => `port-forward listens (${out})`);
+        const [port, closedPort] = [local(80), local(81)];
         for (let i = 0; i < 3; i++) {
           const res = await httpGet(`http://127.0.0.1:${port}/`);
           assert.equal(res.status, 200);
