@@ -15,7 +15,7 @@ import { BlockPool } from './block-pool.js';
 import { ClusterLayout, endpointAddress, networkName, podRange, replicaCount } from './cluster-layout.js';
 import { type ClusterHosts, ClusterPlacement } from './cluster-placement.js';
 import { clusterQuotaRefusal } from './cluster-quota.js';
-import { ControlPlaneReplicas } from './control-plane-replicas.js';
+import { ControlPlaneReplicas, runsControlPlane } from './control-plane-replicas.js';
 import {
   apiSocketPath,
   type ControlPlaneImage,
@@ -328,7 +328,7 @@ export class ClusterController {
       const r = this.layout.replica(c, i);
       // A host that does not answer soon counts as running nothing: its replica cannot be reached either.
       const sb = await r.agent.getSandbox(r.layout.sandboxId, AbortSignal.timeout(3000)).catch(() => undefined);
-      if (sb?.containers.some((x) => x.name === 'control-plane' && x.state === 'running')) return true;
+      if (runsControlPlane(sb)) return true;
     }
     return false;
   }
@@ -501,8 +501,7 @@ export class ClusterController {
         for (let i = 0; i < replicaCount(c); i++) {
           const states = seen.get(on[i] ?? '');
           if (!states) continue;
-          const sb = states.get(this.layout.replica(c, i).layout.sandboxId);
-          if (sb?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && !live.restarting.has(i)) ready++;
+          if (runsControlPlane(states.get(this.layout.sandboxId(c, i))) && !live.restarting.has(i)) ready++;
           else if (Date.now() >= (live.backoff.get(i)?.at ?? 0)) this.restart(key, c, live, i);
         }
         if (ready !== c.status?.readyReplicas) await this.setStatus(c, { readyReplicas: ready }).catch((err) => this.log.debug('readyReplicas not written', { cluster: key, err }));

@@ -36,7 +36,7 @@ export class ClusterLayout {
     const host = this.opts.hosts.capacity(this.hostOf(c)) ?? thisMachine;
     const resources = controlPlaneResources(c);
     const layout: ControlPlaneLayout = {
-      sandboxId: i ? `cp-${c.metadata.uid}-${i}` : `cp-${c.metadata.uid}`,
+      sandboxId: this.sandboxId(c, i),
       dataDir: this.dataDir(c, i),
       endpoint: { address: endpointAddress(c) as string, port: this.opts.endpointPort },
       resources,
@@ -55,6 +55,11 @@ export class ClusterLayout {
     };
     // A hostname each: leader election tells replicas apart by it.
     return { agent: this.opts.hosts.agent(this.placement.replicaHosts(c)?.[i] ?? this.opts.home), layout, hostname: i ? `${c.metadata.name}-${i}` : c.metadata.name, labels };
+  }
+
+  /** Replica `i`'s sandbox id on its host agent. */
+  sandboxId(c: Obj, i: number): string {
+    return i ? `cp-${c.metadata.uid}-${i}` : `cp-${c.metadata.uid}`;
   }
 
   replicas(c: Obj): Replica[] {

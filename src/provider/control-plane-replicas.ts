@@ -6,6 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Phases } from '../observe/phases.js';
 import type { SandboxClient } from '../sandbox/api/client.js';
+import type { SandboxStatus } from '../sandbox/api/types.js';
 import { apiSocketPath, type ControlPlaneImage, type ControlPlaneLayout, controlPlaneContainer, controlPlaneSandbox } from './control-plane-sandbox.js';
 
 const readyTimeoutMs = 60_000;
@@ -36,7 +37,7 @@ export class ControlPlaneReplicas {
     const socket = apiSocketPath(layout.dataDir);
     const existing = await agent.getSandbox(layout.sandboxId).catch((err) => (isCode(err, 'NotFound') ? undefined : Promise.reject(err)));
     // A control plane still serving from before the provider restarted is adopted, not restarted.
-    if (existing?.containers.some((x) => x.name === 'control-plane' && x.state === 'running') && (await serves(socket))) return true;
+    if (runsControlPlane(existing) && (await serves(socket))) return true;
     const store = await prepare();
     // Both reappear when the control plane serves: the kubeconfig is written once it is ready.
     await rm(socket, { force: true });
@@ -85,6 +86,11 @@ export class ControlPlaneReplicas {
       await delay(20);
     }
   }
+}
+
+/** Whether a replica's sandbox, as its host agent reports it, has its control-plane process running. */
+export function runsControlPlane(sb: SandboxStatus | undefined): boolean {
+  return !!sb?.containers.some((x) => x.name === 'control-plane' && x.state === 'running');
 }
 
 /** Whether a control plane accepts connections on `socketPath`. */

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { SandboxClient } from '../../src/sandbox/api/client.js';
+import { type JoinedAgent, joinAgent } from '../support/agents.js';
 import { cleanup, eventually, type Kubicle, kubectlFor, startKubicle } from '../support/kubicle.js';
 
 /**
@@ -22,8 +23,7 @@ type Kubectl = Awaited<ReturnType<typeof kubectlFor>>;
 describe('provider: clusters placed over two hosts', { timeout: 600_000 }, () => {
   let p: Kubicle;
   let op: Kubectl;
-  let agentProcess: ChildProcess | undefined;
-  let secondLog = '';
+  let secondAgent: JoinedAgent | undefined;
   let home = '';
   const agents: Record<string, SandboxClient> = {};
 
@@ -57,29 +57,19 @@ describe('provider: clusters placed over two hosts', { timeout: 600_000 }, () =>
   before(async () => {
     p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', '127.251.10.0/24', '--bridge', 'kubtesth', '--pod-cidr', '10.246.30.0/24', '--cluster-pod-pool', '10.235.0.0/16', '--cluster-sleep-after', '0', '--metering-interval', '1', '--host-heartbeat', '1', '--zone', 'zone-a'] });
     op = await kubectlFor(p, '1.33');
-    const socket = path.join(p.dataDir, 'second', 'agent.sock');
-    agentProcess = spawn(process.execPath, [bin, 'agent', '--data-dir', path.join(p.dataDir, 'second'), '--agent-socket', socket, '--bridge', 'kubtesth2', '--pod-cidr', '10.246.31.0/24', '--provider', p.kubeconfig, '--node-name', 'second', '--zone', 'zone-b', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    agentProcess.stdout?.on('data', (d) => {
-      secondLog += d;
-    });
-    agentProcess.stderr?.on('data', (d) => {
-      secondLog += d;
-    });
-    await eventually(async () => (await hosts()).filter((h) => ready(h) === 'True').length === 2, () => `two Ready hosts (second agent: ${secondLog.slice(-2000)})`, 30_000);
+    secondAgent = joinAgent(p, { name: 'second', zone: 'zone-b', bridge: 'kubtesth2', podCidr: '10.246.31.0/24' });
+    await eventually(async () => (await hosts()).filter((h) => ready(h) === 'True').length === 2, () => `two Ready hosts (second agent: ${secondAgent?.logs().slice(-2000)})`, 30_000);
     home = (await hosts()).find((h) => h.metadata.name !== 'second')?.metadata.name as string;
     agents[home] = new SandboxClient({ socketPath: path.join(p.dataDir, 'agent.sock') });
-    agents.second = new SandboxClient({ socketPath: socket });
+    agents.second = secondAgent.client;
     await ok(op, ['apply', '-f', '-'], 'apiVersion: kubicle.io/v1alpha1\nkind: Tenant\nmetadata: {name: acme}\nspec: {}\n');
     await eventually(async () => (await op(['get', 'ns', 'acme'])).code === 0, 'tenant namespace');
   });
   after(async () => {
     if (!p) return;
-    agentProcess?.kill('SIGCONT');
+    secondAgent?.process.kill('SIGCONT');
     await op(['delete', 'clusters.kubicle.io', '--all', '-A', '--wait=true', '--timeout=60s']);
-    if (agentProcess && agentProcess.exitCode === null) {
-      agentProcess.kill('SIGTERM');
-      await new Promise((r) => agentProcess?.once('exit', r));
-    }
+    await secondAgent?.stop();
     await cleanup(p);
   });
 
@@ -165,7 +155,7 @@ describe('provider: clusters placed over two hosts', { timeout: 600_000 }, () =>
   test('a host whose agent stops answering turns NotReady and takes nothing; when it answers again it is Ready and the waiting cluster goes there', async () => {
     const second = () => hosts().then((all) => all.find((h) => h.metadata.name === 'second') as never);
     await cordon(home, true);
-    agentProcess?.kill('SIGSTOP');
+    secondAgent?.process.kill('SIGSTOP');
     try {
       await eventually(async () => ready(await second()) === 'False', 'second NotReady', 30_000);
       await create('four');
@@ -176,7 +166,7 @@ describe('provider: clusters placed over two hosts', { timeout: 600_000 }, () =>
       const before = await metered();
       await eventually(async () => (await metered()) > before + 2, `${onHome} metered on while the second host is silent`, 20_000);
     } finally {
-      agentProcess?.kill('SIGCONT');
+      secondAgent?.process.kill('SIGCONT');
     }
     await eventually(async () => ready(await second()) === 'True', 'second Ready again', 30_000);
     await waitPhase('four', 'Running');
