@@ -169,6 +169,7 @@ async function main() {
   line('create -> API ready', `p50 ${f1(cs.p50)} ms, p99 ${f1(cs.p99)} ms`, `${f1(cs.p50 / floor.fresh)}x bare fresh; each: ${create.map((c) => c.toFixed(0)).join(' ')}`);
   line('request to an awake cluster (new TLS conn)', `p50 ${f1(median(awake))} ms`, '');
   line('wake from sleep (first request answered)', `p50 ${f1(ws.p50)} ms, p99 ${f1(ws.p99)} ms`, `${f1(ws.p50 / floor.again)}x bare restart; each: ${wake.map((w) => w.toFixed(0)).join(' ')}`);
+  line('wake phases in the provider (p50)', wakePhases(p.logs()), '');
   line('idle control plane RSS', `p50 ${f1(median(rss))} MiB, max ${f1(Math.max(...rss))}`, `${f1(median(rss) / floor.idle)}x bare idle`);
   line('idle control plane PSS (shared pages split)', `p50 ${f1(median(pss))} MiB`, '');
   line('idle control plane sandbox cgroup memory', `p50 ${f1(median(cgroup))} MiB`, '(includes page cache)');
@@ -185,6 +186,17 @@ async function main() {
   }
   op.close();
   await cleanup(p);
+}
+
+/** The provider's own breakdown of each wake (its "cluster woke" log lines): the median of each phase. */
+function wakePhases(logs: string): string {
+  const per = new Map<string, number[]>();
+  for (const text of logs.split('\n')) {
+    if (!text.includes('"cluster woke"')) continue;
+    const rec = JSON.parse(text) as { ms: number; phases: Record<string, number> };
+    for (const [k, v] of Object.entries({ ...rec.phases, total: rec.ms })) per.set(k, [...(per.get(k) ?? []), v]);
+  }
+  return [...per].map(([k, v]) => `${k} ${median(v)}`).join(', ');
 }
 
 main().catch((err) => {

@@ -1,12 +1,16 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { KubicleError } from '../observe/errors.js';
+import { Health } from './health.js';
 import { userFromSubject } from './pki.js';
 
 /**
  * Authentication: a client certificate signed by the cluster CA (user = CN, groups = O), a
  * bearer token from the static token table, or a service account token this server signed.
- * Anything else is 401 Unauthorized; there is no anonymous access.
+ * Anything else is 401 Unauthorized, but for a GET of the health endpoints: there a request with
+ * no credentials is system:anonymous (RBAC lets system:unauthenticated read them), as upstream's
+ * anonymous authentication limited to those paths, so that probes and load balancers need no
+ * credential of the cluster.
  */
 export interface UserInfo {
   name: string;
@@ -17,6 +21,8 @@ export interface UserInfo {
 
 /** Knows some bearer tokens: the user, undefined for a token it does not know, or throws Unauthorized. */
 export type TokenAuthenticator = (token: string) => Promise<UserInfo | undefined>;
+
+const anonymous: UserInfo = { name: 'system:anonymous', groups: ['system:unauthenticated'] };
 
 export class Authenticator {
   private readonly tokens = new Map<string, UserInfo>();
@@ -76,6 +82,7 @@ export class Authenticator {
       this.certUsers.set(socket, user);
     }
     if (user) return user;
+    if (req.method === 'GET' && Health.serves(new URL(req.url ?? '/', 'http://x').pathname)) return anonymous;
     throw new KubicleError('Unauthorized', 'Unauthorized');
   }
 }

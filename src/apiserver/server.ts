@@ -45,6 +45,7 @@ import { ensurePki, type Pki } from './pki.js';
 import { PodLogs } from './pod-logs.js';
 import { PodStreams } from './pod-streams.js';
 import { parseResourcePath } from './request-info.js';
+import { Health, type HealthCheck, within } from './health.js';
 import { ResourceHandler } from './resource-handler.js';
 import { sendError, sendJson } from './respond.js';
 import { ServiceAccountTokens } from './service-account-tokens.js';
@@ -97,6 +98,9 @@ export interface ApiServerOptions {
   authorizer?: Authorizer | 'rbac';
 }
 
+/** How long readyz waits for the store (upstream's --etcd-readycheck-timeout is 2 s; a prober here waits 2 s in all). */
+const storeCheckTimeoutMs = 1000;
+
 export class ApiServer {
   readonly ready: Promise<void>;
   private markReady!: () => void;
@@ -135,8 +139,20 @@ export class ApiServer {
   private readonly streamRequests = this.metrics.counter('apiserver_stream_requests_total', 'Upgrade requests for pod streams by subresource, client protocol and HTTP code.');
   private readonly latency = this.metrics.histogram('apiserver_request_duration_seconds', 'Request latency by verb and resource.');
   private isReady = false;
+  private readonly health: Health;
 
   constructor(private readonly opts: ApiServerOptions) {
+    const ping: HealthCheck = { name: 'ping', check: async () => {} };
+    // A key nobody writes: one read of the store, as cheap as the store allows. Upstream names
+    // this check etcd whatever the store, and probes exclude it by that name.
+    const store: HealthCheck = { name: 'etcd', check: () => within(opts.backend.get('/healthz'), storeCheckTimeoutMs, 'store read').then(() => {}) };
+    const serving: HealthCheck = {
+      name: 'shutdown',
+      check: async () => {
+        if (!this.isReady) throw new Error('not serving: starting or shutting down');
+      },
+    };
+    this.health = new Health({ livez: [ping], readyz: [ping, store, serving], healthz: [ping, store] });
     this.ready = new Promise((r) => {
       this.markReady = r;
     });
@@ -376,17 +392,10 @@ export class ApiServer {
     const wantsAggregated = (version: string) => accept.includes(`g=apidiscovery.k8s.io;v=${version};as=APIGroupDiscoveryList`);
     const discoveryVersion = wantsAggregated('v2') ? 'v2' : wantsAggregated('v2beta1') ? 'v2beta1' : undefined;
     if (req.method !== 'GET' && !p.startsWith('/api')) throw new KubicleError('MethodNotAllowed', 'the server does not allow this method on the requested resource');
+    if (Health.serves(p)) return this.health.answer(p, url.searchParams, res);
     switch (p) {
       case '/version':
         return sendJson(res, 200, versionInfo());
-      case '/healthz':
-      case '/livez':
-      case '/readyz': {
-        const ok = p !== '/readyz' || this.isReady;
-        res.writeHead(ok ? 200 : 500, { 'Content-Type': 'text/plain; charset=utf-8' });
-        res.end(ok ? 'ok' : 'not ready');
-        return;
-      }
       case '/metrics':
         res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
         res.end(this.metrics.render());

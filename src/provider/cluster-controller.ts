@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { chown, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { type Cidr, formatIPv4, parseCidr } from '../api/ipv4.js';
+import type { Cidr } from '../api/ipv4.js';
 import { providerGroup } from '../api/kinds/provider.js';
 import { Informer } from '../client/informer.js';
 import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.js';
@@ -14,6 +14,7 @@ import type { SandboxStatus } from '../sandbox/api/types.js';
 import { BlockPool } from './block-pool.js';
 import { ClusterLayout, endpointAddress, networkName, podRange, replicaCount } from './cluster-layout.js';
 import { type ClusterHosts, ClusterPlacement } from './cluster-placement.js';
+import { type ClusterDatapath, ClusterDatapaths } from './cluster-datapath.js';
 import { clusterQuotaRefusal } from './cluster-quota.js';
 import { ControlPlaneReplicas, runsControlPlane } from './control-plane-replicas.js';
 import {
@@ -28,6 +29,7 @@ import {
 } from './control-plane-sandbox.js';
 import type { EndpointGateway } from './endpoint-gateway.js';
 import { KeyPool } from './key-pool.js';
+import { ReplicaHealth } from './replica-health.js';
 import type { SandboxGateway } from './sandbox-gateway.js';
 import { StoreRelay } from './store-relay.js';
 import { askTenant, hasPendingCronJobs, servedVersion, virtualNodeReady } from './tenant-api.js';
@@ -79,16 +81,6 @@ export interface ClusterStores {
   revoke(id: string): Promise<void>;
 }
 
-/**
- * A cluster's share of the host's datapath — its Services on its network's bridge — the part a
- * node's kube-proxy plays upstream. The provider runs it while the control plane runs, reading
- * the cluster's objects through `client` only. `run` serves until the signal aborts, then
- * removes what it programmed; it may reject, and is then started again on the next wake.
- */
-export interface ClusterDatapath {
-  run(target: { cluster: string; client: KubeClient; network: { bridge: string; cidr: string; gateway: string } }, signal: AbortSignal): Promise<void>;
-}
-
 export const clusterFinalizer = 'kubicle.io/cluster';
 const readyTimeoutMs = 60_000;
 const placementRetryMs = 5000;
@@ -110,8 +102,8 @@ interface Live {
   backoff: Map<number, { failures: number; at: number }>;
   /** The generation whose start was refused as Invalid: not tried again until the spec changes. */
   invalidAt?: number;
-  /** The running datapath: stopped with the control plane. */
-  datapath?: { stop: AbortController; done: Promise<void> };
+  /** The cluster's CA, which its replicas' health probes check them against; read at the first. */
+  caPem?: string;
 }
 
 export class ClusterController {
@@ -126,6 +118,8 @@ export class ClusterController {
   private readonly relay?: StoreRelay;
   private readonly placement: ClusterPlacement;
   private readonly replicas: ControlPlaneReplicas;
+  private readonly health = new ReplicaHealth();
+  private readonly datapaths: ClusterDatapaths;
   private readonly layout: ClusterLayout;
 
   constructor(
@@ -143,6 +137,7 @@ export class ClusterController {
     this.placement = new ClusterPlacement(opts.hosts, () => this.clusters.list());
     this.layout = new ClusterLayout(opts, (ns) => this.tenants.get(ns), this.placement);
     this.replicas = new ControlPlaneReplicas(opts.image);
+    this.datapaths = new ClusterDatapaths(opts.datapath, this.log);
     const enqueue = (c: Obj) => this.queue.add(`${c.metadata.namespace}/${c.metadata.name}`);
     this.clusters.on({ add: enqueue, update: (_, c) => enqueue(c), delete: enqueue });
   }
@@ -234,7 +229,7 @@ export class ClusterController {
     if (!c || c.metadata.deletionTimestamp) return Promise.reject(new KubicleError('NotFound', `cluster ${key} is gone`));
     if (c.spec.stopped) return Promise.reject(new KubicleError('Unavailable', `cluster ${key} is stopped`));
     const live = this.liveOf(key, c);
-    if (live.state === 'running') return Promise.resolve(live.sockets);
+    if (live.state === 'running') return Promise.resolve(this.health.order(live.sockets));
     return this.serially(live, async () => {
       if (live.state === 'running') return live.sockets;
       const woke = live.state === 'asleep';
@@ -260,7 +255,7 @@ export class ClusterController {
         this.queue.addRateLimited(key);
       });
       for (let i = 1; i < live.sockets.length; i++) this.restart(key, c, live, i);
-      return live.sockets;
+      return this.health.order(live.sockets);
     });
   }
 
@@ -268,7 +263,7 @@ export class ClusterController {
    * Starts the first replica, beside the cluster's pods: its network and its virtual kubelet's
    * Sandbox API come first (an adopted control plane uses them at once), then its sandbox.
    */
-  private async start(c: Obj, live: Live, phases: Phases): Promise<void> {
+  private async start(c: Obj, live: Live, phases: Phases, replace = false): Promise<void> {
     const first = this.layout.replica(c, 0);
     const network = first.layout.network as { name: string; cidr: string };
     const { bridge } = await first.agent.defineNetwork(network.name, { cidr: network.cidr });
@@ -289,25 +284,33 @@ export class ClusterController {
         return this.storeOf(c, alone);
       },
       phases,
+      replace,
     );
-    this.runDatapath(c, live, bridge);
+    this.datapaths.run(`${c.metadata.namespace}/${c.metadata.name}`, bridge, podRange(c) as string, (use) => this.askTenant(c, live, use));
   }
 
   /**
    * Starts replica `i` again (or for the first time, after the first) in the cluster's chain,
    * unless it is being started already; a failure is logged and left to the next replica check.
+   * With `replace`, a process still running (hung) is replaced rather than adopted.
    */
-  private restart(key: string, c: Obj, live: Live, i: number): void {
+  private restart(key: string, c: Obj, live: Live, i: number, replace = false): void {
     if (live.restarting.has(i)) return;
     live.restarting.add(i);
     void this.serially(live, async () => {
       if (live.state !== 'running') return;
-      if (i === 0) return this.start(c, live, new Phases());
+      this.health.forget([live.sockets[i]]);
+      if (i === 0) return this.start(c, live, new Phases(), replace);
       const r = this.layout.replica(c, i);
-      await this.replicas.start(r, async () => {
-        await prepareReplicaDataDir(r.layout.dataDir, this.layout.dataDir(c));
-        return this.storeOf(c, false);
-      });
+      await this.replicas.start(
+        r,
+        async () => {
+          await prepareReplicaDataDir(r.layout.dataDir, this.layout.dataDir(c));
+          return this.storeOf(c, false);
+        },
+        undefined,
+        replace,
+      );
       this.log.info('control-plane replica started', { cluster: key, replica: i, host: this.placement.replicaHosts(c)?.[i] });
     })
       .then(
@@ -331,28 +334,6 @@ export class ClusterController {
       if (runsControlPlane(sb)) return true;
     }
     return false;
-  }
-
-  private runDatapath(c: Obj, live: Live, bridge: string): void {
-    const datapath = this.opts.datapath;
-    if (!datapath || live.datapath) return;
-    const cidr = podRange(c) as string;
-    const stop = new AbortController();
-    const cluster = `${c.metadata.namespace}/${c.metadata.name}`;
-    const done = this.askTenant(c, live, (client) => datapath.run({ cluster, client, network: { bridge, cidr, gateway: formatIPv4((parseCidr(cidr) as Cidr).base + 1) } }, stop.signal))
-      .catch((err) => this.log.warn('cluster datapath stopped', { cluster, err }))
-      .finally(() => {
-        if (live.datapath?.stop === stop) live.datapath = undefined;
-      });
-    live.datapath = { stop, done };
-  }
-
-  private async stopDatapath(live: Live): Promise<void> {
-    const d = live.datapath;
-    if (!d) return;
-    d.stop.abort();
-    // The datapath must never hold up a sleep, stop or delete: its table is replaced at the next start anyway.
-    await Promise.race([d.done, delay(10_000)]);
   }
 
   /**
@@ -409,7 +390,9 @@ export class ClusterController {
    */
   private async halt(key: string, c: Obj, phase: 'Stopped' | 'Sleeping'): Promise<void> {
     this.gateway.disconnect(key);
-    await this.stopDatapath(this.liveOf(key, c));
+    const live = this.liveOf(key, c);
+    this.health.forget(live.sockets);
+    await this.datapaths.stop(key);
     const replicas = this.layout.replicas(c);
     if (phase === 'Sleeping') await Promise.all(replicas.map((r) => this.replicas.sleep(r)));
     else {
@@ -427,7 +410,8 @@ export class ClusterController {
     const live = this.liveOf(key, c);
     await this.gateway.close(key);
     await this.serially(live, async () => {
-      await this.stopDatapath(live);
+      this.health.forget(live.sockets);
+      await this.datapaths.stop(key);
       // The kubelet first, so that it makes no pod anew; then its pods.
       await this.opts.sandboxes.close(c.metadata.uid);
       // Never placed (no host could take it): nothing of it runs anywhere.
@@ -473,10 +457,12 @@ export class ClusterController {
   }
 
   /**
-   * Keeps running clusters' replicas running: each host is asked which control planes run there,
-   * a replica whose process has ended (a crash, an out-of-memory kill) is started again on its
-   * host, and status.readyReplicas counts those that run. A replica on a host that does not
-   * answer is not counted, and waits for its host.
+   * Keeps running clusters' replicas running and serving: each host is asked which control planes
+   * run there and each replica's /readyz is probed (provider/replica-health.ts). A replica whose
+   * process has ended (a crash, an out-of-memory kill) or that has stopped answering (hung) is
+   * started again on its host; status.readyReplicas counts those that run and are ready, and
+   * connections go to ready ones first. A replica on a host that does not answer is not counted,
+   * and waits for its host.
    */
   private async replicaLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
@@ -485,8 +471,8 @@ export class ClusterController {
       const running = [...this.live].map(([key, live]) => ({ key, live, c: this.clusters.get(key) })).filter((x): x is { key: string; live: Live; c: Obj } => !!x.c && x.live.state === 'running' && !x.c.spec.stopped && !x.c.metadata.deletionTimestamp);
       const hosts = new Set(running.flatMap((x) => this.placement.replicaHosts(x.c) ?? []));
       const seen = new Map<string, Map<string, SandboxStatus>>();
-      await Promise.all(
-        [...hosts].map(async (host) => {
+      await Promise.all([
+        ...[...hosts].map(async (host) => {
           if (!this.opts.hosts.ready(host)) return;
           const list = await this.opts.hosts
             .agent(host)
@@ -494,19 +480,34 @@ export class ClusterController {
             .catch(() => undefined);
           if (list) seen.set(host, new Map(list.map((sb) => [sb.id, sb])));
         }),
-      );
+        ...running.map((x) => this.probe(x.c, x.live)),
+      ]);
       for (const { key, live, c } of running) {
         const on = this.placement.replicaHosts(c) ?? [];
         let ready = 0;
         for (let i = 0; i < replicaCount(c); i++) {
           const states = seen.get(on[i] ?? '');
           if (!states) continue;
-          if (runsControlPlane(states.get(this.layout.sandboxId(c, i))) && !live.restarting.has(i)) ready++;
-          else if (Date.now() >= (live.backoff.get(i)?.at ?? 0)) this.restart(key, c, live, i);
+          if (live.restarting.has(i)) continue;
+          const runs = runsControlPlane(states.get(this.layout.sandboxId(c, i)));
+          const hung = this.health.hung(live.sockets[i]);
+          if (runs && !hung) {
+            if (this.health.ready(live.sockets[i])) ready++;
+          } else if (Date.now() >= (live.backoff.get(i)?.at ?? 0)) {
+            if (hung) this.log.warn('control-plane replica does not answer; replacing it', { cluster: key, replica: i });
+            this.restart(key, c, live, i, hung);
+          }
         }
         if (ready !== c.status?.readyReplicas) await this.setStatus(c, { readyReplicas: ready }).catch((err) => this.log.debug('readyReplicas not written', { cluster: key, err }));
       }
     }
+  }
+
+  /** Probes every replica of a running cluster that is not being started. */
+  private async probe(c: Obj, live: Live): Promise<void> {
+    live.caPem ??= await readFile(path.join(this.layout.dataDir(c), 'pki', 'ca.crt'), 'utf8').catch(() => undefined);
+    const ca = live.caPem;
+    if (ca) await Promise.all(live.sockets.map((socket, i) => (live.restarting.has(i) ? undefined : this.health.probe(socket, ca))));
   }
 
   private async sleep(key: string, c: Obj, live: Live): Promise<void> {

@@ -29,15 +29,17 @@ export class ControlPlaneReplicas {
 
   /**
    * Starts `r` unless it serves already, and resolves once it serves: true if it was adopted.
-   * `prepare` readies its data directory and says its --store; it runs only for a real start.
-   * Rejects with Unavailable if it exits, Timeout if it does not serve within a minute.
+   * With `replace` a running process is never adopted but replaced: it was found hung (a stopped
+   * process's socket still accepts connections). `prepare` readies its data directory and says
+   * its --store; it runs only for a real start. Rejects with Unavailable if it exits, Timeout if
+   * it does not serve within a minute.
    */
-  async start(r: Replica, prepare: () => Promise<string | undefined>, phases?: Phases): Promise<boolean> {
+  async start(r: Replica, prepare: () => Promise<string | undefined>, phases?: Phases, replace = false): Promise<boolean> {
     const { agent, layout } = r;
     const socket = apiSocketPath(layout.dataDir);
     const existing = await agent.getSandbox(layout.sandboxId).catch((err) => (isCode(err, 'NotFound') ? undefined : Promise.reject(err)));
     // A control plane still serving from before the provider restarted is adopted, not restarted.
-    if (runsControlPlane(existing) && (await serves(socket))) return true;
+    if (!replace && runsControlPlane(existing) && (await serves(socket))) return true;
     const store = await prepare();
     // Both reappear when the control plane serves: the kubeconfig is written once it is ready.
     await rm(socket, { force: true });

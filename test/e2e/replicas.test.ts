@@ -187,6 +187,37 @@ describe('provider: control planes of several replicas over hosts and zones', { 
     assert.equal((await ok(k, ['get', 'configmaps', '-o', 'name'])).match(/configmap\/(before|while-)/g)?.length, 3, 'every write kept: one store');
   });
 
+  test('the first replica hung (stopped; its socket still accepts): connections go to the other, and the provider replaces it', async () => {
+    const ha = await cluster('ha');
+    const k = await tenantKubectl('ha');
+    const first = ha.status.replicaHosts[0] as string;
+    const id = `cp-${ha.metadata.uid}`;
+    const pid = (await replicaPid(first, id)) as number;
+    assert.ok(pid);
+    // Stopped, the process keeps its socket: the kernel still accepts connections, nothing answers them.
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await waitStatus('ha', (s) => s.readyReplicas === 1, 'the stopped replica no longer counted ready', 30_000);
+      // A deadline on each request: sent to the stopped replica, it would wait forever.
+      assert.match(await ok(k, ['get', 'configmap', 'before', '-o', 'name', '--request-timeout=10s']), /configmap\/before/);
+      await ok(k, ['create', 'configmap', 'while-hung', '--from-literal=k=v', '--request-timeout=10s']);
+      // Probes left unanswered three times in a row: its process is replaced on its host.
+      await eventually(async () => {
+        const now = await replicaPid(first, id);
+        return now !== undefined && now !== pid;
+      }, `${id} replaced on ${first}`, 60_000);
+    } finally {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone already: replaced
+      }
+    }
+    assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the hung process is gone, not left beside its replacement');
+    await waitStatus('ha', (s) => s.readyReplicas === 2, 'both replicas ready again', 60_000);
+    assert.match(await ok(k, ['get', 'configmap', 'while-hung', '-o', 'name']), /configmap\/while-hung/);
+  });
+
   test("the first replica's host lost: the other serves and runs the controllers; the first returns with its host", async () => {
     const ha = await cluster('ha');
     const k = await tenantKubectl('ha');

@@ -219,7 +219,7 @@ describe('pods', () => {
 
 describe('authentication, health, metrics, discovery', () => {
   const plain = (p: string, headers: Record<string, string> = {}) => fetch(`${k.url}${p}`, { headers });
-  it('bearer tokens from the token file; anything else is 401', async () => {
+  it('bearer tokens from the token file; health without credentials; anything else is 401', async () => {
     const { ca } = await k.creds();
     // fetch cannot take a CA, so talk HTTPS through node:https with the CA only (no client cert).
     const https = await import('node:https');
@@ -244,6 +244,21 @@ describe('authentication, health, metrics, discovery', () => {
     const anon = await get('/api/v1/namespaces', {});
     assert.equal(anon.status, 401);
     assert.equal(JSON.parse(anon.body).reason, 'Unauthorized');
+    assert.equal((await get('/version', {})).status, 401, 'anonymous reaches the health endpoints only');
+    // Probes and load balancers ask health with no credential, and read it as upstream's.
+    assert.deepEqual(await get('/readyz', {}), { status: 200, body: 'ok' });
+    const live = await get('/livez?verbose', {});
+    assert.equal(live.status, 200);
+    assert.match(live.body, /^\[\+\]ping ok\nlivez check passed\n$/);
+    const ready = await get('/readyz?verbose&exclude=shutdown', {});
+    assert.match(ready.body, /\[\+\]ping ok\n\[\+\]etcd ok\n\[\+\]shutdown excluded: ok\nreadyz check passed\n/);
+    // One check by name is for those RBAC lets read it (system:public-info-viewer covers the three paths alone, as upstream's).
+    assert.equal((await get('/readyz/etcd', {})).status, 403);
+    const one = await api.call('GET', '/readyz/etcd');
+    assert.deepEqual([one.status, one.text], [200, 'ok']);
+    const unknown = await api.call('GET', '/readyz/nope');
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.text, /nope is not a readyz check/);
     assert.ok(plain);
   });
 
