@@ -74,7 +74,7 @@ async function floors() {
 
 async function main() {
   const floor = await floors();
-  const p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', '127.252.0.0/16', '--bridge', 'kubbench8', '--pod-cidr', '10.246.15.0/24', '--cluster-pod-pool', '10.232.0.0/16', '--cluster-sleep-after', '0'] });
+  const p = await startKubicle({ command: 'server', args: ['--cluster-endpoint-pool', '127.252.0.0/16', '--bridge', 'kubbench8', '--pod-cidr', '10.246.15.0/24', '--cluster-pod-pool', '10.232.0.0/16', '--cluster-sleep-after', '0', '--log-level', 'info'] });
   const op = new KubeClient(await loadKubeconfig(p.kubeconfig));
   const clustersPath = '/apis/kubicle.io/v1alpha1/namespaces/default/clusters';
   const tenant = new Map<string, KubeClient>();

@@ -28,6 +28,7 @@ export const schema = {
   'host-heartbeat': { type: 'string', default: '10', env: 'KUBICLE_HOST_HEARTBEAT', help: 'provider (up, server): seconds between asking the host agent for its Host\'s status (unanswered for 4 of them: NotReady)' },
   'metering-interval': { type: 'string', default: '10', env: 'KUBICLE_METERING_INTERVAL', help: 'provider (up, server): seconds between usage samples of every sandbox' },
   'price-list': { type: 'string', default: '', env: 'KUBICLE_PRICE_LIST', help: 'provider (up, server): JSON price list {currency, cpuHour, memoryGiBHour, controlPlaneHour} (default: built in)' },
+  'host-lost-after': { type: 'string', default: '60', env: 'KUBICLE_HOST_LOST_AFTER', help: 'provider (up, server): seconds a host may stay NotReady before the control-plane replicas on it (but each cluster\'s first) start on other hosts' },
   'cluster-sleep-after': { type: 'string', default: '300', env: 'KUBICLE_CLUSTER_SLEEP_AFTER', help: 'provider (up, server): idle seconds before a control plane sleeps unless its Cluster says (0: never)' },
   'token-file': { type: 'string', default: '', env: 'KUBICLE_TOKEN_FILE', help: 'static bearer tokens, one token,user,uid,"groups" per line' },
   'compact-interval': { type: 'string', default: '300', env: 'KUBICLE_COMPACT_INTERVAL', help: 'seconds between store compactions (history kept about this long)' },

@@ -14,8 +14,8 @@ import { NamespaceController } from '../controllers/namespace.js';
 import { ServiceProxy } from '../network/service-proxy.js';
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
-import type { ClusterDatapath } from '../provider/cluster-datapath.js';
 import { ClusterController } from '../provider/cluster-controller.js';
+import type { ClusterDatapath } from '../provider/cluster-datapath.js';
 import { EndpointGateway } from '../provider/endpoint-gateway.js';
 import { Hosts, registerHost } from '../provider/hosts.js';
 import { defaultPrices, Meter, type PriceList } from '../provider/meter.js';
@@ -45,6 +45,8 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
   const prices = await priceList(config);
   const heartbeat = Number(config['host-heartbeat']);
   if (!(heartbeat > 0 && heartbeat <= 300)) throw new KubicleError('Invalid', `--host-heartbeat ${JSON.stringify(config['host-heartbeat'])} must be a number of seconds above 0 and at most 300`);
+  const hostLostAfter = Number(config['host-lost-after']);
+  if (!(hostLostAfter >= 0 && hostLostAfter <= 86_400)) throw new KubicleError('Invalid', `--host-lost-after ${JSON.stringify(config['host-lost-after'])} must be a number of seconds from 0 to 86400`);
   const podPool = parseCidr(config['cluster-pod-pool']);
   if (!podPool || podPool.bits > 24) throw new KubicleError('Invalid', `--cluster-pod-pool ${JSON.stringify(config['cluster-pod-pool'])} must be an IPv4 network of at least one /24, such as 10.224.0.0/12`);
   // Loaded only when asked for: the etcd client costs start-up time and memory (see store.ts).
@@ -92,6 +94,7 @@ export async function providerServer(config: Config, log: Logger, signal: AbortS
       sandboxes: new SandboxGateway(hosts, client, log.with({ component: 'sandbox-gateway' })),
       image: { image: `${registry}/kubicle/busybox:1`, installDir, nodeBinary, logLevel: config['log-level'] },
       defaultSleepAfterSeconds: Number(config['cluster-sleep-after']),
+      hostLostAfterMs: hostLostAfter * 1000,
       datapath: serviceDatapath(log),
       stores: etcd,
     },

@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
-import { chown, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Cidr } from '../api/ipv4.js';
@@ -12,26 +11,23 @@ import type { Logger } from '../observe/log.js';
 import { Phases } from '../observe/phases.js';
 import type { SandboxStatus } from '../sandbox/api/types.js';
 import { BlockPool } from './block-pool.js';
-import { ClusterLayout, endpointAddress, networkName, podRange, replicaCount } from './cluster-layout.js';
-import { type ClusterHosts, ClusterPlacement } from './cluster-placement.js';
 import { type ClusterDatapath, ClusterDatapaths } from './cluster-datapath.js';
+import { ClusterLayout, endpointAddress, kubeconfigSecret, networkName, podRange, replicaCount } from './cluster-layout.js';
+import { type ClusterHosts, ClusterPlacement } from './cluster-placement.js';
 import { clusterQuotaRefusal } from './cluster-quota.js';
+import { type ClusterStores, ControlPlaneStores } from './cluster-stores.js';
 import { ControlPlaneReplicas, runsControlPlane } from './control-plane-replicas.js';
 import {
   apiSocketPath,
   type ControlPlaneImage,
-  controlPlaneEtcdStore,
-  controlPlaneUid,
   prepareDataDir,
   prepareReplicaDataDir,
   sandboxSocketName,
-  storeSocketName,
 } from './control-plane-sandbox.js';
 import type { EndpointGateway } from './endpoint-gateway.js';
 import { KeyPool } from './key-pool.js';
 import { ReplicaHealth } from './replica-health.js';
 import type { SandboxGateway } from './sandbox-gateway.js';
-import { StoreRelay } from './store-relay.js';
 import { askTenant, hasPendingCronJobs, servedVersion, virtualNodeReady } from './tenant-api.js';
 
 /**
@@ -62,23 +58,12 @@ export interface ClusterControllerOptions {
   defaultSleepAfterSeconds: number;
   /** How often idleness is checked. */
   idleCheckMs?: number;
+  /** How long a host may stay NotReady before its control-plane replicas (but a cluster's first) start on other hosts; 60 s if unsaid. */
+  hostLostAfterMs?: number;
   /** The host side of each cluster's Services, run while its control plane runs. */
   datapath?: ClusterDatapath;
   /** The etcd for Clusters of `spec.store: etcd`; without it they fail with a clear message. */
   stores?: ClusterStores;
-}
-
-/**
- * The etcd that control planes of `spec.store: etcd` share, each under a prefix of its own behind
- * its own etcd user and role (storage's EtcdTenancy has this shape). `grant` is idempotent and
- * makes a new password each time; `revoke` deletes the cluster's keys, user and role, idempotently.
- */
-export interface ClusterStores {
-  readonly address: { host: string; port: number };
-  /** Where store `id`'s keys are and whose user reaches them; grants nothing. */
-  names(id: string): { root: string; user: string };
-  grant(id: string): Promise<{ root: string; user: string; password: string }>;
-  revoke(id: string): Promise<void>;
 }
 
 export const clusterFinalizer = 'kubicle.io/cluster';
@@ -115,7 +100,7 @@ export class ClusterController {
   private readonly podRanges: BlockPool;
   /** Two clusters' worth of keys (four each). */
   private readonly keys = new KeyPool(8);
-  private readonly relay?: StoreRelay;
+  private readonly stores: ControlPlaneStores;
   private readonly placement: ClusterPlacement;
   private readonly replicas: ControlPlaneReplicas;
   private readonly health = new ReplicaHealth();
@@ -133,7 +118,7 @@ export class ClusterController {
     // The pool's network address and first host (the provider's own) are never handed out.
     this.endpoints = new BlockPool(opts.endpointPool, 32, 2, 1);
     this.podRanges = new BlockPool(opts.podPool, 24);
-    if (opts.stores) this.relay = new StoreRelay(opts.stores.address, log);
+    this.stores = new ControlPlaneStores(opts.stores, log);
     this.placement = new ClusterPlacement(opts.hosts, () => this.clusters.list());
     this.layout = new ClusterLayout(opts, (ns) => this.tenants.get(ns), this.placement);
     this.replicas = new ControlPlaneReplicas(opts.image);
@@ -155,7 +140,7 @@ export class ClusterController {
     const replicas = this.replicaLoop(signal);
     await Promise.all([...informers, idle, replicas, this.queue.run(4, (key) => this.sync(key), signal, (key, err) => this.log.warn('cluster sync failed', { cluster: key, err }))]);
     await this.gateway.closeAll();
-    await this.relay?.closeAll();
+    await this.stores.closeAll();
   }
 
   private async sync(key: string): Promise<void> {
@@ -269,10 +254,7 @@ export class ClusterController {
     const { bridge } = await first.agent.defineNetwork(network.name, { cidr: network.cidr });
     await this.opts.sandboxes.open(this.layout.scope(c), path.join(first.layout.runDir, sandboxSocketName));
     // An etcd cluster's relay too: an adopted control plane keeps its connection to its store.
-    if (c.spec.store === 'etcd') {
-      if (!this.relay) throw new KubicleError('Invalid', 'this provider has no etcd for control planes: start it with --cluster-etcd');
-      await this.relay.open(c.metadata.uid, path.join(first.layout.runDir, storeSocketName));
-    }
+    await this.stores.open(c, first.layout.runDir);
     phases.mark('network');
     // The store password is made anew when no replica runs, so only the latest start's holders get
     // in; one restarted beside running replicas keeps theirs.
@@ -281,7 +263,7 @@ export class ClusterController {
       first,
       async () => {
         await prepareDataDir(first.layout.dataDir, () => this.keys.take());
-        return this.storeOf(c, alone);
+        return this.stores.flag(c, this.layout.dataDir(c), alone);
       },
       phases,
       replace,
@@ -306,7 +288,7 @@ export class ClusterController {
         r,
         async () => {
           await prepareReplicaDataDir(r.layout.dataDir, this.layout.dataDir(c));
-          return this.storeOf(c, false);
+          return this.stores.flag(c, this.layout.dataDir(c), false);
         },
         undefined,
         replace,
@@ -315,14 +297,16 @@ export class ClusterController {
     })
       .then(
         () => live.backoff.delete(i),
-        (err) => {
-          // As a crashing container's restarts back off: 10 s, doubling, at most 5 minutes apart.
-          const failures = (live.backoff.get(i)?.failures ?? 0) + 1;
-          live.backoff.set(i, { failures, at: Date.now() + Math.min(10_000 * 2 ** (failures - 1), 300_000) });
-          this.log.warn('control-plane replica did not start', { cluster: key, replica: i, failures, err });
-        },
+        (err) => this.backOff(key, live, i, err),
       )
       .finally(() => live.restarting.delete(i));
+  }
+
+  /** Replica `i` failed to start (or to find a host): tried again as a crashing container is, 10 s later, doubling, at most 5 minutes apart. */
+  private backOff(key: string, live: Live, i: number, err: unknown): void {
+    const failures = (live.backoff.get(i)?.failures ?? 0) + 1;
+    live.backoff.set(i, { failures, at: Date.now() + Math.min(10_000 * 2 ** (failures - 1), 300_000) });
+    this.log.warn('control-plane replica did not start', { cluster: key, replica: i, failures, err });
   }
 
   /** Whether any replica from `from` on has its process running, as its host agent says. */
@@ -336,39 +320,11 @@ export class ClusterController {
     return false;
   }
 
-  /**
-   * The control plane's --store for `spec.store: etcd` (undefined for SQLite, a file in its data
-   * volume): the cluster's own etcd user. With `rotate` (or on a first start) it gets a new
-   * password, which goes into the first replica's data volume only; further replicas copy it
-   * from there. It reaches etcd through its relay socket, opened by start.
-   */
-  private async storeOf(c: Obj, rotate: boolean): Promise<string | undefined> {
-    if (c.spec.store !== 'etcd' || !this.opts.stores) return undefined;
-    const file = path.join(this.layout.dataDir(c), 'pki', 'etcd.password');
-    if (rotate || !existsSync(file)) {
-      const grant = await this.opts.stores.grant(c.metadata.uid);
-      await writeFile(file, grant.password, { mode: 0o600 });
-      await chown(file, controlPlaneUid, controlPlaneUid);
-    }
-    return controlPlaneEtcdStore(this.opts.stores.names(c.metadata.uid));
-  }
-
   /** After a start: the kubeconfig Secret (once), the version served, and phase Running. */
   private async publish(c: Obj, live: Live): Promise<void> {
     const kubeconfig = await readFile(path.join(this.layout.dataDir(c), 'kubeconfig'), 'utf8');
     const secretPath = resourcePath({ version: 'v1', plural: 'secrets', namespace: c.metadata.namespace });
-    const secret = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: {
-        name: `${c.metadata.name}-kubeconfig`,
-        namespace: c.metadata.namespace,
-        labels: { 'kubicle.io/cluster': c.metadata.name },
-        ownerReferences: [{ apiVersion: `${providerGroup}/v1alpha1`, kind: 'Cluster', name: c.metadata.name, uid: c.metadata.uid, controller: true, blockOwnerDeletion: true }],
-      },
-      type: 'kubicle.io/kubeconfig',
-      data: { value: Buffer.from(kubeconfig).toString('base64') },
-    };
+    const secret = kubeconfigSecret(c, kubeconfig);
     try {
       await this.client.create(secretPath, secret);
     } catch (err) {
@@ -401,7 +357,7 @@ export class ClusterController {
       await this.opts.sandboxes.close(c.metadata.uid);
       await Promise.all(replicas.map((r) => this.replicas.remove(r)));
       await this.opts.sandboxes.removeAll(this.layout.scope(c), 5);
-      await this.relay?.close(c.metadata.uid);
+      await this.stores.close(c);
     }
     this.log.info(phase === 'Sleeping' ? 'cluster asleep' : 'cluster stopped', { cluster: key });
   }
@@ -418,8 +374,8 @@ export class ClusterController {
       const replicas = this.placement.placed(c) ? this.layout.replicas(c) : [];
       await Promise.all(replicas.map((r) => this.replicas.remove(r)));
       if (replicas.length) await this.opts.sandboxes.removeAll(this.layout.scope(c), 5);
-      await this.relay?.close(c.metadata.uid);
-      if (c.spec.store === 'etcd' && this.opts.stores) await this.opts.stores.revoke(c.metadata.uid);
+      await this.stores.close(c);
+      await this.stores.revoke(c);
       if (replicas.length && podRange(c)) await replicas[0].agent.removeNetwork(networkName(c));
       for (const r of replicas.slice(1)) await rm(r.layout.dataDir, { recursive: true, force: true });
       await rm(this.layout.dataDir(c), { recursive: true, force: true });
@@ -457,49 +413,100 @@ export class ClusterController {
   }
 
   /**
-   * Keeps running clusters' replicas running and serving: each host is asked which control planes
-   * run there and each replica's /readyz is probed (provider/replica-health.ts). A replica whose
-   * process has ended (a crash, an out-of-memory kill) or that has stopped answering (hung) is
-   * started again on its host; status.readyReplicas counts those that run and are ready, and
-   * connections go to ready ones first. A replica on a host that does not answer is not counted,
-   * and waits for its host.
+   * Keeps running clusters' replicas running and serving: each Ready host is asked which control
+   * planes run there and each replica's /readyz is probed (provider/replica-health.ts). A replica
+   * whose process has ended (a crash, an out-of-memory kill) or that has stopped answering (hung)
+   * is started again on its host; status.readyReplicas counts those that run and are ready, and
+   * connections go to ready ones first. A replica on a host that does not answer is not counted;
+   * once that host has been NotReady for hostLostAfterMs, a replica but the first is started on
+   * another host. Control planes found where none belongs are removed.
    */
   private async replicaLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       await delay(Math.max(this.opts.idleCheckMs ?? 1000, replicaCheckMs), undefined, { signal }).catch(() => {});
       if (signal.aborted) return;
       const running = [...this.live].map(([key, live]) => ({ key, live, c: this.clusters.get(key) })).filter((x): x is { key: string; live: Live; c: Obj } => !!x.c && x.live.state === 'running' && !x.c.spec.stopped && !x.c.metadata.deletionTimestamp);
-      const hosts = new Set(running.flatMap((x) => this.placement.replicaHosts(x.c) ?? []));
       const seen = new Map<string, Map<string, SandboxStatus>>();
       await Promise.all([
-        ...[...hosts].map(async (host) => {
-          if (!this.opts.hosts.ready(host)) return;
-          const list = await this.opts.hosts
-            .agent(host)
-            .listSandboxes({ 'kubicle.io/role': 'control-plane' }, AbortSignal.timeout(3000))
-            .catch(() => undefined);
-          if (list) seen.set(host, new Map(list.map((sb) => [sb.id, sb])));
-        }),
+        ...this.opts.hosts
+          .names()
+          .filter((host) => this.opts.hosts.ready(host))
+          .map(async (host) => {
+            const list = await this.opts.hosts
+              .agent(host)
+              .listSandboxes({ 'kubicle.io/role': 'control-plane' }, AbortSignal.timeout(3000))
+              .catch(() => undefined);
+            if (list) seen.set(host, new Map(list.map((sb) => [sb.id, sb])));
+          }),
         ...running.map((x) => this.probe(x.c, x.live)),
       ]);
-      for (const { key, live, c } of running) {
-        const on = this.placement.replicaHosts(c) ?? [];
-        let ready = 0;
-        for (let i = 0; i < replicaCount(c); i++) {
-          const states = seen.get(on[i] ?? '');
-          if (!states) continue;
-          if (live.restarting.has(i)) continue;
-          const runs = runsControlPlane(states.get(this.layout.sandboxId(c, i)));
-          const hung = this.health.hung(live.sockets[i]);
-          if (runs && !hung) {
-            if (this.health.ready(live.sockets[i])) ready++;
-          } else if (Date.now() >= (live.backoff.get(i)?.at ?? 0)) {
-            if (hung) this.log.warn('control-plane replica does not answer; replacing it', { cluster: key, replica: i });
-            this.restart(key, c, live, i, hung);
-          }
-        }
-        if (ready !== c.status?.readyReplicas) await this.setStatus(c, { readyReplicas: ready }).catch((err) => this.log.debug('readyReplicas not written', { cluster: key, err }));
+      for (const [host, sandboxes] of seen) await this.removeStrays(host, [...sandboxes.keys()]);
+      for (const { key, live, c } of running) await this.keepReplicas(key, c, live, seen);
+    }
+  }
+
+  /** One pass of the replica loop over a running cluster, given what each Ready host runs. */
+  private async keepReplicas(key: string, c: Obj, live: Live, seen: Map<string, Map<string, SandboxStatus>>): Promise<void> {
+    const on = this.placement.replicaHosts(c) ?? [];
+    let ready = 0;
+    for (let i = 0; i < replicaCount(c); i++) {
+      if (live.restarting.has(i)) continue;
+      const due = Date.now() >= (live.backoff.get(i)?.at ?? 0);
+      const states = seen.get(on[i] ?? '');
+      if (!states) {
+        // The first replica stays with the cluster's pods and network, on their host.
+        const lostAt = this.opts.hosts.notReadySince(on[i] ?? '');
+        if (i > 0 && due && lostAt !== undefined && Date.now() - lostAt >= (this.opts.hostLostAfterMs ?? 60_000)) this.move(key, c, live, i);
+        continue;
       }
+      const runs = runsControlPlane(states.get(this.layout.sandboxId(c, i)));
+      const hung = this.health.hung(live.sockets[i]);
+      if (runs && !hung) {
+        if (this.health.ready(live.sockets[i])) ready++;
+      } else if (due) {
+        if (hung) this.log.warn('control-plane replica does not answer; replacing it', { cluster: key, replica: i });
+        this.restart(key, c, live, i, hung);
+      }
+    }
+    if (ready !== c.status?.readyReplicas) await this.setStatus(c, { readyReplicas: ready }).catch((err) => this.log.debug('readyReplicas not written', { cluster: key, err }));
+  }
+
+  /** Places replica `i` on another host, its own lost, and starts it there; no host for it backs off as a failed start. */
+  private move(key: string, c: Obj, live: Live, i: number): void {
+    const from = this.placement.replicaHosts(c)?.[i];
+    live.restarting.add(i);
+    void this.placement
+      .move(c, i)
+      .then(async (choice) => {
+        if ('refusal' in choice) throw new KubicleError('Unavailable', `no host for replica ${i}: ${choice.refusal}`);
+        await this.setStatus(c, { replicaHosts: choice.hosts });
+        this.log.warn('control-plane replica moved off a lost host', { cluster: key, replica: i, from, to: choice.hosts[i] });
+      })
+      .then(
+        () => {
+          live.restarting.delete(i);
+          this.restart(key, c, live, i);
+        },
+        (err) => {
+          live.restarting.delete(i);
+          this.backOff(key, live, i, err);
+        },
+      );
+  }
+
+  /**
+   * Removes control planes from `host` that belong to no cluster there: a replica moved elsewhere
+   * while its host was away (its process may still run against the store), or one of a cluster
+   * deleted meanwhile.
+   */
+  private async removeStrays(host: string, ids: string[]): Promise<void> {
+    const expected = new Set(this.clusters.list().flatMap((c) => (this.placement.replicaHosts(c) ?? []).flatMap((h, i) => (h === host ? [this.layout.sandboxId(c, i)] : []))));
+    for (const id of ids.filter((x) => !expected.has(x))) {
+      this.log.warn('control plane belongs to no cluster on this host; removing it', { host, sandbox: id });
+      await this.opts.hosts
+        .agent(host)
+        .removeSandbox(id, 0)
+        .catch((err) => this.log.warn('stray control plane not removed', { host, sandbox: id, err }));
     }
   }
 

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseCidr, parseIPv4 } from '../api/ipv4.js';
+import { providerGroup } from '../api/kinds/provider.js';
 import { parseQuantity } from '../api/quantity.js';
 import type { Obj } from '../client/kube-client.js';
 import type { ClusterHosts, ClusterPlacement } from './cluster-placement.js';
@@ -126,4 +127,20 @@ export function endpointAddress(c: Obj): string | undefined {
 /** How many control-plane replicas the cluster runs. */
 export function replicaCount(c: Obj): number {
   return c.spec.controlPlane?.replicas ?? 1;
+}
+
+/** The Secret `<cluster>-kubeconfig` beside the Cluster (Cluster API's convention), holding its admin kubeconfig, owned by it. */
+export function kubeconfigSecret(c: Obj, kubeconfig: string): Obj {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: `${c.metadata.name}-kubeconfig`,
+      namespace: c.metadata.namespace,
+      labels: { 'kubicle.io/cluster': c.metadata.name },
+      ownerReferences: [{ apiVersion: `${providerGroup}/v1alpha1`, kind: 'Cluster', name: c.metadata.name, uid: c.metadata.uid, controller: true, blockOwnerDeletion: true }],
+    },
+    type: 'kubicle.io/kubeconfig',
+    data: { value: Buffer.from(kubeconfig).toString('base64') },
+  };
 }

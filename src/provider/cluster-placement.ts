@@ -11,11 +11,16 @@ export interface ClusterHosts {
   fits(): Promise<HostFit[]>;
   /** Whether the host's agent answers (its Host is Ready). */
   ready(name: string): boolean;
+  /** Since when (ms since the epoch) a registered host has not been Ready; undefined while it is, or unknown. */
+  notReadySince(name: string): number | undefined;
+  /** Every registered host. */
+  names(): string[];
   /** A host's capacity as its Host shows it, if known. */
   capacity(name: string): { cpu: string; memory: string } | undefined;
 }
 
 const keyOf = (c: Obj) => `${c.metadata.namespace}/${c.metadata.name}`;
+const demandOf = (c: Obj) => ({ ...controlPlaneRequests(c), runtime: c.spec.controlPlane?.runtimeClassName ?? 'runc' });
 
 /**
  * Where clusters go (DESIGN §2.3): a cluster is placed whole on one host — its first control-plane
@@ -36,24 +41,50 @@ export class ClusterPlacement {
 
   /** Chooses the hosts of `c`'s replicas (its pods' host first) and remembers them; or says why they cannot be placed now. */
   place(c: Obj): Promise<{ hosts: string[] } | { refusal: string }> {
-    const next = this.chain.then(async () => {
-      const fits = await this.hosts.fits();
-      const byName = new Map(fits.map((f) => [f.name, f]));
-      for (const x of this.clusters()) {
-        // A sleeping or stopped control plane uses nothing; it wakes where it was.
-        if (keyOf(x) === keyOf(c) || x.spec.stopped || x.status?.phase === 'Sleeping') continue;
-        const r = controlPlaneRequests(x);
-        for (const host of this.replicaHosts(x) ?? []) {
-          const on = byName.get(host);
-          if (!on) continue;
-          on.allocated.cpuMillis += r.cpuMillis;
-          on.allocated.memoryBytes += r.memoryBytes;
-        }
-      }
-      const choice = chooseHosts({ ...controlPlaneRequests(c), runtime: c.spec.controlPlane?.runtimeClassName ?? 'runc' }, fits, c.spec.controlPlane?.replicas ?? 1);
+    return this.serially(async () => {
+      const choice = chooseHosts(demandOf(c), await this.weighed(c), c.spec.controlPlane?.replicas ?? 1);
       if ('hosts' in choice) this.placedOn.set(keyOf(c), choice.hosts);
       return choice;
     });
+  }
+
+  /**
+   * A new host for replica `i` of placed cluster `c`, whose host is lost: the other replicas stay
+   * where they are and are avoided, hosts and zones, as at placement. Resolves with every
+   * replica's host, remembered at once; or says why no host can take it now.
+   */
+  move(c: Obj, i: number): Promise<{ hosts: string[] } | { refusal: string }> {
+    return this.serially(async () => {
+      const current = this.replicaHosts(c) ?? [];
+      const choice = chooseHosts(demandOf(c), await this.weighed(c), 1, current.filter((_, j) => j !== i));
+      if ('refusal' in choice) return choice;
+      const hosts = current.map((h, j) => (j === i ? choice.hosts[0] : h));
+      this.placedOn.set(keyOf(c), hosts);
+      return { hosts };
+    });
+  }
+
+  /** Every host as placement weighs it, with the running control planes of clusters but `c` counted where they run. */
+  private async weighed(c: Obj): Promise<HostFit[]> {
+    const fits = await this.hosts.fits();
+    const byName = new Map(fits.map((f) => [f.name, f]));
+    for (const x of this.clusters()) {
+      // A sleeping or stopped control plane uses nothing; it wakes where it was.
+      if (keyOf(x) === keyOf(c) || x.spec.stopped || x.status?.phase === 'Sleeping') continue;
+      const r = controlPlaneRequests(x);
+      for (const host of this.replicaHosts(x) ?? []) {
+        const on = byName.get(host);
+        if (!on) continue;
+        on.allocated.cpuMillis += r.cpuMillis;
+        on.allocated.memoryBytes += r.memoryBytes;
+      }
+    }
+    return fits;
+  }
+
+  /** Placements one at a time, each seeing the ones before it. */
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(work);
     this.chain = next.catch(() => {});
     return next;
   }

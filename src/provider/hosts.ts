@@ -109,6 +109,14 @@ export class Hosts {
     return ((this.informer.get(name)?.status?.conditions ?? []) as Obj[]).some((c) => c.type === 'Ready' && c.status === 'True');
   }
 
+  /** Since when (ms since the epoch) a host has not been Ready, as its Ready condition's last transition says; undefined while Ready or unknown. */
+  notReadySince(name: string): number | undefined {
+    const ready = ((this.informer.get(name)?.status?.conditions ?? []) as Obj[]).find((c) => c.type === 'Ready');
+    if (!ready || ready.status === 'True') return undefined;
+    const at = Date.parse(String(ready.lastTransitionTime));
+    return Number.isNaN(at) ? undefined : at;
+  }
+
   /** A host's capacity as its Host shows it (a virtual node offers no more), if known. */
   capacity(name: string): { cpu: string; memory: string } | undefined {
     const c = this.informer.get(name)?.status?.capacity;

@@ -57,3 +57,13 @@ test('replicas that outnumber the hosts able to take them are refused as a whole
   assert.deepEqual(chooseHosts(cp, [host('a'), host('b', { unschedulable: true })], 2), { refusal: 'replica 2 of 2: 0/2 hosts can take it: 1 already running a replica, 1 unschedulable' });
   assert.deepEqual(chooseHosts(cp, [host('a', { ready: false })], 1), { refusal: '0/1 hosts can take it: 1 not ready' });
 });
+
+test('a replica replacing one on a lost host avoids the hosts and zones of those that stay', () => {
+  const zoned = (name: string, zone: string, over: Partial<HostFit> = {}) => host(name, { zone, ...over });
+  // Replica 0 stays on a (z1); replica 1's host c (z2) is lost: d in z2 beats the emptier b, which shares a's zone.
+  const hosts = [zoned('a', 'z1'), zoned('b', 'z1'), zoned('c', 'z2', { ready: false }), zoned('d', 'z2', { allocated: { cpuMillis: 2000, memoryBytes: 0 } })];
+  assert.deepEqual(chooseHosts(cp, hosts, 1, ['a']), { hosts: ['d'] });
+  // Never beside a replica that stays, even when that host is the emptiest.
+  assert.deepEqual(chooseHosts(cp, [host('a'), host('b', { allocated: { cpuMillis: 2000, memoryBytes: 0 } })], 1, ['a']), { hosts: ['b'] });
+  assert.deepEqual(chooseHosts(cp, [host('a'), host('c', { ready: false })], 1, ['a']), { refusal: 'replica 2 of 2: 0/2 hosts can take it: 1 already running a replica, 1 not ready' });
+});

@@ -62,21 +62,30 @@ export function chooseHost(demand: Demand, hosts: HostFit[], taken: ReadonlySet<
  * a host loses at most one replica. The first goes where chooseHost puts it; each next one to a
  * host holding none, in a zone holding none when such a host can take it — zones spread as far as
  * the hosts allow, as a topology spread constraint with whenUnsatisfiable: ScheduleAnyway — and
- * weighed with the replicas placed before it. Refused as a whole if any replica finds no host.
+ * weighed with the replicas placed before it. `placed` are the hosts of replicas already running
+ * (when one is replaced), weighed and avoided the same way. Refused as a whole if any replica
+ * finds no host.
  */
-export function chooseHosts(demand: Demand, hosts: HostFit[], count: number): { hosts: string[] } | { refusal: string } {
+export function chooseHosts(demand: Demand, hosts: HostFit[], count: number, placed: string[] = []): { hosts: string[] } | { refusal: string } {
   const weighed = hosts.map((h) => ({ ...h, allocated: { ...h.allocated } }));
   const chosen: string[] = [];
-  for (let i = 0; i < count; i++) {
+  const take = (name: string) => {
+    const h = weighed.find((x) => x.name === name);
+    if (h) {
+      h.allocated.cpuMillis += demand.cpuMillis;
+      h.allocated.memoryBytes += demand.memoryBytes;
+    }
+    chosen.push(name);
+  };
+  for (const name of placed) take(name);
+  const total = placed.length + count;
+  for (let i = placed.length; i < total; i++) {
     const zones = new Set(chosen.map((n) => weighed.find((h) => h.name === n)?.zone).filter((z) => z !== undefined));
     const elsewhere = new Set([...chosen, ...weighed.filter((h) => h.zone !== undefined && zones.has(h.zone)).map((h) => h.name)]);
     let choice = chooseHost(demand, weighed, elsewhere);
     if ('refusal' in choice) choice = chooseHost(demand, weighed, new Set(chosen));
-    if ('refusal' in choice) return { refusal: count > 1 ? `replica ${i + 1} of ${count}: ${choice.refusal}` : choice.refusal };
-    const h = weighed.find((x) => x.name === (choice as { host: string }).host) as HostFit;
-    h.allocated.cpuMillis += demand.cpuMillis;
-    h.allocated.memoryBytes += demand.memoryBytes;
-    chosen.push(h.name);
+    if ('refusal' in choice) return { refusal: total > 1 ? `replica ${i + 1} of ${total}: ${choice.refusal}` : choice.refusal };
+    take(choice.host);
   }
-  return { hosts: chosen };
+  return { hosts: chosen.slice(placed.length) };
 }

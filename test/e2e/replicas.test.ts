@@ -57,6 +57,7 @@ describe('provider: control planes of several replicas over hosts and zones', { 
     for (const [name, agent] of Object.entries(agents)) if ((await agent.listSandboxes()).some((s) => s.id === id)) on.push(name);
     return on;
   };
+  const runs = (sb: { containers: { name: string; state: string }[] }) => sb.containers.some((x) => x.name === 'control-plane' && x.state === 'running');
   /** The process of a replica's control plane, as its host agent reports it. */
   const replicaPid = async (host: string, id: string) => (await agents[host].getSandbox(id)).containers.find((x) => x.name === 'control-plane' && x.state === 'running')?.pid;
   const tenantKubectl = async (name: string) => {
@@ -86,6 +87,8 @@ describe('provider: control planes of several replicas over hosts and zones', { 
         '0',
         '--host-heartbeat',
         '1',
+        '--host-lost-after',
+        '5',
         '--zone',
         'zone-a',
       ],
@@ -250,6 +253,30 @@ describe('provider: control planes of several replicas over hosts and zones', { 
     await waitStatus('ha', (s) => s.readyReplicas === 2, 'both replicas ready again', 60_000);
     // The virtual kubelet is back with the first replica: the Deployment's pod runs.
     await ok(k, ['wait', '--for=condition=Available', 'deployment/web', '--timeout=120s']);
+  });
+
+  test("a further replica's host lost: after --host-lost-after it starts on another host, and its old sandbox goes when the host returns", async () => {
+    const ha = await cluster('ha');
+    const k = await tenantKubectl('ha');
+    const [, lost] = ha.status.replicaHosts as string[];
+    const id = `cp-${ha.metadata.uid}-1`;
+    const pid = (await replicaPid(lost, id)) as number;
+    assert.ok(pid && joined[lost], `replica 1 runs on a joined host (${lost})`);
+    joined[lost].process.kill('SIGSTOP');
+    try {
+      // NotReady after 4 missed heartbeats (1 s), lost 5 s later: the replica goes to the one host with room, the provider's.
+      await waitStatus('ha', (s) => (s.replicaHosts as string[])[1] === home && s.readyReplicas === 2, `replica 1 moved off ${lost} to ${home} and ready`, 60_000);
+      assert.equal((await cluster('ha')).status.replicaHosts[0], ha.status.replicaHosts[0], 'the first replica stays with the pods');
+      assert.ok(runs(await agents[home].getSandbox(id)), `${id} runs on ${home}`);
+      assert.match(await ok(k, ['get', 'configmap', 'before', '-o', 'name', '--request-timeout=10s']), /configmap\/before/);
+    } finally {
+      joined[lost].process.kill('SIGCONT');
+    }
+    // Back, the host still holds the old replica (its process kept running): it is removed, not left to run beside the new one.
+    await eventually(async () => !(await agents[lost].listSandboxes()).some((s) => s.id === id), `the old ${id} removed from ${lost}`, 30_000);
+    assert.throws(() => process.kill(pid, 0), /ESRCH/, 'its process is gone');
+    assert.equal((await cluster('ha')).status.replicaHosts[1], home, 'and the replica stays where it went');
+    await waitStatus('ha', (s) => s.readyReplicas === 2, 'both replicas ready');
   });
 
   test('sleep, wake, stop, start and delete act on every replica', async () => {
