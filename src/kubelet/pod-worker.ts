@@ -125,9 +125,10 @@ export class PodWorker {
       sb = await this.agent.getSandbox(pod.metadata.uid);
       this.prober.sync(pod, sb);
     } catch (err) {
-      if (!sb && err instanceof KubicleError && err.code === 'Forbidden') {
-        // The provider refused the sandbox (a tenant beyond its quota, a host path): said on the
-        // pod as upstream says a runtime's refusal, and tried again later.
+      if (!sb && err instanceof KubicleError && (err.code === 'Forbidden' || err.code === 'Unavailable')) {
+        // The provider refused the sandbox (a tenant beyond its quota, a host path) or cannot make
+        // it now (its host without room, or not answering): said on the pod as upstream says a
+        // runtime's refusal, and tried again later.
         this.event(pod, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${err.message}`);
         return 10_000;
       }

@@ -5,8 +5,9 @@ import { type KubeClient, type Obj, resourcePath } from '../client/kube-client.j
 import { isCode, KubicleError } from '../observe/errors.js';
 import type { Logger } from '../observe/log.js';
 import { SandboxClient } from '../sandbox/api/client.js';
+import type { SandboxStatus } from '../sandbox/api/types.js';
 import { HostMonitor } from './host-monitor.js';
-import type { HostFit } from './placement.js';
+import type { Amount, HostFit } from './placement.js';
 import { clusterLabel, cpuLabel, memoryLabel } from './sandbox-gateway.js';
 
 const hostsPath = resourcePath({ group: providerGroup, version: 'v1alpha1', plural: 'hosts' });
@@ -133,27 +134,31 @@ export class Hosts {
       [...this.watched].map(async ([name, w]) => {
         const h = this.informer.get(name) as Obj;
         const ready = this.ready(name);
-        const ratio = { ...defaultAllocationRatio, ...(h.spec?.allocationRatio ?? {}) };
-        const capacity = { cpuMillis: quantity(h.status?.capacity?.cpu) * 1000 * ratio.cpu, memoryBytes: quantity(h.status?.capacity?.memory) * ratio.memory };
-        const allocated = { cpuMillis: 0, memoryBytes: 0 };
         // Placement waits for no host: one that does not answer soon takes nothing this time.
         const pods = ready ? await w.agent.listSandboxes(undefined, AbortSignal.timeout(answerMs)).catch(() => undefined) : undefined;
-        for (const s of pods ?? []) {
-          if (!s.labels?.[clusterLabel] || s.state !== 'ready') continue;
-          allocated.cpuMillis += Number(s.labels[cpuLabel] ?? 0);
-          allocated.memoryBytes += Number(s.labels[memoryLabel] ?? 0);
-        }
         return {
           name,
           ready: ready && pods !== undefined,
           unschedulable: h.spec?.unschedulable === true,
           runtimes: (h.status?.runtimes ?? []) as string[],
           zone: h.metadata.labels?.[zoneLabel],
-          capacity,
-          allocated,
+          capacity: allocatable(h),
+          allocated: limitsOf((pods ?? []).filter((s) => s.labels?.[clusterLabel])),
         };
       }),
     );
+  }
+
+  /**
+   * What a host may allocate and what its sandboxes may use now: its pods, and its control planes
+   * that run (a sleeping one's sandbox stays, without a process). Undefined while its capacity is
+   * unknown; rejects if its agent does not answer soon.
+   */
+  async room(name: string): Promise<{ capacity: Amount; allocated: Amount } | undefined> {
+    const h = this.informer.get(name);
+    if (!h?.status?.capacity) return undefined;
+    const all = await this.agent(name).listSandboxes(undefined, AbortSignal.timeout(answerMs));
+    return { capacity: allocatable(h), allocated: limitsOf(all.filter((s) => s.labels?.[clusterLabel] || s.containers.some((c) => c.state === 'running'))) };
   }
 
   private get(name: string): Watched {
@@ -182,6 +187,23 @@ export class Hosts {
     this.watched.delete(name);
     w.stop.abort();
   }
+}
+
+/** A host's capacity times its allocation ratio. */
+function allocatable(h: Obj): Amount {
+  const ratio = { ...defaultAllocationRatio, ...(h.spec?.allocationRatio ?? {}) };
+  return { cpuMillis: quantity(h.status?.capacity?.cpu) * 1000 * ratio.cpu, memoryBytes: quantity(h.status?.capacity?.memory) * ratio.memory };
+}
+
+/** What sandboxes that are up may use, by the limits their labels carry. */
+function limitsOf(sandboxes: SandboxStatus[]): Amount {
+  const sum = { cpuMillis: 0, memoryBytes: 0 };
+  for (const s of sandboxes) {
+    if (s.state !== 'ready') continue;
+    sum.cpuMillis += Number(s.labels?.[cpuLabel] ?? 0);
+    sum.memoryBytes += Number(s.labels?.[memoryLabel] ?? 0);
+  }
+  return sum;
 }
 
 function quantity(q: unknown): number {

@@ -9,7 +9,7 @@ import { silentLogger } from '../observe/log.js';
 import { SandboxClient } from '../sandbox/api/client.js';
 import type { SandboxStatus } from '../sandbox/api/types.js';
 import { parseLabelSelector } from '../sandbox/api/wire.js';
-import { type ClusterScope, clusterLabel, hostSandboxId, SandboxGateway } from './sandbox-gateway.js';
+import { type ClusterScope, clusterLabel, cpuLabel, hostSandboxId, memoryLabel, SandboxGateway } from './sandbox-gateway.js';
 
 /**
  * The gateway in front of a stand-in host agent (named as such: an HTTP server on a unix socket
@@ -17,7 +17,7 @@ import { type ClusterScope, clusterLabel, hostSandboxId, SandboxGateway } from '
  * hostile control plane sends must be refused with a clear error and reach nothing of another
  * cluster's.
  */
-async function setup(quota: { cpuMillis?: number; memoryBytes?: number } = {}) {
+async function setup(quota: { cpuMillis?: number; memoryBytes?: number } = {}, capacity?: { cpuMillis: number; memoryBytes: number }) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kubicle-gw-'));
   const sandboxes = new Map<string, SandboxStatus>();
   const seen: string[] = [];
@@ -54,7 +54,17 @@ async function setup(quota: { cpuMillis?: number; memoryBytes?: number } = {}) {
   await new Promise<void>((r) => agent.listen(agentSock, r));
   const records: string[] = [];
   const client = { create: async (_p: string, o: { metadata: { name: string } }) => records.push(o.metadata.name), delete: async () => ({}) } as unknown as KubeClient;
-  const gw = new SandboxGateway({ socket: () => agentSock, names: () => ['h'] }, client, silentLogger);
+  // The host's room as provider/hosts.ts reckons it: the limits its sandboxes' labels carry, against its capacity.
+  const room = async () => {
+    if (!capacity) return undefined;
+    const allocated = { cpuMillis: 0, memoryBytes: 0 };
+    for (const sb of sandboxes.values()) {
+      allocated.cpuMillis += Number(sb.labels[cpuLabel]);
+      allocated.memoryBytes += Number(sb.labels[memoryLabel]);
+    }
+    return { capacity, allocated };
+  };
+  const gw = new SandboxGateway({ socket: () => agentSock, names: () => ['h'], room }, client, silentLogger);
   const scope = (uid: string, tenant: string): ClusterScope => ({ uid, tenant, name: `c-${uid}`, network: `net-${uid}`, host: 'h', volumes: path.join(dir, `volumes-${uid}`), quota: () => quota });
   const a = scope('aaaaaaaa-1111-2222-3333-444444444444', 'acme');
   const b = scope('bbbbbbbb-1111-2222-3333-444444444444', 'globex');
@@ -140,6 +150,28 @@ test("a tenant's sandboxes together stay within its quota", async () => {
     await t.ca.createSandbox({ id: 'three', hostname: 'x', resources: { cpuMillis: 500 } });
     // Another tenant's quota is its own.
     await t.cb.createSandbox({ id: 'two', hostname: 'x' });
+  } finally {
+    await t.close();
+  }
+});
+
+test('a host without room refuses a sandbox whatever the quota, and placements at once do not share the last room', async () => {
+  const t = await setup({}, { cpuMillis: 8000, memoryBytes: 2 ** 30 });
+  try {
+    const half = { memoryBytes: 512 * 2 ** 20, cpuMillis: 100 };
+    // Three at once from two tenants (each under its own quota): the host has room for two.
+    const tries = await Promise.allSettled([
+      t.ca.createSandbox({ id: 'one', hostname: 'x', resources: half }),
+      t.cb.createSandbox({ id: 'two', hostname: 'x', resources: half }),
+      t.ca.createSandbox({ id: 'three', hostname: 'x', resources: half }),
+    ]);
+    assert.equal(tries.filter((r) => r.status === 'fulfilled').length, 2);
+    const refused = tries.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    assert.match(String(refused.reason), /host h has no room for it: insufficient memory \(requested 512Mi, 1024Mi of 1024Mi allocated\)/);
+    assert.equal(t.sandboxes.size, 2, 'nothing made for the refused one');
+    // Room made, the next one fits.
+    await (tries[0].status === 'fulfilled' ? t.ca : t.cb).removeSandbox(tries[0].status === 'fulfilled' ? 'one' : 'two', 0);
+    await t.ca.createSandbox({ id: 'four', hostname: 'x', resources: half });
   } finally {
     await t.close();
   }

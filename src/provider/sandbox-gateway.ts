@@ -12,6 +12,7 @@ import type { Logger } from '../observe/log.js';
 import { childName } from '../sandbox/api/host-paths.js';
 import type { ContainerSpec, ContainerStatus, SandboxSpec, SandboxStatus } from '../sandbox/api/types.js';
 import { formatLabelSelector, parseLabelSelector, readJson, refuseUpgrade, send, sendError } from '../sandbox/api/wire.js';
+import type { Amount } from './placement.js';
 
 /** Who a gateway serves: one tenant cluster, as the provider knows it. */
 export interface ClusterScope {
@@ -35,12 +36,18 @@ export interface ClusterScope {
   quota: () => { cpuMillis?: number; memoryBytes?: number };
 }
 
-/** Where each host's agent listens, by Host name (provider/hosts.ts). */
+/** Where each host's agent listens, by Host name, and how full each host is (provider/hosts.ts). */
 export interface AgentSockets {
   /** The socket of a registered host's Sandbox API; Unavailable when there is no such host. */
   socket(host: string): string;
   /** Every registered host. */
   names(): string[];
+  /**
+   * What a host may allocate (its capacity times its allocation ratio) and what its running
+   * sandboxes, pods and control planes, may use now (their limits); undefined when its capacity
+   * is not known yet. Rejects when its agent does not answer.
+   */
+  room(host: string): Promise<{ capacity: Amount; allocated: Amount } | undefined>;
 }
 
 /** Labels the gateway puts on every sandbox it places, and lists by. */
@@ -76,7 +83,7 @@ export function hostSandboxId(clusterUid: string, id: string): string {
  */
 export class SandboxGateway {
   private readonly servers = new Map<string, http.Server>();
-  /** Placements per tenant, one at a time: two at once could each fit the quota and together not. */
+  /** Placements per tenant and per host, one at a time: two at once could each fit the quota, or the host, and together not. */
   private readonly placing = new Map<string, Promise<unknown>>();
 
   constructor(
@@ -133,12 +140,8 @@ export class SandboxGateway {
         if (req.method === 'GET') return send(res, 200, (await this.list(scope, parseLabelSelector(url.searchParams.get('labelSelector')))).map((s) => toTenant(scope, s)));
         if (req.method === 'POST') {
           const body = (await readJson(req)) as { spec?: SandboxSpec; runtime?: string };
-          const prev = this.placing.get(scope.tenant) ?? Promise.resolve();
-          const next = prev.catch(() => {}).then(() => this.place(scope, body));
-          this.placing.set(scope.tenant, next);
-          const placed = await next.finally(() => {
-            if (this.placing.get(scope.tenant) === next) this.placing.delete(scope.tenant);
-          });
+          // Always the tenant's turn first, then the host's: one order, so no two wait on each other.
+          const placed = await this.inTurn(`tenant/${scope.tenant}`, () => this.inTurn(`host/${scope.host}`, () => this.place(scope, body)));
           return send(res, 201, toTenant(scope, placed));
         }
         throw new KubicleError('NotFound', `no route for ${req.method} ${url.pathname}`);
@@ -166,6 +169,15 @@ export class SandboxGateway {
     } catch (err) {
       if (sendError(res, err).code === 'Internal') this.log.error('sandbox gateway error', { cluster: scope.uid, url: req.url, err });
     }
+  }
+
+  /** Runs `work` after every earlier one of the same `key` has ended. */
+  private inTurn<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const next = (this.placing.get(key) ?? Promise.resolve()).catch(() => {}).then(work);
+    this.placing.set(key, next);
+    return next.finally(() => {
+      if (this.placing.get(key) === next) this.placing.delete(key);
+    });
   }
 
   /** Exec, attach and port-forward: the path mapped into the cluster's sandboxes, then the bytes carried both ways. */
@@ -229,6 +241,7 @@ export class SandboxGateway {
       pids: Math.min(positive(r.pids) ?? defaultPodLimits.pids, 32768),
     };
     await this.checkQuota(scope, resources);
+    await this.checkRoom(scope.host, resources);
     const hostId = hostSandboxId(scope.uid, spec.id);
     const labels = {
       ...(spec.labels ?? {}),
@@ -264,6 +277,21 @@ export class SandboxGateway {
         const show = (n: number) => (k === 'cpuMillis' ? `${n}m` : `${Math.ceil(n / 2 ** 20)}Mi`);
         throw new KubicleError('Forbidden', `exceeded quota: tenant ${scope.tenant}, requested ${k === 'cpuMillis' ? 'cpu' : 'memory'}=${show(want[k])}, used ${show(used[k])}, limited ${show(limit)}`);
       }
+    }
+  }
+
+  /**
+   * Refuses a sandbox its host has no room for, whatever its tenant's quota: what the host's
+   * sandboxes may use, with it, would go beyond what the host may allocate. The kubelet tries
+   * again, so the pod runs once room is made (as a pod waits for a node).
+   */
+  private async checkRoom(host: string, want: Amount): Promise<void> {
+    const room = await this.agents.room(host);
+    if (!room) return;
+    for (const k of ['cpuMillis', 'memoryBytes'] as const) {
+      if (room.allocated[k] + want[k] <= room.capacity[k]) continue;
+      const show = (n: number) => (k === 'cpuMillis' ? `${Math.floor(n)}m` : `${Math.floor(n / 2 ** 20)}Mi`);
+      throw new KubicleError('Unavailable', `host ${host} has no room for it: insufficient ${k === 'cpuMillis' ? 'cpu' : 'memory'} (requested ${show(want[k])}, ${show(room.allocated[k])} of ${show(room.capacity[k])} allocated)`);
     }
   }
 

@@ -227,6 +227,8 @@ spec:
     command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && echo serving && exec httpd -f -p 8080 -h /www']
     readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
 `;
+  /** Each event of object `name` as `reason: message`, a line each. */
+  const events = async (k: Kubectl, name: string) => ok(k, ['get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
   const podIP = async (k: Kubectl, name: string) => (await ok(k, ['get', 'pod', name, '-o', 'jsonpath={.status.podIP}'])).trim();
   /** Whether a TCP connection from inside `pod` to `ip:port` opens (busybox nc exits 0 once it connected and the input ended). */
   const connects = async (k: Kubectl, pod: string, ip: string, port: number) => (await k(['exec', pod, '--', 'sh', '-c', `nc -w 2 ${ip} ${port} </dev/null && echo connected`])).stdout.includes('connected');
@@ -358,12 +360,27 @@ spec:
   volumes: [{name: root, hostPath: {path: /}}]
   containers: [{name: c, image: ${image()}, command: [sleep, '3600'], volumeMounts: [{name: root, mountPath: /host}]}]
 `);
-    const events = async (name: string) => ok(kg, ['get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
-    await eventually(async () => /FailedCreatePodSandBox: Failed to create pod sandbox: exceeded quota: tenant globex, requested cpu=1000m, used 2000m, limited 2000m/.test(await events('hog')), 'hog refused for quota');
-    await eventually(async () => /FailedCreatePodSandBox: .*volume root: host path "\/" is not available to tenant clusters: only their local volumes/.test(await events('hostpath')), 'host path refused');
+    await eventually(async () => /FailedCreatePodSandBox: Failed to create pod sandbox: exceeded quota: tenant globex, requested cpu=1000m, used 2000m, limited 2000m/.test(await events(kg, 'hog')), 'hog refused for quota');
+    await eventually(async () => /FailedCreatePodSandBox: .*volume root: host path "\/" is not available to tenant clusters: only their local volumes/.test(await events(kg, 'hostpath')), 'host path refused');
     for (const name of ['hog', 'hostpath']) assert.notEqual(JSON.parse(await ok(kg, ['get', 'pod', name, '-o', 'json'])).status.phase, 'Running');
     await ok(kg, ['delete', 'pod', 'hog', 'hostpath', '--grace-period=0', '--force']);
     await ok(op, ['patch', 'tenants.kubicle.io', 'globex', '--type', 'merge', '-p', '{"spec":{"quota":null}}']);
+  });
+
+  test('a host without room for a pod refuses it whatever the quota; with room made, the pod runs', async () => {
+    const kg = await tenantKubectl('globex', 'g1');
+    const host = (await cluster('globex', 'g1')).status.host as string;
+    // The operator lets almost none of the host's memory be committed: what runs stays, nothing new fits.
+    await ok(op, ['patch', 'hosts.kubicle.io', host, '--type', 'merge', '-p', '{"spec":{"allocationRatio":{"memory":0.001}}}']);
+    try {
+      await ok(kg, ['apply', '-f', '-'], webPod('roomless'));
+      await eventually(async () => /FailedCreatePodSandBox: Failed to create pod sandbox: host \S+ has no room for it: insufficient memory \(requested 512Mi, \d+Mi of \d+Mi allocated\)/.test(await events(kg, 'roomless')), 'roomless refused for room');
+      assert.notEqual(JSON.parse(await ok(kg, ['get', 'pod', 'roomless', '-o', 'json'])).status.phase, 'Running');
+    } finally {
+      await ok(op, ['patch', 'hosts.kubicle.io', host, '--type', 'merge', '-p', '{"spec":{"allocationRatio":null}}']);
+    }
+    await ok(kg, ['wait', '--for=condition=Ready', 'pod/roomless', '--timeout=90s']);
+    await ok(kg, ['delete', 'pod', 'roomless', '--grace-period=0', '--force']);
   });
 
   test("a tenant's claim is a directory of its own cluster: kept past its pod, out of other clusters' reach, gone with the claim", async () => {
