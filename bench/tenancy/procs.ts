@@ -8,6 +8,14 @@ export function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : 0;
 }
 
+/** CPU time used so far (user + system), in milliseconds: /proc's clock ticks are 10 ms. */
+export function cpuMs(pid: number): number {
+  // The command may hold spaces or parentheses: the fields start after the last ')'.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 /** Proportional set size: shared pages (the Node.js binary, libraries) split among the processes mapping them. */
 export function pssMiB(pid: number): number {
   const m = /^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
