@@ -84,6 +84,36 @@ describe('the pod features every runtime has', () => {
         await assert.rejects(agent.listSandboxes({ 'kubicle.io/node in (a)': 'x' }), /labelSelector term .* is not key=value/);
       });
 
+      it("a container's status asked all through its start shows it running, or its own exit code, never lost", async () => {
+        const agent = new SandboxClient({ socketPath: path.join(k.dataDir, 'agent.sock') });
+        await agent.pullImage(image);
+        for (const [i, command, want] of [
+          [0, ['sleep', '3600'], { state: 'running' }],
+          [1, ['sh', '-c', 'exit 7'], { state: 'exited', exitCode: 7, reason: 'Error' }],
+        ] as const) {
+          // Named by this run: a sandbox left by an earlier, failed run must not be met again.
+          const id = `asked-${rt}-${i}-${k.port}`;
+          await agent.createSandbox({ id, hostname: 'asked' }, rt);
+          // The kubelet and the meter ask whenever they like; here without pause from before the start to after it.
+          let asking = true;
+          const ask = (async () => {
+            while (asking) await agent.getSandbox(id).catch(() => {});
+          })();
+          try {
+            await agent.startContainer(id, { name: 'c', image, command: [...command] });
+            await eventually(async () => (await agent.getSandbox(id)).containers[0]?.state === want.state, `${id} ${want.state}`);
+            asking = false;
+            await ask;
+            const c = (await agent.getSandbox(id)).containers[0];
+            assert.deepEqual({ state: c.state, ...('exitCode' in want ? { exitCode: c.exitCode, reason: c.reason } : {}) }, want, `${id}: ${c.message ?? ''}`);
+          } finally {
+            asking = false;
+            await ask;
+            await agent.removeSandbox(id, 0);
+          }
+        }
+      });
+
       it('logs: --tail and --timestamps, -f follows, --previous shows the run before a restart', async () => {
         // Ready comes with the first tick: --tail=2 needs the ticker to have printed more than two.
         await eventually(async () => (await ok(['logs', '-n', ns, 'ticker'])).split('\n').filter(Boolean).length >= 3, 'the ticker has printed three lines');

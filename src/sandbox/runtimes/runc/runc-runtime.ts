@@ -61,6 +61,12 @@ export class RuncRuntime implements SandboxRuntime {
   private readonly conmon: string;
   private readonly busybox: string;
   private readonly store: SandboxStore<SandboxRecord>;
+  /**
+   * The run directories of containers being started now. A status asked meanwhile (it does not
+   * wait for the sandbox's lock) finds neither process nor monitor yet; that is a start under way,
+   * not a run the host lost.
+   */
+  private readonly starting = new Set<string>();
 
   constructor(
     private readonly opts: RuncRuntimeOptions,
@@ -125,41 +131,54 @@ export class RuncRuntime implements SandboxRuntime {
       const id = `${sandboxId}_${spec.name}_${attempt}`;
       const rec: RunRecord = { name: spec.name, attempt, id, image: spec.image, imageId: image.id, createdAt: new Date().toISOString(), stdin: !!spec.stdin };
       for (const d of ['rootfs', 'upper', 'work', 'exits', 'persist', 'sock']) await mkdir(path.join(runDir, d), { recursive: true });
-      await this.store.saveRun(runDir, rec);
+      this.starting.add(runDir);
       try {
-        const lower = [...image.layerDirs].reverse().join(':');
-        await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${path.join(runDir, 'upper')},workdir=${path.join(runDir, 'work')}`, path.join(runDir, 'rootfs')]);
-        const volumes = new SandboxVolumes(path.join(dir, 'volumes'));
-        const mounts = [];
-        for (const m of spec.mounts ?? []) mounts.push({ source: await volumes.source(sb.spec.volumes ?? [], m), destination: m.containerPath, readOnly: !!m.readOnly });
-        const user = await resolveUser(path.join(runDir, 'rootfs'), image.config.User, spec.user);
-        const config = ociSpec({
-          container: spec,
-          image: image.config,
-          hostname: sb.spec.hostname,
-          rootfs: path.join(runDir, 'rootfs'),
-          cgroupsPath: this.opts.cgroups.containerPath(sandboxId, id),
-          netns: sb.spec.network === 'host' ? undefined : PodNetwork.namespacePath(sandboxId),
-          etc: { hosts: path.join(dir, 'etc/hosts'), resolvConf: path.join(dir, 'etc/resolv.conf'), hostname: path.join(dir, 'etc/hostname') },
-          mounts,
-          user,
-        });
-        await writeFile(path.join(runDir, 'config.json'), JSON.stringify(config));
-      } catch (err) {
-        if (!(err instanceof KubicleError) || err.code !== 'Invalid') throw err;
-        return this.failRun(sandboxId, runDir, rec, err.message);
+        await this.startRun(sandboxId, sb, dir, runDir, rec, spec, image);
+      } finally {
+        this.starting.delete(runDir);
       }
-      try {
-        await this.spawnMonitor(runDir, id, spec);
-        await run(this.runc, ['--root', this.runcRoot, 'start', id]);
-      } catch (err) {
-        return this.failRun(sandboxId, runDir, rec, cleanRuntimeMessage((err as Error).message));
-      }
-      rec.startedAt = new Date().toISOString();
-      await this.store.saveRun(runDir, rec);
-      this.log.info('container started', { sandbox: sandboxId, container: spec.name, attempt });
       return this.runStatus(sandboxId, spec.name, attempt);
     });
+  }
+
+  /** startContainer's work once the run has its directory: its rootfs, config, monitor and start. */
+  private async startRun(sandboxId: string, sb: SandboxRecord, dir: string, runDir: string, rec: RunRecord, spec: ContainerSpec, image: Image): Promise<void> {
+    const id = rec.id;
+    await this.store.saveRun(runDir, rec);
+    try {
+      const lower = [...image.layerDirs].reverse().join(':');
+      await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${path.join(runDir, 'upper')},workdir=${path.join(runDir, 'work')}`, path.join(runDir, 'rootfs')]);
+      const volumes = new SandboxVolumes(path.join(dir, 'volumes'));
+      const mounts = [];
+      for (const m of spec.mounts ?? []) mounts.push({ source: await volumes.source(sb.spec.volumes ?? [], m), destination: m.containerPath, readOnly: !!m.readOnly });
+      const user = await resolveUser(path.join(runDir, 'rootfs'), image.config.User, spec.user);
+      const config = ociSpec({
+        container: spec,
+        image: image.config,
+        hostname: sb.spec.hostname,
+        rootfs: path.join(runDir, 'rootfs'),
+        cgroupsPath: this.opts.cgroups.containerPath(sandboxId, id),
+        netns: sb.spec.network === 'host' ? undefined : PodNetwork.namespacePath(sandboxId),
+        etc: { hosts: path.join(dir, 'etc/hosts'), resolvConf: path.join(dir, 'etc/resolv.conf'), hostname: path.join(dir, 'etc/hostname') },
+        mounts,
+        user,
+      });
+      await writeFile(path.join(runDir, 'config.json'), JSON.stringify(config));
+    } catch (err) {
+      if (!(err instanceof KubicleError) || err.code !== 'Invalid') throw err;
+      await this.failRun(sandboxId, runDir, rec, err.message);
+      return;
+    }
+    try {
+      await this.spawnMonitor(runDir, id, spec);
+      await run(this.runc, ['--root', this.runcRoot, 'start', id]);
+    } catch (err) {
+      await this.failRun(sandboxId, runDir, rec, cleanRuntimeMessage((err as Error).message));
+      return;
+    }
+    rec.startedAt = new Date().toISOString();
+    await this.store.saveRun(runDir, rec);
+    this.log.info('container started', { sandbox: sandboxId, container: spec.name, attempt: rec.attempt });
   }
 
   /** Records a run that could not start (StartError, exit code 128 as containerd reports it). */
@@ -272,6 +291,7 @@ export class RuncRuntime implements SandboxRuntime {
     if (code === undefined) {
       if (pid > 0 && existsSync(`/proc/${pid}`)) return { ...base, state: rec.startedAt ? 'running' : 'created', pid };
       if (await this.monitorAlive(runDir)) return { ...base, state: rec.startedAt ? 'running' : 'created', pid };
+      if (this.starting.has(runDir)) return base;
       // Both gone: conmon may have recorded the exit between our first look and its own exit.
       code = await readExit();
     }
