@@ -166,15 +166,13 @@ export class RuncRuntime implements SandboxRuntime {
       await writeFile(path.join(runDir, 'config.json'), JSON.stringify(config));
     } catch (err) {
       if (!(err instanceof KubicleError) || err.code !== 'Invalid') throw err;
-      await this.failRun(sandboxId, runDir, rec, err.message);
-      return;
+      return this.failRun(sandboxId, runDir, rec, err.message);
     }
     try {
       await this.spawnMonitor(runDir, id, spec);
       await run(this.runc, ['--root', this.runcRoot, 'start', id]);
     } catch (err) {
-      await this.failRun(sandboxId, runDir, rec, cleanRuntimeMessage((err as Error).message));
-      return;
+      return this.failRun(sandboxId, runDir, rec, cleanRuntimeMessage((err as Error).message));
     }
     rec.startedAt = new Date().toISOString();
     await this.store.saveRun(runDir, rec);
@@ -182,7 +180,7 @@ export class RuncRuntime implements SandboxRuntime {
   }
 
   /** Records a run that could not start (StartError, exit code 128 as containerd reports it). */
-  private async failRun(sandboxId: string, runDir: string, rec: RunRecord, message: string): Promise<ContainerStatus> {
+  private async failRun(sandboxId: string, runDir: string, rec: RunRecord, message: string): Promise<void> {
     await run(this.runc, ['--root', this.runcRoot, 'delete', '--force', rec.id]).catch(() => {});
     const rootfs = path.join(runDir, 'rootfs');
     if (await isMountPoint(rootfs)) await run('umount', ['-l', rootfs]).catch(() => {});
@@ -191,7 +189,6 @@ export class RuncRuntime implements SandboxRuntime {
     rec.final = { exitCode: 128, finishedAt: now, reason: 'StartError', message };
     await this.store.saveRun(runDir, rec);
     this.log.info('container failed to start', { sandbox: sandboxId, container: rec.name, message });
-    return this.runStatus(sandboxId, rec.name, rec.attempt);
   }
 
   /** Starts conmon, which runs `runc create` and stays as the container's monitor; resolves once the container exists. */
